@@ -1,0 +1,52 @@
+# Front door. Everything real is in CMake (CMakeLists.txt) and scripts/.
+#   make run     set up, build, start h3q-server on https://127.0.0.1:4433
+#   make test    set up, build, run every test (ctest)
+#   make asan    the whole test suite under ASan+UBSan
+#   make bench   benchmarks against ngtcp2's server (bench/README.md)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+PREFIX ?= /usr/local
+PORT ?= 4433
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all build setup run test asan bench install format format-check clean
+
+all: build
+
+setup:
+	@scripts/setup.sh build
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@scripts/gen-cert.sh .run
+	$(BUILD)/h3q-server --port $(PORT) --cert .run/cert.pem --key .run/key.pem --root www
+
+test: build
+	@scripts/setup.sh test
+	cd $(BUILD) && ctest --output-on-failure --timeout 900
+
+asan: setup
+	@scripts/setup.sh test
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DH3Q_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && H3Q_SANITIZED=1 ctest --output-on-failure --timeout 1800
+
+bench: build
+	@scripts/setup.sh test
+	bench/run.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,118 @@
+//! C functions that h3q needs and quiche's `quiche.h` does not export.
+//!
+//! The quiche FFI hands C callers `quiche_h3_config *`, which is a
+//! `*mut quiche::h3::Config`; these functions take the same pointer.
+//! Re-exporting quiche keeps its `#[no_mangle]` FFI symbols in the archive.
+
+pub use quiche;
+
+use std::os::raw::c_int;
+
+/// Sets extra HTTP/3 SETTINGS (identifier, value) pairs that the local
+/// endpoint sends, e.g. the WebTransport settings browsers require.
+///
+/// Returns 0 on success, -1 on a NULL pointer or when quiche refuses the
+/// list (a reserved or duplicate identifier). Replaces any earlier list.
+///
+/// # Safety
+/// `config` must come from `quiche_h3_config_new`; `ids` and `values` must
+/// each point at `len` readable u64 values (or be NULL when `len` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn quiche_h3_config_set_additional_settings(
+    config: *mut quiche::h3::Config,
+    ids: *const u64,
+    values: *const u64,
+    len: usize,
+) -> c_int {
+    if config.is_null() || (len > 0 && (ids.is_null() || values.is_null())) {
+        return -1;
+    }
+    let mut pairs = Vec::with_capacity(len);
+    for i in 0..len {
+        pairs.push((*ids.add(i), *values.add(i)));
+    }
+    match (*config).set_additional_settings(pairs) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    }
+}
+
+/// Writes a new self-signed ECDSA P-256 certificate (PEM) valid for `days`
+/// days for `host` (also localhost, 127.0.0.1 and ::1) and its private key
+/// (PEM, PKCS#8). Returns 0, or -1 on NULL or non-UTF-8 input, -2 when
+/// generation fails, -3 when a file cannot be written.
+///
+/// # Safety
+/// The three pointers must be NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn h3qshim_generate_self_signed(
+    cert_path: *const std::os::raw::c_char,
+    key_path: *const std::os::raw::c_char,
+    host: *const std::os::raw::c_char,
+    days: u32,
+) -> c_int {
+    use std::ffi::CStr;
+    if cert_path.is_null() || key_path.is_null() || host.is_null() {
+        return -1;
+    }
+    let (Ok(cert_path), Ok(key_path), Ok(host)) = (
+        CStr::from_ptr(cert_path).to_str(),
+        CStr::from_ptr(key_path).to_str(),
+        CStr::from_ptr(host).to_str(),
+    ) else {
+        return -1;
+    };
+    let Ok((cert_pem, key_pem)) = self_signed(host, days) else {
+        return -2;
+    };
+    if write_private(key_path, &key_pem).is_err() || std::fs::write(cert_path, cert_pem).is_err() {
+        return -3;
+    }
+    0
+}
+
+fn write_private(path: &str, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)
+}
+
+fn self_signed(host: &str, days: u32) -> Result<(Vec<u8>, Vec<u8>), boring::error::ErrorStack> {
+    use boring::asn1::Asn1Time;
+    use boring::bn::{BigNum, MsbOption};
+    use boring::ec::{EcGroup, EcKey};
+    use boring::hash::MessageDigest;
+    use boring::nid::Nid;
+    use boring::pkey::PKey;
+    use boring::x509::extension::SubjectAlternativeName;
+    use boring::x509::{X509NameBuilder, X509};
+
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COMMONNAME, host)?;
+    let name = name.build();
+    let mut serial = BigNum::new()?;
+    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    b.set_serial_number(&serial.to_asn1_integer()?)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(&key)?;
+    b.set_not_before(&Asn1Time::days_from_now(0)?)?;
+    b.set_not_after(&Asn1Time::days_from_now(days)?)?;
+    let mut san = SubjectAlternativeName::new();
+    san.dns(host).dns("localhost").ip("127.0.0.1").ip("::1");
+    let san = san.build(&b.x509v3_context(None, None))?;
+    b.append_extension(san)?;
+    b.sign(&key, MessageDigest::sha256())?;
+    Ok((b.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
+}

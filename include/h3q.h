@@ -1,0 +1,339 @@
+/*
+ * h3q: an embeddable HTTP/3 server library over QUIC (backed by quiche).
+ *
+ * Threading: one server runs on one event loop thread (the thread that calls
+ * h3q_server_run). Every function below must be called on that thread, or
+ * before h3q_server_run starts, except where a function says otherwise
+ * (h3q_server_stop, h3q_server_post).
+ *
+ * Errors: functions returning int return 0 (H3Q_OK) on success or a negative
+ * H3Q_E* code. Functions returning ssize_t return a byte count or a negative
+ * H3Q_E* code. h3q_strerror() describes any code.
+ *
+ * Ownership: strings and buffers passed in are copied unless a function says
+ * otherwise. Pointers handed out (request fields, header values) are owned by
+ * the library and live as long as the object they came from.
+ */
+#ifndef H3Q_H
+#define H3Q_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(H3Q_BUILDING) && defined(__GNUC__)
+#define H3Q_EXTERN __attribute__((visibility("default")))
+#else
+#define H3Q_EXTERN
+#endif
+
+#define H3Q_VERSION_MAJOR 0
+#define H3Q_VERSION_MINOR 1
+#define H3Q_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum h3q_error {
+  H3Q_OK = 0,
+  H3Q_EINVAL = -1,       /* an argument is invalid */
+  H3Q_ENOMEM = -2,       /* out of memory */
+  H3Q_EAGAIN = -3,       /* no room or no data now; wait for a notification */
+  H3Q_ESTATE = -4,       /* not allowed in the object's current state */
+  H3Q_ECLOSED = -5,      /* the stream or connection is closed or was reset */
+  H3Q_EIO = -6,          /* a socket or file operation failed (see errno) */
+  H3Q_ECONFIG = -7,      /* the configuration is invalid (message names it) */
+  H3Q_ETLS = -8,         /* certificate or key could not be loaded */
+  H3Q_EQUIC = -9,        /* quiche reported a transport or HTTP/3 error */
+  H3Q_EEXIST = -10,      /* the route is already registered */
+  H3Q_ETOOLARGE = -11,   /* a size limit was exceeded */
+  H3Q_ENOTFOUND = -12,   /* nothing matched (maps to 404) */
+  H3Q_EFORBIDDEN = -13,  /* access denied (maps to 403) */
+  H3Q_EBADREQUEST = -14, /* the request is malformed (maps to 400) */
+  H3Q_EINTERNAL = -15,   /* a handler failed (maps to 500) */
+} h3q_error;
+
+/* Returns a static, human readable description of an H3Q_E* code (or of 0).
+ * Never returns NULL; unknown codes give "unknown error". */
+H3Q_EXTERN const char *h3q_strerror(int err);
+
+/* Maps an H3Q_E* code to the HTTP status a client should get for it:
+ * ENOTFOUND 404, EFORBIDDEN 403, EBADREQUEST/EINVAL 400, ETOOLARGE 413,
+ * EAGAIN 503, anything else 500. 0 maps to 200. */
+H3Q_EXTERN int h3q_error_to_status(int err);
+
+/* Returns the library version as "MAJOR.MINOR.PATCH (quiche X.Y.Z)". Static. */
+H3Q_EXTERN const char *h3q_version(void);
+
+/* --------------------------------------------------------------- logging */
+
+typedef enum h3q_log_level {
+  H3Q_LOG_ERROR = 0,
+  H3Q_LOG_WARN = 1,
+  H3Q_LOG_INFO = 2,
+  H3Q_LOG_DEBUG = 3,
+  H3Q_LOG_TRACE = 4,
+} h3q_log_level;
+
+/* Sets the process-wide log level. Messages above it are dropped; messages
+ * above the compile-time floor (H3Q_LOG_FLOOR, default DEBUG) are never
+ * compiled in. The environment variable H3Q_LOG_LEVEL (error, warn, info,
+ * debug, trace), read at server creation, overrides the configured level. */
+H3Q_EXTERN void h3q_log_set_level(h3q_log_level level);
+
+/* ---------------------------------------------------------------- config */
+
+/* Server configuration. Fill with h3q_config_init(), then change fields.
+ * String fields are borrowed until h3q_server_new() returns (it copies them).
+ * Limits are validated by h3q_server_new(); the error message names the
+ * field. A 0 in a limit field is invalid unless the field says otherwise. */
+typedef struct h3q_config {
+  /* Network and TLS. */
+  const char *bind_addr; /* IPv4 or IPv6 literal; default "0.0.0.0" ("::" is
+                            dual-stack) */
+  uint32_t port;         /* 1..65535; default 4433 */
+  const char *cert_path; /* PEM certificate chain; required */
+  const char *key_path;  /* PEM private key; required */
+
+  /* QUIC transport (defaults mirror the spec's ServerConfig). */
+  uint64_t idle_timeout_ms;                     /* 30000 */
+  uint64_t initial_max_data;                    /* 2 MiB */
+  uint64_t initial_max_stream_data_bidi_local;  /* 1 MiB */
+  uint64_t initial_max_stream_data_bidi_remote; /* 1 MiB */
+  uint64_t initial_max_stream_data_uni;         /* 1 MiB */
+  uint64_t initial_max_streams_bidi;            /* 100 */
+  uint64_t initial_max_streams_uni;             /* 10 (>= 3 for HTTP/3) */
+  size_t max_recv_udp_payload_size;             /* 1350; 1200..65527 */
+  size_t max_send_udp_payload_size;             /* 1350; 1200..65527 */
+  bool disable_active_migration;                /* true */
+  bool enable_pacing;                           /* true */
+  const char *cc_algorithm; /* "cubic" (also "reno", "bbr2") */
+  bool grease;              /* true */
+  const char *alpn;         /* comma-separated ALPN list; default "h3" */
+
+  /* Server-wide limits. */
+  size_t max_connections;      /* 10000; new connections beyond are refused */
+  size_t recv_batch;           /* datagrams read per wakeup, 1..1024; 32 */
+  size_t max_active_streams;   /* 0 = only QUIC's stream limit applies */
+
+  /* HTTP request limits (enforced fully in a later release: see README). */
+  size_t max_header_count;         /* 100 */
+  size_t max_header_name_length;   /* 256 */
+  size_t max_header_value_length;  /* 8192 */
+  size_t max_request_headers_size; /* 16384 */
+  size_t max_path_length;          /* 2048 */
+  uint64_t max_request_body_size;  /* 100 MiB */
+
+  /* Diagnostics. */
+  const char *qlog_dir;    /* NULL = no qlog; else one file per connection */
+  const char *keylog_path; /* NULL = no TLS key log */
+  h3q_log_level log_level; /* WARN */
+} h3q_config;
+
+/* Fills cfg with the documented defaults. cert_path and key_path are NULL and
+ * must be set. Does nothing if cfg is NULL. */
+H3Q_EXTERN void h3q_config_init(h3q_config *cfg);
+
+/* ---------------------------------------------------------------- server */
+
+typedef struct h3q_server h3q_server;
+typedef struct h3q_request h3q_request;
+typedef struct h3q_response h3q_response;
+
+/* Creates a server from cfg: validates every field, loads the certificate
+ * and key, binds the UDP socket. On failure returns a negative code, leaves
+ * *out NULL and, when err is not NULL, writes a NUL-terminated message naming
+ * the bad field (at most errlen bytes). Errors: H3Q_EINVAL (NULL cfg/out),
+ * H3Q_ECONFIG (a field is out of range), H3Q_ETLS (cert/key unreadable or
+ * invalid), H3Q_EIO (socket/bind failed), H3Q_ENOMEM.
+ * The caller owns *out and frees it with h3q_server_free(). */
+H3Q_EXTERN int h3q_server_new(const h3q_config *cfg, h3q_server **out,
+                              char *err, size_t errlen);
+
+/* Closes every connection immediately and frees the server. Accepts NULL.
+ * Must not be called while h3q_server_run() is running. */
+H3Q_EXTERN void h3q_server_free(h3q_server *srv);
+
+/* Returns the UDP port the server's socket is bound to. */
+H3Q_EXTERN uint16_t h3q_server_port(const h3q_server *srv);
+
+/* Runs the event loop on the calling thread until h3q_server_stop() is
+ * called, then closes all connections (CONNECTION_CLOSE with H3_NO_ERROR)
+ * and returns 0. Returns H3Q_ESTATE if already running, H3Q_EIO if the event
+ * loop fails. */
+H3Q_EXTERN int h3q_server_run(h3q_server *srv);
+
+/* Asks a running server to stop. Safe to call from any thread and from a
+ * signal handler; returns immediately. A call before run() makes run()
+ * return at once. */
+H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
+
+/* Runs fn(user) on the loop thread soon. Safe from any thread (not from a
+ * signal handler). Calls posted before h3q_server_free() that have not run
+ * are dropped. Returns H3Q_ENOMEM or H3Q_ESTATE (server stopping). */
+H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
+                               void *user);
+
+/* A request handler. Called once per request when its header section has
+ * arrived. The handler may respond at once, or keep req/res and finish later
+ * on the loop thread (until the close callback, see h3q_response_on_close).
+ * Returning a negative H3Q_E* code makes the library answer with
+ * h3q_error_to_status(code) if no header was sent yet, or reset the stream
+ * with H3_INTERNAL_ERROR otherwise. */
+typedef int (*h3q_handler)(h3q_request *req, h3q_response *res, void *user);
+
+/* Registers handler for method and pattern. method is an upper-case token
+ * ("GET", "POST", ...) or "*" for any method. pattern segments: literal
+ * ("/hello"), parameter (":id", one whole segment), or a final "*" that
+ * matches the rest of the path, including nothing ("/files/*").
+ * A GET route also answers HEAD (body dropped) unless a HEAD route exists.
+ * No match gives 404; a path matched only under other methods gives 405
+ * with an allow header. Errors: H3Q_EINVAL (bad method or pattern),
+ * H3Q_EEXIST (same method and pattern twice), H3Q_ESTATE (server running),
+ * H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_server_route(h3q_server *srv, const char *method,
+                                const char *pattern, h3q_handler handler,
+                                void *user);
+
+/* Serves files below root for GET and HEAD requests that no route matched
+ * (full files only; content-type from the extension). Paths that would leave
+ * root (.., symlinks out) get 404; directories serve index.html or 404.
+ * root is copied. Errors: H3Q_EINVAL (root is not a directory), H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_server_serve_dir(h3q_server *srv, const char *root);
+
+/* Server-wide counters since creation. */
+typedef struct h3q_server_stats {
+  uint64_t connections_accepted;
+  uint64_t connections_active;
+  uint64_t requests;
+  uint64_t datagrams_received;
+  uint64_t datagrams_sent;
+  uint64_t packets_dropped; /* malformed, short Initials, unknown conns */
+} h3q_server_stats;
+
+/* Copies the counters into *out. */
+H3Q_EXTERN void h3q_server_get_stats(const h3q_server *srv,
+                                     h3q_server_stats *out);
+
+/* --------------------------------------------------------------- request */
+
+/* Request fields. Returned strings are NUL-terminated, owned by the request
+ * and valid until the stream closes. */
+H3Q_EXTERN const char *h3q_request_method(const h3q_request *req);
+H3Q_EXTERN const char *h3q_request_path(const h3q_request *req);  /* no query */
+H3Q_EXTERN const char *h3q_request_query(const h3q_request *req); /* "" if none */
+H3Q_EXTERN const char *h3q_request_authority(const h3q_request *req);
+H3Q_EXTERN const char *h3q_request_scheme(const h3q_request *req);
+
+/* Returns the first value of the header named name (case-insensitive), or
+ * NULL when absent. */
+H3Q_EXTERN const char *h3q_request_header(const h3q_request *req,
+                                          const char *name);
+
+/* Number of regular (non-pseudo) header fields, and the i-th one (0-based).
+ * Returns H3Q_EINVAL when i is out of range. */
+H3Q_EXTERN size_t h3q_request_header_count(const h3q_request *req);
+H3Q_EXTERN int h3q_request_header_at(const h3q_request *req, size_t i,
+                                     const char **name, const char **value);
+
+/* Returns the value of route parameter name (":id" is looked up as "id"),
+ * or for a trailing wildcard the name "*"; NULL when absent. */
+H3Q_EXTERN const char *h3q_request_param(const h3q_request *req,
+                                         const char *name);
+
+/* Identifiers: the QUIC stream id, and a server-unique connection number. */
+H3Q_EXTERN uint64_t h3q_request_stream_id(const h3q_request *req);
+H3Q_EXTERN uint64_t h3q_request_connection_id(const h3q_request *req);
+
+/* Body events. on_data is called with each chunk as it arrives (the chunk is
+ * valid only during the call); on_end when the body is complete (also
+ * called, with no data, for requests without a body). Setting callbacks is
+ * optional: without on_data the body is read with h3q_request_read(), and
+ * on_readable (the same pointer type as on_end) tells when there is more.
+ * While paused, no on_data calls are made and QUIC flow control holds the
+ * peer back. Calls replace earlier callbacks. */
+typedef void (*h3q_body_data_cb)(h3q_request *req, const uint8_t *data,
+                                 size_t len, void *user);
+typedef void (*h3q_request_cb)(h3q_request *req, void *user);
+H3Q_EXTERN void h3q_request_on_body(h3q_request *req, h3q_body_data_cb on_data,
+                                    h3q_request_cb on_end, void *user);
+H3Q_EXTERN void h3q_request_on_readable(h3q_request *req,
+                                        h3q_request_cb on_readable, void *user);
+H3Q_EXTERN void h3q_request_pause(h3q_request *req);
+H3Q_EXTERN void h3q_request_resume(h3q_request *req);
+
+/* Pull read: copies up to len body bytes into buf. Returns the count, 0 at
+ * the end of the body, H3Q_EAGAIN when no data is buffered yet (on_readable
+ * or on_end fires later), H3Q_ECLOSED when the stream was reset. */
+H3Q_EXTERN ssize_t h3q_request_read(h3q_request *req, void *buf, size_t len);
+
+/* True once the whole body has been received and read. */
+H3Q_EXTERN bool h3q_request_body_done(const h3q_request *req);
+
+/* -------------------------------------------------------------- response */
+
+/* Sets the status (100..599 excluding 101; default 200) before headers are
+ * sent. Errors: H3Q_EINVAL, H3Q_ESTATE (headers already sent). */
+H3Q_EXTERN int h3q_response_set_status(h3q_response *res, int status);
+
+/* Adds a header field (copied). The name is lowercased. Errors: H3Q_EINVAL
+ * (empty name, pseudo-header, CR/LF/NUL in value), H3Q_ESTATE (headers
+ * already sent), H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_response_header(h3q_response *res, const char *name,
+                                   const char *value);
+
+/* Writes body bytes. Sends the header section first if not sent yet.
+ * Accepts what fits in the stream's send window and returns that count (may
+ * be less than len); returns H3Q_EAGAIN when nothing fits: wait for the
+ * writable callback. For HEAD requests all bytes are accepted and dropped.
+ * Errors: H3Q_ESTATE (ended), H3Q_ECLOSED (stream reset or stopped). */
+H3Q_EXTERN ssize_t h3q_response_write(h3q_response *res, const void *data,
+                                      size_t len);
+
+/* Returns how many body bytes a write would accept now (0 when blocked), or
+ * a negative code as for h3q_response_write. */
+H3Q_EXTERN ssize_t h3q_response_capacity(h3q_response *res);
+
+/* Ends the response: sends the header section if not sent, then FIN.
+ * Errors: H3Q_ESTATE (already ended), H3Q_ECLOSED. After end, the response
+ * may still be referenced until the close callback. */
+H3Q_EXTERN int h3q_response_end(h3q_response *res);
+
+/* Convenience: status, content-type (may be NULL), content-length, and a
+ * whole body (copied; may be larger than the send window; the library sends
+ * it as room appears), then end. */
+H3Q_EXTERN int h3q_response_send(h3q_response *res, int status,
+                                 const char *content_type, const void *body,
+                                 size_t len);
+
+/* Registers cb to run when the stream can take more body bytes after a
+ * write returned less than asked or H3Q_EAGAIN (pushed flow). */
+typedef void (*h3q_response_cb)(h3q_response *res, void *user);
+H3Q_EXTERN void h3q_response_on_writable(h3q_response *res,
+                                         h3q_response_cb cb, void *user);
+
+/* Registers cb to run once when the stream is finished: the response was
+ * fully sent, the peer reset the stream, or the connection closed. After cb
+ * returns, req and res are freed and must not be used. aborted tells whether
+ * the response was cut short. */
+typedef void (*h3q_close_cb)(h3q_response *res, bool aborted, void *user);
+H3Q_EXTERN void h3q_response_on_close(h3q_response *res, h3q_close_cb cb,
+                                      void *user);
+
+/* Resets the stream (RESET_STREAM and STOP_SENDING) with an HTTP/3 error
+ * code (e.g. 0x102 H3_INTERNAL_ERROR). The close callback follows with
+ * aborted = true. Errors: H3Q_ECLOSED. */
+H3Q_EXTERN int h3q_response_reset(h3q_response *res, uint64_t h3_error);
+
+/* The request this response answers. */
+H3Q_EXTERN h3q_request *h3q_response_request(h3q_response *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* H3Q_H */
