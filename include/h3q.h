@@ -116,9 +116,9 @@ typedef struct h3q_config {
   const char *alpn;         /* comma-separated ALPN list; default "h3" */
 
   /* Server-wide limits. */
-  size_t max_connections;      /* 10000; new connections beyond are refused */
-  size_t recv_batch;           /* datagrams read per wakeup, 1..1024; 32 */
-  size_t max_active_streams;   /* 0 = only QUIC's stream limit applies */
+  size_t max_connections;    /* 10000; new connections beyond are refused */
+  size_t recv_batch;         /* datagrams read per wakeup, 1..1024; 32 */
+  size_t max_active_streams; /* 0 = only QUIC's stream limit applies */
 
   /* HTTP request limits (enforced fully in a later release: see README). */
   size_t max_header_count;         /* 100 */
@@ -188,8 +188,12 @@ typedef int (*h3q_handler)(h3q_request *req, h3q_response *res, void *user);
 
 /* Registers handler for method and pattern. method is an upper-case token
  * ("GET", "POST", ...) or "*" for any method. pattern segments: literal
- * ("/hello"), parameter (":id", one whole segment), or a final "*" that
- * matches the rest of the path, including nothing ("/files/*").
+ * ("/hello"), parameter (":id", one whole non-empty segment), or a final
+ * "*" segment that matches the rest of the path, including nothing (the
+ * pattern "/files/" followed by "*" matches "/files/" and "/files/a/b").
+ * Precedence: literal over parameter over wildcard, at the leftmost
+ * differing segment; then registration order. Paths are matched raw (not
+ * percent-decoded).
  * A GET route also answers HEAD (body dropped) unless a HEAD route exists.
  * No match gives 404; a path matched only under other methods gives 405
  * with an allow header. Errors: H3Q_EINVAL (bad method or pattern),
@@ -200,8 +204,10 @@ H3Q_EXTERN int h3q_server_route(h3q_server *srv, const char *method,
                                 void *user);
 
 /* Serves files below root for GET and HEAD requests that no route matched
- * (full files only; content-type from the extension). Paths that would leave
- * root (.., symlinks out) get 404; directories serve index.html or 404.
+ * (full files only; content-type, content-length, last-modified). Paths
+ * are percent-decoded; ".." or "." segments, encoded slashes, NUL and any
+ * symlink below root get 404 (symlinks are never followed, so nothing
+ * outside root can be reached); directories serve index.html or 404.
  * root is copied. Errors: H3Q_EINVAL (root is not a directory), H3Q_ENOMEM. */
 H3Q_EXTERN int h3q_server_serve_dir(h3q_server *srv, const char *root);
 
@@ -219,13 +225,23 @@ typedef struct h3q_server_stats {
 H3Q_EXTERN void h3q_server_get_stats(const h3q_server *srv,
                                      h3q_server_stats *out);
 
+/* Writes a new self-signed ECDSA P-256 certificate (PEM) for host (plus
+ * localhost, 127.0.0.1 and ::1) valid for days days, and its private key
+ * (PEM, PKCS#8, mode 0600). Uses the TLS library inside h3q; no external
+ * tool. Errors: H3Q_EINVAL (NULL, days 0 or > 3650), H3Q_ETLS (generation
+ * failed), H3Q_EIO (a file could not be written). */
+H3Q_EXTERN int h3q_generate_self_signed_cert(const char *cert_path,
+                                             const char *key_path,
+                                             const char *host, unsigned days);
+
 /* --------------------------------------------------------------- request */
 
 /* Request fields. Returned strings are NUL-terminated, owned by the request
  * and valid until the stream closes. */
 H3Q_EXTERN const char *h3q_request_method(const h3q_request *req);
-H3Q_EXTERN const char *h3q_request_path(const h3q_request *req);  /* no query */
-H3Q_EXTERN const char *h3q_request_query(const h3q_request *req); /* "" if none */
+H3Q_EXTERN const char *h3q_request_path(const h3q_request *req); /* no query */
+H3Q_EXTERN const char *
+h3q_request_query(const h3q_request *req); /* "" if none */
 H3Q_EXTERN const char *h3q_request_authority(const h3q_request *req);
 H3Q_EXTERN const char *h3q_request_scheme(const h3q_request *req);
 
@@ -271,6 +287,9 @@ H3Q_EXTERN void h3q_request_resume(h3q_request *req);
  * or on_end fires later), H3Q_ECLOSED when the stream was reset. */
 H3Q_EXTERN ssize_t h3q_request_read(h3q_request *req, void *buf, size_t len);
 
+/* The response that answers this request. */
+H3Q_EXTERN h3q_response *h3q_request_response(h3q_request *req);
+
 /* True once the whole body has been received and read. */
 H3Q_EXTERN bool h3q_request_body_done(const h3q_request *req);
 
@@ -313,8 +332,8 @@ H3Q_EXTERN int h3q_response_send(h3q_response *res, int status,
 /* Registers cb to run when the stream can take more body bytes after a
  * write returned less than asked or H3Q_EAGAIN (pushed flow). */
 typedef void (*h3q_response_cb)(h3q_response *res, void *user);
-H3Q_EXTERN void h3q_response_on_writable(h3q_response *res,
-                                         h3q_response_cb cb, void *user);
+H3Q_EXTERN void h3q_response_on_writable(h3q_response *res, h3q_response_cb cb,
+                                         void *user);
 
 /* Registers cb to run once when the stream is finished: the response was
  * fully sent, the peer reset the stream, or the connection closed. After cb

@@ -103,16 +103,19 @@ fn self_signed(host: &str, days: u32) -> Result<(Vec<u8>, Vec<u8>), boring::erro
 
     let mut b = X509::builder()?;
     b.set_version(2)?;
-    b.set_serial_number(&serial.to_asn1_integer()?)?;
+    let serial = serial.to_asn1_integer()?;
+    b.set_serial_number(&serial)?;
     b.set_subject_name(&name)?;
     b.set_issuer_name(&name)?;
     b.set_pubkey(&key)?;
-    b.set_not_before(&Asn1Time::days_from_now(0)?)?;
-    b.set_not_after(&Asn1Time::days_from_now(days)?)?;
+    let not_before = Asn1Time::days_from_now(0)?;
+    let not_after = Asn1Time::days_from_now(days)?;
+    b.set_not_before(&not_before)?;
+    b.set_not_after(&not_after)?;
     let mut san = SubjectAlternativeName::new();
     san.dns(host).dns("localhost").ip("127.0.0.1").ip("::1");
     let san = san.build(&b.x509v3_context(None, None))?;
-    b.append_extension(san)?;
+    b.append_extension(&san)?;
     b.sign(&key, MessageDigest::sha256())?;
     Ok((b.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
 }

@@ -1,0 +1,24 @@
+/* Configuration defaults, validation, and the server's owned copy. */
+#ifndef H3Q_CORE_CONFIG_H
+#define H3Q_CORE_CONFIG_H
+
+#include "h3q.h"
+
+/* A validated copy of h3q_config whose strings the server owns. */
+typedef struct config_owned {
+  h3q_config c; /* string fields point at the copies below */
+  char *bind_addr, *cert_path, *key_path, *cc_algorithm, *alpn, *qlog_dir,
+      *keylog_path;
+  unsigned char alpn_wire[256]; /* length-prefixed ALPN list for quiche */
+  size_t alpn_wire_len;
+} config_owned;
+
+/* Checks every field; on failure writes "FIELD: reason" into err and
+ * returns H3Q_ECONFIG. Does not touch the file system. */
+int config_validate(const h3q_config *cfg, char *err, size_t errlen);
+
+/* Copies a validated cfg. Returns H3Q_ENOMEM. */
+int config_copy(config_owned *dst, const h3q_config *cfg);
+void config_owned_free(config_owned *c);
+
+#endif

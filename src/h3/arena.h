@@ -1,0 +1,59 @@
+/* A growable byte arena of NUL-terminated strings addressed by offset (so
+ * growth does not invalidate references). Offset 0 is reserved as "unset". */
+#ifndef H3Q_H3_ARENA_H
+#define H3Q_H3_ARENA_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "h3/stream.h"
+
+/* Appends len bytes plus a NUL; returns the offset, or 0 when out of
+ * memory. */
+static inline size_t arena_push(arena *a, const void *data, size_t len) {
+  if (a->len == 0)
+    a->len = 1; /* reserve offset 0 */
+  if (a->len + len + 1 > a->cap) {
+    size_t cap = a->cap ? a->cap : 256;
+    while (cap < a->len + len + 1)
+      cap *= 2;
+    char *buf = realloc(a->buf, cap);
+    if (!buf)
+      return 0;
+    a->buf = buf;
+    a->cap = cap;
+  }
+  size_t off = a->len;
+  if (len)
+    memcpy(a->buf + off, data, len);
+  a->buf[off + len] = '\0';
+  a->len += len + 1;
+  return off;
+}
+
+static inline const char *arena_str(const arena *a, size_t off) {
+  return off ? a->buf + off : NULL;
+}
+
+static inline void arena_free(arena *a) {
+  free(a->buf);
+  a->buf = NULL;
+  a->len = a->cap = 0;
+}
+
+/* Appends a field (name, value offsets) to a growable array. 0 or -1. */
+static inline int fields_push(field **arr, size_t *count, size_t *cap,
+                              size_t name, size_t value) {
+  if (*count == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 16;
+    field *n = realloc(*arr, ncap * sizeof *n);
+    if (!n)
+      return -1;
+    *arr = n;
+    *cap = ncap;
+  }
+  (*arr)[(*count)++] = (field){name, value};
+  return 0;
+}
+
+#endif

@@ -1,0 +1,294 @@
+/* The request side of a stream: header collection, body delivery (pushed
+ * through on_data or pulled with h3q_request_read), and the public request
+ * API. Body bytes stay in quiche until read, so QUIC flow control, not an
+ * h3q buffer, bounds what a peer can send ahead. */
+#include <string.h>
+#include <strings.h>
+
+#include "h3/arena.h"
+#include "h3/stream_internal.h"
+#include "util/log.h"
+
+/* Body bytes handed to on_data per call, and calls per pump before
+ * yielding to other streams (the rest is read on the next round). */
+#define BODY_CHUNK 16384
+#define BODY_CHUNKS_PER_PUMP 64
+
+static bool name_is(const uint8_t *name, size_t len, const char *lit) {
+  return len == strlen(lit) && memcmp(name, lit, len) == 0;
+}
+
+static int set_pseudo(stream *s, const uint8_t *name, size_t nlen,
+                      const uint8_t *value, size_t vlen) {
+  size_t *slot = NULL;
+  if (name_is(name, nlen, ":method"))
+    slot = &s->method;
+  else if (name_is(name, nlen, ":scheme"))
+    slot = &s->scheme;
+  else if (name_is(name, nlen, ":authority"))
+    slot = &s->authority;
+  else if (!name_is(name, nlen, ":path"))
+    return 0; /* other pseudo-headers are checked in a later release */
+  if (slot) {
+    *slot = arena_push(&s->rarena, value, vlen);
+    return *slot ? 0 : H3Q_ENOMEM;
+  }
+  const uint8_t *q = memchr(value, '?', vlen);
+  size_t plen = q ? (size_t)(q - value) : vlen;
+  s->path = arena_push(&s->rarena, value, plen);
+  s->query = q ? arena_push(&s->rarena, q + 1, vlen - plen - 1)
+               : arena_push(&s->rarena, "", 0);
+  if (plen > s->c->srv->cfg.c.max_path_length)
+    s->reject_status = 414;
+  return s->path && s->query ? 0 : H3Q_ENOMEM;
+}
+
+int stream_add_request_field(stream *s, const uint8_t *name, size_t nlen,
+                             const uint8_t *value, size_t vlen) {
+  const h3q_config *cfg = &s->c->srv->cfg.c;
+  s->header_bytes += nlen + vlen;
+  if (s->rfield_count >= cfg->max_header_count ||
+      nlen > cfg->max_header_name_length ||
+      vlen > cfg->max_header_value_length ||
+      s->header_bytes > cfg->max_request_headers_size) {
+    s->reject_status = 431;
+    return H3Q_ETOOLARGE;
+  }
+  if (nlen > 0 && name[0] == ':')
+    return set_pseudo(s, name, nlen, value, vlen);
+  size_t n = arena_push(&s->rarena, name, nlen);
+  size_t v = arena_push(&s->rarena, value, vlen);
+  if (!n || !v ||
+      fields_push(&s->rfields, &s->rfield_count, &s->rfield_cap, n, v) != 0)
+    return H3Q_ENOMEM;
+  return 0;
+}
+
+int request_check_pseudo(stream *s) {
+  if (!s->method || !s->scheme || !s->path)
+    return 400;
+  const char *path = arena_str(&s->rarena, s->path);
+  if (path[0] != '/')
+    return 400;
+  return 0;
+}
+
+/* Shuts the read side unless the whole body was already consumed. */
+void request_stop_reading(stream *s, uint64_t h3_error) {
+  if (s->rstate == REQ_DONE)
+    return;
+  if (!quiche_conn_stream_finished(s->c->q, s->id))
+    quiche_conn_stream_shutdown(s->c->q, s->id, QUICHE_SHUTDOWN_READ, h3_error);
+  s->rstate = REQ_DONE;
+  s->body_readable = false;
+}
+
+/* Counts body bytes against the configured limit; past it, the request is
+ * refused with 413 (or reset when the response already started). */
+static bool body_within_limit(stream *s, size_t n) {
+  s->body_bytes += n;
+  if (s->body_bytes <= s->c->srv->cfg.c.max_request_body_size)
+    return true;
+  request_stop_reading(s, H3_NO_ERROR);
+  if (s->wstate == RES_IDLE)
+    stream_respond_status(s, 413, NULL);
+  else
+    stream_abort(s, H3_REQUEST_CANCELLED);
+  return false;
+}
+
+static void push_body(stream *s) {
+  uint8_t buf[BODY_CHUNK];
+  for (int i = 0; i < BODY_CHUNKS_PER_PUMP; i++) {
+    if (s->paused || s->closed || s->rstate == REQ_DONE)
+      return;
+    ssize_t n = quiche_h3_recv_body(s->c->h3, s->c->q, s->id, buf, sizeof buf);
+    if (n == QUICHE_H3_ERR_DONE) {
+      s->body_readable = false;
+      return;
+    }
+    if (n < 0) {
+      stream_abort(s, H3_REQUEST_CANCELLED);
+      return;
+    }
+    if (!body_within_limit(s, (size_t)n))
+      return;
+    s->on_data(&s->req, buf, (size_t)n, s->body_user);
+  }
+  s->want_read_pump = true; /* more may be waiting: continue next round */
+  stream_queue(s);
+}
+
+static void notify_end(stream *s) {
+  if (s->paused) {
+    s->end_pending = true;
+    return;
+  }
+  s->end_pending = false;
+  if (s->on_end)
+    s->on_end(&s->req, s->body_user);
+  else if (s->on_readable)
+    s->on_readable(&s->req, s->readable_user);
+}
+
+/* Delivers what is readable now: pushes to on_data or signals on_readable. */
+void request_pump(stream *s) {
+  if (s->paused || s->closed)
+    return;
+  if (s->body_readable) {
+    if (s->on_data)
+      push_body(s);
+    else if (s->on_readable)
+      s->on_readable(&s->req, s->readable_user);
+  }
+  if (s->end_pending && !s->body_readable && !s->closed)
+    notify_end(s);
+}
+
+void stream_on_data(stream *s) {
+  s->body_readable = true;
+  request_pump(s);
+}
+
+void stream_on_finished(stream *s) {
+  if (s->rstate == REQ_DONE && !s->fin_received)
+    return; /* we stopped reading earlier */
+  s->fin_received = true;
+  s->rstate = REQ_DONE;
+  s->body_readable = false;
+  notify_end(s);
+  stream_queue(s);
+}
+
+/* ---- public API ---- */
+
+const char *h3q_request_method(const h3q_request *req) {
+  return arena_str(&req->s->rarena, req->s->method);
+}
+const char *h3q_request_path(const h3q_request *req) {
+  return arena_str(&req->s->rarena, req->s->path);
+}
+const char *h3q_request_query(const h3q_request *req) {
+  return arena_str(&req->s->rarena, req->s->query);
+}
+const char *h3q_request_scheme(const h3q_request *req) {
+  return arena_str(&req->s->rarena, req->s->scheme);
+}
+const char *h3q_request_authority(const h3q_request *req) {
+  const char *a = arena_str(&req->s->rarena, req->s->authority);
+  return a ? a : h3q_request_header(req, "host");
+}
+
+const char *h3q_request_header(const h3q_request *req, const char *name) {
+  const stream *s = req->s;
+  for (size_t i = 0; i < s->rfield_count; i++) {
+    const char *n = arena_str(&s->rarena, s->rfields[i].name);
+    if (strcasecmp(n, name) == 0)
+      return arena_str(&s->rarena, s->rfields[i].value);
+  }
+  return NULL;
+}
+
+size_t h3q_request_header_count(const h3q_request *req) {
+  return req->s->rfield_count;
+}
+
+int h3q_request_header_at(const h3q_request *req, size_t i, const char **name,
+                          const char **value) {
+  const stream *s = req->s;
+  if (i >= s->rfield_count)
+    return H3Q_EINVAL;
+  if (name)
+    *name = arena_str(&s->rarena, s->rfields[i].name);
+  if (value)
+    *value = arena_str(&s->rarena, s->rfields[i].value);
+  return H3Q_OK;
+}
+
+const char *h3q_request_param(const h3q_request *req, const char *name) {
+  const stream *s = req->s;
+  if (!name)
+    return NULL;
+  if (name[0] == ':')
+    name++;
+  size_t len = strlen(name);
+  for (size_t i = 0; i < s->param_count; i++)
+    if (s->params[i].name_len == len &&
+        memcmp(s->params[i].name, name, len) == 0)
+      return arena_str(&s->rarena, s->params[i].value);
+  return NULL;
+}
+
+uint64_t h3q_request_stream_id(const h3q_request *req) {
+  return req->s->id;
+}
+uint64_t h3q_request_connection_id(const h3q_request *req) {
+  return req->s->c->number;
+}
+
+void h3q_request_on_body(h3q_request *req, h3q_body_data_cb on_data,
+                         h3q_request_cb on_end, void *user) {
+  stream *s = req->s;
+  s->on_data = on_data;
+  s->on_end = on_end;
+  s->body_user = user;
+  /* Data or FIN that arrived before the callbacks were set is delivered on
+   * the next round rather than from inside this call. */
+  if (!s->closed && (s->body_readable || s->fin_received)) {
+    s->want_read_pump = true;
+    s->end_pending = s->end_pending || s->fin_received;
+    stream_queue(s);
+    conn_mark_dirty(s->c);
+  }
+}
+
+void h3q_request_on_readable(h3q_request *req, h3q_request_cb on_readable,
+                             void *user) {
+  req->s->on_readable = on_readable;
+  req->s->readable_user = user;
+}
+
+void h3q_request_pause(h3q_request *req) {
+  req->s->paused = true;
+}
+
+void h3q_request_resume(h3q_request *req) {
+  stream *s = req->s;
+  if (!s->paused)
+    return;
+  s->paused = false;
+  if (s->closed)
+    return;
+  s->want_read_pump = true;
+  stream_queue(s);
+  conn_mark_dirty(s->c);
+}
+
+ssize_t h3q_request_read(h3q_request *req, void *buf, size_t len) {
+  stream *s = req->s;
+  if (s->aborted || s->closed)
+    return H3Q_ECLOSED;
+  if (s->rstate == REQ_DONE)
+    return 0;
+  ssize_t n = quiche_h3_recv_body(s->c->h3, s->c->q, s->id, buf, len);
+  if (n == QUICHE_H3_ERR_DONE) {
+    s->body_readable = false;
+    return H3Q_EAGAIN;
+  }
+  if (n < 0) {
+    stream_abort(s, H3_REQUEST_CANCELLED);
+    return H3Q_ECLOSED;
+  }
+  if (!body_within_limit(s, (size_t)n))
+    return H3Q_ETOOLARGE;
+  conn_mark_dirty(s->c); /* reading opened flow-control credit */
+  return n;
+}
+
+h3q_response *h3q_request_response(h3q_request *req) {
+  return &req->s->res;
+}
+
+bool h3q_request_body_done(const h3q_request *req) {
+  return req->s->fin_received;
+}

@@ -1,0 +1,91 @@
+#include "h3/session.h"
+
+#include "h3/stream.h"
+#include "h3/stream_internal.h"
+#include "util/log.h"
+
+/* Events handled per session_poll call, so one busy connection cannot
+ * starve the others; the rest are polled on the next round. */
+#define SESSION_EVENTS_PER_POLL 1024
+
+int session_start(conn *c) {
+  c->h3 = quiche_h3_conn_new_with_transport(c->q, c->srv->h3cfg);
+  if (!c->h3) {
+    LOG_WARN("conn %llu: cannot start HTTP/3", (unsigned long long)c->number);
+    conn_close(c, H3_INTERNAL_ERROR);
+    return -1;
+  }
+  return 0;
+}
+
+static int collect_header(uint8_t *name, size_t nlen, uint8_t *value,
+                          size_t vlen, void *argp) {
+  /* Non-zero stops quiche's iteration; the stream keeps the reason. */
+  return stream_add_request_field(argp, name, nlen, value, vlen) ? 1 : 0;
+}
+
+static void on_headers(conn *c, uint64_t id, quiche_h3_event *ev) {
+  stream *s = u64map_get(&c->streams, id);
+  if (s) {
+    /* A second header section is a trailer section: accepted and ignored
+     * until trailers are supported (later release). */
+    return;
+  }
+  size_t limit = c->srv->cfg.c.max_active_streams;
+  s = stream_new(c, id);
+  if (!s) {
+    quiche_conn_stream_shutdown(c->q, id, QUICHE_SHUTDOWN_READ,
+                                H3_INTERNAL_ERROR);
+    quiche_conn_stream_shutdown(c->q, id, QUICHE_SHUTDOWN_WRITE,
+                                H3_INTERNAL_ERROR);
+    return;
+  }
+  if (limit && c->streams.len > limit)
+    s->reject_status = 503;
+  quiche_h3_event_for_each_header(ev, collect_header, s);
+  stream_dispatch(s);
+}
+
+static void dispatch_event(conn *c, int64_t id, quiche_h3_event *ev) {
+  enum quiche_h3_event_type type = quiche_h3_event_type(ev);
+  if (type == QUICHE_H3_EVENT_HEADERS) {
+    on_headers(c, (uint64_t)id, ev);
+    return;
+  }
+  stream *s = u64map_get(&c->streams, (uint64_t)id);
+  switch (type) {
+  case QUICHE_H3_EVENT_DATA:
+    if (s)
+      stream_on_data(s);
+    break;
+  case QUICHE_H3_EVENT_FINISHED:
+    if (s)
+      stream_on_finished(s);
+    break;
+  case QUICHE_H3_EVENT_RESET:
+    if (s)
+      stream_on_reset(s, 0);
+    break;
+  default:
+    /* GOAWAY from a client and PRIORITY_UPDATE: later releases. */
+    break;
+  }
+}
+
+void session_poll(conn *c) {
+  for (int i = 0; i < SESSION_EVENTS_PER_POLL; i++) {
+    quiche_h3_event *ev = NULL;
+    int64_t id = quiche_h3_conn_poll(c->h3, c->q, &ev);
+    if (id == QUICHE_H3_ERR_DONE)
+      return;
+    if (id < 0) {
+      /* quiche has already closed the connection with the right code. */
+      LOG_DEBUG("conn %llu: HTTP/3 error %lld", (unsigned long long)c->number,
+                (long long)id);
+      return;
+    }
+    dispatch_event(c, id, ev);
+    quiche_h3_event_free(ev);
+  }
+  conn_mark_dirty(c); /* events remain: poll again next round */
+}

@@ -1,0 +1,128 @@
+/* One request stream: the parsed request, the response being sent, and two
+ * explicit state machines (request side, response side). The stream lives
+ * until both sides are done; it is then freed in conn_process after its
+ * close callback, never inside a user callback. */
+#ifndef H3Q_H3_STREAM_H
+#define H3Q_H3_STREAM_H
+
+#include <quiche.h>
+
+#include "h3q.h"
+#include "http/router.h"
+#include "quic/conn.h"
+
+/* Request side: headers parsed -> body arriving -> done (FIN consumed,
+ * reset by the peer, or reading shut down by us). */
+typedef enum req_state { REQ_BODY, REQ_DONE } req_state;
+
+/* Response side: IDLE (headers not sent) -> HEADERS_PENDING (quiche had
+ * no room for them yet) -> BODY -> DONE (FIN written), or RESET from any
+ * state. Whether the handler asked to end is the separate end_requested
+ * flag, because it can be asked in any state before DONE. */
+typedef enum res_state {
+  RES_IDLE,
+  RES_HEADERS_PENDING,
+  RES_BODY,
+  RES_DONE,
+  RES_RESET,
+} res_state;
+
+struct h3q_request {
+  struct stream *s;
+};
+struct h3q_response {
+  struct stream *s;
+};
+
+typedef struct field {
+  size_t name, value; /* offsets into the owning arena, NUL-terminated */
+} field;
+
+typedef struct arena {
+  char *buf;
+  size_t len, cap;
+} arena;
+
+typedef struct stream {
+  struct h3q_request req;
+  struct h3q_response res;
+  conn *c;
+  uint64_t id;
+
+  /* Request. */
+  req_state rstate;
+  arena rarena; /* request header strings and route params */
+  field *rfields;
+  size_t rfield_count, rfield_cap;
+  size_t method, path, query, authority, scheme; /* arena offsets; 0 = unset */
+  struct {
+    const char *name; /* in the router's pattern; lives with the server */
+    size_t name_len;
+    size_t value; /* arena offset */
+  } params[ROUTER_MAX_PARAMS];
+  size_t param_count;
+  size_t header_bytes; /* name + value bytes so far, for the limit */
+  int reject_status;   /* non-zero: answer with this status, skip handler */
+  uint64_t body_bytes; /* request body bytes received */
+  bool is_head;        /* HEAD: body writes are dropped */
+  bool body_readable;  /* quiche has unread body bytes (edge-triggered) */
+  bool fin_received;
+  bool paused;
+  bool end_pending; /* Finished arrived while paused */
+  bool want_read_pump;
+  h3q_body_data_cb on_data;
+  h3q_request_cb on_end;
+  void *body_user;
+  h3q_request_cb on_readable;
+  void *readable_user;
+
+  /* Response. */
+  res_state wstate;
+  int status;
+  arena warena; /* response header strings */
+  field *wfields;
+  size_t wfield_count, wfield_cap;
+  uint8_t *pending_body; /* h3q_response_send copy */
+  size_t pending_len, pending_off;
+  bool want_writable;
+  bool end_requested; /* h3q_response_end called; FIN follows the body */
+  h3q_response_cb on_writable;
+  void *writable_user;
+  h3q_close_cb on_close;
+  void *close_user;
+
+  bool aborted;
+  bool closed; /* close callback ran or is running: API calls fail */
+  bool in_service;
+  struct stream *service_next;
+} stream;
+
+/* Creates the stream for a new request and registers it with c. */
+stream *stream_new(conn *c, uint64_t id);
+
+/* Collects one request header field. Returns 0, or an H3Q_E* code when a
+ * limit is exceeded (H3Q_ETOOLARGE) or memory runs out. */
+int stream_add_request_field(stream *s, const uint8_t *name, size_t nlen,
+                             const uint8_t *value, size_t vlen);
+
+/* Validates the collected header section and runs the route's handler.
+ * Responds with an error status itself when the request is malformed or
+ * nothing matches. */
+void stream_dispatch(stream *s);
+
+/* HTTP/3 events for this stream. */
+void stream_on_data(stream *s);
+void stream_on_finished(stream *s);
+void stream_on_reset(stream *s, uint64_t h3_error);
+
+/* Called from conn_process for each queued stream: pumps reads and writes
+ * and frees the stream when both sides are done. */
+void stream_service(stream *s);
+
+/* Aborts the stream (connection closing): close callback with aborted. */
+void stream_abort_and_free(stream *s);
+
+/* Queues the stream for stream_service in the next conn_process. */
+void stream_queue(stream *s);
+
+#endif

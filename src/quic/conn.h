@@ -1,0 +1,57 @@
+/* One QUIC connection: quiche state, its timer, its HTTP/3 session and
+ * streams, and the processing step run whenever something happened. */
+#ifndef H3Q_QUIC_CONN_H
+#define H3Q_QUIC_CONN_H
+
+#include <quiche.h>
+#include <stdbool.h>
+
+#include "core/server.h"
+#include "util/u64map.h"
+
+#define CONN_SCID_LEN 16
+
+struct stream;
+
+typedef struct conn {
+  h3q_server *srv;
+  quiche_conn *q;
+  quiche_h3_conn *h3; /* created once the handshake completes */
+  uint64_t number;    /* server-unique, for logs and the request API */
+  uint8_t scid[CONN_SCID_LEN];
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
+  loop_timer *timer;
+
+  u64map streams;         /* stream id -> struct stream */
+  struct stream *service; /* streams to service in conn_process */
+
+  struct conn *dirty_next;
+  bool dirty;
+  struct conn *prev, *next; /* srv->all */
+} conn;
+
+/* Creates a server-side connection for a client Initial. Returns NULL when
+ * quiche refuses it or memory runs out. */
+conn *conn_accept(h3q_server *srv, const uint8_t scid[CONN_SCID_LEN],
+                  const struct sockaddr *peer, socklen_t peer_len);
+
+/* Feeds one datagram to quiche and marks the connection dirty. */
+void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
+               socklen_t from_len);
+
+/* Queues c for conn_process before the loop blocks again. */
+void conn_mark_dirty(conn *c);
+
+/* Runs HTTP/3, services streams, sends packets, re-arms the timer; frees c
+ * when quiche says it is closed. c must not be used after a call unless it
+ * is known to be open. */
+void conn_process(conn *c);
+
+/* Starts closing: CONNECTION_CLOSE with an application error code. */
+void conn_close(conn *c, uint64_t app_error);
+
+/* Frees c at once, aborting its streams (close callbacks run). */
+void conn_destroy(conn *c);
+
+#endif

@@ -1,0 +1,89 @@
+#include "quic/qconfig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int check_readable(const char *field, const char *path, char *err,
+                          size_t errlen) {
+  if (access(path, R_OK) == 0)
+    return H3Q_OK;
+  snprintf(err, errlen, "%s: cannot read '%s': %s", field, path,
+           strerror(errno));
+  return H3Q_ETLS;
+}
+
+static int load_tls(quiche_config *q, const h3q_config *c, char *err,
+                    size_t errlen) {
+  int rc = check_readable("cert_path", c->cert_path, err, errlen);
+  if (rc == H3Q_OK)
+    rc = check_readable("key_path", c->key_path, err, errlen);
+  if (rc != H3Q_OK)
+    return rc;
+  if (quiche_config_load_cert_chain_from_pem_file(q, c->cert_path) != 0) {
+    snprintf(err, errlen, "cert_path: '%s' is not a PEM certificate chain",
+             c->cert_path);
+    return H3Q_ETLS;
+  }
+  if (quiche_config_load_priv_key_from_pem_file(q, c->key_path) != 0) {
+    snprintf(err, errlen,
+             "key_path: '%s' is not a PEM private key matching the cert",
+             c->key_path);
+    return H3Q_ETLS;
+  }
+  return H3Q_OK;
+}
+
+static void set_transport(quiche_config *q, const h3q_config *c) {
+  quiche_config_set_max_idle_timeout(q, c->idle_timeout_ms);
+  quiche_config_set_max_recv_udp_payload_size(q, c->max_recv_udp_payload_size);
+  quiche_config_set_max_send_udp_payload_size(q, c->max_send_udp_payload_size);
+  quiche_config_set_initial_max_data(q, c->initial_max_data);
+  quiche_config_set_initial_max_stream_data_bidi_local(
+      q, c->initial_max_stream_data_bidi_local);
+  quiche_config_set_initial_max_stream_data_bidi_remote(
+      q, c->initial_max_stream_data_bidi_remote);
+  quiche_config_set_initial_max_stream_data_uni(q,
+                                                c->initial_max_stream_data_uni);
+  quiche_config_set_initial_max_streams_bidi(q, c->initial_max_streams_bidi);
+  quiche_config_set_initial_max_streams_uni(q, c->initial_max_streams_uni);
+  quiche_config_set_disable_active_migration(q, c->disable_active_migration);
+  quiche_config_enable_pacing(q, c->enable_pacing);
+  quiche_config_grease(q, c->grease);
+  quiche_config_set_cc_algorithm_name(q, c->cc_algorithm);
+}
+
+int qconfig_build(const config_owned *cfg, quiche_config **qcfg,
+                  quiche_h3_config **h3cfg, char *err, size_t errlen) {
+  *qcfg = NULL;
+  *h3cfg = NULL;
+  quiche_config *q = quiche_config_new(QUICHE_PROTOCOL_VERSION);
+  if (!q)
+    return H3Q_ENOMEM;
+  int rc = load_tls(q, &cfg->c, err, errlen);
+  if (rc == H3Q_OK && quiche_config_set_application_protos(
+                          q, cfg->alpn_wire, cfg->alpn_wire_len) != 0) {
+    snprintf(err, errlen, "alpn: quiche rejected the list");
+    rc = H3Q_ECONFIG;
+  }
+  if (rc != H3Q_OK) {
+    quiche_config_free(q);
+    return rc;
+  }
+  set_transport(q, &cfg->c);
+  if (cfg->c.keylog_path)
+    quiche_config_log_keys(q);
+  quiche_h3_config *h3 = quiche_h3_config_new();
+  if (!h3) {
+    quiche_config_free(q);
+    return H3Q_ENOMEM;
+  }
+  /* quiche refuses sections far beyond the limit (protecting memory);
+   * h3q's own check answers sections just over it with 431. */
+  quiche_h3_config_set_max_field_section_size(
+      h3, 2 * (uint64_t)cfg->c.max_request_headers_size);
+  *qcfg = q;
+  *h3cfg = h3;
+  return H3Q_OK;
+}

@@ -1,0 +1,22 @@
+/* C functions h3q needs that quiche.h lacks; implemented in Rust by the
+ * shim crate deps/quiche/src/lib.rs. */
+#ifndef H3Q_QUIC_QUICHE_EXT_H
+#define H3Q_QUIC_QUICHE_EXT_H
+
+#include <quiche.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sets extra HTTP/3 SETTINGS pairs sent by the local endpoint (Rust's
+ * h3::Config::set_additional_settings). 0, or -1 when quiche refuses. */
+int quiche_h3_config_set_additional_settings(quiche_h3_config *config,
+                                             const uint64_t *ids,
+                                             const uint64_t *values,
+                                             size_t len);
+
+/* Writes a self-signed ECDSA P-256 certificate and key (PEM). 0, or -1 bad
+ * input, -2 generation failed, -3 a file could not be written. */
+int h3qshim_generate_self_signed(const char *cert_path, const char *key_path,
+                                 const char *host, uint32_t days);
+
+#endif

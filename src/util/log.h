@@ -1,0 +1,36 @@
+/* Levelled logging to stderr. LOG_* calls above H3Q_LOG_FLOOR compile to
+ * nothing; the rest are filtered by the runtime level (h3q_log_set_level,
+ * H3Q_LOG_LEVEL). */
+#ifndef H3Q_UTIL_LOG_H
+#define H3Q_UTIL_LOG_H
+
+#include "h3q.h"
+
+#ifndef H3Q_LOG_FLOOR
+#define H3Q_LOG_FLOOR 3
+#endif
+
+extern int log_runtime_level;
+
+void log_write(h3q_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Parses "error".."trace" (case-insensitive); returns -1 when unknown. */
+int log_level_parse(const char *s);
+
+/* Applies H3Q_LOG_LEVEL from the environment when set and valid. */
+void log_apply_env(void);
+
+#define LOG_AT(level, ...)                                                     \
+  do {                                                                         \
+    if ((level) <= H3Q_LOG_FLOOR && (int)(level) <= log_runtime_level)         \
+      log_write((level), __VA_ARGS__);                                         \
+  } while (0)
+
+#define LOG_ERROR(...) LOG_AT(H3Q_LOG_ERROR, __VA_ARGS__)
+#define LOG_WARN(...) LOG_AT(H3Q_LOG_WARN, __VA_ARGS__)
+#define LOG_INFO(...) LOG_AT(H3Q_LOG_INFO, __VA_ARGS__)
+#define LOG_DEBUG(...) LOG_AT(H3Q_LOG_DEBUG, __VA_ARGS__)
+#define LOG_TRACE(...) LOG_AT(H3Q_LOG_TRACE, __VA_ARGS__)
+
+#endif
