@@ -13,6 +13,9 @@
  * yielding to other streams (the rest is read on the next round). */
 #define BODY_CHUNK 16384
 #define BODY_CHUNKS_PER_PUMP 64
+/* Immediate re-polls after a stalled read (see on_recv_done); past this,
+ * the next packet for the connection triggers the next try. */
+#define MAX_IMMEDIATE_REPOLLS 8
 
 static bool name_is(const uint8_t *name, size_t len, const char *lit) {
   return len == strlen(lit) && memcmp(name, lit, len) == 0;
@@ -83,10 +86,29 @@ void request_stop_reading(stream *s, uint64_t h3_error) {
   s->body_readable = false;
 }
 
+/* quiche_h3_recv_body returned Done. quiche 0.30 also says Done right after
+ * an empty DATA frame while more body is queued, and then raises no new
+ * Data event (the stream never stopped being readable). Only its poll()
+ * parses the next frame header, so while the QUIC stream is readable the
+ * stream stays queued for another read after the next poll. */
+static void on_recv_done(stream *s) {
+  if (!quiche_conn_stream_readable(s->c->q, s->id)) {
+    s->body_readable = false;
+    return;
+  }
+  s->want_read_pump = true;
+  stream_queue(s);
+  if (s->repolls < MAX_IMMEDIATE_REPOLLS) {
+    s->repolls++;
+    conn_mark_dirty(s->c);
+  }
+}
+
 /* Counts body bytes against the configured limit; past it, the request is
  * refused with 413 (or reset when the response already started). */
 static bool body_within_limit(stream *s, size_t n) {
   s->body_bytes += n;
+  s->repolls = 0;
   if (s->body_bytes <= s->c->srv->cfg.c.max_request_body_size)
     return true;
   request_stop_reading(s, H3_NO_ERROR);
@@ -104,7 +126,7 @@ static void push_body(stream *s) {
       return;
     ssize_t n = quiche_h3_recv_body(s->c->h3, s->c->q, s->id, buf, sizeof buf);
     if (n == QUICHE_H3_ERR_DONE) {
-      s->body_readable = false;
+      on_recv_done(s);
       return;
     }
     if (n < 0) {
@@ -272,7 +294,7 @@ ssize_t h3q_request_read(h3q_request *req, void *buf, size_t len) {
     return 0;
   ssize_t n = quiche_h3_recv_body(s->c->h3, s->c->q, s->id, buf, len);
   if (n == QUICHE_H3_ERR_DONE) {
-    s->body_readable = false;
+    on_recv_done(s);
     return H3Q_EAGAIN;
   }
   if (n < 0) {

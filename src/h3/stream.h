@@ -70,6 +70,7 @@ typedef struct stream {
   bool paused;
   bool end_pending; /* Finished arrived while paused */
   bool want_read_pump;
+  uint8_t repolls; /* re-polls since body bytes last arrived (see request.c) */
   h3q_body_data_cb on_data;
   h3q_request_cb on_end;
   void *body_user;
