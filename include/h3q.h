@@ -128,6 +128,29 @@ typedef struct h3q_config {
   size_t max_path_length;          /* 2048 */
   uint64_t max_request_body_size;  /* 100 MiB */
 
+  /* Slow requests: the header section must arrive within
+   * request_header_timeout_ms of the stream opening, and the body may not
+   * sit idle longer than body_idle_timeout_ms; otherwise the request gets
+   * 408 (or a reset once the response started). 0 disables either. */
+  uint64_t request_header_timeout_ms; /* 10000 */
+  uint64_t body_idle_timeout_ms;      /* 30000 */
+
+  /* Graceful shutdown: after h3q_server_stop() (or a per-connection
+   * GOAWAY) in-flight requests get this long to finish. */
+  uint64_t drain_timeout_ms; /* 5000 */
+
+  /* 0-RTT. With enable_early_data, requests that arrive as early data
+   * with an unsafe method get 425 Too Early. ticket_key (48 bytes, or NULL
+   * for a random per-process key) lets several processes resume each
+   * other's sessions. */
+  bool enable_early_data; /* false */
+  const uint8_t *ticket_key;
+  size_t ticket_key_len;
+
+  /* Extended CONNECT (RFC 9220), needed by WebTransport. Without it a
+   * CONNECT with :protocol is malformed. */
+  bool enable_extended_connect; /* false */
+
   /* Diagnostics. */
   const char *qlog_dir;    /* NULL = no qlog; else one file per connection */
   const char *keylog_path; /* NULL = no TLS key log */
@@ -203,6 +226,13 @@ H3Q_EXTERN int h3q_server_route(h3q_server *srv, const char *method,
                                 const char *pattern, h3q_handler handler,
                                 void *user);
 
+/* Sets the handler for requests no route matches (instead of 404). A
+ * 405 for a path routed under other methods still takes precedence.
+ * handler NULL restores the 404. Errors: H3Q_EINVAL, H3Q_ESTATE (running).
+ * h3q_server_serve_dir installs a static file fallback. */
+H3Q_EXTERN int h3q_server_set_fallback(h3q_server *srv, h3q_handler handler,
+                                       void *user);
+
 /* Serves files below root for GET and HEAD requests that no route matched
  * (full files only; content-type, content-length, last-modified). Paths
  * are percent-decoded; ".." or "." segments, encoded slashes, NUL and any
@@ -210,6 +240,32 @@ H3Q_EXTERN int h3q_server_route(h3q_server *srv, const char *method,
  * outside root can be reached); directories serve index.html or 404.
  * root is copied. Errors: H3Q_EINVAL (root is not a directory), H3Q_ENOMEM. */
 H3Q_EXTERN int h3q_server_serve_dir(h3q_server *srv, const char *root);
+
+/* Sends GOAWAY on connection conn_id (h3q_request_connection_id): requests
+ * already received finish (up to drain_timeout_ms), newer ones are refused
+ * with H3_REQUEST_REJECTED, then the connection closes with H3_NO_ERROR.
+ * Errors: H3Q_ENOTFOUND (no such open connection). Loop thread only. */
+H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
+
+/* A static file handler any route can use (h3q_server_serve_dir uses the
+ * same code for unrouted paths). Create it with h3q_static_new, register
+ * h3q_static_handler with it as user data (e.g. under "/assets/" followed
+ * by "*": the wildcard part is the file path; without a wildcard the whole
+ * request path is), and free it after the server. See h3q_server_serve_dir
+ * for path safety; see README for conditional requests and ranges. */
+typedef struct h3q_static h3q_static;
+typedef struct h3q_static_options {
+  bool list_directories;  /* false: directories without index.html 404 */
+  const char *index_file; /* "index.html"; NULL for none */
+} h3q_static_options;
+
+/* Errors in *err: H3Q_EINVAL (root is not a directory), H3Q_ENOMEM. opts
+ * may be NULL for defaults. */
+H3Q_EXTERN h3q_static *h3q_static_new(const char *root,
+                                      const h3q_static_options *opts, int *err);
+H3Q_EXTERN void h3q_static_free(h3q_static *st);
+H3Q_EXTERN int h3q_static_handler(h3q_request *req, h3q_response *res,
+                                  void *user);
 
 /* Server-wide counters since creation. */
 typedef struct h3q_server_stats {
@@ -287,6 +343,23 @@ H3Q_EXTERN void h3q_request_resume(h3q_request *req);
  * or on_end fires later), H3Q_ECLOSED when the stream was reset. */
 H3Q_EXTERN ssize_t h3q_request_read(h3q_request *req, void *buf, size_t len);
 
+/* Request trailers (a header section after the body), available once
+ * on_end has been called; names are lowercase. The lookup returns NULL when
+ * absent. */
+H3Q_EXTERN const char *h3q_request_trailer(const h3q_request *req,
+                                           const char *name);
+H3Q_EXTERN size_t h3q_request_trailer_count(const h3q_request *req);
+H3Q_EXTERN int h3q_request_trailer_at(const h3q_request *req, size_t i,
+                                      const char **name, const char **value);
+
+/* True when the request arrived in 0-RTT early data. */
+H3Q_EXTERN bool h3q_request_is_early_data(const h3q_request *req);
+
+/* The request's priority (RFC 9218) from its priority header or a later
+ * PRIORITY_UPDATE: urgency 0 (highest) .. 7, default 3; incremental. */
+H3Q_EXTERN void h3q_request_priority(const h3q_request *req, uint8_t *urgency,
+                                     bool *incremental);
+
 /* The response that answers this request. */
 H3Q_EXTERN h3q_response *h3q_request_response(h3q_request *req);
 
@@ -295,8 +368,9 @@ H3Q_EXTERN bool h3q_request_body_done(const h3q_request *req);
 
 /* -------------------------------------------------------------- response */
 
-/* Sets the status (100..599 excluding 101; default 200) before headers are
- * sent. Errors: H3Q_EINVAL, H3Q_ESTATE (headers already sent). */
+/* Sets the final status (200..599; default 200; 1xx responses go through
+ * h3q_response_send_informational) before headers are sent. Errors: H3Q_EINVAL,
+ * H3Q_ESTATE (headers already sent). */
 H3Q_EXTERN int h3q_response_set_status(h3q_response *res, int status);
 
 /* Adds a header field (copied). The name is lowercased. Errors: H3Q_EINVAL
@@ -324,7 +398,8 @@ H3Q_EXTERN int h3q_response_end(h3q_response *res);
 
 /* Convenience: status, content-type (may be NULL), content-length, and a
  * whole body (copied; may be larger than the send window; the library sends
- * it as room appears), then end. */
+ * it as room appears), then end. For 204 and 304 no content-type or
+ * content-length is sent and len must be 0 (H3Q_EINVAL otherwise). */
 H3Q_EXTERN int h3q_response_send(h3q_response *res, int status,
                                  const char *content_type, const void *body,
                                  size_t len);
@@ -347,6 +422,51 @@ H3Q_EXTERN void h3q_response_on_close(h3q_response *res, h3q_close_cb cb,
  * code (e.g. 0x102 H3_INTERNAL_ERROR). The close callback follows with
  * aborted = true. Errors: H3Q_ECLOSED. */
 H3Q_EXTERN int h3q_response_reset(h3q_response *res, uint64_t h3_error);
+
+/* Sends an informational (1xx, not 101) response such as 103 Early
+ * Hints before the final one, with the given fields (names lowercased).
+ * Errors: H3Q_EINVAL (status or a field invalid), H3Q_ESTATE (the final
+ * header section was already sent), H3Q_EAGAIN (no room: retry later),
+ * H3Q_ECLOSED. */
+H3Q_EXTERN int h3q_response_send_informational(h3q_response *res, int status,
+                                               const char *const *names,
+                                               const char *const *values,
+                                               size_t count);
+
+/* Adds a trailer field, sent after the body when the response ends. Added
+ * before the header section is sent, its name is also announced in a
+ * trailer header. Errors: H3Q_EINVAL (invalid or pseudo name, bad value),
+ * H3Q_ESTATE (already ended), H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_response_trailer(h3q_response *res, const char *name,
+                                    const char *value);
+
+/* A pull-style body producer: called whenever the stream has room, with
+ * room bytes of buf to fill. Return the number of bytes written (set *eof
+ * when the body is complete; 0 bytes with *eof is fine), H3Q_EAGAIN when
+ * nothing is ready yet (call h3q_response_resume to be asked again), or a
+ * negative H3Q_E* code to abort: the stream is then reset with
+ * H3_INTERNAL_ERROR. The library ends the response (with any trailers)
+ * after eof. */
+typedef ssize_t (*h3q_producer)(h3q_response *res, uint8_t *buf, size_t room,
+                                bool *eof, void *user);
+
+/* Makes producer supply the body from now on; the library calls it from
+ * the loop thread until eof or an error. Errors: H3Q_ESTATE (ended, or
+ * body bytes pending from h3q_response_send), H3Q_ECLOSED. */
+H3Q_EXTERN int h3q_response_set_producer(h3q_response *res,
+                                         h3q_producer producer, void *user);
+
+/* Asks the producer again after it returned H3Q_EAGAIN. */
+H3Q_EXTERN void h3q_response_resume(h3q_response *res);
+
+/* Sets the response's priority (RFC 9218), overriding the request's.
+ * urgency 0..7 (H3Q_EINVAL otherwise); lower is sent first. */
+H3Q_EXTERN int h3q_response_set_priority(h3q_response *res, uint8_t urgency,
+                                         bool incremental);
+
+/* The HTTP/3 error code the peer used to reset or stop the stream (valid
+ * in the close callback when aborted), or 0 when it did not. */
+H3Q_EXTERN uint64_t h3q_response_peer_error(const h3q_response *res);
 
 /* The request this response answers. */
 H3Q_EXTERN h3q_request *h3q_response_request(h3q_response *res);

@@ -167,7 +167,7 @@ void h3q_server_free(h3q_server *srv) {
   udp_batch_free(&srv->tx);
   conn_table_free(&srv->conns);
   router_free(srv->router);
-  static_root_free(srv->static_root);
+  h3q_static_free(srv->static_files);
   if (srv->h3cfg)
     quiche_h3_config_free(srv->h3cfg);
   if (srv->qcfg)
@@ -232,16 +232,28 @@ int h3q_server_route(h3q_server *srv, const char *method, const char *pattern,
   return router_add(srv->router, method, pattern, handler, user);
 }
 
+int h3q_server_set_fallback(h3q_server *srv, h3q_handler handler, void *user) {
+  if (!srv)
+    return H3Q_EINVAL;
+  if (srv->running)
+    return H3Q_ESTATE;
+  srv->fallback = handler;
+  srv->fallback_user = user;
+  return H3Q_OK;
+}
+
 int h3q_server_serve_dir(h3q_server *srv, const char *root) {
   if (!srv || !root)
     return H3Q_EINVAL;
+  if (srv->running)
+    return H3Q_ESTATE;
   int err = H3Q_OK;
-  static_root *r = static_root_new(root, &err);
-  if (!r)
+  h3q_static *st = h3q_static_new(root, NULL, &err);
+  if (!st)
     return err ? err : H3Q_ENOMEM;
-  static_root_free(srv->static_root);
-  srv->static_root = r;
-  return H3Q_OK;
+  h3q_static_free(srv->static_files);
+  srv->static_files = st;
+  return h3q_server_set_fallback(srv, h3q_static_handler, st);
 }
 
 void h3q_server_get_stats(const h3q_server *srv, h3q_server_stats *out) {

@@ -43,7 +43,9 @@ struct h3q_server {
   uint8_t cid_secret[crypto_auth_hmacsha256_KEYBYTES];
 
   router *router;
-  static_root *static_root;
+  h3q_handler fallback; /* for requests no route matches; NULL = 404 */
+  void *fallback_user;
+  h3q_static *static_files; /* owned: installed by h3q_server_serve_dir */
 
   atomic_bool stop_requested;
   bool running;

@@ -67,6 +67,29 @@ int stream_add_request_field(stream *s, const uint8_t *name, size_t nlen,
   return 0;
 }
 
+int stream_add_request_trailer(stream *s, const uint8_t *name, size_t nlen,
+                               const uint8_t *value, size_t vlen) {
+  const h3q_config *cfg = &s->c->srv->cfg.c;
+  s->header_bytes += nlen + vlen;
+  if (s->rtrailer_count >= cfg->max_header_count ||
+      s->header_bytes > 2 * cfg->max_request_headers_size ||
+      (nlen && name[0] == ':')) {
+    s->trailer_error = true; /* pseudo-header in trailers: malformed */
+    return H3Q_EBADREQUEST;
+  }
+  size_t n = arena_push(&s->rarena, name, nlen);
+  size_t v = arena_push(&s->rarena, value, vlen);
+  if (!n || !v ||
+      fields_push(&s->rtrailers, &s->rtrailer_count, &s->rtrailer_cap, n, v))
+    return H3Q_ENOMEM;
+  return 0;
+}
+
+void stream_trailers_done(stream *s) {
+  if (s->trailer_error)
+    stream_abort(s, H3_MESSAGE_ERROR);
+}
+
 int request_check_pseudo(stream *s) {
   if (!s->method || !s->scheme || !s->path)
     return 400;
@@ -201,14 +224,12 @@ const char *h3q_request_authority(const h3q_request *req) {
   return a ? a : h3q_request_header(req, "host");
 }
 
+static const char *find_field(const stream *s, const field *f, size_t n,
+                              const char *name);
+
 const char *h3q_request_header(const h3q_request *req, const char *name) {
   const stream *s = req->s;
-  for (size_t i = 0; i < s->rfield_count; i++) {
-    const char *n = arena_str(&s->rarena, s->rfields[i].name);
-    if (strcasecmp(n, name) == 0)
-      return arena_str(&s->rarena, s->rfields[i].value);
-  }
-  return NULL;
+  return name ? find_field(s, s->rfields, s->rfield_count, name) : NULL;
 }
 
 size_t h3q_request_header_count(const h3q_request *req) {
@@ -305,6 +326,47 @@ ssize_t h3q_request_read(h3q_request *req, void *buf, size_t len) {
     return H3Q_ETOOLARGE;
   conn_mark_dirty(s->c); /* reading opened flow-control credit */
   return n;
+}
+
+static const char *find_field(const stream *s, const field *f, size_t n,
+                              const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcasecmp(arena_str(&s->rarena, f[i].name), name) == 0)
+      return arena_str(&s->rarena, f[i].value);
+  return NULL;
+}
+
+const char *h3q_request_trailer(const h3q_request *req, const char *name) {
+  const stream *s = req->s;
+  return name ? find_field(s, s->rtrailers, s->rtrailer_count, name) : NULL;
+}
+
+size_t h3q_request_trailer_count(const h3q_request *req) {
+  return req->s->rtrailer_count;
+}
+
+int h3q_request_trailer_at(const h3q_request *req, size_t i, const char **name,
+                           const char **value) {
+  const stream *s = req->s;
+  if (i >= s->rtrailer_count)
+    return H3Q_EINVAL;
+  if (name)
+    *name = arena_str(&s->rarena, s->rtrailers[i].name);
+  if (value)
+    *value = arena_str(&s->rarena, s->rtrailers[i].value);
+  return H3Q_OK;
+}
+
+bool h3q_request_is_early_data(const h3q_request *req) {
+  return req->s->early_data;
+}
+
+void h3q_request_priority(const h3q_request *req, uint8_t *urgency,
+                          bool *incremental) {
+  if (urgency)
+    *urgency = req->s->prio.urgency;
+  if (incremental)
+    *incremental = req->s->prio.incremental;
 }
 
 h3q_response *h3q_request_response(h3q_request *req) {

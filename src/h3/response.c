@@ -1,7 +1,5 @@
-/* The response side of a stream. Writes go straight into quiche, which
- * accepts only what the stream's flow control and congestion window allow:
- * that is the backpressure, and it keeps per-stream memory bounded without
- * an h3q send buffer. */
+/* The public response API (h3q.h): building the response and handing it to
+ * response_send.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,129 +7,34 @@
 #include "h3/arena.h"
 #include "h3/stream_internal.h"
 #include "http/headers.h"
-#include "util/log.h"
 
 /* Room reported for HEAD responses, whose body bytes are dropped. */
 #define HEAD_CAPACITY (1 << 20)
+#define TRAILER_NAMES_MAX 1024
 
 static bool response_open(const stream *s) {
   return !s->closed && s->wstate != RES_RESET;
 }
 
-static void block(stream *s) {
-  s->want_writable = true;
-  stream_queue(s);
-}
-
-/* Sends the header section; fin when nothing follows. */
-static int send_headers(stream *s, bool fin) {
-  size_t n = 1 + s->wfield_count;
-  quiche_h3_header *h = calloc(n, sizeof *h);
-  if (!h)
+/* Checks a field and stores it (name lowercased) in the response arena. */
+static int add_field(stream *s, field **arr, size_t *count, size_t *cap,
+                     const char *name, const char *value) {
+  if (!name || !value)
+    return H3Q_EINVAL;
+  size_t nlen = strlen(name), vlen = strlen(value);
+  if (!header_name_is_token(name, nlen) || !header_value_is_valid(value, vlen))
+    return H3Q_EINVAL;
+  size_t n = arena_push(&s->warena, name, nlen);
+  size_t v = arena_push(&s->warena, value, vlen);
+  if (!n || !v || fields_push(arr, count, cap, n, v) != 0)
     return H3Q_ENOMEM;
-  char status[4];
-  snprintf(status, sizeof status, "%03d", s->status);
-  h[0] = (quiche_h3_header){(const uint8_t *)":status", 7,
-                            (const uint8_t *)status, 3};
-  for (size_t i = 0; i < s->wfield_count; i++) {
-    const char *name = arena_str(&s->warena, s->wfields[i].name);
-    const char *value = arena_str(&s->warena, s->wfields[i].value);
-    h[i + 1] = (quiche_h3_header){(const uint8_t *)name, strlen(name),
-                                  (const uint8_t *)value, strlen(value)};
-  }
-  int rc = quiche_h3_send_response(s->c->h3, s->c->q, s->id, h, n, fin);
-  free(h);
-  if (rc == QUICHE_H3_ERR_STREAM_BLOCKED || rc == QUICHE_H3_ERR_DONE) {
-    s->wstate = RES_HEADERS_PENDING;
-    block(s);
-    return H3Q_EAGAIN;
-  }
-  if (rc < 0) {
-    stream_abort(s, H3_INTERNAL_ERROR);
-    return H3Q_ECLOSED;
-  }
-  s->wstate = fin ? RES_DONE : RES_BODY;
-  conn_mark_dirty(s->c);
+  ascii_lower(s->warena.buf + n, nlen);
   return H3Q_OK;
 }
-
-/* One quiche_h3_send_body call mapped to h3q's return convention. */
-static ssize_t send_body(stream *s, const uint8_t *data, size_t len, bool fin) {
-  ssize_t n = quiche_h3_send_body(s->c->h3, s->c->q, s->id, data, len, fin);
-  if (n == QUICHE_H3_ERR_DONE || n == QUICHE_H3_ERR_STREAM_BLOCKED) {
-    block(s);
-    return H3Q_EAGAIN;
-  }
-  if (n < 0) {
-    stream_abort(s, H3_REQUEST_CANCELLED);
-    return H3Q_ECLOSED;
-  }
-  conn_mark_dirty(s->c);
-  if ((size_t)n < len)
-    block(s);
-  else if (fin)
-    s->wstate = RES_DONE;
-  return n;
-}
-
-static bool has_pending_body(const stream *s) {
-  return s->pending_off < s->pending_len;
-}
-
-/* Moves the response forward as far as the stream allows: header section,
- * the h3q_response_send body, then FIN. Returns 0 when nothing is left
- * waiting, H3Q_EAGAIN when blocked, or H3Q_ECLOSED. */
-static int response_progress(stream *s, bool ending) {
-  if (s->wstate == RES_IDLE || s->wstate == RES_HEADERS_PENDING) {
-    bool fin = ending && (s->is_head || !has_pending_body(s));
-    int rc = send_headers(s, fin);
-    if (rc != H3Q_OK)
-      return rc;
-  }
-  while (has_pending_body(s)) {
-    size_t left = s->pending_len - s->pending_off;
-    ssize_t n = send_body(s, s->pending_body + s->pending_off, left, ending);
-    if (n < 0)
-      return (int)n;
-    s->pending_off += (size_t)n;
-    if ((size_t)n < left)
-      return H3Q_EAGAIN;
-  }
-  if (ending && s->wstate != RES_DONE) {
-    static const uint8_t empty[1];
-    ssize_t n = send_body(s, empty, 0, true);
-    if (n < 0)
-      return (int)n;
-  }
-  if (s->wstate == RES_DONE)
-    stream_queue(s); /* stream_service finishes the request side */
-  return H3Q_OK;
-}
-
-/* The stream may have room again: continue, then let the handler write. */
-void response_on_room(stream *s) {
-  ssize_t cap = quiche_conn_stream_capacity(s->c->q, s->id);
-  LOG_TRACE("conn %llu stream %llu: room %zd", (unsigned long long)s->c->number,
-            (unsigned long long)s->id, cap);
-  if (cap < 0) {
-    stream_abort(s, H3_REQUEST_CANCELLED);
-    return;
-  }
-  if (cap == 0 && s->wstate != RES_HEADERS_PENDING)
-    return; /* stays queued */
-  s->want_writable = false;
-  if (response_progress(s, s->end_requested) != H3Q_OK)
-    return;
-  if (s->wstate == RES_BODY && !s->end_requested && s->on_writable &&
-      !s->closed)
-    s->on_writable(&s->res, s->writable_user);
-}
-
-/* ---- public API ---- */
 
 int h3q_response_set_status(h3q_response *res, int status) {
   stream *s = res->s;
-  if (status < 100 || status > 599 || status == 101)
+  if (status < 200 || status > 599)
     return H3Q_EINVAL;
   if (s->wstate != RES_IDLE)
     return H3Q_ESTATE;
@@ -142,42 +45,109 @@ int h3q_response_set_status(h3q_response *res, int status) {
 int h3q_response_header(h3q_response *res, const char *name,
                         const char *value) {
   stream *s = res->s;
-  if (!name || !value)
-    return H3Q_EINVAL;
-  size_t nlen = strlen(name), vlen = strlen(value);
-  if (!header_name_is_token(name, nlen) || !header_value_is_valid(value, vlen))
+  if (s->wstate != RES_IDLE)
+    return H3Q_ESTATE;
+  return add_field(s, &s->wfields, &s->wfield_count, &s->wfield_cap, name,
+                   value);
+}
+
+static bool has_header(const stream *s, const char *name) {
+  for (size_t i = 0; i < s->wfield_count; i++)
+    if (strcmp(arena_str(&s->warena, s->wfields[i].name), name) == 0)
+      return true;
+  return false;
+}
+
+int h3q_response_trailer(h3q_response *res, const char *name,
+                         const char *value) {
+  stream *s = res->s;
+  if (!response_open(s))
+    return H3Q_ECLOSED;
+  if (s->end_requested || s->wstate == RES_DONE)
+    return H3Q_ESTATE;
+  return add_field(s, &s->wtrailers, &s->wtrailer_count, &s->wtrailer_cap, name,
+                   value);
+}
+
+/* Announces trailer names in a trailer header unless the handler did. */
+static int announce_trailers(stream *s) {
+  if (!s->wtrailer_count || s->wstate != RES_IDLE || has_header(s, "trailer"))
+    return H3Q_OK;
+  char names[TRAILER_NAMES_MAX];
+  size_t len = 0;
+  for (size_t i = 0; i < s->wtrailer_count; i++) {
+    const char *n = arena_str(&s->warena, s->wtrailers[i].name);
+    int w = snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", n);
+    if (w < 0 || (size_t)w >= sizeof names - len)
+      break; /* too many to announce; they are still sent */
+    len += (size_t)w;
+  }
+  return h3q_response_header(&s->res, "trailer", names);
+}
+
+/* Sends what can be sent now, announcing trailers first. */
+static int progress(stream *s) {
+  int rc = announce_trailers(s);
+  return rc != H3Q_OK ? rc : response_progress(s);
+}
+
+int h3q_response_send_informational(h3q_response *res, int status,
+                                    const char *const *names,
+                                    const char *const *values, size_t count) {
+  stream *s = res->s;
+  if (!response_open(s))
+    return H3Q_ECLOSED;
+  if (status < 100 || status > 199 || status == 101 || (count && !names) ||
+      (count && !values))
     return H3Q_EINVAL;
   if (s->wstate != RES_IDLE)
     return H3Q_ESTATE;
-  size_t n = arena_push(&s->warena, name, nlen);
-  size_t v = arena_push(&s->warena, value, vlen);
-  if (!n || !v ||
-      fields_push(&s->wfields, &s->wfield_count, &s->wfield_cap, n, v) != 0)
-    return H3Q_ENOMEM;
-  ascii_lower(s->warena.buf + n, nlen);
-  return H3Q_OK;
+  arena a = {0};
+  field *f = NULL;
+  size_t n = 0, cap = 0;
+  int rc = H3Q_OK;
+  for (size_t i = 0; i < count && rc == H3Q_OK; i++) {
+    size_t nl = strlen(names[i]), vl = strlen(values[i]);
+    if (!header_name_is_token(names[i], nl) ||
+        !header_value_is_valid(values[i], vl))
+      rc = H3Q_EINVAL;
+    else if (fields_push(&f, &n, &cap, arena_push(&a, names[i], nl),
+                         arena_push(&a, values[i], vl)) != 0)
+      rc = H3Q_ENOMEM;
+    else
+      ascii_lower(a.buf + f[n - 1].name, nl);
+  }
+  if (rc == H3Q_OK)
+    rc = response_send_section(s, &a, f, n, status, false, false);
+  if (rc == H3Q_OK)
+    s->informational_sent = true;
+  else if (rc == H3Q_EAGAIN)
+    s->want_writable = false; /* the caller retries; nothing is queued */
+  free(f);
+  arena_free(&a);
+  return rc;
 }
 
 ssize_t h3q_response_write(h3q_response *res, const void *data, size_t len) {
   stream *s = res->s;
   if (!response_open(s))
     return H3Q_ECLOSED;
-  if (s->end_requested || s->wstate == RES_DONE)
+  if (s->end_requested || s->wstate == RES_DONE || s->producer)
     return H3Q_ESTATE;
   if (!data && len)
     return H3Q_EINVAL;
   if (s->wstate != RES_BODY) {
-    int rc = response_progress(s, false);
+    int rc = progress(s);
     if (rc != H3Q_OK)
       return rc;
   }
   if (s->is_head)
     return (ssize_t)len;
-  if (has_pending_body(s))
+  if (s->pending_off < s->pending_len)
     return H3Q_EAGAIN;
   if (len == 0)
     return 0;
-  ssize_t n = send_body(s, data, len, false);
+  ssize_t n = response_send_body(s, data, len, false);
   return n == 0 ? H3Q_EAGAIN : n;
 }
 
@@ -188,7 +158,7 @@ ssize_t h3q_response_capacity(h3q_response *res) {
   if (s->end_requested || s->wstate == RES_DONE)
     return H3Q_ESTATE;
   if (s->wstate != RES_BODY) {
-    int rc = response_progress(s, false);
+    int rc = progress(s);
     if (rc == H3Q_EAGAIN)
       return 0;
     if (rc != H3Q_OK)
@@ -200,7 +170,7 @@ ssize_t h3q_response_capacity(h3q_response *res) {
   if (cap < 0)
     return H3Q_ECLOSED;
   if (cap == 0)
-    block(s);
+    response_block(s);
   return cap;
 }
 
@@ -208,11 +178,17 @@ int h3q_response_end(h3q_response *res) {
   stream *s = res->s;
   if (!response_open(s))
     return H3Q_ECLOSED;
-  if (s->end_requested || s->wstate == RES_DONE)
+  if (s->end_requested || s->wstate == RES_DONE || s->producer)
     return H3Q_ESTATE;
   s->end_requested = true;
-  int rc = response_progress(s, true);
+  int rc = progress(s);
   return rc == H3Q_EAGAIN ? H3Q_OK : rc; /* finishes when room appears */
+}
+
+/* 1xx, 204 and 304 responses have no content (RFC 9110 sections 6.4.1,
+ * 15.3.5, 15.4.5): no body and no content-length for it. */
+static bool status_has_body(int status) {
+  return status != 204 && status != 304;
 }
 
 int h3q_response_send(h3q_response *res, int status, const char *content_type,
@@ -220,16 +196,16 @@ int h3q_response_send(h3q_response *res, int status, const char *content_type,
   stream *s = res->s;
   if (!response_open(s))
     return H3Q_ECLOSED;
-  if (s->wstate != RES_IDLE)
+  if (s->wstate != RES_IDLE || s->producer)
     return H3Q_ESTATE;
-  if (!body && len)
+  if ((!body && len) || (!status_has_body(status) && len))
     return H3Q_EINVAL;
   int rc = h3q_response_set_status(res, status);
   char clen[24];
   snprintf(clen, sizeof clen, "%zu", len);
-  if (rc == H3Q_OK && content_type)
+  if (rc == H3Q_OK && content_type && status_has_body(status))
     rc = h3q_response_header(res, "content-type", content_type);
-  if (rc == H3Q_OK)
+  if (rc == H3Q_OK && status_has_body(status))
     rc = h3q_response_header(res, "content-length", clen);
   if (rc != H3Q_OK)
     return rc;
@@ -238,9 +214,54 @@ int h3q_response_send(h3q_response *res, int status, const char *content_type,
     if (!s->pending_body)
       return H3Q_ENOMEM;
     memcpy(s->pending_body, body, len);
-    s->pending_len = len;
+    s->pending_len = s->pending_cap = len;
   }
   return h3q_response_end(res);
+}
+
+int h3q_response_set_producer(h3q_response *res, h3q_producer producer,
+                              void *user) {
+  stream *s = res->s;
+  if (!producer)
+    return H3Q_EINVAL;
+  if (!response_open(s))
+    return H3Q_ECLOSED;
+  if (s->end_requested || s->wstate == RES_DONE || s->producer ||
+      s->pending_off < s->pending_len)
+    return H3Q_ESTATE;
+  s->producer = producer;
+  s->producer_user = user;
+  s->producer_waiting = false;
+  /* First call on the next round, not from inside the handler. */
+  response_block(s);
+  conn_mark_dirty(s->c);
+  return H3Q_OK;
+}
+
+void h3q_response_resume(h3q_response *res) {
+  stream *s = res->s;
+  if (!s->producer || !s->producer_waiting || !response_open(s))
+    return;
+  s->producer_waiting = false;
+  response_block(s);
+  conn_mark_dirty(s->c);
+}
+
+int h3q_response_set_priority(h3q_response *res, uint8_t urgency,
+                              bool incremental) {
+  stream *s = res->s;
+  if (urgency > 7)
+    return H3Q_EINVAL;
+  if (!response_open(s))
+    return H3Q_ECLOSED;
+  s->prio = (priority){urgency, incremental};
+  s->prio_fixed = true;
+  stream_apply_priority(s);
+  return H3Q_OK;
+}
+
+uint64_t h3q_response_peer_error(const h3q_response *res) {
+  return res->s->peer_error;
 }
 
 void h3q_response_on_writable(h3q_response *res, h3q_response_cb cb,

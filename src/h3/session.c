@@ -24,11 +24,17 @@ static int collect_header(uint8_t *name, size_t nlen, uint8_t *value,
   return stream_add_request_field(argp, name, nlen, value, vlen) ? 1 : 0;
 }
 
+static int collect_trailer(uint8_t *name, size_t nlen, uint8_t *value,
+                           size_t vlen, void *argp) {
+  return stream_add_request_trailer(argp, name, nlen, value, vlen) ? 1 : 0;
+}
+
 static void on_headers(conn *c, uint64_t id, quiche_h3_event *ev) {
   stream *s = u64map_get(&c->streams, id);
   if (s) {
-    /* A second header section is a trailer section: accepted and ignored
-     * until trailers are supported (later release). */
+    /* A second header section on a request is its trailer section. */
+    quiche_h3_event_for_each_header(ev, collect_trailer, s);
+    stream_trailers_done(s);
     return;
   }
   size_t limit = c->srv->cfg.c.max_active_streams;
@@ -44,6 +50,11 @@ static void on_headers(conn *c, uint64_t id, quiche_h3_event *ev) {
     s->reject_status = 503;
   quiche_h3_event_for_each_header(ev, collect_header, s);
   stream_dispatch(s);
+}
+
+static int take_priority(uint8_t *value, uint64_t len, void *argp) {
+  stream_priority_update(argp, (const char *)value, (size_t)len);
+  return 0;
 }
 
 static void dispatch_event(conn *c, int64_t id, quiche_h3_event *ev) {
@@ -66,8 +77,16 @@ static void dispatch_event(conn *c, int64_t id, quiche_h3_event *ev) {
     if (s)
       stream_on_reset(s, 0);
     break;
+  case QUICHE_H3_EVENT_PRIORITY_UPDATE: {
+    /* The id is the prioritized request stream, which may not have sent
+     * its headers yet; then the update is taken when they arrive. */
+    if (s)
+      quiche_h3_take_last_priority_update(c->h3, (uint64_t)id, take_priority,
+                                          s);
+    break;
+  }
   default:
-    /* GOAWAY from a client and PRIORITY_UPDATE: later releases. */
+    /* A client's GOAWAY only limits server push, which h3q does not do. */
     break;
   }
 }

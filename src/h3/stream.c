@@ -25,6 +25,8 @@ stream *stream_new(conn *c, uint64_t id) {
   s->rstate = REQ_BODY;
   s->wstate = RES_IDLE;
   s->status = 200;
+  s->prio = (priority){PRIORITY_DEFAULT_URGENCY, false};
+  s->early_data = quiche_conn_is_in_early_data(c->q);
   return s;
 }
 
@@ -44,7 +46,9 @@ static void stream_free(stream *s) {
   arena_free(&s->rarena);
   arena_free(&s->warena);
   free(s->rfields);
+  free(s->rtrailers);
   free(s->wfields);
+  free(s->wtrailers);
   free(s->pending_body);
   free(s);
 }
@@ -132,6 +136,27 @@ static int copy_params(stream *s, const route_match *m) {
   return H3Q_OK;
 }
 
+/* RFC 9110 section 9.2.1. */
+static bool method_is_safe(const char *m) {
+  return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+         strcmp(m, "OPTIONS") == 0 || strcmp(m, "TRACE") == 0;
+}
+
+static void apply_request_priority(stream *s) {
+  const char *p = h3q_request_header(&s->req, "priority");
+  if (!p)
+    return;
+  priority_parse(p, strlen(p), &s->prio);
+  stream_apply_priority(s);
+}
+
+void stream_priority_update(stream *s, const char *value, size_t len) {
+  if (s->prio_fixed)
+    return; /* the handler's choice wins */
+  priority_parse(value, len, &s->prio);
+  stream_apply_priority(s);
+}
+
 void stream_dispatch(stream *s) {
   h3q_server *srv = s->c->srv;
   srv->stats.requests++;
@@ -144,6 +169,12 @@ void stream_dispatch(stream *s) {
   const char *method = arena_str(&s->rarena, s->method);
   const char *path = arena_str(&s->rarena, s->path);
   s->is_head = strcmp(method, "HEAD") == 0;
+  apply_request_priority(s);
+  if (s->early_data && !method_is_safe(method)) {
+    /* RFC 8470: an unsafe request in 0-RTT could be replayed. */
+    stream_respond_status(s, 425, NULL);
+    return;
+  }
   route_match m;
   router_result r = router_match(srv->router, method, path, strlen(path), &m);
   if (r == ROUTER_FOUND) {
@@ -154,14 +185,32 @@ void stream_dispatch(stream *s) {
     call_handler(s, m.handler, m.user);
   } else if (r == ROUTER_METHOD_NOT_ALLOWED) {
     stream_respond_status(s, 405, m.allow);
-  } else if (srv->static_root) {
-    call_handler(s, static_files_handler, srv->static_root);
+  } else if (srv->fallback) {
+    call_handler(s, srv->fallback, srv->fallback_user);
   } else {
     stream_respond_status(s, 404, NULL);
   }
 }
 
+uint64_t stream_peer_error(stream *s) {
+  uint64_t code = 0;
+  uint8_t none = 0;
+  if (quiche_conn_stream_send(s->c->q, s->id, &none, 0, false, &code) ==
+      QUICHE_ERR_STREAM_STOPPED)
+    return code;
+  return 0;
+}
+
 void stream_on_reset(stream *s, uint64_t h3_error) {
+  /* The peer's RESET_STREAM code; reading a reset stream reports it and
+   * consumes nothing. */
+  uint8_t byte;
+  bool fin = false;
+  uint64_t code = 0;
+  if (quiche_conn_stream_recv(s->c->q, s->id, &byte, sizeof byte, &fin,
+                              &code) == QUICHE_ERR_STREAM_RESET)
+    h3_error = code;
+  s->peer_error = h3_error;
   LOG_DEBUG("conn %llu stream %llu: reset by peer (0x%llx)",
             (unsigned long long)s->c->number, (unsigned long long)s->id,
             (unsigned long long)h3_error);

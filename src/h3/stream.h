@@ -8,6 +8,7 @@
 #include <quiche.h>
 
 #include "h3q.h"
+#include "http/priority.h"
 #include "http/router.h"
 #include "quic/conn.h"
 
@@ -54,6 +55,12 @@ typedef struct stream {
   arena rarena; /* request header strings and route params */
   field *rfields;
   size_t rfield_count, rfield_cap;
+  field *rtrailers; /* request trailer section, in rarena */
+  size_t rtrailer_count, rtrailer_cap;
+  bool trailer_error; /* malformed trailer section */
+  bool early_data;    /* arrived before the handshake completed */
+  priority prio;      /* from the request, or set by the handler */
+  bool prio_fixed; /* the handler set it: PRIORITY_UPDATE no longer applies */
   size_t method, path, query, authority, scheme; /* arena offsets; 0 = unset */
   struct {
     const char *name; /* in the router's pattern; lives with the server */
@@ -83,8 +90,17 @@ typedef struct stream {
   arena warena; /* response header strings */
   field *wfields;
   size_t wfield_count, wfield_cap;
-  uint8_t *pending_body; /* h3q_response_send copy */
-  size_t pending_len, pending_off;
+  field *wtrailers; /* response trailers, in warena */
+  size_t wtrailer_count, wtrailer_cap;
+  bool informational_sent; /* a 1xx went out: the final section follows */
+  /* Body bytes accepted but not yet in quiche: the h3q_response_send copy,
+   * or the part of a producer's chunk quiche did not take. */
+  uint8_t *pending_body;
+  size_t pending_len, pending_off, pending_cap;
+  h3q_producer producer;
+  void *producer_user;
+  bool producer_waiting; /* returned H3Q_EAGAIN: wait for resume */
+  uint64_t peer_error;   /* code of the peer's RESET_STREAM/STOP_SENDING */
   bool want_writable;
   bool end_requested; /* h3q_response_end called; FIN follows the body */
   h3q_response_cb on_writable;
@@ -105,6 +121,13 @@ stream *stream_new(conn *c, uint64_t id);
  * limit is exceeded (H3Q_ETOOLARGE) or memory runs out. */
 int stream_add_request_field(stream *s, const uint8_t *name, size_t nlen,
                              const uint8_t *value, size_t vlen);
+
+/* Collects one request trailer field; a pseudo-header or a trailer section
+ * beyond the limits marks the request malformed. */
+int stream_add_request_trailer(stream *s, const uint8_t *name, size_t nlen,
+                               const uint8_t *value, size_t vlen);
+/* The trailer section is complete (resets the stream when malformed). */
+void stream_trailers_done(stream *s);
 
 /* Validates the collected header section and runs the route's handler.
  * Responds with an error status itself when the request is malformed or

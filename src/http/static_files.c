@@ -460,3 +460,19 @@ int static_files_handler(h3q_request *req, h3q_response *res, void *user) {
   }
   return serve_file(res, &w, head);
 }
+
+/* ---- public API (h3q.h) ---- */
+
+h3q_static *h3q_static_new(const char *root, const h3q_static_options *opts,
+                           int *err) {
+  (void)opts;
+  return (h3q_static *)static_root_new(root, err);
+}
+
+void h3q_static_free(h3q_static *st) {
+  static_root_free((static_root *)st);
+}
+
+int h3q_static_handler(h3q_request *req, h3q_response *res, void *user) {
+  return static_files_handler(req, res, user);
+}
