@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "demo.h"
 #include "h3q.h"
 
 #define EXIT_USAGE 2
@@ -18,13 +19,8 @@
  * serverCertificateHashes); renew it a day before that. */
 #define CERT_DAYS 14
 #define CERT_RENEW_AGE_S ((CERT_DAYS - 1) * 24 * 3600)
-/* /bytes/N content: byte at offset i is (uint8_t)(i % PATTERN_PERIOD). */
-#define PATTERN_PERIOD 251
-#define PATTERN_CHUNK (PATTERN_PERIOD * 256)
-#define MAX_BYTES_N (UINT64_C(1) << 42)
 
 static h3q_server *g_server;
-static uint8_t g_pattern[PATTERN_CHUNK + PATTERN_PERIOD];
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -48,142 +44,13 @@ static void usage(FILE *out) {
           "1350)\n"
           "  --qlog-dir DIR       write a qlog file per connection into DIR\n"
           "  --help               this text\n"
-          "Routes: GET /hello, POST /echo, GET /bytes/:n, GET /user/:id\n");
+          "Demo routes: GET /hello, POST /echo, GET /bytes/:n, GET /user/:id,\n"
+          "  GET /trailers, GET /produce/:n, POST /digest, GET /hints\n");
 }
 
 static void on_signal(int sig) {
   (void)sig;
   h3q_server_stop(g_server); /* async-signal-safe */
-}
-
-/* ---- demo handlers ---- */
-
-static int hello(h3q_request *req, h3q_response *res, void *user) {
-  static const char body[] = "hello from h3q\n";
-  return h3q_response_send(res, 200, "text/plain; charset=utf-8", body,
-                           sizeof body - 1);
-}
-
-static int user_page(h3q_request *req, h3q_response *res, void *user) {
-  char body[4200];
-  const char *q = h3q_request_query(req);
-  int n = q && *q ? snprintf(body, sizeof body, "user %s query %s\n",
-                             h3q_request_param(req, "id"), q)
-                  : snprintf(body, sizeof body, "user %s\n",
-                             h3q_request_param(req, "id"));
-  if (n < 0 || (size_t)n >= sizeof body)
-    return H3Q_ETOOLARGE;
-  return h3q_response_send(res, 200, "text/plain; charset=utf-8", body,
-                           (size_t)n);
-}
-
-/* GET /bytes/:n streams n pattern bytes as the window allows. */
-typedef struct bytes_job {
-  uint64_t off, total;
-} bytes_job;
-
-static void bytes_pump(h3q_response *res, void *user) {
-  bytes_job *job = user;
-  while (job->off < job->total) {
-    uint64_t left = job->total - job->off;
-    size_t want = left < PATTERN_CHUNK ? (size_t)left : PATTERN_CHUNK;
-    ssize_t n =
-        h3q_response_write(res, g_pattern + job->off % PATTERN_PERIOD, want);
-    if (n <= 0)
-      return; /* H3Q_EAGAIN: on_writable calls again; else closing */
-    job->off += (uint64_t)n;
-    if ((size_t)n < want)
-      return;
-  }
-  h3q_response_end(res);
-}
-
-static void free_job(h3q_response *res, bool aborted, void *user) {
-  free(user);
-}
-
-static int parse_u64(const char *s, uint64_t max, uint64_t *out) {
-  if (!s || !*s)
-    return -1;
-  uint64_t v = 0;
-  for (; *s; s++) {
-    if (*s < '0' || *s > '9' || v > (max - (uint64_t)(*s - '0')) / 10)
-      return -1;
-    v = v * 10 + (uint64_t)(*s - '0');
-  }
-  *out = v;
-  return 0;
-}
-
-static int bytes(h3q_request *req, h3q_response *res, void *user) {
-  uint64_t n;
-  if (parse_u64(h3q_request_param(req, "n"), MAX_BYTES_N, &n) != 0)
-    return H3Q_EBADREQUEST;
-  bytes_job *job = calloc(1, sizeof *job);
-  if (!job)
-    return H3Q_ENOMEM;
-  job->total = n;
-  char len[24];
-  snprintf(len, sizeof len, "%llu", (unsigned long long)n);
-  h3q_response_on_close(res, free_job, job);
-  h3q_response_header(res, "content-type", "application/octet-stream");
-  h3q_response_header(res, "content-length", len);
-  h3q_response_on_writable(res, bytes_pump, job);
-  bytes_pump(res, job);
-  return H3Q_OK;
-}
-
-/* POST /echo: read what the response can take, write it back. The only
- * buffer is one chunk per stream; quiche's flow control holds the rest. */
-typedef struct echo_job {
-  h3q_request *req;
-  size_t len, off;
-  uint8_t buf[65536];
-} echo_job;
-
-static void echo_pump(echo_job *e, h3q_response *res) {
-  for (;;) {
-    while (e->off < e->len) {
-      ssize_t n = h3q_response_write(res, e->buf + e->off, e->len - e->off);
-      if (n <= 0)
-        return; /* blocked (writable callback follows) or closing */
-      e->off += (size_t)n;
-    }
-    ssize_t n = h3q_request_read(e->req, e->buf, sizeof e->buf);
-    if (n == 0) {
-      h3q_response_end(res);
-      return;
-    }
-    if (n < 0)
-      return; /* H3Q_EAGAIN: on_readable/on_end call again */
-    e->len = (size_t)n;
-    e->off = 0;
-  }
-}
-
-static void echo_on_request(h3q_request *req, void *user) {
-  echo_job *e = user;
-  echo_pump(e, h3q_request_response(req));
-}
-
-static void echo_on_writable(h3q_response *res, void *user) {
-  echo_pump(user, res);
-}
-
-static int echo(h3q_request *req, h3q_response *res, void *user) {
-  echo_job *e = calloc(1, sizeof *e);
-  if (!e)
-    return H3Q_ENOMEM;
-  e->req = req;
-  const char *type = h3q_request_header(req, "content-type");
-  h3q_response_on_close(res, free_job, e);
-  h3q_response_header(res, "content-type",
-                      type ? type : "application/octet-stream");
-  h3q_request_on_readable(req, echo_on_request, e);
-  h3q_request_on_body(req, NULL, echo_on_request, e);
-  h3q_response_on_writable(res, echo_on_writable, e);
-  echo_pump(e, res);
-  return H3Q_OK;
 }
 
 /* ---- set-up ---- */
@@ -218,7 +85,7 @@ static int ensure_cert(const char **cert, const char **key) {
 
 static int parse_number(const char *flag, const char *arg, uint64_t max,
                         uint64_t *out) {
-  if (parse_u64(arg, max, out) == 0)
+  if (demo_parse_u64(arg, max, out) == 0)
     return 0;
   fprintf(stderr, "h3q-server: %s: '%s' is not a number in 0..%llu\n", flag,
           arg, (unsigned long long)max);
@@ -302,6 +169,27 @@ static int apply_option(options *o, int opt, const char *arg) {
   }
 }
 
+/* The flag that sets a config field, for error messages. */
+static const char *flag_for_field(const char *err) {
+  static const char *const map[][2] = {
+      {"bind_addr", "--addr"},
+      {"port", "--port"},
+      {"cert_path", "--cert"},
+      {"key_path", "--key"},
+      {"idle_timeout_ms", "--idle-timeout"},
+      {"initial_max_streams_bidi", "--max-streams"},
+      {"cc_algorithm", "--cc"},
+      {"max_recv_udp_payload_size", "--max-payload"},
+      {"max_send_udp_payload_size", "--max-payload"},
+  };
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+    size_t n = strlen(map[i][0]);
+    if (strncmp(err, map[i][0], n) == 0 && err[n] == ':')
+      return map[i][1];
+  }
+  return NULL;
+}
+
 static int parse_args(int argc, char **argv, options *o) {
   static const struct option longopts[] = {
       {"addr", required_argument, NULL, OPT_ADDR},
@@ -318,12 +206,18 @@ static int parse_args(int argc, char **argv, options *o) {
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int opt;
+  opterr = 0; /* we name the bad option ourselves */
   while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    if (opt == '?') {
+      fprintf(stderr, "h3q-server: unknown option or missing value: %s\n",
+              argv[optind - 1]);
+      return -1;
+    }
     if (opt == OPT_HELP) {
       usage(stdout);
       exit(0);
     }
-    if (opt == '?' || apply_option(o, opt, optarg) != 0)
+    if (apply_option(o, opt, optarg) != 0)
       return -1;
   }
   if (optind < argc) {
@@ -336,23 +230,6 @@ static int parse_args(int argc, char **argv, options *o) {
     return -1;
   }
   return 0;
-}
-
-static int add_routes(h3q_server *srv, const char *root) {
-  int rc = h3q_server_route(srv, "GET", "/hello", hello, NULL);
-  if (!rc)
-    rc = h3q_server_route(srv, "POST", "/echo", echo, NULL);
-  if (!rc)
-    rc = h3q_server_route(srv, "GET", "/bytes/:n", bytes, NULL);
-  if (!rc)
-    rc = h3q_server_route(srv, "GET", "/user/:id", user_page, NULL);
-  if (rc) {
-    fprintf(stderr, "h3q-server: routes: %s\n", h3q_strerror(rc));
-    return rc;
-  }
-  if (root && (rc = h3q_server_serve_dir(srv, root)) != H3Q_OK)
-    fprintf(stderr, "h3q-server: root: '%s': %s\n", root, h3q_strerror(rc));
-  return rc;
 }
 
 static void install_signals(void) {
@@ -374,16 +251,16 @@ int main(int argc, char **argv) {
   }
   if (!o.cfg.cert_path && ensure_cert(&o.cfg.cert_path, &o.cfg.key_path))
     return EXIT_USAGE;
-  for (size_t i = 0; i < sizeof g_pattern; i++)
-    g_pattern[i] = (uint8_t)(i % PATTERN_PERIOD);
 
   char err[256];
   int rc = h3q_server_new(&o.cfg, &g_server, err, sizeof err);
   if (rc != H3Q_OK) {
-    fprintf(stderr, "h3q-server: %s\n", err);
+    const char *flag = flag_for_field(err);
+    fprintf(stderr, "h3q-server: %s%s%s\n", flag ? flag : "", flag ? ": " : "",
+            err);
     return EXIT_USAGE;
   }
-  if (add_routes(g_server, o.root) != H3Q_OK) {
+  if (demo_add_routes(g_server, o.root) != H3Q_OK) {
     h3q_server_free(g_server);
     return EXIT_USAGE;
   }

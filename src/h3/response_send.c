@@ -199,8 +199,9 @@ static int produce_chunk(stream *s, size_t room) {
 
 void response_run_producer(stream *s) {
   for (int i = 0; i < PRODUCER_CHUNKS_PER_ROUND; i++) {
-    if (!s->producer || s->producer_waiting || s->closed ||
-        response_progress(s) != H3Q_OK)
+    /* Flush what the last chunk left (and FIN after eof) first. */
+    if (s->closed || response_progress(s) != H3Q_OK || !s->producer ||
+        s->producer_waiting)
       return;
     ssize_t cap = s->is_head ? PRODUCER_CHUNK
                              : quiche_conn_stream_capacity(s->c->q, s->id);
@@ -209,13 +210,14 @@ void response_run_producer(stream *s) {
       return;
     }
     int rc = produce_chunk(s, (size_t)cap);
-    if (rc <= 0) {
-      if (rc == 0 && s->end_requested)
-        response_progress(s);
+    if (rc < 0)
       return;
-    }
+    if (rc == 0 && !s->end_requested)
+      return; /* waiting for h3q_response_resume */
   }
-  stream_queue(s); /* more next round; other streams go first */
+  /* More next round; other streams and connections go first. */
+  response_block(s);
+  conn_mark_dirty(s->c);
 }
 
 /* The stream may have room again: continue, then let the handler write. */

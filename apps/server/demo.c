@@ -1,0 +1,302 @@
+/* Demo routes: each shows one way to use the API. */
+#include "demo.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* /bytes/N and /produce/N content: byte i is (uint8_t)(i % PATTERN_PERIOD),
+ * so clients can verify any length without a reference copy. */
+#define PATTERN_PERIOD 251
+#define PATTERN_CHUNK (PATTERN_PERIOD * 256)
+#define MAX_BYTES_N (UINT64_C(1) << 42)
+#define TRAILERS_BODY_SIZE 60000 /* fits in g_pattern */
+
+static uint8_t g_pattern[PATTERN_CHUNK + PATTERN_PERIOD];
+_Static_assert(TRAILERS_BODY_SIZE <= sizeof g_pattern, "/trailers body");
+
+static void fill_pattern(void) {
+  for (size_t i = 0; i < sizeof g_pattern; i++)
+    g_pattern[i] = (uint8_t)(i % PATTERN_PERIOD);
+}
+
+int demo_parse_u64(const char *s, uint64_t max, uint64_t *out) {
+  if (!s || !*s)
+    return -1;
+  uint64_t v = 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || v > (max - (uint64_t)(*s - '0')) / 10)
+      return -1;
+    v = v * 10 + (uint64_t)(*s - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+static int hello(h3q_request *req, h3q_response *res, void *user) {
+  static const char body[] = "hello from h3q\n";
+  return h3q_response_send(res, 200, "text/plain; charset=utf-8", body,
+                           sizeof body - 1);
+}
+
+static int user_page(h3q_request *req, h3q_response *res, void *user) {
+  char body[4200];
+  const char *q = h3q_request_query(req);
+  int n = q && *q ? snprintf(body, sizeof body, "user %s query %s\n",
+                             h3q_request_param(req, "id"), q)
+                  : snprintf(body, sizeof body, "user %s\n",
+                             h3q_request_param(req, "id"));
+  if (n < 0 || (size_t)n >= sizeof body)
+    return H3Q_ETOOLARGE;
+  return h3q_response_send(res, 200, "text/plain; charset=utf-8", body,
+                           (size_t)n);
+}
+
+/* GET /bytes/:n streams n pattern bytes as the window allows. */
+typedef struct bytes_job {
+  uint64_t off, total;
+} bytes_job;
+
+static void bytes_pump(h3q_response *res, void *user) {
+  bytes_job *job = user;
+  while (job->off < job->total) {
+    uint64_t left = job->total - job->off;
+    size_t want = left < PATTERN_CHUNK ? (size_t)left : PATTERN_CHUNK;
+    ssize_t n =
+        h3q_response_write(res, g_pattern + job->off % PATTERN_PERIOD, want);
+    if (n <= 0)
+      return; /* H3Q_EAGAIN: on_writable calls again; else closing */
+    job->off += (uint64_t)n;
+    if ((size_t)n < want)
+      return;
+  }
+  h3q_response_end(res);
+}
+
+static void free_job(h3q_response *res, bool aborted, void *user) {
+  free(user);
+}
+
+static int bytes(h3q_request *req, h3q_response *res, void *user) {
+  uint64_t n;
+  if (demo_parse_u64(h3q_request_param(req, "n"), MAX_BYTES_N, &n) != 0)
+    return H3Q_EBADREQUEST;
+  bytes_job *job = calloc(1, sizeof *job);
+  if (!job)
+    return H3Q_ENOMEM;
+  job->total = n;
+  char len[24];
+  snprintf(len, sizeof len, "%llu", (unsigned long long)n);
+  h3q_response_on_close(res, free_job, job);
+  h3q_response_header(res, "content-type", "application/octet-stream");
+  h3q_response_header(res, "content-length", len);
+  h3q_response_on_writable(res, bytes_pump, job);
+  bytes_pump(res, job);
+  return H3Q_OK;
+}
+
+/* POST /echo: read what the response can take, write it back. The only
+ * buffer is one chunk per stream; quiche's flow control holds the rest. */
+typedef struct echo_job {
+  h3q_request *req;
+  size_t len, off;
+  uint8_t buf[65536];
+} echo_job;
+
+static void echo_pump(echo_job *e, h3q_response *res) {
+  for (;;) {
+    while (e->off < e->len) {
+      ssize_t n = h3q_response_write(res, e->buf + e->off, e->len - e->off);
+      if (n <= 0)
+        return; /* blocked (writable callback follows) or closing */
+      e->off += (size_t)n;
+    }
+    ssize_t n = h3q_request_read(e->req, e->buf, sizeof e->buf);
+    if (n == 0) {
+      h3q_response_end(res);
+      return;
+    }
+    if (n < 0)
+      return; /* H3Q_EAGAIN: on_readable/on_end call again */
+    e->len = (size_t)n;
+    e->off = 0;
+  }
+}
+
+static void echo_on_request(h3q_request *req, void *user) {
+  echo_job *e = user;
+  echo_pump(e, h3q_request_response(req));
+}
+
+static void echo_on_writable(h3q_response *res, void *user) {
+  echo_pump(user, res);
+}
+
+static int echo(h3q_request *req, h3q_response *res, void *user) {
+  echo_job *e = calloc(1, sizeof *e);
+  if (!e)
+    return H3Q_ENOMEM;
+  e->req = req;
+  const char *type = h3q_request_header(req, "content-type");
+  h3q_response_on_close(res, free_job, e);
+  h3q_response_header(res, "content-type",
+                      type ? type : "application/octet-stream");
+  h3q_request_on_readable(req, echo_on_request, e);
+  h3q_request_on_body(req, NULL, echo_on_request, e);
+  h3q_response_on_writable(res, echo_on_writable, e);
+  echo_pump(e, res);
+  return H3Q_OK;
+}
+
+static void hex(const uint8_t *in, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+/* GET /trailers: a pattern body, then a trailer with its SHA-256. */
+static int trailers(h3q_request *req, h3q_response *res, void *user) {
+  uint8_t digest[crypto_hash_sha256_BYTES];
+  char digest_hex[2 * sizeof digest + 1];
+  crypto_hash_sha256(digest, g_pattern, TRAILERS_BODY_SIZE);
+  hex(digest, sizeof digest, digest_hex);
+  int rc = h3q_response_trailer(res, "x-body-sha256", digest_hex);
+  if (rc == H3Q_OK)
+    rc = h3q_response_trailer(res, "x-body-length", "60000");
+  if (rc == H3Q_OK)
+    rc = h3q_response_send(res, 200, "application/octet-stream", g_pattern,
+                           TRAILERS_BODY_SIZE);
+  return rc;
+}
+
+/* GET /produce/:n[?fail_at=K]: the pattern through a pull producer; with
+ * fail_at the producer fails after K bytes (the stream is reset). */
+typedef struct produce_job {
+  uint64_t off, total, fail_at;
+} produce_job;
+
+static ssize_t produce(h3q_response *res, uint8_t *buf, size_t room, bool *eof,
+                       void *user) {
+  produce_job *job = user;
+  if (job->off >= job->fail_at)
+    return H3Q_EINTERNAL;
+  uint64_t left = job->total - job->off;
+  size_t n = left < room ? (size_t)left : room;
+  if (n > PATTERN_CHUNK)
+    n = PATTERN_CHUNK;
+  memcpy(buf, g_pattern + job->off % PATTERN_PERIOD, n);
+  job->off += n;
+  *eof = job->off == job->total;
+  return (ssize_t)n;
+}
+
+static int produce_route(h3q_request *req, h3q_response *res, void *user) {
+  produce_job *job = calloc(1, sizeof *job);
+  if (!job)
+    return H3Q_ENOMEM;
+  h3q_response_on_close(res, free_job, job);
+  const char *q = h3q_request_query(req);
+  job->fail_at = UINT64_MAX;
+  if (strncmp(q, "fail_at=", 8) == 0 &&
+      demo_parse_u64(q + 8, MAX_BYTES_N, &job->fail_at) != 0)
+    return H3Q_EBADREQUEST;
+  if (demo_parse_u64(h3q_request_param(req, "n"), MAX_BYTES_N, &job->total))
+    return H3Q_EBADREQUEST;
+  char len[24];
+  snprintf(len, sizeof len, "%llu", (unsigned long long)job->total);
+  h3q_response_header(res, "content-type", "application/octet-stream");
+  if (job->fail_at == UINT64_MAX)
+    h3q_response_header(res, "content-length", len);
+  return h3q_response_set_producer(res, produce, job);
+}
+
+/* POST /digest: hashes the body as it streams in (push callbacks), then
+ * answers with the digest, the length and the request's trailers. */
+typedef struct digest_job {
+  crypto_hash_sha256_state st;
+  uint64_t len;
+} digest_job;
+
+static void digest_data(h3q_request *req, const uint8_t *data, size_t len,
+                        void *user) {
+  digest_job *job = user;
+  crypto_hash_sha256_update(&job->st, data, len);
+  job->len += len;
+}
+
+static void digest_end(h3q_request *req, void *user) {
+  digest_job *job = user;
+  uint8_t digest[crypto_hash_sha256_BYTES];
+  char out[4096], digest_hex[2 * sizeof digest + 1];
+  crypto_hash_sha256_final(&job->st, digest);
+  hex(digest, sizeof digest, digest_hex);
+  int n = snprintf(out, sizeof out, "sha256 %s\nlength %llu\n", digest_hex,
+                   (unsigned long long)job->len);
+  for (size_t i = 0; i < h3q_request_trailer_count(req); i++) {
+    const char *name, *value;
+    h3q_request_trailer_at(req, i, &name, &value);
+    int w = snprintf(out + n, sizeof out - (size_t)n, "trailer %s: %s\n", name,
+                     value);
+    if (w < 0 || (size_t)w >= sizeof out - (size_t)n)
+      break;
+    n += w;
+  }
+  h3q_response_send(h3q_request_response(req), 200, "text/plain", out,
+                    (size_t)n);
+}
+
+static int digest(h3q_request *req, h3q_response *res, void *user) {
+  digest_job *job = calloc(1, sizeof *job);
+  if (!job)
+    return H3Q_ENOMEM;
+  crypto_hash_sha256_init(&job->st);
+  h3q_response_on_close(res, free_job, job);
+  h3q_request_on_body(req, digest_data, digest_end, job);
+  return H3Q_OK;
+}
+
+/* GET /hints: 103 Early Hints, then the page. */
+static int hints(h3q_request *req, h3q_response *res, void *user) {
+  static const char *const names[] = {"link"};
+  static const char *const values[] = {"</style.css>; rel=preload; as=style"};
+  int rc = h3q_response_send_informational(res, 103, names, values, 1);
+  if (rc != H3Q_OK)
+    return rc;
+  h3q_response_header(res, "link", values[0]);
+  static const char body[] = "<!doctype html><link rel=stylesheet "
+                             "href=/style.css><p>hints\n";
+  return h3q_response_send(res, 200, "text/html", body, sizeof body - 1);
+}
+
+typedef struct demo_route {
+  const char *method, *pattern;
+  h3q_handler handler;
+} demo_route;
+
+static const demo_route routes[] = {
+    {"GET", "/hello", hello},       {"POST", "/echo", echo},
+    {"GET", "/bytes/:n", bytes},    {"GET", "/user/:id", user_page},
+    {"GET", "/trailers", trailers}, {"GET", "/produce/:n", produce_route},
+    {"POST", "/digest", digest},    {"GET", "/hints", hints},
+};
+
+int demo_add_routes(h3q_server *srv, const char *root) {
+  fill_pattern();
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    int rc = h3q_server_route(srv, routes[i].method, routes[i].pattern,
+                              routes[i].handler, NULL);
+    if (rc != H3Q_OK) {
+      fprintf(stderr, "h3q-server: route %s: %s\n", routes[i].pattern,
+              h3q_strerror(rc));
+      return rc;
+    }
+  }
+  int rc = root ? h3q_server_serve_dir(srv, root) : H3Q_OK;
+  if (rc != H3Q_OK)
+    fprintf(stderr, "h3q-server: root: '%s': %s\n", root, h3q_strerror(rc));
+  return rc;
+}
