@@ -116,9 +116,11 @@ typedef struct h3q_config {
   const char *alpn;         /* comma-separated ALPN list; default "h3" */
 
   /* Server-wide limits. */
-  size_t max_connections;    /* 10000; new connections beyond are refused */
-  size_t recv_batch;         /* datagrams read per wakeup, 1..1024; 32 */
-  size_t max_active_streams; /* 0 = only QUIC's stream limit applies */
+  size_t max_connections; /* 10000; new connections beyond are refused */
+  size_t recv_batch;      /* datagrams read per wakeup, 1..1024; 32 */
+  /* Requests in progress per connection beyond this get 503 (0 = only
+   * QUIC's stream limit, initial_max_streams_bidi, applies). */
+  size_t max_active_requests_per_conn;
 
   /* HTTP request limits (enforced fully in a later release: see README). */
   size_t max_header_count;         /* 100 */
@@ -252,7 +254,17 @@ H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
  * h3q_static_handler with it as user data (e.g. under "/assets/" followed
  * by "*": the wildcard part is the file path; without a wildcard the whole
  * request path is), and free it after the server. See h3q_server_serve_dir
- * for path safety; see README for conditional requests and ranges. */
+ * for path safety. GET and HEAD; other methods get 405. Responses carry
+ * accept-ranges: bytes, a strong etag (from inode, size and mtime in ns)
+ * and last-modified. If-Match and If-Unmodified-Since can give 412,
+ * If-None-Match (or, without it, If-Modified-Since) 304 without a body. A
+ * single byte range on GET gives 206 with content-range, an unsatisfiable
+ * one 416; an invalid Range is ignored. Several satisfiable ranges get the
+ * whole file with 200 (no multipart/byteranges). If-Range with the
+ * current strong etag or the exact last-modified date honours Range, else
+ * 200. With list_directories, a directory without its index file gets an
+ * HTML listing ("/dir" redirects to "/dir/"). Files stream with one 64 KiB
+ * buffer per response. Details: src/http/static_files.h. */
 typedef struct h3q_static h3q_static;
 typedef struct h3q_static_options {
   bool list_directories;  /* false: directories without index.html 404 */

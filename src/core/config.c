@@ -28,13 +28,16 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->alpn = "h3";
   cfg->max_connections = 10000;
   cfg->recv_batch = 32;
-  cfg->max_active_streams = 0;
+  cfg->max_active_requests_per_conn = 0;
   cfg->max_header_count = 100;
   cfg->max_header_name_length = 256;
   cfg->max_header_value_length = 8192;
   cfg->max_request_headers_size = 16384;
   cfg->max_path_length = 2048;
   cfg->max_request_body_size = 100u * 1024 * 1024;
+  cfg->request_header_timeout_ms = 10000;
+  cfg->body_idle_timeout_ms = 30000;
+  cfg->drain_timeout_ms = 5000;
   cfg->log_level = H3Q_LOG_WARN;
 }
 
@@ -127,6 +130,11 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
     return fail(err, errlen, "max_path_length: must be > 0");
   if (c->max_request_body_size == 0)
     return fail(err, errlen, "max_request_body_size: must be > 0");
+  if (c->drain_timeout_ms > 3600000)
+    return fail(err, errlen, "drain_timeout_ms: at most 3600000 (one hour)");
+  if (c->enable_early_data && c->ticket_key && c->ticket_key_len != 48)
+    return fail(err, errlen, "ticket_key_len: must be 48 bytes (got %zu)",
+                c->ticket_key_len);
   if ((int)c->log_level < H3Q_LOG_ERROR || c->log_level > H3Q_LOG_TRACE)
     return fail(err, errlen, "log_level: must be H3Q_LOG_ERROR..H3Q_LOG_TRACE");
   return H3Q_OK;
@@ -174,6 +182,12 @@ int config_copy(config_owned *dst, const h3q_config *cfg) {
   dst->c.alpn = dst->alpn;
   dst->c.qlog_dir = dst->qlog_dir;
   dst->c.keylog_path = dst->keylog_path;
+  if (cfg->ticket_key && cfg->ticket_key_len == sizeof dst->ticket_key) {
+    memcpy(dst->ticket_key, cfg->ticket_key, sizeof dst->ticket_key);
+    dst->c.ticket_key = dst->ticket_key;
+  } else {
+    dst->c.ticket_key = NULL;
+  }
   dst->alpn_wire_len =
       alpn_encode(dst->alpn, dst->alpn_wire, sizeof dst->alpn_wire);
   return H3Q_OK;

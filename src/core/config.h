@@ -9,6 +9,7 @@ typedef struct config_owned {
   h3q_config c; /* string fields point at the copies below */
   char *bind_addr, *cert_path, *key_path, *cc_algorithm, *alpn, *qlog_dir,
       *keylog_path;
+  uint8_t ticket_key[48];       /* copy of the caller's key */
   unsigned char alpn_wire[256]; /* length-prefixed ALPN list for quiche */
   size_t alpn_wire_len;
 } config_owned;

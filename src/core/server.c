@@ -10,6 +10,7 @@
 #include "quic/conn.h"
 #include "quic/endpoint.h"
 #include "quic/qconfig.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* Datagrams per sendmmsg call, and receive buffer size (any datagram a
@@ -19,6 +20,10 @@
 /* Rounds of connection processing per loop iteration before yielding to
  * I/O (the loop is woken up to continue without blocking). */
 #define PROCESS_ROUNDS 4
+/* Housekeeping period, and how long closing connections get to send their
+ * CONNECTION_CLOSE after the drain deadline before run() returns. */
+#define TICK_NS (250u * 1000000u)
+#define CLOSE_GRACE_NS (1000u * 1000000u)
 
 void server_flush_tx(h3q_server *srv) {
   if (srv->tx.count)
@@ -40,6 +45,31 @@ static void process_dirty(void *arg) {
   server_flush_tx(srv);
   if (srv->dirty)
     srv->lo->wakeup(srv->loop); /* more work: do not block */
+  else if (srv->draining && !srv->all)
+    srv->lo->break_loop(srv->loop); /* drained */
+}
+
+static void on_tick(void *arg) {
+  h3q_server *srv = arg;
+  uint64_t now = clock_now_ns();
+  for (conn *c = srv->all; c; c = c->next)
+    conn_tick(c, now);
+  if (srv->draining && now >= srv->drain_deadline_ns + CLOSE_GRACE_NS)
+    srv->lo->break_loop(srv->loop);
+  srv->lo->timer_arm(srv->tick, TICK_NS);
+}
+
+/* Graceful stop: GOAWAY everywhere; run() returns once every connection
+ * closed, or after the drain deadline (plus a moment to send the closes). */
+static void begin_drain(h3q_server *srv) {
+  if (srv->draining)
+    return;
+  srv->draining = true;
+  srv->drain_deadline_ns =
+      clock_now_ns() + srv->cfg.c.drain_timeout_ms * 1000000u;
+  for (conn *c = srv->all; c; c = c->next)
+    conn_goaway(c, srv->drain_deadline_ns);
+  process_dirty(srv);
 }
 
 static void run_posts(h3q_server *srv) {
@@ -72,10 +102,8 @@ static void close_all(h3q_server *srv) {
 static void on_wakeup(void *arg) {
   h3q_server *srv = arg;
   run_posts(srv);
-  if (atomic_load(&srv->stop_requested)) {
-    close_all(srv);
-    srv->lo->break_loop(srv->loop);
-  }
+  if (atomic_load(&srv->stop_requested))
+    begin_drain(srv);
 }
 
 static int server_init_io(h3q_server *srv, char *err, size_t errlen) {
@@ -91,7 +119,8 @@ static int server_init_io(h3q_server *srv, char *err, size_t errlen) {
   if (!srv->loop ||
       srv->lo->watch_readable(srv->loop, srv->fd, endpoint_on_readable, srv) ||
       srv->lo->set_wakeup(srv->loop, on_wakeup, srv) ||
-      srv->lo->set_before_block(srv->loop, process_dirty, srv)) {
+      srv->lo->set_before_block(srv->loop, process_dirty, srv) ||
+      !(srv->tick = srv->lo->timer_new(srv->loop, on_tick, srv))) {
     snprintf(err, errlen, "event loop: cannot initialize");
     return H3Q_EIO;
   }
@@ -113,6 +142,14 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
   if (conn_table_init(&srv->conns) != 0 || !(srv->router = router_new()))
     return H3Q_ENOMEM;
   randombytes_buf(srv->cid_secret, sizeof srv->cid_secret);
+  srv->vlimits = (validate_limits){
+      .max_header_count = cfg->max_header_count,
+      .max_header_name_length = cfg->max_header_name_length,
+      .max_header_value_length = cfg->max_header_value_length,
+      .max_request_headers_size = cfg->max_request_headers_size,
+      .max_path_length = cfg->max_path_length,
+      .extended_connect = cfg->enable_extended_connect,
+  };
   return server_init_io(srv, err, errlen);
 }
 
@@ -159,6 +196,8 @@ void h3q_server_free(h3q_server *srv) {
     free(p);
     p = next;
   }
+  if (srv->tick)
+    srv->lo->timer_free(srv->tick);
   if (srv->loop)
     srv->lo->destroy(srv->loop);
   if (srv->fd >= 0)
@@ -191,8 +230,10 @@ int h3q_server_run(h3q_server *srv) {
     return H3Q_ESTATE;
   srv->running = true;
   int rc = H3Q_OK;
+  srv->lo->timer_arm(srv->tick, TICK_NS);
   if (!atomic_load(&srv->stop_requested))
     rc = srv->lo->run(srv->loop) == 0 ? H3Q_OK : H3Q_EIO;
+  srv->lo->timer_stop(srv->tick);
   close_all(srv);
   srv->running = false;
   return rc;
@@ -230,6 +271,18 @@ int h3q_server_route(h3q_server *srv, const char *method, const char *pattern,
   if (srv->running)
     return H3Q_ESTATE;
   return router_add(srv->router, method, pattern, handler, user);
+}
+
+int h3q_server_goaway(h3q_server *srv, uint64_t conn_id) {
+  if (!srv)
+    return H3Q_EINVAL;
+  for (conn *c = srv->all; c; c = c->next) {
+    if (c->number == conn_id) {
+      conn_goaway(c, clock_now_ns() + srv->cfg.c.drain_timeout_ms * 1000000u);
+      return H3Q_OK;
+    }
+  }
+  return H3Q_ENOTFOUND;
 }
 
 int h3q_server_set_fallback(h3q_server *srv, h3q_handler handler, void *user) {

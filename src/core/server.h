@@ -11,6 +11,7 @@
 #include "h3q.h"
 #include "http/router.h"
 #include "http/static_files.h"
+#include "http/validate.h"
 #include "io/loop.h"
 #include "io/udp.h"
 #include "quic/conn_table.h"
@@ -42,6 +43,10 @@ struct h3q_server {
    * a retransmitted Initial finds the connection it already created. */
   uint8_t cid_secret[crypto_auth_hmacsha256_KEYBYTES];
 
+  validate_limits vlimits; /* request header limits from the config */
+  loop_timer *tick;        /* housekeeping: timeouts, drain deadlines */
+  bool draining;           /* stop requested: GOAWAY sent, waiting */
+  uint64_t drain_deadline_ns;
   router *router;
   h3q_handler fallback; /* for requests no route matches; NULL = 404 */
   void *fallback_user;

@@ -7,6 +7,7 @@
 
 #include "h3/arena.h"
 #include "h3/stream_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* Body bytes handed to on_data per call, and calls per pump before
@@ -30,8 +31,10 @@ static int set_pseudo(stream *s, const uint8_t *name, size_t nlen,
     slot = &s->scheme;
   else if (name_is(name, nlen, ":authority"))
     slot = &s->authority;
+  else if (name_is(name, nlen, ":protocol"))
+    slot = &s->protocol;
   else if (!name_is(name, nlen, ":path"))
-    return 0; /* other pseudo-headers are checked in a later release */
+    return 0; /* validate.c rejects any other */
   if (slot) {
     *slot = arena_push(&s->rarena, value, vlen);
     return *slot ? 0 : H3Q_ENOMEM;
@@ -41,22 +44,11 @@ static int set_pseudo(stream *s, const uint8_t *name, size_t nlen,
   s->path = arena_push(&s->rarena, value, plen);
   s->query = q ? arena_push(&s->rarena, q + 1, vlen - plen - 1)
                : arena_push(&s->rarena, "", 0);
-  if (plen > s->c->srv->cfg.c.max_path_length)
-    s->reject_status = 414;
   return s->path && s->query ? 0 : H3Q_ENOMEM;
 }
 
 int stream_add_request_field(stream *s, const uint8_t *name, size_t nlen,
                              const uint8_t *value, size_t vlen) {
-  const h3q_config *cfg = &s->c->srv->cfg.c;
-  s->header_bytes += nlen + vlen;
-  if (s->rfield_count >= cfg->max_header_count ||
-      nlen > cfg->max_header_name_length ||
-      vlen > cfg->max_header_value_length ||
-      s->header_bytes > cfg->max_request_headers_size) {
-    s->reject_status = 431;
-    return H3Q_ETOOLARGE;
-  }
   if (nlen > 0 && name[0] == ':')
     return set_pseudo(s, name, nlen, value, vlen);
   size_t n = arena_push(&s->rarena, name, nlen);
@@ -69,14 +61,6 @@ int stream_add_request_field(stream *s, const uint8_t *name, size_t nlen,
 
 int stream_add_request_trailer(stream *s, const uint8_t *name, size_t nlen,
                                const uint8_t *value, size_t vlen) {
-  const h3q_config *cfg = &s->c->srv->cfg.c;
-  s->header_bytes += nlen + vlen;
-  if (s->rtrailer_count >= cfg->max_header_count ||
-      s->header_bytes > 2 * cfg->max_request_headers_size ||
-      (nlen && name[0] == ':')) {
-    s->trailer_error = true; /* pseudo-header in trailers: malformed */
-    return H3Q_EBADREQUEST;
-  }
   size_t n = arena_push(&s->rarena, name, nlen);
   size_t v = arena_push(&s->rarena, value, vlen);
   if (!n || !v ||
@@ -85,17 +69,11 @@ int stream_add_request_trailer(stream *s, const uint8_t *name, size_t nlen,
   return 0;
 }
 
-void stream_trailers_done(stream *s) {
-  if (s->trailer_error)
-    stream_abort(s, H3_MESSAGE_ERROR);
-}
-
 int request_check_pseudo(stream *s) {
-  if (!s->method || !s->scheme || !s->path)
-    return 400;
-  const char *path = arena_str(&s->rarena, s->path);
-  if (path[0] != '/')
-    return 400;
+  /* validate.c accepted the section; what is left is what h3q serves:
+   * plain CONNECT (no :path) is for proxies, which h3q is not. */
+  if (!s->method || !s->path)
+    return 501;
   return 0;
 }
 
@@ -132,6 +110,12 @@ static void on_recv_done(stream *s) {
 static bool body_within_limit(stream *s, size_t n) {
   s->body_bytes += n;
   s->repolls = 0;
+  s->last_body_ns = clock_now_ns();
+  if (s->has_content_length && s->body_bytes > s->content_length) {
+    /* RFC 9114 section 4.1.2: more DATA than content-length: malformed. */
+    stream_abort(s, H3_MESSAGE_ERROR);
+    return false;
+  }
   if (s->body_bytes <= s->c->srv->cfg.c.max_request_body_size)
     return true;
   request_stop_reading(s, H3_NO_ERROR);
@@ -192,12 +176,17 @@ void request_pump(stream *s) {
 
 void stream_on_data(stream *s) {
   s->body_readable = true;
+  s->last_body_ns = clock_now_ns();
   request_pump(s);
 }
 
 void stream_on_finished(stream *s) {
   if (s->rstate == REQ_DONE && !s->fin_received)
     return; /* we stopped reading earlier */
+  if (s->has_content_length && s->body_bytes != s->content_length) {
+    stream_abort(s, H3_MESSAGE_ERROR); /* fewer bytes than declared */
+    return;
+  }
   s->fin_received = true;
   s->rstate = REQ_DONE;
   s->body_readable = false;

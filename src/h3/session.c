@@ -2,6 +2,7 @@
 
 #include "h3/stream.h"
 #include "h3/stream_internal.h"
+#include "http/validate.h"
 #include "util/log.h"
 
 /* Events handled per session_poll call, so one busy connection cannot
@@ -18,26 +19,67 @@ int session_start(conn *c) {
   return 0;
 }
 
-static int collect_header(uint8_t *name, size_t nlen, uint8_t *value,
-                          size_t vlen, void *argp) {
-  /* Non-zero stops quiche's iteration; the stream keeps the reason. */
-  return stream_add_request_field(argp, name, nlen, value, vlen) ? 1 : 0;
+/* One header section being read: validate.c's verdict and where the
+ * fields go. The validator borrows values from quiche's event, so
+ * validation finishes before the event is freed. */
+typedef struct section {
+  stream *s;
+  validate_state v;
+  bool trailers;
+} section;
+
+static int collect_field(uint8_t *name, size_t nlen, uint8_t *value,
+                         size_t vlen, void *argp) {
+  section *sec = argp;
+  validate_field(&sec->v, name, nlen, value, vlen);
+  if (sec->v.verdict != VALIDATE_OK)
+    return 1; /* non-zero stops quiche's iteration */
+  int rc = sec->trailers
+               ? stream_add_request_trailer(sec->s, name, nlen, value, vlen)
+               : stream_add_request_field(sec->s, name, nlen, value, vlen);
+  return rc ? 1 : 0;
 }
 
-static int collect_trailer(uint8_t *name, size_t nlen, uint8_t *value,
-                           size_t vlen, void *argp) {
-  return stream_add_request_trailer(argp, name, nlen, value, vlen) ? 1 : 0;
+/* Reads and validates a section; returns false when the stream was reset
+ * or answered because of it. */
+static bool read_section(conn *c, stream *s, quiche_h3_event *ev,
+                         bool trailers) {
+  section sec = {.s = s, .trailers = trailers};
+  validate_init(&sec.v, &c->srv->vlimits, trailers);
+  bool stored = quiche_h3_event_for_each_header(ev, collect_field, &sec) == 0;
+  validate_verdict verdict = validate_finish(&sec.v);
+  if (verdict == VALIDATE_OK && !stored)
+    verdict = VALIDATE_STATUS, sec.v.status = 500; /* out of memory */
+  if (verdict == VALIDATE_OK) {
+    if (!trailers)
+      s->has_content_length =
+          validate_content_length(&sec.v, &s->content_length);
+    return true;
+  }
+  LOG_DEBUG("conn %llu stream %llu: rejected: %s",
+            (unsigned long long)c->number, (unsigned long long)s->id,
+            sec.v.reason ? sec.v.reason : "limit");
+  if (verdict == VALIDATE_MALFORMED || s->wstate != RES_IDLE) {
+    stream_abort(s, H3_MESSAGE_ERROR);
+    return false;
+  }
+  s->reject_status = sec.v.status;
+  return !trailers;
 }
 
 static void on_headers(conn *c, uint64_t id, quiche_h3_event *ev) {
   stream *s = u64map_get(&c->streams, id);
   if (s) {
     /* A second header section on a request is its trailer section. */
-    quiche_h3_event_for_each_header(ev, collect_trailer, s);
-    stream_trailers_done(s);
+    if (!read_section(c, s, ev, true) && s->reject_status)
+      stream_respond_status(s, s->reject_status, NULL);
     return;
   }
-  size_t limit = c->srv->cfg.c.max_active_streams;
+  if (conn_refuses_stream(c, id)) {
+    u64map_del(&c->awaiting_headers, id);
+    return;
+  }
+  size_t limit = c->srv->cfg.c.max_active_requests_per_conn;
   s = stream_new(c, id);
   if (!s) {
     quiche_conn_stream_shutdown(c->q, id, QUICHE_SHUTDOWN_READ,
@@ -46,9 +88,13 @@ static void on_headers(conn *c, uint64_t id, quiche_h3_event *ev) {
                                 H3_INTERNAL_ERROR);
     return;
   }
-  if (limit && c->streams.len > limit)
+  u64map_del(&c->awaiting_headers, id);
+  c->max_request_id = id > c->max_request_id ? id : c->max_request_id;
+  c->any_request = true;
+  if (!read_section(c, s, ev, false))
+    return;
+  if (limit && c->streams.len > limit && !s->reject_status)
     s->reject_status = 503;
-  quiche_h3_event_for_each_header(ev, collect_header, s);
   stream_dispatch(s);
 }
 

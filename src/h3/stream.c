@@ -8,6 +8,7 @@
 
 #include "h3/arena.h"
 #include "h3/stream_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 stream *stream_new(conn *c, uint64_t id) {
@@ -27,6 +28,7 @@ stream *stream_new(conn *c, uint64_t id) {
   s->status = 200;
   s->prio = (priority){PRIORITY_DEFAULT_URGENCY, false};
   s->early_data = quiche_conn_is_in_early_data(c->q);
+  s->opened_ns = clock_now_ns();
   return s;
 }
 
@@ -162,6 +164,9 @@ void stream_dispatch(stream *s) {
   srv->stats.requests++;
   if (!s->reject_status)
     s->reject_status = request_check_pseudo(s);
+  if (!s->reject_status && s->has_content_length &&
+      s->content_length > srv->cfg.c.max_request_body_size)
+    s->reject_status = 413; /* the rest is refused with STOP_SENDING */
   if (s->reject_status) {
     stream_respond_status(s, s->reject_status, NULL);
     return;

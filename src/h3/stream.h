@@ -57,22 +57,24 @@ typedef struct stream {
   size_t rfield_count, rfield_cap;
   field *rtrailers; /* request trailer section, in rarena */
   size_t rtrailer_count, rtrailer_cap;
-  bool trailer_error; /* malformed trailer section */
-  bool early_data;    /* arrived before the handshake completed */
-  priority prio;      /* from the request, or set by the handler */
+  bool early_data; /* arrived before the handshake completed */
+  priority prio;   /* from the request, or set by the handler */
   bool prio_fixed; /* the handler set it: PRIORITY_UPDATE no longer applies */
-  size_t method, path, query, authority, scheme; /* arena offsets; 0 = unset */
+  /* arena offsets; 0 = unset */
+  size_t method, path, query, authority, scheme, protocol;
   struct {
     const char *name; /* in the router's pattern; lives with the server */
     size_t name_len;
     size_t value; /* arena offset */
   } params[ROUTER_MAX_PARAMS];
   size_t param_count;
-  size_t header_bytes; /* name + value bytes so far, for the limit */
-  int reject_status;   /* non-zero: answer with this status, skip handler */
-  uint64_t body_bytes; /* request body bytes received */
-  bool is_head;        /* HEAD: body writes are dropped */
-  bool body_readable;  /* quiche has unread body bytes (edge-triggered) */
+  int reject_status; /* non-zero: answer with this status, skip handler */
+  bool has_content_length;
+  uint64_t content_length;          /* declared; DATA must match it exactly */
+  uint64_t body_bytes;              /* request body bytes received */
+  uint64_t opened_ns, last_body_ns; /* for the body idle timeout */
+  bool is_head;                     /* HEAD: body writes are dropped */
+  bool body_readable; /* quiche has unread body bytes (edge-triggered) */
   bool fin_received;
   bool paused;
   bool end_pending; /* Finished arrived while paused */
@@ -117,17 +119,14 @@ typedef struct stream {
 /* Creates the stream for a new request and registers it with c. */
 stream *stream_new(conn *c, uint64_t id);
 
-/* Collects one request header field. Returns 0, or an H3Q_E* code when a
- * limit is exceeded (H3Q_ETOOLARGE) or memory runs out. */
+/* Stores one request header field (validated by the caller: validate.c).
+ * Returns 0 or H3Q_ENOMEM. */
 int stream_add_request_field(stream *s, const uint8_t *name, size_t nlen,
                              const uint8_t *value, size_t vlen);
 
-/* Collects one request trailer field; a pseudo-header or a trailer section
- * beyond the limits marks the request malformed. */
+/* Stores one request trailer field (validated by the caller). */
 int stream_add_request_trailer(stream *s, const uint8_t *name, size_t nlen,
                                const uint8_t *value, size_t vlen);
-/* The trailer section is complete (resets the stream when malformed). */
-void stream_trailers_done(stream *s);
 
 /* Validates the collected header section and runs the route's handler.
  * Responds with an error status itself when the request is malformed or

@@ -7,6 +7,7 @@
 
 #include "h3/session.h"
 #include "h3/stream.h"
+#include "h3/stream_internal.h"
 #include "util/log.h"
 
 static void on_timer(void *arg) {
@@ -127,9 +128,13 @@ void conn_process(conn *c) {
   if (!c->h3 &&
       (quiche_conn_is_established(c->q) || quiche_conn_is_in_early_data(c->q)))
     session_start(c);
-  if (c->h3 && !quiche_conn_is_closed(c->q))
+  if (c->h3 && !quiche_conn_is_closed(c->q)) {
+    conn_note_new_streams(c);
     session_poll(c);
+  }
   service_streams(c);
+  if (c->going_away && c->streams.len == 0 && !quiche_conn_is_draining(c->q))
+    conn_close(c, H3_NO_ERROR); /* drained: every request finished */
   send_packets(c);
   if (quiche_conn_is_closed(c->q)) {
     conn_destroy(c);
@@ -140,7 +145,12 @@ void conn_process(conn *c) {
 
 void conn_close(conn *c, uint64_t app_error) {
   static const uint8_t reason[1];
-  quiche_conn_close(c->q, true, app_error, reason, 0);
+  /* Before the handshake completes an application close cannot be sent
+   * (quiche would stall); use the transport's APPLICATION_ERROR then. */
+  if (quiche_conn_is_established(c->q))
+    quiche_conn_close(c->q, true, app_error, reason, 0);
+  else
+    quiche_conn_close(c->q, false, 0xc /* APPLICATION_ERROR */, reason, 0);
   conn_mark_dirty(c);
 }
 
@@ -165,6 +175,7 @@ void conn_destroy(conn *c) {
     stream_abort_and_free(c->streams.slots[i].value);
   }
   u64map_free(&c->streams);
+  u64map_free(&c->awaiting_headers);
   if (c->dirty)
     unlink_dirty(c);
   conn_table_del(&srv->conns, c->scid, CONN_SCID_LEN);

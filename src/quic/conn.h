@@ -23,7 +23,16 @@ typedef struct conn {
   socklen_t peer_len;
   loop_timer *timer;
 
-  u64map streams;         /* stream id -> struct stream */
+  u64map streams; /* stream id -> struct stream */
+  /* Request streams with data but no complete header section yet, by id:
+   * value is the time (ns, never 0) they were first seen, for the header
+   * timeout. quiche's HTTP/3 layer reads partial sections out of sight. */
+  u64map awaiting_headers;
+  uint64_t max_request_id; /* highest request stream that sent headers */
+  bool any_request;
+  bool going_away;    /* GOAWAY sent: no new requests, close when idle */
+  uint64_t goaway_id; /* requests at or above this are refused */
+  uint64_t drain_deadline_ns;
   struct stream *service; /* streams to service in conn_process */
 
   struct conn *dirty_next;
@@ -47,6 +56,22 @@ void conn_mark_dirty(conn *c);
  * when quiche says it is closed. c must not be used after a call unless it
  * is known to be open. */
 void conn_process(conn *c);
+
+/* Sends GOAWAY: requests already received may finish until deadline_ns
+ * (monotonic), newer ones are refused, then the connection closes with
+ * H3_NO_ERROR. Before HTTP/3 is up, closes at once. */
+void conn_goaway(conn *c, uint64_t deadline_ns);
+
+/* Refuses (resets with H3_REQUEST_REJECTED) a request stream above the
+ * GOAWAY id; returns whether it did. */
+bool conn_refuses_stream(conn *c, uint64_t id);
+
+/* Notes request streams that have data but no headers yet (call before
+ * polling HTTP/3), for the header timeout. */
+void conn_note_new_streams(conn *c);
+
+/* Housekeeping every tick: drain deadline, header and body timeouts. */
+void conn_tick(conn *c, uint64_t now_ns);
 
 /* Starts closing: CONNECTION_CLOSE with an application error code. */
 void conn_close(conn *c, uint64_t app_error);

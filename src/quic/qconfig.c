@@ -74,6 +74,18 @@ int qconfig_build(const config_owned *cfg, quiche_config **qcfg,
   set_transport(q, &cfg->c);
   if (cfg->c.keylog_path)
     quiche_config_log_keys(q);
+  if (cfg->c.enable_early_data) {
+    quiche_config_enable_early_data(q);
+    /* Without a configured key quiche uses a random one per config: fine
+     * for one process; several processes need a shared ticket_key. */
+    if (cfg->c.ticket_key &&
+        quiche_config_set_ticket_key(q, cfg->c.ticket_key,
+                                     cfg->c.ticket_key_len) != 0) {
+      snprintf(err, errlen, "ticket_key: quiche rejected the key");
+      quiche_config_free(q);
+      return H3Q_ECONFIG;
+    }
+  }
   quiche_h3_config *h3 = quiche_h3_config_new();
   if (!h3) {
     quiche_config_free(q);
@@ -81,6 +93,7 @@ int qconfig_build(const config_owned *cfg, quiche_config **qcfg,
   }
   /* quiche refuses sections far beyond the limit (protecting memory);
    * h3q's own check answers sections just over it with 431. */
+  quiche_h3_config_enable_extended_connect(h3, cfg->c.enable_extended_connect);
   quiche_h3_config_set_max_field_section_size(
       h3, 2 * (uint64_t)cfg->c.max_request_headers_size);
   *qcfg = q;
