@@ -284,7 +284,25 @@ static const demo_route routes[] = {
     {"POST", "/digest", digest},    {"GET", "/hints", hints},
 };
 
-int demo_add_routes(h3q_server *srv, const char *root) {
+/* Owned by the process: freed at exit, after the server. */
+static h3q_static *g_static;
+
+static void free_static(void) {
+  h3q_static_free(g_static);
+}
+
+static int serve_root(h3q_server *srv, const char *root, bool list_dirs) {
+  h3q_static_options so = {.list_directories = list_dirs,
+                           .index_file = "index.html"};
+  int err = H3Q_OK;
+  g_static = h3q_static_new(root, &so, &err);
+  if (!g_static)
+    return err ? err : H3Q_ENOMEM;
+  atexit(free_static);
+  return h3q_server_set_fallback(srv, h3q_static_handler, g_static);
+}
+
+int demo_add_routes(h3q_server *srv, const char *root, bool list_dirs) {
   fill_pattern();
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     int rc = h3q_server_route(srv, routes[i].method, routes[i].pattern,
@@ -295,7 +313,7 @@ int demo_add_routes(h3q_server *srv, const char *root) {
       return rc;
     }
   }
-  int rc = root ? h3q_server_serve_dir(srv, root) : H3Q_OK;
+  int rc = root ? serve_root(srv, root, list_dirs) : H3Q_OK;
   if (rc != H3Q_OK)
     fprintf(stderr, "h3q-server: root: '%s': %s\n", root, h3q_strerror(rc));
   return rc;

@@ -2,13 +2,15 @@
 #ifndef H3Q_SERVER_DEMO_H
 #define H3Q_SERVER_DEMO_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "h3q.h"
 
 /* Registers the demo routes, and files under root (NULL: none) for paths
- * no route claims. Returns an H3Q_E* code after printing why. */
-int demo_add_routes(h3q_server *srv, const char *root);
+ * no route claims, with directory listings when list_dirs. Returns an
+ * H3Q_E* code after printing why. */
+int demo_add_routes(h3q_server *srv, const char *root, bool list_dirs);
 
 /* Parses a decimal number <= max; 0, or -1 when s is not one. */
 int demo_parse_u64(const char *s, uint64_t max, uint64_t *out);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,41 +20,116 @@
  * serverCertificateHashes); renew it a day before that. */
 #define CERT_DAYS 14
 #define CERT_RENEW_AGE_S ((CERT_DAYS - 1) * 24 * 3600)
+#define TICKET_KEY_LEN 48
 
 static h3q_server *g_server;
 
+/* Command-line options: most set one h3q_config field directly. */
+typedef enum opt_kind {
+  OPT_STR,     /* const char * field */
+  OPT_U64,     /* uint64_t field */
+  OPT_SIZE,    /* size_t field */
+  OPT_PORT,    /* uint32_t field */
+  OPT_FLAG,    /* bool field set to true, no argument */
+  OPT_PAYLOAD, /* both UDP payload sizes */
+  OPT_LOG,     /* log level name */
+  OPT_ROOT,    /* served folder (not a config field) */
+  OPT_LIST,    /* directory listings for --root */
+  OPT_TICKET,  /* file holding the 48-byte 0-RTT ticket key */
+  OPT_HELP,
+} opt_kind;
+
+typedef struct opt_def {
+  const char *name, *arg, *help;
+  opt_kind kind;
+  size_t offset;     /* into h3q_config */
+  const char *field; /* its name, as config errors start with it */
+} opt_def;
+
+#define CFG(f) offsetof(h3q_config, f), #f
+
+static const opt_def opts[] = {
+    {"addr", "ADDR", "bind address (default 0.0.0.0; :: for IPv4+IPv6)",
+     OPT_STR, CFG(bind_addr)},
+    {"port", "PORT", "UDP port 1..65535 (default 4433)", OPT_PORT, CFG(port)},
+    {"cert", "FILE", "PEM certificate chain", OPT_STR, CFG(cert_path)},
+    {"key", "FILE",
+     "PEM private key (without --cert/--key a self-signed ECDSA\n"
+     "                           certificate is generated in "
+     "./" DEFAULT_CERT_DIR "/)",
+     OPT_STR, CFG(key_path)},
+    {"root", "DIR", "serve files from DIR for paths no route claims", OPT_ROOT,
+     0, NULL},
+    {"list-dirs", NULL, "list directories without index.html under --root",
+     OPT_LIST, 0, NULL},
+    {"log-level", "LEVEL", "error|warn|info|debug|trace (default warn)",
+     OPT_LOG, 0, NULL},
+    {"idle-timeout", "MS", "connection idle timeout (default 30000)", OPT_U64,
+     CFG(idle_timeout_ms)},
+    {"max-streams", "N", "concurrent request streams per connection (100)",
+     OPT_U64, CFG(initial_max_streams_bidi)},
+    {"max-requests-per-conn", "N",
+     "requests in progress per connection before 503 (0: no limit)", OPT_SIZE,
+     CFG(max_active_requests_per_conn)},
+    {"max-header-count", "N", "request header fields (100) -> 431", OPT_SIZE,
+     CFG(max_header_count)},
+    {"max-header-name", "N", "header name bytes (256) -> 431", OPT_SIZE,
+     CFG(max_header_name_length)},
+    {"max-header-value", "N", "header value bytes (8192) -> 431", OPT_SIZE,
+     CFG(max_header_value_length)},
+    {"max-header-bytes", "N", "header section bytes (16384) -> 431", OPT_SIZE,
+     CFG(max_request_headers_size)},
+    {"max-path", "N", "path bytes (2048) -> 414", OPT_SIZE,
+     CFG(max_path_length)},
+    {"max-body", "N", "request body bytes (104857600) -> 413", OPT_U64,
+     CFG(max_request_body_size)},
+    {"header-timeout", "MS", "time to send a header section (10000; 0 off)",
+     OPT_U64, CFG(request_header_timeout_ms)},
+    {"body-timeout", "MS", "request body idle time (30000; 0 off) -> 408",
+     OPT_U64, CFG(body_idle_timeout_ms)},
+    {"drain-timeout", "MS", "graceful shutdown deadline (5000)", OPT_U64,
+     CFG(drain_timeout_ms)},
+    {"early-data", NULL, "accept 0-RTT (unsafe methods get 425)", OPT_FLAG,
+     CFG(enable_early_data)},
+    {"ticket-key", "FILE", "48-byte session ticket key shared by processes",
+     OPT_TICKET, 0, "ticket_key_len"},
+    {"extended-connect", NULL, "allow extended CONNECT (RFC 9220)", OPT_FLAG,
+     CFG(enable_extended_connect)},
+    {"cc", "ALGO", "cubic|reno|bbr2 (default cubic)", OPT_STR,
+     CFG(cc_algorithm)},
+    {"max-payload", "N", "max UDP payload size, 1200..65527 (1350)",
+     OPT_PAYLOAD, 0, "max_send_udp_payload_size"},
+    {"qlog-dir", "DIR", "write a qlog file per connection into DIR", OPT_STR,
+     CFG(qlog_dir)},
+    {"help", NULL, "this text", OPT_HELP, 0, NULL},
+};
+
+#define OPT_COUNT (sizeof opts / sizeof opts[0])
+
+typedef struct options {
+  h3q_config cfg;
+  const char *root;
+  bool list_dirs;
+  uint8_t ticket_key[TICKET_KEY_LEN];
+} options;
+
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: h3q-server [options]\n"
-          "  --addr ADDR          bind address (default 0.0.0.0; :: for "
-          "IPv4+IPv6)\n"
-          "  --port PORT          UDP port 1..65535 (default 4433)\n"
-          "  --cert FILE          PEM certificate chain\n"
-          "  --key FILE           PEM private key (without --cert/--key a "
-          "self-signed\n"
-          "                       ECDSA certificate is generated in "
-          "./" DEFAULT_CERT_DIR "/)\n"
-          "  --root DIR           serve files from DIR for paths no route "
-          "claims\n"
-          "  --log-level LEVEL    error|warn|info|debug|trace (default warn)\n"
-          "  --idle-timeout MS    connection idle timeout (default 30000)\n"
-          "  --max-streams N      concurrent request streams per connection "
-          "(default 100)\n"
-          "  --cc ALGO            cubic|reno|bbr2 (default cubic)\n"
-          "  --max-payload N      max UDP payload size, 1200..65527 (default "
-          "1350)\n"
-          "  --qlog-dir DIR       write a qlog file per connection into DIR\n"
-          "  --help               this text\n"
-          "Demo routes: GET /hello, POST /echo, GET /bytes/:n, GET /user/:id,\n"
-          "  GET /trailers, GET /produce/:n, POST /digest, GET /hints\n");
+  fprintf(out, "usage: h3q-server [options]\n");
+  for (size_t i = 0; i < OPT_COUNT; i++) {
+    char left[48];
+    snprintf(left, sizeof left, "--%s%s%s", opts[i].name,
+             opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+    fprintf(out, "  %-26s %s\n", left, opts[i].help);
+  }
+  fprintf(out, "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
+               "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
+               "POST /digest, GET /hints\n");
 }
 
 static void on_signal(int sig) {
   (void)sig;
   h3q_server_stop(g_server); /* async-signal-safe */
 }
-
-/* ---- set-up ---- */
 
 static int ensure_cert(const char **cert, const char **key) {
   static const char *dir = DEFAULT_CERT_DIR;
@@ -87,124 +163,108 @@ static int parse_number(const char *flag, const char *arg, uint64_t max,
                         uint64_t *out) {
   if (demo_parse_u64(arg, max, out) == 0)
     return 0;
-  fprintf(stderr, "h3q-server: %s: '%s' is not a number in 0..%llu\n", flag,
+  fprintf(stderr, "h3q-server: --%s: '%s' is not a number in 0..%llu\n", flag,
           arg, (unsigned long long)max);
   return -1;
 }
 
-enum {
-  OPT_ADDR = 256,
-  OPT_PORT,
-  OPT_CERT,
-  OPT_KEY,
-  OPT_ROOT,
-  OPT_LOG,
-  OPT_IDLE,
-  OPT_STREAMS,
-  OPT_CC,
-  OPT_PAYLOAD,
-  OPT_QLOG,
-  OPT_HELP,
-};
+static int read_ticket_key(options *o, const char *path) {
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(o->ticket_key, 1, sizeof o->ticket_key, f) : 0;
+  bool more = f && fgetc(f) != EOF;
+  if (f)
+    fclose(f);
+  if (n != sizeof o->ticket_key || more) {
+    fprintf(stderr,
+            "h3q-server: --ticket-key: '%s' must hold exactly %d "
+            "bytes\n",
+            path, TICKET_KEY_LEN);
+    return -1;
+  }
+  o->cfg.ticket_key = o->ticket_key;
+  o->cfg.ticket_key_len = sizeof o->ticket_key;
+  return 0;
+}
 
-typedef struct options {
-  h3q_config cfg;
-  const char *root;
-} options;
+static int set_log_level(options *o, const char *arg) {
+  static const char *const names[] = {"error", "warn", "info", "debug",
+                                      "trace"};
+  for (int i = 0; i < 5; i++)
+    if (strcmp(arg, names[i]) == 0) {
+      o->cfg.log_level = (h3q_log_level)i;
+      return 0;
+    }
+  fprintf(stderr,
+          "h3q-server: --log-level: '%s' is not one of "
+          "error|warn|info|debug|trace\n",
+          arg);
+  return -1;
+}
 
-static int apply_option(options *o, int opt, const char *arg) {
+static int apply_option(options *o, const opt_def *d, const char *arg) {
+  char *field = (char *)&o->cfg + d->offset;
   uint64_t v = 0;
-  switch (opt) {
-  case OPT_ADDR:
-    o->cfg.bind_addr = arg;
+  switch (d->kind) {
+  case OPT_STR:
+    memcpy(field, &arg, sizeof arg);
     return 0;
-  case OPT_CERT:
-    o->cfg.cert_path = arg;
-    return 0;
-  case OPT_KEY:
-    o->cfg.key_path = arg;
+  case OPT_FLAG:
+    *(bool *)(void *)field = true;
     return 0;
   case OPT_ROOT:
     o->root = arg;
     return 0;
-  case OPT_CC:
-    o->cfg.cc_algorithm = arg;
+  case OPT_LIST:
+    o->list_dirs = true;
     return 0;
-  case OPT_QLOG:
-    o->cfg.qlog_dir = arg;
+  case OPT_LOG:
+    return set_log_level(o, arg);
+  case OPT_TICKET:
+    return read_ticket_key(o, arg);
+  case OPT_U64:
+    return parse_number(d->name, arg, UINT64_MAX, (uint64_t *)(void *)field);
+  case OPT_SIZE:
+    if (parse_number(d->name, arg, SIZE_MAX, &v))
+      return -1;
+    *(size_t *)(void *)field = (size_t)v;
     return 0;
   case OPT_PORT:
-    if (parse_number("--port", arg, UINT32_MAX, &v))
+    if (parse_number(d->name, arg, UINT32_MAX, &v))
       return -1;
     o->cfg.port = (uint32_t)v;
     return 0;
-  case OPT_IDLE:
-    return parse_number("--idle-timeout", arg, UINT64_MAX,
-                        &o->cfg.idle_timeout_ms);
-  case OPT_STREAMS:
-    return parse_number("--max-streams", arg, UINT64_MAX,
-                        &o->cfg.initial_max_streams_bidi);
   case OPT_PAYLOAD:
-    if (parse_number("--max-payload", arg, 1u << 20, &v))
+    if (parse_number(d->name, arg, 1u << 20, &v))
       return -1;
     o->cfg.max_recv_udp_payload_size = o->cfg.max_send_udp_payload_size =
         (size_t)v;
     return 0;
-  case OPT_LOG: {
-    static const char *const names[] = {"error", "warn", "info", "debug",
-                                        "trace"};
-    for (int i = 0; i < 5; i++)
-      if (strcmp(arg, names[i]) == 0) {
-        o->cfg.log_level = (h3q_log_level)i;
-        return 0;
-      }
-    fprintf(stderr,
-            "h3q-server: --log-level: '%s' is not one of "
-            "error|warn|info|debug|trace\n",
-            arg);
-    return -1;
+  case OPT_HELP:
+    usage(stdout);
+    exit(0);
   }
-  default:
-    return -1;
-  }
+  return -1;
 }
 
-/* The flag that sets a config field, for error messages. */
+/* The flag that sets the config field an error message starts with. */
 static const char *flag_for_field(const char *err) {
-  static const char *const map[][2] = {
-      {"bind_addr", "--addr"},
-      {"port", "--port"},
-      {"cert_path", "--cert"},
-      {"key_path", "--key"},
-      {"idle_timeout_ms", "--idle-timeout"},
-      {"initial_max_streams_bidi", "--max-streams"},
-      {"cc_algorithm", "--cc"},
-      {"max_recv_udp_payload_size", "--max-payload"},
-      {"max_send_udp_payload_size", "--max-payload"},
-  };
-  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-    size_t n = strlen(map[i][0]);
-    if (strncmp(err, map[i][0], n) == 0 && err[n] == ':')
-      return map[i][1];
-  }
+  size_t len = strcspn(err, ":");
+  if (strncmp(err, "max_recv_udp_payload_size", len) == 0)
+    return "max-payload"; /* one flag sets both sizes */
+  for (size_t i = 0; i < OPT_COUNT; i++)
+    if (opts[i].field && strlen(opts[i].field) == len &&
+        strncmp(err, opts[i].field, len) == 0)
+      return opts[i].name;
   return NULL;
 }
 
 static int parse_args(int argc, char **argv, options *o) {
-  static const struct option longopts[] = {
-      {"addr", required_argument, NULL, OPT_ADDR},
-      {"port", required_argument, NULL, OPT_PORT},
-      {"cert", required_argument, NULL, OPT_CERT},
-      {"key", required_argument, NULL, OPT_KEY},
-      {"root", required_argument, NULL, OPT_ROOT},
-      {"log-level", required_argument, NULL, OPT_LOG},
-      {"idle-timeout", required_argument, NULL, OPT_IDLE},
-      {"max-streams", required_argument, NULL, OPT_STREAMS},
-      {"cc", required_argument, NULL, OPT_CC},
-      {"max-payload", required_argument, NULL, OPT_PAYLOAD},
-      {"qlog-dir", required_argument, NULL, OPT_QLOG},
-      {"help", no_argument, NULL, OPT_HELP},
-      {NULL, 0, NULL, 0}};
+  struct option longopts[OPT_COUNT + 1];
+  for (size_t i = 0; i < OPT_COUNT; i++)
+    longopts[i] = (struct option){opts[i].name,
+                                  opts[i].arg ? required_argument : no_argument,
+                                  NULL, (int)i};
+  longopts[OPT_COUNT] = (struct option){NULL, 0, NULL, 0};
   int opt;
   opterr = 0; /* we name the bad option ourselves */
   while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -213,11 +273,7 @@ static int parse_args(int argc, char **argv, options *o) {
               argv[optind - 1]);
       return -1;
     }
-    if (opt == OPT_HELP) {
-      usage(stdout);
-      exit(0);
-    }
-    if (apply_option(o, opt, optarg) != 0)
+    if (apply_option(o, &opts[opt], optarg) != 0)
       return -1;
   }
   if (optind < argc) {
@@ -225,7 +281,7 @@ static int parse_args(int argc, char **argv, options *o) {
     return -1;
   }
   if ((o->cfg.cert_path == NULL) != (o->cfg.key_path == NULL)) {
-    fprintf(stderr, "h3q-server: %s: --cert and --key go together\n",
+    fprintf(stderr, "h3q-server: --%s: --cert and --key go together\n",
             o->cfg.cert_path ? "key" : "cert");
     return -1;
   }
@@ -242,6 +298,23 @@ static void install_signals(void) {
   signal(SIGPIPE, SIG_IGN);
 }
 
+static int create_server(options *o) {
+  char err[256];
+  int rc = h3q_server_new(&o->cfg, &g_server, err, sizeof err);
+  if (rc != H3Q_OK) {
+    const char *flag = flag_for_field(err);
+    fprintf(stderr, "h3q-server: %s%s%s%s\n", flag ? "--" : "",
+            flag ? flag : "", flag ? ": " : "", err);
+    return rc;
+  }
+  rc = demo_add_routes(g_server, o->root, o->list_dirs);
+  if (rc != H3Q_OK) {
+    h3q_server_free(g_server);
+    g_server = NULL;
+  }
+  return rc;
+}
+
 int main(int argc, char **argv) {
   options o = {0};
   h3q_config_init(&o.cfg);
@@ -251,24 +324,13 @@ int main(int argc, char **argv) {
   }
   if (!o.cfg.cert_path && ensure_cert(&o.cfg.cert_path, &o.cfg.key_path))
     return EXIT_USAGE;
-
-  char err[256];
-  int rc = h3q_server_new(&o.cfg, &g_server, err, sizeof err);
-  if (rc != H3Q_OK) {
-    const char *flag = flag_for_field(err);
-    fprintf(stderr, "h3q-server: %s%s%s\n", flag ? flag : "", flag ? ": " : "",
-            err);
+  if (create_server(&o) != H3Q_OK)
     return EXIT_USAGE;
-  }
-  if (demo_add_routes(g_server, o.root) != H3Q_OK) {
-    h3q_server_free(g_server);
-    return EXIT_USAGE;
-  }
   install_signals();
   printf("h3q-server listening on %s:%u\n", o.cfg.bind_addr,
          h3q_server_port(g_server));
   fflush(stdout);
-  rc = h3q_server_run(g_server);
+  int rc = h3q_server_run(g_server);
   h3q_server_free(g_server);
   return rc == H3Q_OK ? 0 : 1;
 }
