@@ -229,6 +229,8 @@ int h3q_response_set_producer(h3q_response *res, h3q_producer producer,
   if (s->end_requested || s->wstate == RES_DONE || s->producer ||
       s->pending_off < s->pending_len)
     return H3Q_ESTATE;
+  if (s->is_head)
+    return h3q_response_end(res); /* no body to produce */
   s->producer = producer;
   s->producer_user = user;
   s->producer_waiting = false;

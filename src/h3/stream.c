@@ -95,6 +95,8 @@ void stream_service(stream *s) {
     request_stop_reading(s, H3_NO_ERROR);
   if (stream_finished(s)) {
     run_close_cb(s);
+    if (!s->aborted)
+      conn_track_flushing(s->c, s->id);
     stream_free(s);
     return;
   }

@@ -133,8 +133,8 @@ void conn_process(conn *c) {
     session_poll(c);
   }
   service_streams(c);
-  if (c->going_away && c->streams.len == 0 && !quiche_conn_is_draining(c->q))
-    conn_close(c, H3_NO_ERROR); /* drained: every request finished */
+  if (conn_drained(c) && !quiche_conn_is_draining(c->q))
+    conn_close(c, H3_NO_ERROR); /* every response delivered */
   send_packets(c);
   if (quiche_conn_is_closed(c->q)) {
     conn_destroy(c);
@@ -176,6 +176,7 @@ void conn_destroy(conn *c) {
   }
   u64map_free(&c->streams);
   u64map_free(&c->awaiting_headers);
+  u64map_free(&c->flushing);
   if (c->dirty)
     unlink_dirty(c);
   conn_table_del(&srv->conns, c->scid, CONN_SCID_LEN);

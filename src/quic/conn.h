@@ -28,6 +28,9 @@ typedef struct conn {
    * value is the time (ns, never 0) they were first seen, for the header
    * timeout. quiche's HTTP/3 layer reads partial sections out of sight. */
   u64map awaiting_headers;
+  /* Finished responses quiche may still be delivering (stream not yet
+   * collected): a draining connection closes only after they are. */
+  u64map flushing;
   uint64_t max_request_id; /* highest request stream that sent headers */
   bool any_request;
   bool going_away;    /* GOAWAY sent: no new requests, close when idle */
@@ -69,6 +72,12 @@ bool conn_refuses_stream(conn *c, uint64_t id);
 /* Notes request streams that have data but no headers yet (call before
  * polling HTTP/3), for the header timeout. */
 void conn_note_new_streams(conn *c);
+
+/* True once a going-away connection has nothing left to deliver. */
+bool conn_drained(conn *c);
+
+/* Remembers a finished stream until quiche has delivered it. */
+void conn_track_flushing(conn *c, uint64_t id);
 
 /* Housekeeping every tick: drain deadline, header and body timeouts. */
 void conn_tick(conn *c, uint64_t now_ns);

@@ -38,6 +38,33 @@ bool conn_refuses_stream(conn *c, uint64_t id) {
   return true;
 }
 
+/* Pruning the flushing set costs one lookup per entry; doing it when the
+ * set doubles past this keeps it amortized O(1) per request. */
+#define FLUSHING_PRUNE_AT 64
+
+void conn_track_flushing(conn *c, uint64_t id) {
+  ssize_t cap = quiche_conn_stream_capacity(c->q, id);
+  if (cap >= 0 || cap == QUICHE_ERR_STREAM_STOPPED)
+    u64map_put(&c->flushing, id, c); /* any non-NULL value */
+}
+
+/* Drops streams quiche has collected (all data acknowledged). */
+static void prune_flushing(conn *c) {
+  for (size_t i = 0; i < c->flushing.cap; i++) {
+    u64map_slot *slot = &c->flushing.slots[i];
+    while (slot->value && quiche_conn_stream_capacity(c->q, slot->key) ==
+                              QUICHE_ERR_INVALID_STREAM_STATE)
+      u64map_del(&c->flushing, slot->key); /* refills slot i: check again */
+  }
+}
+
+bool conn_drained(conn *c) {
+  if (c->flushing.len > FLUSHING_PRUNE_AT * 2 ||
+      (c->going_away && c->streams.len == 0))
+    prune_flushing(c);
+  return c->going_away && c->streams.len == 0 && c->flushing.len == 0;
+}
+
 void conn_note_new_streams(conn *c) {
   if (!c->srv->cfg.c.request_header_timeout_ms)
     return;

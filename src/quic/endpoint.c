@@ -55,7 +55,10 @@ static conn *find_or_accept(h3q_server *srv, const packet_header *h, size_t len,
       send_version_negotiation(srv, h, from, from_len);
     return NULL;
   }
-  if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM)
+  /* A draining server takes no new connections: clients retry elsewhere
+   * (or after the restart) while existing ones finish. */
+  if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM ||
+      srv->draining)
     return NULL;
   uint8_t scid[CONN_SCID_LEN];
   derive_scid(srv, h, scid);
