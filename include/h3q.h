@@ -122,7 +122,10 @@ typedef struct h3q_config {
    * QUIC's stream limit, initial_max_streams_bidi, applies). */
   size_t max_active_requests_per_conn;
 
-  /* HTTP request limits (enforced fully in a later release: see README). */
+  /* Request limits. Header count, name, value and section size give 431,
+   * the path (without query) 414; a body over max_request_body_size gives
+   * 413 (declared or streamed; the rest is refused with STOP_SENDING), or
+   * a reset once the response started. */
   size_t max_header_count;         /* 100 */
   size_t max_header_name_length;   /* 256 */
   size_t max_header_value_length;  /* 8192 */
