@@ -238,12 +238,11 @@ H3Q_EXTERN int h3q_server_route(h3q_server *srv, const char *method,
 H3Q_EXTERN int h3q_server_set_fallback(h3q_server *srv, h3q_handler handler,
                                        void *user);
 
-/* Serves files below root for GET and HEAD requests that no route matched
- * (full files only; content-type, content-length, last-modified). Paths
- * are percent-decoded; ".." or "." segments, encoded slashes, NUL and any
- * symlink below root get 404 (symlinks are never followed, so nothing
- * outside root can be reached); directories serve index.html or 404.
- * root is copied. Errors: H3Q_EINVAL (root is not a directory), H3Q_ENOMEM. */
+/* Serves files below root, with the defaults of h3q_static_new (no
+ * listings, index.html), for requests that no route matched: the same
+ * handler as h3q_static_handler, installed with h3q_server_set_fallback.
+ * Errors: H3Q_EINVAL (root is not a directory), H3Q_ESTATE (running),
+ * H3Q_ENOMEM. */
 H3Q_EXTERN int h3q_server_serve_dir(h3q_server *srv, const char *root);
 
 /* Sends GOAWAY on connection conn_id (h3q_request_connection_id): requests
@@ -256,11 +255,13 @@ H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
  * same code for unrouted paths). Create it with h3q_static_new, register
  * h3q_static_handler with it as user data (e.g. under "/assets/" followed
  * by "*": the wildcard part is the file path; without a wildcard the whole
- * request path is), and free it after the server. See h3q_server_serve_dir
- * for path safety. GET and HEAD; other methods get 405. Responses carry
- * accept-ranges: bytes, a strong etag (from inode, size and mtime in ns)
- * and last-modified. If-Match and If-Unmodified-Since can give 412,
- * If-None-Match (or, without it, If-Modified-Since) 304 without a body. A
+ * request path is), and free it after the server. Path safety: paths are
+ * percent-decoded; "." and ".." segments, encoded slashes or backslashes,
+ * NUL and any symlink below root give 404 (symlinks are never followed),
+ * so nothing outside root is reachable. GET and HEAD; other methods get 405.
+ * Responses carry accept-ranges: bytes, a strong etag (from inode, size and
+ * mtime in ns) and last-modified. If-Match and If-Unmodified-Since can give
+ * 412, If-None-Match (or, without it, If-Modified-Since) 304 without a body. A
  * single byte range on GET gives 206 with content-range, an unsatisfiable
  * one 416; an invalid Range is ignored. Several satisfiable ranges get the
  * whole file with 200 (no multipart/byteranges). If-Range with the

@@ -6,14 +6,22 @@
  * kernel: nothing outside the root can be named, whatever is renamed or
  * linked concurrently.
  *
+ * HTTP semantics live in pure modules: http/conditional.c (dates, etags,
+ * preconditions), http/http_range.c (Range) and http/dir_listing.c (the
+ * listing page). This file is the I/O glue.
+ *
  * Streaming: one file_stream per GET holds the descriptor and one chunk
  * buffer. pump() writes what the stream accepts, keeps the rest, and waits
  * for the writable callback; the close callback, which the library calls
  * exactly once per response, is the only place that frees. */
 #include "http/static_files.h"
 
+#include "http/conditional.h"
+#include "http/dir_listing.h"
 #include "http/headers.h"
+#include "http/http_range.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -29,6 +37,7 @@
 #define H3_INTERNAL_ERROR 0x102
 #define INDEX_NAME "index.html"
 #define TEXT_PLAIN "text/plain; charset=utf-8"
+#define TEXT_HTML "text/html; charset=utf-8"
 
 #ifndef NAME_MAX
 #define NAME_MAX 255
@@ -45,43 +54,73 @@
 #define DIR_OPEN_FLAGS (O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 #endif
 
-struct static_root {
-  int dirfd; /* the root directory, open for the root's lifetime */
+struct h3q_static {
+  int dirfd;             /* the root directory, open for the root's lifetime */
+  bool list_directories; /* listing for directories without an index file */
+  char *index_file;      /* owned; NULL for none */
 };
 
 typedef struct file_stream {
   int fd;
-  uint64_t size;   /* bytes promised in content-length (st_size at open) */
+  uint64_t end;    /* one past the last file offset to send */
   uint64_t offset; /* next file offset to read */
   size_t start;    /* first unsent byte in buf */
   size_t pending;  /* unsent bytes in buf */
-  size_t cap;      /* buf size: one chunk, less for small files */
+  size_t cap;      /* buf size: one chunk, less for small parts */
   uint8_t buf[];
 } file_stream;
 
-static_root *static_root_new(const char *dir, int *err) {
-  int rc = H3Q_EINVAL;
-  static_root *root = NULL;
-  int fd = dir ? open(dir, DIR_OPEN_FLAGS) : -1;
-  if (fd >= 0) {
-    root = malloc(sizeof *root);
-    rc = root ? H3Q_OK : H3Q_ENOMEM;
+/* ------------------------------------------------------------- the root */
+
+/* One name in a directory: not empty, ".", ".." or longer than NAME_MAX,
+ * no '/', '\' or control character. */
+static bool index_name_valid(const char *name) {
+  return strlen(name) <= NAME_MAX && dir_listing_name_is_safe(name);
+}
+
+static int static_init(h3q_static *st, const char *root,
+                       const h3q_static_options *o) {
+  if (o->index_file != NULL && !index_name_valid(o->index_file)) {
+    return H3Q_EINVAL;
   }
-  if (root != NULL) {
-    root->dirfd = fd;
-  } else if (fd >= 0) {
-    close(fd);
+  if (o->index_file != NULL) {
+    st->index_file = strdup(o->index_file);
+    if (st->index_file == NULL) {
+      return H3Q_ENOMEM;
+    }
+  }
+  st->list_directories = o->list_directories;
+  st->dirfd = root ? open(root, DIR_OPEN_FLAGS) : -1;
+  return st->dirfd >= 0 ? H3Q_OK : H3Q_EINVAL;
+}
+
+h3q_static *h3q_static_new(const char *root, const h3q_static_options *opts,
+                           int *err) {
+  static const h3q_static_options defaults = {.list_directories = false,
+                                              .index_file = INDEX_NAME};
+  h3q_static *st = calloc(1, sizeof *st);
+  int rc = H3Q_ENOMEM;
+  if (st != NULL) {
+    st->dirfd = -1;
+    rc = static_init(st, root, opts ? opts : &defaults);
+  }
+  if (rc != H3Q_OK) {
+    h3q_static_free(st);
+    st = NULL;
   }
   if (err != NULL) {
     *err = rc;
   }
-  return root;
+  return st;
 }
 
-void static_root_free(static_root *root) {
-  if (root != NULL) {
-    close(root->dirfd);
-    free(root);
+void h3q_static_free(h3q_static *st) {
+  if (st != NULL) {
+    if (st->dirfd >= 0) {
+      close(st->dirfd);
+    }
+    free(st->index_file);
+    free(st);
   }
 }
 
@@ -188,11 +227,13 @@ static int open_entry(int dir, const char *name, int *fd_out, struct stat *st) {
 
 /* The walk's state: cur is the directory reached so far (the root's
  * descriptor is borrowed, others are owned); file is the regular file
- * reached, or -1. */
+ * reached, or -1; dir is set instead when the path names a directory
+ * without an index file and listings are enabled. */
 typedef struct walk {
   int root;
   int cur;
   int file;
+  int dir; /* a directory to list (readable, owned), or -1 */
   struct stat st;
   char name[NAME_BUF]; /* last component, for the content type */
 } walk;
@@ -226,26 +267,54 @@ static int walk_step(walk *w, const char *seg, size_t len) {
   return rc;
 }
 
-/* A walk that ends on a directory serves its index.html, which must be a
- * regular file itself. */
-static int walk_finish(walk *w) {
-  if (w->file >= 0) {
-    return H3Q_OK;
-  }
-  memcpy(w->name, INDEX_NAME, sizeof INDEX_NAME);
+/* The directory's index file, which must be a regular file itself. */
+static int open_index(walk *w, const char *index) {
+  size_t len = strlen(index); /* <= NAME_MAX: checked by h3q_static_new */
+  memcpy(w->name, index, len + 1);
   int fd = -1;
   int rc = open_entry(w->cur, w->name, &fd, &w->st);
   if (rc == H3Q_OK && !S_ISREG(w->st.st_mode)) {
     close(fd);
     rc = H3Q_ENOTFOUND;
   }
-  w->file = rc == H3Q_OK ? fd : -1;
+  if (rc == H3Q_OK) {
+    w->file = fd;
+  }
   return rc;
 }
 
-/* Resolves path below the root to an open regular file (w->file). */
-static int resolve(const static_root *root, const char *path, walk *w) {
-  *w = (walk){.root = root->dirfd, .cur = root->dirfd, .file = -1};
+/* cur may be an O_PATH descriptor: listing needs one opened for reading. */
+static int open_listing(walk *w) {
+  int fd;
+  do {
+    fd = openat(w->cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    return errno_to_error(errno);
+  }
+  w->dir = fd;
+  return H3Q_OK;
+}
+
+/* A walk that ends on a directory serves its index file; without one it
+ * is listed (when enabled) or 404. */
+static int walk_finish(walk *w, const h3q_static *st) {
+  if (w->file >= 0) {
+    return H3Q_OK;
+  }
+  if (st->index_file != NULL) {
+    int rc = open_index(w, st->index_file);
+    if (rc != H3Q_ENOTFOUND) {
+      return rc;
+    }
+  }
+  return st->list_directories ? open_listing(w) : H3Q_ENOTFOUND;
+}
+
+/* Resolves path below the root to an open regular file (w->file) or a
+ * directory to list (w->dir). */
+static int resolve(const h3q_static *st, const char *path, walk *w) {
+  *w = (walk){.root = st->dirfd, .cur = st->dirfd, .file = -1, .dir = -1};
   if (path == NULL || path[0] != '/') {
     return H3Q_ENOTFOUND;
   }
@@ -262,7 +331,7 @@ static int resolve(const static_root *root, const char *path, walk *w) {
     }
   }
   if (rc == H3Q_OK) {
-    rc = walk_finish(w);
+    rc = walk_finish(w, st);
   }
   walk_set_dir(w, w->root);
   if (rc != H3Q_OK && w->file >= 0) {
@@ -274,55 +343,104 @@ static int resolve(const static_root *root, const char *path, walk *w) {
 
 /* ------------------------------------------------------------ responses */
 
-static int respond_error(h3q_response *res, int err) {
-  int status = h3q_error_to_status(err);
-  const char *body = status == 400   ? "bad request\n"
-                     : status == 404 ? "not found\n"
-                     : status == 503 ? "service unavailable\n"
-                                     : "internal server error\n";
+static int respond_text(h3q_response *res, int status, const char *body) {
   return h3q_response_send(res, status, TEXT_PLAIN, body, strlen(body));
 }
 
+static int respond_error(h3q_response *res, int err) {
+  int status = h3q_error_to_status(err);
+  return respond_text(res, status,
+                      status == 400   ? "bad request\n"
+                      : status == 404 ? "not found\n"
+                      : status == 503 ? "service unavailable\n"
+                                      : "internal server error\n");
+}
+
 static int method_not_allowed(h3q_response *res) {
-  static const char body[] = "method not allowed\n";
   int rc = h3q_response_header(res, "allow", "GET, HEAD");
-  if (rc != H3Q_OK) {
-    return rc;
-  }
-  return h3q_response_send(res, 405, TEXT_PLAIN, body, sizeof body - 1);
+  return rc == H3Q_OK ? respond_text(res, 405, "method not allowed\n") : rc;
 }
 
-/* IMF-fixdate (RFC 9110 section 5.6.7). Names come from tables rather than
- * strftime's %a and %b, which follow the process locale. */
-static void http_date(time_t t, char *out, size_t cap) {
-  static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed",
-                                  "Thu", "Fri", "Sat"};
-  static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  struct tm tm;
-  if (gmtime_r(&t, &tm) == NULL) {
-    t = 0;
-    gmtime_r(&t, &tm);
-  }
-  snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-           days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-           tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+/* Half-built headers must not reach an error response: reset instead. */
+static int reset_internal(h3q_response *res) {
+  h3q_response_reset(res, H3_INTERNAL_ERROR);
+  return H3Q_OK;
 }
 
-/* Status 200 and the entity headers; the body (if any) follows. */
-static int set_headers(h3q_response *res, const walk *w) {
-  char length[24], date[64];
-  snprintf(length, sizeof length, "%" PRIu64, (uint64_t)w->st.st_size);
-  http_date(w->st.st_mtime, date, sizeof date);
-  int rc = h3q_response_set_status(res, 200);
+/* What the validators and headers say about one file. */
+typedef struct entity {
+  uint64_t size;
+  time_t mtime;
+  const char *type;
+  char etag[64]; /* strong: "inode-size-mtime_ns" in hex, quoted */
+  char last_modified[HTTP_DATE_SIZE];
+} entity;
+
+static void entity_init(entity *e, const walk *w) {
+  const struct stat *st = &w->st;
+  uint64_t ns = (uint64_t)st->st_mtim.tv_sec * UINT64_C(1000000000) +
+                (uint64_t)st->st_mtim.tv_nsec;
+  e->size = (uint64_t)st->st_size;
+  e->mtime = st->st_mtim.tv_sec;
+  e->type = mime_type_for_path(w->name);
+  snprintf(e->etag, sizeof e->etag, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
+           (uint64_t)st->st_ino, e->size, ns);
+  http_date_format(e->mtime, e->last_modified);
+}
+
+static int add_validators(h3q_response *res, const entity *e) {
+  int rc = h3q_response_header(res, "etag", e->etag);
+  return rc == H3Q_OK
+             ? h3q_response_header(res, "last-modified", e->last_modified)
+             : rc;
+}
+
+/* 304: the validators, no body and no content-length (h3q_response_send
+ * would add one). */
+static int respond_not_modified(h3q_response *res, const entity *e) {
+  int rc = h3q_response_set_status(res, 304);
   if (rc == H3Q_OK) {
-    rc = h3q_response_header(res, "content-type", mime_type_for_path(w->name));
+    rc = add_validators(res, e);
+  }
+  return rc == H3Q_OK ? h3q_response_end(res) : reset_internal(res);
+}
+
+static int respond_unsatisfiable(h3q_response *res, const entity *e) {
+  char range[40];
+  snprintf(range, sizeof range, "bytes */%" PRIu64, e->size);
+  int rc = h3q_response_header(res, "content-range", range);
+  return rc == H3Q_OK ? respond_text(res, 416, "range not satisfiable\n")
+                      : reset_internal(res);
+}
+
+/* The bytes [start, end) of the file, sent with status 200 or 206. */
+typedef struct part {
+  uint64_t start;
+  uint64_t end;
+  int status; /* 200, 206, or 416 for nothing */
+} part;
+
+/* Status and entity headers of a 200 or 206; the body (if any) follows. */
+static int set_headers(h3q_response *res, const entity *e, const part *p) {
+  char length[24], range[72];
+  snprintf(length, sizeof length, "%" PRIu64, p->end - p->start);
+  int rc = h3q_response_set_status(res, p->status);
+  if (rc == H3Q_OK) {
+    rc = h3q_response_header(res, "content-type", e->type);
   }
   if (rc == H3Q_OK) {
     rc = h3q_response_header(res, "content-length", length);
   }
   if (rc == H3Q_OK) {
-    rc = h3q_response_header(res, "last-modified", date);
+    rc = h3q_response_header(res, "accept-ranges", "bytes");
+  }
+  if (rc == H3Q_OK) {
+    rc = add_validators(res, e);
+  }
+  if (rc == H3Q_OK && p->status == 206) {
+    snprintf(range, sizeof range, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+             p->start, p->end - 1, e->size);
+    rc = h3q_response_header(res, "content-range", range);
   }
   return rc;
 }
@@ -330,9 +448,9 @@ static int set_headers(h3q_response *res, const walk *w) {
 /* ------------------------------------------------------------ streaming */
 
 /* Reads the next chunk. A short file (truncated since fstat) is an error:
- * content-length already promised st_size bytes. */
+ * content-length already promised the bytes. */
 static int stream_fill(file_stream *fs) {
-  uint64_t left = fs->size - fs->offset;
+  uint64_t left = fs->end - fs->offset;
   size_t want = left < fs->cap ? (size_t)left : fs->cap;
   ssize_t n;
   do {
@@ -363,7 +481,7 @@ static void stream_closed(h3q_response *res, bool aborted, void *user) {
 static void stream_pump(h3q_response *res, void *user) {
   file_stream *fs = user;
   for (;;) {
-    if (fs->pending == 0 && fs->offset >= fs->size) {
+    if (fs->pending == 0 && fs->offset >= fs->end) {
       h3q_response_end(res);
       return;
     }
@@ -394,16 +512,18 @@ static void stream_pump(h3q_response *res, void *user) {
   }
 }
 
-/* Allocates the stream and reads the first chunk before any header is
- * set, so a failure here can still be answered with a plain error. */
-static int stream_new(int fd, uint64_t size, file_stream **out) {
-  size_t cap = size < CHUNK_SIZE ? (size_t)size : CHUNK_SIZE;
+/* Allocates the stream for [p->start, p->end) and reads the first chunk
+ * before any header is set, so a failure here can still be answered with a
+ * plain error. Takes fd (closed on failure). */
+static int stream_new(int fd, const part *p, file_stream **out) {
+  uint64_t len = p->end - p->start;
+  size_t cap = len < CHUNK_SIZE ? (size_t)len : CHUNK_SIZE;
   file_stream *fs = malloc(sizeof *fs + cap);
   if (fs == NULL) {
     close(fd);
     return H3Q_ENOMEM;
   }
-  *fs = (file_stream){.fd = fd, .size = size, .cap = cap};
+  *fs = (file_stream){.fd = fd, .end = p->end, .offset = p->start, .cap = cap};
   int rc = stream_fill(fs);
   if (rc != H3Q_OK) {
     stream_free(fs);
@@ -413,27 +533,24 @@ static int stream_new(int fd, uint64_t size, file_stream **out) {
   return H3Q_OK;
 }
 
-/* Takes ownership of w->file. Empty files and HEAD need no stream. */
-static int serve_file(h3q_response *res, walk *w, bool head) {
-  uint64_t size = (uint64_t)w->st.st_size;
+/* Takes ownership of fd. An empty part and HEAD need no stream. */
+static int send_part(h3q_response *res, int fd, const entity *e, const part *p,
+                     bool head) {
   file_stream *fs = NULL;
   int rc = H3Q_OK;
-  if (!head && size > 0) {
-    rc = stream_new(w->file, size, &fs);
+  if (!head && p->end > p->start) {
+    rc = stream_new(fd, p, &fs);
   } else {
-    close(w->file);
+    close(fd);
   }
   if (rc != H3Q_OK) {
     return respond_error(res, rc);
   }
-  rc = set_headers(res, w);
-  if (rc != H3Q_OK) {
-    /* Half-built headers must not reach an error response: reset. */
+  if (set_headers(res, e, p) != H3Q_OK) {
     if (fs != NULL) {
       stream_free(fs);
     }
-    h3q_response_reset(res, H3_INTERNAL_ERROR);
-    return H3Q_OK;
+    return reset_internal(res);
   }
   if (fs == NULL) {
     return h3q_response_end(res);
@@ -443,36 +560,212 @@ static int serve_file(h3q_response *res, walk *w, bool head) {
   return H3Q_OK;
 }
 
-int static_files_handler(h3q_request *req, h3q_response *res, void *user) {
-  const static_root *root = user;
+/* ------------------------------------------------------- files, ranges */
+
+/* The bytes to send. Range applies to GET only (RFC 9110 section 14.2),
+ * and only when If-Range, if present, holds. */
+static part select_part(h3q_request *req, const entity *e, bool head) {
+  part p = {0, e->size, 200};
+  const char *range = head ? NULL : h3q_request_header(req, "range");
+  if (range == NULL ||
+      !conditional_if_range(h3q_request_header(req, "if-range"), e->etag,
+                            e->mtime)) {
+    return p;
+  }
+  http_byte_range r;
+  switch (http_range_parse(range, e->size, &r)) {
+  case HTTP_RANGE_SINGLE:
+    p = (part){r.first, r.last + 1, 206};
+    break;
+  case HTTP_RANGE_UNSATISFIABLE:
+    p.status = 416;
+    break;
+  default: /* none, invalid, or several: the whole file */
+    break;
+  }
+  return p;
+}
+
+/* Takes ownership of w->file. Preconditions first (RFC 9110 section
+ * 13.2.2), then Range. */
+static int serve_file(h3q_request *req, h3q_response *res, walk *w, bool head) {
+  entity e;
+  entity_init(&e, w);
+  conditional_fields f = {
+      .if_match = h3q_request_header(req, "if-match"),
+      .if_unmodified_since = h3q_request_header(req, "if-unmodified-since"),
+      .if_none_match = h3q_request_header(req, "if-none-match"),
+      .if_modified_since = h3q_request_header(req, "if-modified-since"),
+  };
+  conditional_result c = conditional_evaluate(&f, e.etag, e.mtime);
+  part p = select_part(req, &e, head);
+  if (c == COND_PROCEED && p.status != 416) {
+    return send_part(res, w->file, &e, &p, head);
+  }
+  close(w->file);
+  if (c == COND_NOT_MODIFIED) {
+    return respond_not_modified(res, &e);
+  }
+  if (c == COND_PRECONDITION_FAILED) {
+    return respond_text(res, 412, "precondition failed\n");
+  }
+  return respond_unsatisfiable(res, &e);
+}
+
+/* ------------------------------------------------------------- listings */
+
+#define LISTING_MAX_ENTRIES 10000
+
+typedef struct listing {
+  dir_listing_entry *entries;
+  size_t count;
+  size_t cap;
+  bool truncated;
+} listing;
+
+static void listing_free(listing *l) {
+  for (size_t i = 0; i < l->count; i++) {
+    free((char *)l->entries[i].name);
+  }
+  free(l->entries);
+}
+
+/* Adds name if the handler could serve it: a safe name naming a regular
+ * file or directory (not a symlink). */
+static int listing_add(listing *l, int dir, const char *name) {
+  struct stat st;
+  if (!dir_listing_name_is_safe(name) ||
+      fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+      !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
+    return H3Q_OK;
+  }
+  if (l->count == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    dir_listing_entry *e = realloc(l->entries, cap * sizeof *e);
+    if (e == NULL) {
+      return H3Q_ENOMEM;
+    }
+    l->entries = e;
+    l->cap = cap;
+  }
+  char *copy = strdup(name);
+  if (copy == NULL) {
+    return H3Q_ENOMEM;
+  }
+  l->entries[l->count++] = (dir_listing_entry){.name = copy,
+                                               .is_dir = S_ISDIR(st.st_mode),
+                                               .size = (uint64_t)st.st_size};
+  return H3Q_OK;
+}
+
+/* Reads at most LISTING_MAX_ENTRIES entries of fd (which it closes). */
+static int listing_read(int fd, listing *l) {
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    int e = errno;
+    close(fd);
+    return errno_to_error(e);
+  }
+  int rc = H3Q_OK;
+  for (size_t seen = 0; rc == H3Q_OK; seen++) {
+    errno = 0;
+    struct dirent *de = readdir(d);
+    if (de == NULL) {
+      rc = errno == 0 ? H3Q_OK : H3Q_EIO;
+      break;
+    }
+    if (seen == LISTING_MAX_ENTRIES) {
+      l->truncated = true;
+      break;
+    }
+    rc = listing_add(l, dirfd(d), de->d_name);
+  }
+  closedir(d);
+  return rc;
+}
+
+/* "/dir" lists as "/dir/" so that relative links resolve below it. */
+static int redirect_to_slash(h3q_request *req, h3q_response *res) {
+  const char *path = h3q_request_path(req), *query = h3q_request_query(req);
+  size_t len = strlen(path) + strlen(query) + 3;
+  char *location = malloc(len);
+  if (location == NULL) {
+    return H3Q_ENOMEM;
+  }
+  snprintf(location, len, "%s/%s%s", path, query[0] ? "?" : "", query);
+  int rc = h3q_response_header(res, "location", location);
+  free(location);
+  return rc == H3Q_OK ? respond_text(res, 301, "moved permanently\n") : rc;
+}
+
+/* Takes ownership of dir. target is the path below the root. */
+static int serve_listing(h3q_request *req, h3q_response *res, int dir,
+                         const char *target) {
+  if (target[strlen(target) - 1] != '/') {
+    close(dir);
+    return redirect_to_slash(req, res);
+  }
+  listing l = {0};
+  int rc = listing_read(dir, &l);
+  dir_listing_buf page = {0};
+  bool parent = target[strspn(target, "/")] != '\0';
+  if (rc == H3Q_OK &&
+      !dir_listing_render(h3q_request_path(req), l.entries, l.count, parent,
+                          l.truncated, &page)) {
+    rc = H3Q_ENOMEM;
+  }
+  listing_free(&l);
+  if (rc != H3Q_OK) {
+    return respond_error(res, rc);
+  }
+  rc = h3q_response_send(res, 200, TEXT_HTML, page.data, page.len);
+  free(page.data);
+  return rc;
+}
+
+/* -------------------------------------------------------------- handler */
+
+/* The path below the root: "/" and the route's wildcard when it has one,
+ * else the whole request path. *owned is what to free. */
+static const char *target_path(h3q_request *req, char **owned) {
+  const char *wild = h3q_request_param(req, "*");
+  *owned = NULL;
+  if (wild == NULL) {
+    return h3q_request_path(req);
+  }
+  size_t len = strlen(wild);
+  *owned = malloc(len + 2);
+  if (*owned != NULL) {
+    (*owned)[0] = '/';
+    memcpy(*owned + 1, wild, len + 1);
+  }
+  return *owned;
+}
+
+int h3q_static_handler(h3q_request *req, h3q_response *res, void *user) {
+  const h3q_static *st = user;
   const char *method = h3q_request_method(req);
-  if (root == NULL || method == NULL) {
+  if (st == NULL || method == NULL) {
     return H3Q_EINTERNAL;
   }
   bool head = strcmp(method, "HEAD") == 0;
   if (!head && strcmp(method, "GET") != 0) {
     return method_not_allowed(res);
   }
-  walk w;
-  int rc = resolve(root, h3q_request_path(req), &w);
-  if (rc != H3Q_OK) {
-    return respond_error(res, rc);
+  char *owned;
+  const char *target = target_path(req, &owned);
+  if (target == NULL) {
+    return respond_error(res, H3Q_ENOMEM);
   }
-  return serve_file(res, &w, head);
-}
-
-/* ---- public API (h3q.h) ---- */
-
-h3q_static *h3q_static_new(const char *root, const h3q_static_options *opts,
-                           int *err) {
-  (void)opts;
-  return (h3q_static *)static_root_new(root, err);
-}
-
-void h3q_static_free(h3q_static *st) {
-  static_root_free((static_root *)st);
-}
-
-int h3q_static_handler(h3q_request *req, h3q_response *res, void *user) {
-  return static_files_handler(req, res, user);
+  walk w;
+  int rc = resolve(st, target, &w);
+  if (rc != H3Q_OK) {
+    rc = respond_error(res, rc);
+  } else if (w.file >= 0) {
+    rc = serve_file(req, res, &w, head);
+  } else {
+    rc = serve_listing(req, res, w.dir, target);
+  }
+  free(owned);
+  return rc;
 }
