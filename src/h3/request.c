@@ -216,6 +216,18 @@ const char *h3q_request_authority(const h3q_request *req) {
 static const char *find_field(const stream *s, const field *f, size_t n,
                               const char *name);
 
+/* The i-th of n fields, for the header and trailer accessors. */
+static int field_at(const stream *s, const field *f, size_t n, size_t i,
+                    const char **name, const char **value) {
+  if (i >= n)
+    return H3Q_EINVAL;
+  if (name)
+    *name = arena_str(&s->rarena, f[i].name);
+  if (value)
+    *value = arena_str(&s->rarena, f[i].value);
+  return H3Q_OK;
+}
+
 const char *h3q_request_header(const h3q_request *req, const char *name) {
   const stream *s = req->s;
   return name ? find_field(s, s->rfields, s->rfield_count, name) : NULL;
@@ -228,13 +240,7 @@ size_t h3q_request_header_count(const h3q_request *req) {
 int h3q_request_header_at(const h3q_request *req, size_t i, const char **name,
                           const char **value) {
   const stream *s = req->s;
-  if (i >= s->rfield_count)
-    return H3Q_EINVAL;
-  if (name)
-    *name = arena_str(&s->rarena, s->rfields[i].name);
-  if (value)
-    *value = arena_str(&s->rarena, s->rfields[i].value);
-  return H3Q_OK;
+  return field_at(s, s->rfields, s->rfield_count, i, name, value);
 }
 
 const char *h3q_request_param(const h3q_request *req, const char *name) {
@@ -337,13 +343,7 @@ size_t h3q_request_trailer_count(const h3q_request *req) {
 int h3q_request_trailer_at(const h3q_request *req, size_t i, const char **name,
                            const char **value) {
   const stream *s = req->s;
-  if (i >= s->rtrailer_count)
-    return H3Q_EINVAL;
-  if (name)
-    *name = arena_str(&s->rarena, s->rtrailers[i].name);
-  if (value)
-    *value = arena_str(&s->rarena, s->rtrailers[i].value);
-  return H3Q_OK;
+  return field_at(s, s->rtrailers, s->rtrailer_count, i, name, value);
 }
 
 bool h3q_request_is_early_data(const h3q_request *req) {
