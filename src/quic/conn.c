@@ -87,13 +87,30 @@ void conn_mark_dirty(conn *c) {
   c->srv->dirty = c;
 }
 
+#define URGENCY_LEVELS 8
+
+/* Services queued streams most urgent first (RFC 9218): whoever writes
+ * first takes the connection's send capacity, so the order of these
+ * callbacks is what makes priorities real, not just quiche's packet
+ * scheduler. Within one urgency, queue order. */
 static void service_streams(conn *c) {
-  struct stream *list = c->service;
+  struct stream *head[URGENCY_LEVELS] = {0}, *tail[URGENCY_LEVELS] = {0};
+  for (struct stream *s = c->service, *next; s; s = next) {
+    next = s->service_next;
+    unsigned u = s->prio.urgency < URGENCY_LEVELS ? s->prio.urgency : 7;
+    s->service_next = NULL;
+    if (tail[u])
+      tail[u]->service_next = s;
+    else
+      head[u] = s;
+    tail[u] = s;
+  }
   c->service = NULL;
-  while (list) {
-    struct stream *s = list;
-    list = s->service_next;
-    stream_service(s);
+  for (unsigned u = 0; u < URGENCY_LEVELS; u++) {
+    for (struct stream *s = head[u], *next; s; s = next) {
+      next = s->service_next;
+      stream_service(s);
+    }
   }
 }
 
@@ -131,6 +148,7 @@ void conn_process(conn *c) {
   if (c->h3 && !quiche_conn_is_closed(c->q)) {
     conn_note_new_streams(c);
     session_poll(c);
+    conn_retry_goaway(c);
   }
   service_streams(c);
   if (conn_drained(c) && !quiche_conn_is_draining(c->q))

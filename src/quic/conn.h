@@ -36,7 +36,8 @@ typedef struct conn {
   bool going_away;    /* GOAWAY sent: no new requests, close when idle */
   uint64_t goaway_id; /* requests at or above this are refused */
   uint64_t drain_deadline_ns;
-  struct stream *service; /* streams to service in conn_process */
+  uint64_t goaway_sent_ns; /* 0 while quiche had no room for the frame */
+  struct stream *service;  /* streams to service in conn_process */
 
   struct conn *dirty_next;
   bool dirty;
@@ -64,6 +65,10 @@ void conn_process(conn *c);
  * (monotonic), newer ones are refused, then the connection closes with
  * H3_NO_ERROR. Before HTTP/3 is up, closes at once. */
 void conn_goaway(conn *c, uint64_t deadline_ns);
+
+/* Queues a GOAWAY that quiche had no room for yet (call before streams
+ * write). */
+void conn_retry_goaway(conn *c);
 
 /* Refuses (resets with H3_REQUEST_REJECTED) a request stream above the
  * GOAWAY id; returns whether it did. */

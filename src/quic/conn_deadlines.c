@@ -22,10 +22,20 @@ void conn_goaway(conn *c, uint64_t deadline_ns) {
   /* Requests already seen keep going; the id after the highest one is the
    * first the client must retry elsewhere (RFC 9114 section 5.2). */
   c->goaway_id = c->any_request ? c->max_request_id + 4 : 0;
-  quiche_h3_send_goaway(c->h3, c->q, c->goaway_id);
+  conn_retry_goaway(c);
+  conn_mark_dirty(c);
+}
+
+void conn_retry_goaway(conn *c) {
+  if (!c->going_away || c->goaway_sent_ns || !c->h3)
+    return;
+  /* Fails while responses fill the connection's send window; then it is
+   * retried on every round, ahead of the streams. */
+  if (quiche_h3_send_goaway(c->h3, c->q, c->goaway_id) != 0)
+    return;
+  c->goaway_sent_ns = clock_now_ns();
   LOG_DEBUG("conn %llu: GOAWAY %llu", (unsigned long long)c->number,
             (unsigned long long)c->goaway_id);
-  conn_mark_dirty(c);
 }
 
 bool conn_refuses_stream(conn *c, uint64_t id) {
@@ -58,11 +68,29 @@ static void prune_flushing(conn *c) {
   }
 }
 
+/* Closing discards what quiche has not sent, GOAWAY included, and the C
+ * API does not say when the control stream's data was acknowledged: so
+ * the close waits a few round trips after GOAWAY (one loss and resend). */
+#define GOAWAY_GRACE_RTTS 4
+#define GOAWAY_GRACE_MIN_NS (20u * MS)
+
+static bool goaway_delivered(conn *c) {
+  if (!c->goaway_sent_ns)
+    return false;
+  quiche_path_stats ps;
+  uint64_t rtt = quiche_conn_path_stats(c->q, 0, &ps) == 0 ? ps.rtt : 0;
+  uint64_t grace = GOAWAY_GRACE_RTTS * rtt;
+  if (grace < GOAWAY_GRACE_MIN_NS)
+    grace = GOAWAY_GRACE_MIN_NS;
+  return clock_now_ns() - c->goaway_sent_ns >= grace;
+}
+
 bool conn_drained(conn *c) {
   if (c->flushing.len > FLUSHING_PRUNE_AT * 2 ||
       (c->going_away && c->streams.len == 0))
     prune_flushing(c);
-  return c->going_away && c->streams.len == 0 && c->flushing.len == 0;
+  return c->going_away && c->streams.len == 0 && c->flushing.len == 0 &&
+         goaway_delivered(c);
 }
 
 void conn_note_new_streams(conn *c) {
@@ -122,9 +150,12 @@ static void check_body_timeout(stream *s, uint64_t now, uint64_t limit) {
 }
 
 void conn_tick(conn *c, uint64_t now) {
-  if (c->going_away && now >= c->drain_deadline_ns) {
-    conn_close(c, H3_NO_ERROR);
-    return;
+  if (c->going_away) {
+    if (now >= c->drain_deadline_ns) {
+      conn_close(c, H3_NO_ERROR);
+      return;
+    }
+    conn_mark_dirty(c); /* conn_process closes it once drained */
   }
   if (c->awaiting_headers.len)
     check_header_timeouts(c, now);

@@ -8,7 +8,9 @@
 /* RFC 9000 section 14.1: a server must discard an Initial in a datagram
  * smaller than this; it also bounds what version negotiation answers. */
 #define MIN_INITIAL_DATAGRAM 1200
-#define QUIC_TYPE_INITIAL 1 /* quiche_header_info's packet type for Initial */
+/* quiche_header_info's packet types. */
+#define QUIC_TYPE_INITIAL 1
+#define QUIC_TYPE_ZERO_RTT 4
 
 typedef struct packet_header {
   uint32_t version;
@@ -55,16 +57,20 @@ static conn *find_or_accept(h3q_server *srv, const packet_header *h, size_t len,
       send_version_negotiation(srv, h, from, from_len);
     return NULL;
   }
-  /* A draining server takes no new connections: clients retry elsewhere
-   * (or after the restart) while existing ones finish. */
-  if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM ||
-      srv->draining)
+  /* Until the client learns our SCID, its Initial and 0-RTT packets carry
+   * the DCID it chose; ours was derived from that. */
+  if (h->type != QUIC_TYPE_INITIAL && h->type != QUIC_TYPE_ZERO_RTT)
     return NULL;
   uint8_t scid[CONN_SCID_LEN];
   derive_scid(srv, h, scid);
   conn *c = conn_table_get(&srv->conns, scid, CONN_SCID_LEN);
   if (c)
     return c;
+  /* A draining server takes no new connections: clients retry elsewhere
+   * (or after the restart) while existing ones finish. */
+  if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM ||
+      srv->draining)
+    return NULL;
   if (srv->stats.connections_active >= srv->cfg.c.max_connections) {
     LOG_WARN("refusing connection: max_connections (%zu) reached",
              srv->cfg.c.max_connections);
