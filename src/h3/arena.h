@@ -3,16 +3,21 @@
 #ifndef H3Q_H3_ARENA_H
 #define H3Q_H3_ARENA_H
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "h3/stream.h"
 
 /* Appends len bytes plus a NUL; returns the offset, or 0 when out of
- * memory. */
+ * memory. data may point into the arena itself (e.g. a route parameter
+ * inside the stored path): it is re-found after the buffer moves. */
 static inline size_t arena_push(arena *a, const void *data, size_t len) {
   if (a->len == 0)
     a->len = 1; /* reserve offset 0 */
+  const char *src = data;
+  bool inside = a->buf && src >= a->buf && src < a->buf + a->cap;
+  size_t src_off = inside ? (size_t)(src - a->buf) : 0;
   if (a->len + len + 1 > a->cap) {
     size_t cap = a->cap ? a->cap : 256;
     while (cap < a->len + len + 1)
@@ -22,10 +27,12 @@ static inline size_t arena_push(arena *a, const void *data, size_t len) {
       return 0;
     a->buf = buf;
     a->cap = cap;
+    if (inside)
+      src = a->buf + src_off;
   }
   size_t off = a->len;
   if (len)
-    memcpy(a->buf + off, data, len);
+    memcpy(a->buf + off, src, len);
   a->buf[off + len] = '\0';
   a->len += len + 1;
   return off;

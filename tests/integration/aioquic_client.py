@@ -33,13 +33,16 @@ from typing import AsyncIterable, Callable, Iterable, Sequence, Union
 
 from aioquic.asyncio.client import connect as quic_connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
+from aioquic.h3.connection import H3_ALPN, H3Connection, encode_frame
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import (
     ConnectionTerminated,
+    HandshakeCompleted,
     QuicEvent,
     StopSendingReceived,
+    StreamDataReceived,
     StreamReset,
 )
 
@@ -54,6 +57,92 @@ SEND_CHUNK = 64 * 1024
 
 class H3ClientError(Exception):
     """A request failed at the transport or HTTP/3 level (not an HTTP status)."""
+
+
+# HTTP/3 frame types and error codes used by tests (RFC 9114, RFC 9218).
+FRAME_DATA = 0x0
+FRAME_HEADERS = 0x1
+FRAME_GOAWAY = 0x7
+FRAME_PRIORITY_UPDATE_REQUEST = 0xF0700
+H3_NO_ERROR = 0x100
+H3_GENERAL_PROTOCOL_ERROR = 0x101
+H3_INTERNAL_ERROR = 0x102
+H3_FRAME_UNEXPECTED = 0x105
+H3_REQUEST_REJECTED = 0x10B
+H3_REQUEST_CANCELLED = 0x10C
+H3_REQUEST_INCOMPLETE = 0x10D
+H3_MESSAGE_ERROR = 0x10E
+
+
+def encode_headers_frame(headers: "HeaderList", stream_id: int = 0) -> bytes:
+    """A complete HEADERS frame (type 0x01 + varint length + QPACK block)
+    for exactly this header list, encoded with a fresh pylsqpack encoder
+    whose dynamic table is off (static table and literals only), so the
+    block needs no encoder-stream instructions. Nothing is validated: names
+    may be uppercase, values may hold CR/LF/NUL, pseudo-headers may be in
+    any order. Send it with H3Client.send_raw()."""
+    from pylsqpack import Encoder
+
+    enc = Encoder()
+    instructions, block = enc.encode(stream_id, [(_b(k), _b(v)) for k, v in headers])
+    assert not instructions, "dynamic table is off: no encoder instructions expected"
+    return encode_frame(FRAME_HEADERS, block)
+
+
+def encode_data_frame(data: bytes) -> bytes:
+    return encode_frame(FRAME_DATA, bytes(data))
+
+
+class _ControlStreamReader:
+    """Parses the server's unidirectional streams far enough to see the
+    frames on its control stream. aioquic 1.7 parses GOAWAY but drops it (no
+    H3 event exists for it), so the client records GOAWAY ids here."""
+
+    MAX_BUFFER = 1 << 16
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.stream_type: int | None = None
+        self.frames: list[tuple[int, bytes]] = []  # (type, payload), control only
+        self.skip = 0  # payload bytes of a large frame still to discard
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Feeds stream bytes; returns the complete control frames parsed."""
+        out: list[tuple[int, bytes]] = []
+        if self.stream_type is not None and self.stream_type != 0:
+            return out  # not the control stream: ignore
+        self.buf += data
+        while True:
+            if self.skip:
+                n = min(self.skip, len(self.buf))
+                del self.buf[:n]
+                self.skip -= n
+                if self.skip:
+                    return out
+            b = Buffer(data=bytes(self.buf[:32]))
+            try:
+                if self.stream_type is None:
+                    self.stream_type = b.pull_uint_var()
+                    del self.buf[: b.tell()]
+                    if self.stream_type != 0:
+                        self.buf.clear()
+                        return out
+                    continue
+                ftype = b.pull_uint_var()
+                flen = b.pull_uint_var()
+            except BufferReadError:
+                return out
+            hdr = b.tell()
+            if flen > self.MAX_BUFFER:
+                del self.buf[:hdr]
+                self.skip = flen
+                continue
+            if len(self.buf) < hdr + flen:
+                return out
+            payload = bytes(self.buf[hdr : hdr + flen])
+            del self.buf[: hdr + flen]
+            self.frames.append((ftype, payload))
+            out.append((ftype, payload))
 
 
 def _b(x: Union[str, bytes]) -> bytes:
@@ -184,6 +273,10 @@ class _H3Protocol(QuicConnectionProtocol):
         self.streams: dict[int, _Stream] = {}
         self.terminated: ConnectionTerminated | None = None
         self.progress = asyncio.Event()  # set whenever anything arrives
+        self.handshake: HandshakeCompleted | None = None
+        self.goaway_ids: list[int] = []  # every GOAWAY id the server sent, in order
+        self.goaway_at: float | None = None  # time.monotonic() of the first GOAWAY
+        self._uni_readers: dict[int, _ControlStreamReader] = {}
 
     # Wake up senders waiting for buffer space whenever packets arrive or a
     # timer fires (ACKs free aioquic's send buffer).
@@ -196,6 +289,18 @@ class _H3Protocol(QuicConnectionProtocol):
         self.progress.set()
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, HandshakeCompleted):
+            self.handshake = event
+        if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 3:
+            rd = self._uni_readers.setdefault(event.stream_id, _ControlStreamReader())
+            for ftype, payload in rd.feed(event.data):
+                if ftype == FRAME_GOAWAY:
+                    try:
+                        self.goaway_ids.append(Buffer(data=payload).pull_uint_var())
+                    except BufferReadError:
+                        self.goaway_ids.append(-1)  # malformed GOAWAY payload
+                    if self.goaway_at is None:
+                        self.goaway_at = time.monotonic()
         if isinstance(event, ConnectionTerminated):
             self.terminated = event
             err = H3ClientError(
@@ -266,6 +371,79 @@ class H3Client:
         self.host = host
         self.port = port
         self.authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.connect_timeout = 10.0
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Waits for the handshake (only needed with wait_connected=False)."""
+        proto = self.proto
+        timeout = self.connect_timeout if timeout is None else timeout
+        # aioquic marks the protocol connected only if someone was waiting when
+        # the handshake completed, so look at the recorded event first.
+        if proto.handshake is not None:
+            return
+        if proto.terminated is not None:
+            t = proto.terminated
+            raise H3ClientError(f"QUIC handshake with {self.host}:{self.port} failed: "
+                                f"{t.reason_phrase!r} (error 0x{t.error_code:x})")
+        try:
+            await asyncio.wait_for(proto.wait_connected(), timeout)
+        except asyncio.TimeoutError:
+            raise H3ClientError(
+                f"QUIC handshake with {self.host}:{self.port} timed out after {timeout}s") from None
+        except ConnectionError:
+            t = proto.terminated
+            why = (f"{t.reason_phrase!r} (error 0x{t.error_code:x})" if t else "closed")
+            raise H3ClientError(f"QUIC handshake with {self.host}:{self.port} failed: {why}") from None
+
+    @property
+    def early_data_accepted(self) -> bool | None:
+        """After the handshake: whether the server accepted 0-RTT data."""
+        return None if self.proto.handshake is None else self.proto.handshake.early_data_accepted
+
+    @property
+    def session_resumed(self) -> bool | None:
+        return None if self.proto.handshake is None else self.proto.handshake.session_resumed
+
+    @property
+    def goaway_ids(self) -> list[int]:
+        """GOAWAY ids received from the server, in order."""
+        return self.proto.goaway_ids
+
+    @property
+    def terminated(self) -> ConnectionTerminated | None:
+        """The ConnectionTerminated event once the connection closed."""
+        return self.proto.terminated
+
+    async def wait_goaway(self, timeout: float) -> int:
+        """Waits for the first GOAWAY; returns its id."""
+        deadline = time.monotonic() + timeout
+        while not self.proto.goaway_ids:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise H3ClientError(f"no GOAWAY within {timeout}s")
+            if self.proto.terminated is not None:
+                raise H3ClientError(
+                    f"connection closed (0x{self.proto.terminated.error_code:x}) without GOAWAY")
+            await self._wait_progress(min(left, 0.1))
+        return self.proto.goaway_ids[0]
+
+    async def wait_terminated(self, timeout: float) -> ConnectionTerminated:
+        """Waits until the connection is closed (by either side)."""
+        deadline = time.monotonic() + timeout
+        while self.proto.terminated is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise H3ClientError(f"connection still open after {timeout}s")
+            await self._wait_progress(min(left, 0.1))
+        return self.proto.terminated
+
+    def send_priority_update(self, stream_id: int, value: str) -> None:
+        """PRIORITY_UPDATE (RFC 9218 section 7.1, type 0xF0700) for a request
+        stream, sent on aioquic's control stream (aioquic has no API for it)."""
+        payload = encode_uint_var(stream_id) + value.encode("ascii")
+        self.quic.send_stream_data(self.h3._local_control_stream_id,
+                                   encode_frame(FRAME_PRIORITY_UPDATE_REQUEST, payload))
+        self.proto.transmit()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -273,9 +451,23 @@ class H3Client:
                       cafile: str | None = None, server_name: str | None = None,
                       max_data: int = 32 << 20, max_stream_data: int = 16 << 20,
                       alpn: list[str] | None = None, idle_timeout: float = 30.0,
-                      max_datagram_size: int | None = None):
+                      max_datagram_size: int | None = None,
+                      session_ticket=None, session_ticket_handler=None,
+                      wait_connected: bool = True, send_first_flight: bool = True):
+        """session_ticket_handler: called with each TLS session ticket the
+        server sends (keep one for a later 0-RTT connection).
+        session_ticket: resume with this ticket; with wait_connected=False the
+        client is yielded right after the first flight, so requests sent at
+        once travel in 0-RTT packets (check client.early_data_accepted after
+        wait_connected()).
+        send_first_flight=False (with wait_connected=False): the ClientHello
+        is not sent before the client is yielded; the caller's first send
+        (e.g. send_headers) transmits it, so that request's 0-RTT packet is
+        coalesced into the same UDP datagram as the Initial."""
         cfg = QuicConfiguration(is_client=True, alpn_protocols=alpn or list(H3_ALPN),
                                 idle_timeout=idle_timeout)
+        if session_ticket is not None:
+            cfg.session_ticket = session_ticket
         cfg.max_data = max_data
         cfg.max_stream_data = max_stream_data
         if max_datagram_size:
@@ -288,20 +480,16 @@ class H3Client:
         if server_name:
             cfg.server_name = server_name
         cm = quic_connect(host, port, configuration=cfg, create_protocol=_H3Protocol,
+                          session_ticket_handler=session_ticket_handler,
                           wait_connected=False)
         proto = await cm.__aenter__()
         try:
-            proto.transmit()  # wait_connected=False leaves the Initial unsent
-            try:
-                await asyncio.wait_for(proto.wait_connected(), timeout)
-            except asyncio.TimeoutError:
-                raise H3ClientError(
-                    f"QUIC handshake with {host}:{port} timed out after {timeout}s") from None
-            except ConnectionError:
-                t = proto.terminated
-                why = (f"{t.reason_phrase!r} (error 0x{t.error_code:x})" if t else "closed")
-                raise H3ClientError(f"QUIC handshake with {host}:{port} failed: {why}") from None
+            if wait_connected or send_first_flight:
+                proto.transmit()  # wait_connected=False leaves the Initial unsent
             client = cls(proto, host, port)
+            client.connect_timeout = timeout
+            if wait_connected:
+                await client.wait_connected(timeout)
             yield client
         finally:
             # close; bounded so a wedged peer cannot hang teardown
@@ -327,21 +515,32 @@ class H3Client:
         self.proto.streams[sid] = _Stream(sid, store_body, hash_body, check_pattern, on_data)
         return sid
 
-    def send_headers(self, stream_id: int, headers: HeaderList, end_stream: bool = False) -> None:
-        """Sends exactly this header list (no validation, no added pseudo-headers)."""
+    def send_headers(self, stream_id: int, headers: HeaderList, end_stream: bool = False,
+                     transmit: bool = True) -> None:
+        """Sends exactly this header list (no validation, no added pseudo-headers).
+        transmit=False only queues it (call transmit() later)."""
         hdrs = [(_b(k), _b(v)) for k, v in headers]
         if (b":method", b"HEAD") in hdrs:
             self.h3.head_streams.add(stream_id)
         self.h3.send_headers(stream_id, hdrs, end_stream)
-        self.proto.transmit()
+        if transmit:
+            self.proto.transmit()
 
-    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False,
+                  transmit: bool = True) -> None:
         self.h3.send_data(stream_id, bytes(data), end_stream)
-        self.proto.transmit()
+        if transmit:
+            self.proto.transmit()
 
-    def send_raw(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+    def send_raw(self, stream_id: int, data: bytes, end_stream: bool = False,
+                 transmit: bool = True) -> None:
         """Raw bytes on the QUIC stream, bypassing HTTP/3 framing."""
         self.quic.send_stream_data(stream_id, data, end_stream)
+        if transmit:
+            self.proto.transmit()
+
+    def transmit(self) -> None:
+        """Sends whatever is queued."""
         self.proto.transmit()
 
     def reset_stream(self, stream_id: int, error_code: int = 0x10c) -> None:
