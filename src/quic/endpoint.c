@@ -29,17 +29,37 @@ static bool parse_header(const uint8_t *buf, size_t len, packet_header *h) {
                             h->token, &h->token_len) >= 0;
 }
 
-static void send_version_negotiation(h3q_server *srv, const packet_header *h,
-                                     const struct sockaddr *to,
-                                     socklen_t to_len) {
+/* RFC 8999 (version-independent properties): a long header is first
+ * byte with the high bit set, a 32-bit version, then length-prefixed DCID
+ * and SCID. Unknown versions are answered from these fields alone, since
+ * quiche parses version-specific fields (a token) that may not be there.
+ * Returns true when the datagram had an unknown version (answered or
+ * dropped). */
+static bool negotiate_unknown_version(h3q_server *srv, const uint8_t *buf,
+                                      size_t len, const struct sockaddr *to,
+                                      socklen_t to_len) {
+  if (len < 7 || !(buf[0] & 0x80))
+    return false; /* short header: no version to negotiate */
+  uint32_t version = (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |
+                     (uint32_t)buf[3] << 8 | buf[4];
+  if (version == 0 || quiche_version_is_supported(version))
+    return version == 0; /* a Version Negotiation packet: ignore it */
+  size_t dcid_len = buf[5];
+  if (len < MIN_INITIAL_DATAGRAM || dcid_len > QUICHE_MAX_CONN_ID_LEN ||
+      6 + dcid_len >= len)
+    return true;
+  size_t scid_len = buf[6 + dcid_len];
+  if (scid_len > QUICHE_MAX_CONN_ID_LEN || 7 + dcid_len + scid_len > len)
+    return true;
   udp_batch *tx = &srv->tx;
   if (tx->count == tx->cap)
     server_flush_tx(srv);
   ssize_t n =
-      quiche_negotiate_version(h->scid, h->scid_len, h->dcid, h->dcid_len,
+      quiche_negotiate_version(buf + 7 + dcid_len, scid_len, buf + 6, dcid_len,
                                udp_batch_buf(tx, tx->count), tx->buf_size);
   if (n > 0)
     udp_batch_push(tx, (size_t)n, to, to_len);
+  return true;
 }
 
 /* Our SCID for a client's first DCID, stable across its retransmissions. */
@@ -52,11 +72,6 @@ static void derive_scid(const h3q_server *srv, const packet_header *h,
 
 static conn *find_or_accept(h3q_server *srv, const packet_header *h, size_t len,
                             const struct sockaddr *from, socklen_t from_len) {
-  if (!quiche_version_is_supported(h->version)) {
-    if (len >= MIN_INITIAL_DATAGRAM)
-      send_version_negotiation(srv, h, from, from_len);
-    return NULL;
-  }
   /* Until the client learns our SCID, its Initial and 0-RTT packets carry
    * the DCID it chose; ours was derived from that. */
   if (h->type != QUIC_TYPE_INITIAL && h->type != QUIC_TYPE_ZERO_RTT)
@@ -83,6 +98,10 @@ void endpoint_handle_datagram(h3q_server *srv, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len) {
   packet_header h;
   srv->stats.datagrams_received++;
+  if (negotiate_unknown_version(srv, buf, len, from, from_len)) {
+    srv->stats.packets_dropped++;
+    return;
+  }
   if (!parse_header(buf, len, &h)) {
     srv->stats.packets_dropped++;
     return;
