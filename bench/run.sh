@@ -8,4 +8,5 @@ build="${1:-$root/build}"
 [ $# -gt 0 ] && shift
 py="$root/.venv/bin/python"
 [ -x "$py" ] || py="$(command -v python3)"
-exec "$py" "$root/bench/bench.py" --build "$build" "$@"
+"$py" "$root/bench/bench.py" --build "$build" "$@"
+"$py" "$root/bench/memory.py" --build "$build"
