@@ -1,6 +1,7 @@
 /* Error codes, their descriptions, and the one mapping to HTTP statuses. */
 #include "h3q.h"
 
+#include <pthread.h>
 #include <quiche.h>
 #include <stdio.h>
 
@@ -63,12 +64,16 @@ int h3q_error_to_status(int err) {
   }
 }
 
+static char version_text[64];
+
+static void format_version(void) {
+  snprintf(version_text, sizeof version_text, "%d.%d.%d (quiche %s)",
+           H3Q_VERSION_MAJOR, H3Q_VERSION_MINOR, H3Q_VERSION_PATCH,
+           quiche_version());
+}
+
 const char *h3q_version(void) {
-  static char buf[64];
-  if (!buf[0]) {
-    /* Benign if two threads race: both write the same bytes. */
-    snprintf(buf, sizeof buf, "%d.%d.%d (quiche %s)", H3Q_VERSION_MAJOR,
-             H3Q_VERSION_MINOR, H3Q_VERSION_PATCH, quiche_version());
-  }
-  return buf;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, format_version); /* callable from any thread */
+  return version_text;
 }

@@ -149,21 +149,12 @@ static int echo(h3q_request *req, h3q_response *res, void *user) {
   return H3Q_OK;
 }
 
-static void hex(const uint8_t *in, size_t n, char *out) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 /* GET /trailers: a pattern body, then a trailer with its SHA-256. */
 static int trailers(h3q_request *req, h3q_response *res, void *user) {
   uint8_t digest[crypto_hash_sha256_BYTES];
   char digest_hex[2 * sizeof digest + 1];
   crypto_hash_sha256(digest, g_pattern, TRAILERS_BODY_SIZE);
-  hex(digest, sizeof digest, digest_hex);
+  sodium_bin2hex(digest_hex, sizeof digest_hex, digest, sizeof digest);
   int rc = h3q_response_trailer(res, "x-body-sha256", digest_hex);
   if (rc == H3Q_OK)
     rc = h3q_response_trailer(res, "x-body-length", "60000");
@@ -233,7 +224,7 @@ static void digest_end(h3q_request *req, void *user) {
   uint8_t digest[crypto_hash_sha256_BYTES];
   char out[4096], digest_hex[2 * sizeof digest + 1];
   crypto_hash_sha256_final(&job->st, digest);
-  hex(digest, sizeof digest, digest_hex);
+  sodium_bin2hex(digest_hex, sizeof digest_hex, digest, sizeof digest);
   int n = snprintf(out, sizeof out, "sha256 %s\nlength %llu\n", digest_hex,
                    (unsigned long long)job->len);
   for (size_t i = 0; i < h3q_request_trailer_count(req); i++) {

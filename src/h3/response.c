@@ -16,20 +16,25 @@ static bool response_open(const stream *s) {
   return !s->closed && s->wstate != RES_RESET;
 }
 
-/* Checks a field and stores it (name lowercased) in the response arena. */
-static int add_field(stream *s, field **arr, size_t *count, size_t *cap,
-                     const char *name, const char *value) {
+/* Checks a field and stores it (name lowercased) in arena a. */
+static int push_field(arena *a, field **arr, size_t *count, size_t *cap,
+                      const char *name, const char *value) {
   if (!name || !value)
     return H3Q_EINVAL;
   size_t nlen = strlen(name), vlen = strlen(value);
   if (!header_name_is_token(name, nlen) || !header_value_is_valid(value, vlen))
     return H3Q_EINVAL;
-  size_t n = arena_push(&s->warena, name, nlen);
-  size_t v = arena_push(&s->warena, value, vlen);
+  size_t n = arena_push(a, name, nlen);
+  size_t v = arena_push(a, value, vlen);
   if (!n || !v || fields_push(arr, count, cap, n, v) != 0)
     return H3Q_ENOMEM;
-  ascii_lower(s->warena.buf + n, nlen);
+  ascii_lower(a->buf + n, nlen);
   return H3Q_OK;
+}
+
+static int add_field(stream *s, field **arr, size_t *count, size_t *cap,
+                     const char *name, const char *value) {
+  return push_field(&s->warena, arr, count, cap, name, value);
 }
 
 int h3q_response_set_status(h3q_response *res, int status) {
@@ -106,17 +111,8 @@ int h3q_response_send_informational(h3q_response *res, int status,
   field *f = NULL;
   size_t n = 0, cap = 0;
   int rc = H3Q_OK;
-  for (size_t i = 0; i < count && rc == H3Q_OK; i++) {
-    size_t nl = strlen(names[i]), vl = strlen(values[i]);
-    if (!header_name_is_token(names[i], nl) ||
-        !header_value_is_valid(values[i], vl))
-      rc = H3Q_EINVAL;
-    else if (fields_push(&f, &n, &cap, arena_push(&a, names[i], nl),
-                         arena_push(&a, values[i], vl)) != 0)
-      rc = H3Q_ENOMEM;
-    else
-      ascii_lower(a.buf + f[n - 1].name, nl);
-  }
+  for (size_t i = 0; i < count && rc == H3Q_OK; i++)
+    rc = push_field(&a, &f, &n, &cap, names[i], values[i]);
   if (rc == H3Q_OK)
     rc = response_send_section(s, &a, f, n, status, false, false);
   if (rc == H3Q_OK)
