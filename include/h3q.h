@@ -57,6 +57,31 @@ typedef enum h3q_error {
   H3Q_EINTERNAL = -15,   /* a handler failed (maps to 500) */
 } h3q_error;
 
+/* HTTP/3 and QPACK error codes (RFC 9114 section 8.1, RFC 9204 section 6),
+ * as used in stream resets, STOP_SENDING and CONNECTION_CLOSE, and as
+ * reported by h3q_response_peer_error and accepted by h3q_response_reset. */
+#define H3Q_H3_NO_ERROR 0x100
+#define H3Q_H3_GENERAL_PROTOCOL_ERROR 0x101
+#define H3Q_H3_INTERNAL_ERROR 0x102
+#define H3Q_H3_STREAM_CREATION_ERROR 0x103
+#define H3Q_H3_CLOSED_CRITICAL_STREAM 0x104
+#define H3Q_H3_FRAME_UNEXPECTED 0x105
+#define H3Q_H3_FRAME_ERROR 0x106
+#define H3Q_H3_EXCESSIVE_LOAD 0x107
+#define H3Q_H3_ID_ERROR 0x108
+#define H3Q_H3_SETTINGS_ERROR 0x109
+#define H3Q_H3_MISSING_SETTINGS 0x10a
+#define H3Q_H3_REQUEST_REJECTED 0x10b
+#define H3Q_H3_REQUEST_CANCELLED 0x10c
+#define H3Q_H3_REQUEST_INCOMPLETE 0x10d
+#define H3Q_H3_MESSAGE_ERROR 0x10e
+#define H3Q_H3_CONNECT_ERROR 0x10f
+#define H3Q_H3_VERSION_FALLBACK 0x110
+#define H3Q_QPACK_DECOMPRESSION_FAILED 0x200
+#define H3Q_QPACK_ENCODER_STREAM_ERROR 0x201
+#define H3Q_QPACK_DECODER_STREAM_ERROR 0x202
+#define H3Q_H3_DATAGRAM_ERROR 0x33 /* RFC 9297 */
+
 /* Returns a static, human readable description of an H3Q_E* code (or of 0).
  * Never returns NULL; unknown codes give "unknown error". */
 H3Q_EXTERN const char *h3q_strerror(int err);
