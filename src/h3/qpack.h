@@ -35,7 +35,8 @@ void qpack_decoder_free(qpack_decoder *d);
  * instruction is kept (bounded) until the rest arrives. Returns 0, or
  * H3Q_QPACK_ENCODER_STREAM_ERROR (connection error) for a malformed
  * instruction, a capacity above ours, an insert that does not fit, a bad
- * index, or an oversized partial instruction. */
+ * index, or an oversized partial instruction (H3Q_H3_INTERNAL_ERROR when
+ * out of memory). After an error every later call fails the same way. */
 uint64_t qpack_decoder_on_encoder_stream(qpack_decoder *d, const uint8_t *p,
                                          size_t len);
 
@@ -61,9 +62,14 @@ typedef enum qpack_result {
  * was not already); more blocked streams than allowed is an error
  * (QPACK_DECOMPRESSION_FAILED). A stream that decodes (or is cancelled)
  * stops counting. After a section with a non-zero Required Insert Count
- * decodes, a Section Acknowledgment is queued (see instructions below).
+ * decodes, a Section Acknowledgment is queued (see instructions below);
+ * also after QPACK_TOO_LARGE and QPACK_STOPPED, since the section then
+ * holds no references any more.
  * Fields are delivered in order; on QPACK_TOO_LARGE / QPACK_STOPPED /
- * QPACK_ERROR some fields may already have been delivered. */
+ * QPACK_ERROR some fields may already have been delivered. *err is 0
+ * unless QPACK_ERROR: then QPACK_DECOMPRESSION_FAILED, or
+ * H3Q_H3_INTERNAL_ERROR when out of memory. Names and values passed to cb
+ * point into p, the dynamic table or a decoder-owned scratch buffer. */
 qpack_result qpack_decode_section(qpack_decoder *d, uint64_t stream_id,
                                   const uint8_t *p, size_t len,
                                   uint64_t max_section_size, qpack_field_cb cb,
@@ -83,6 +89,13 @@ buf *qpack_decoder_instructions(qpack_decoder *d);
 /* Entries inserted so far (the decoder's Insert Count). */
 uint64_t qpack_decoder_insert_count(const qpack_decoder *d);
 
+/* Streams currently counted as blocked. */
+size_t qpack_decoder_blocked_streams(const qpack_decoder *d);
+
+/* Current dynamic table size (RFC 9204 section 3.2.1: name + value + 32
+ * per entry). */
+uint64_t qpack_decoder_table_size(const qpack_decoder *d);
+
 /* ---- encoder ---- */
 
 /* Appends the field section prefix for a section that uses no dynamic
@@ -95,6 +108,11 @@ int qpack_encode_prefix(buf *out);
  * must be lowercase. Returns 0 or -1 (OOM). */
 int qpack_encode_field(buf *out, const uint8_t *name, size_t nlen,
                        const uint8_t *value, size_t vlen);
+
+/* Appends ":status" with a three-digit code (100..999) without formatting
+ * it first: the same bytes as qpack_encode_field. Returns 0, or -1 (OOM,
+ * or a code out of range). */
+int qpack_encode_status(buf *out, unsigned status);
 
 /* Feeds bytes of the peer's decoder stream (after its type byte). Since we
  * never reference the dynamic table, a Section Acknowledgment or an Insert
