@@ -138,7 +138,16 @@ typedef struct h3q_config {
   bool enable_pacing;                           /* true */
   const char *cc_algorithm; /* "cubic" (also "reno", "bbr2") */
   bool grease;              /* true */
-  const char *alpn;         /* comma-separated ALPN list; default "h3" */
+  /* Comma-separated ALPN list; default "h3". h3q speaks HTTP/3 only, so
+   * every entry must be "h3" (h3q_server_new refuses others). */
+  const char *alpn;
+
+  /* HTTP/3 (RFC 9114, RFC 9204). The QPACK dynamic table the peer may use
+   * for request headers (0 disables it), and how many request streams may
+   * wait for its inserts at once. Memory per connection grows with the
+   * capacity. */
+  uint64_t qpack_max_table_capacity; /* 4096; at most 1 MiB */
+  uint64_t qpack_blocked_streams;    /* 16; at most 1000 */
 
   /* Server-wide limits. */
   size_t max_connections; /* 10000; new connections beyond are refused */
@@ -313,8 +322,8 @@ typedef struct h3q_server_stats {
   uint64_t connections_accepted;
   uint64_t connections_active;
   uint64_t requests;
-  uint64_t datagrams_received;
-  uint64_t datagrams_sent;
+  uint64_t udp_datagrams_received; /* UDP datagrams read from the socket */
+  uint64_t udp_datagrams_sent;     /* UDP datagrams handed to the kernel */
   uint64_t packets_dropped; /* malformed, short Initials, unknown conns */
 } h3q_server_stats;
 

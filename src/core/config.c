@@ -26,6 +26,8 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->cc_algorithm = "cubic";
   cfg->grease = true;
   cfg->alpn = "h3";
+  cfg->qpack_max_table_capacity = 4096;
+  cfg->qpack_blocked_streams = 16;
   cfg->max_connections = 10000;
   cfg->recv_batch = 32;
   cfg->max_active_requests_per_conn = 0;
@@ -74,6 +76,20 @@ static size_t alpn_encode(const char *list, unsigned char *out, size_t cap) {
   return n;
 }
 
+/* Every protocol in the list is one h3q can speak. */
+static bool alpn_only_h3(const char *list) {
+  for (const char *p = list; *p;) {
+    size_t len = strcspn(p, ",");
+    if (len != 2 || memcmp(p, "h3", 2) != 0)
+      return false;
+    p += len + (p[len] == ',' ? 1 : 0);
+  }
+  return true;
+}
+
+#define QPACK_CAPACITY_MAX (1u << 20)
+#define QPACK_BLOCKED_MAX 1000u
+
 static bool is_ip_literal(const char *s) {
   unsigned char buf[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
@@ -110,6 +126,15 @@ static int validate_transport(const h3q_config *c, char *err, size_t errlen) {
     return fail(err, errlen,
                 "alpn: must be a comma-separated list of 1..255 "
                 "byte protocol names");
+  if (!alpn_only_h3(c->alpn))
+    return fail(err, errlen, "alpn: h3q speaks only \"h3\" (got \"%s\")",
+                c->alpn);
+  if (c->qpack_max_table_capacity > QPACK_CAPACITY_MAX)
+    return fail(err, errlen, "qpack_max_table_capacity: at most %u",
+                QPACK_CAPACITY_MAX);
+  if (c->qpack_blocked_streams > QPACK_BLOCKED_MAX)
+    return fail(err, errlen, "qpack_blocked_streams: at most %u",
+                QPACK_BLOCKED_MAX);
   return H3Q_OK;
 }
 

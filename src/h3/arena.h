@@ -22,10 +22,10 @@ static inline size_t arena_push(arena *a, const void *data, size_t len) {
     size_t cap = a->cap ? a->cap : 256;
     while (cap < a->len + len + 1)
       cap *= 2;
-    char *buf = realloc(a->buf, cap);
-    if (!buf)
+    char *grown = realloc(a->buf, cap);
+    if (!grown)
       return 0;
-    a->buf = buf;
+    a->buf = grown;
     a->cap = cap;
     if (inside)
       src = a->buf + src_off;

@@ -14,9 +14,6 @@
  * yielding to other streams (the rest is read on the next round). */
 #define BODY_CHUNK 16384
 #define BODY_CHUNKS_PER_PUMP 64
-/* Immediate re-polls after a stalled read (see on_recv_done); past this,
- * the next packet for the connection triggers the next try. */
-#define MAX_IMMEDIATE_REPOLLS 8
 
 static bool name_is(const uint8_t *name, size_t len, const char *lit) {
   return len == strlen(lit) && memcmp(name, lit, len) == 0;
@@ -81,71 +78,44 @@ int request_check_pseudo(stream *s) {
 void request_stop_reading(stream *s, uint64_t h3_error) {
   if (s->rstate == REQ_DONE)
     return;
-  if (!quiche_conn_stream_finished(s->c->q, s->id))
-    quiche_conn_stream_shutdown(s->c->q, s->id, QUICHE_SHUTDOWN_READ, h3_error);
-  s->rstate = REQ_DONE;
-  s->body_readable = false;
-}
-
-/* quiche_h3_recv_body returned Done. quiche 0.30 also says Done right after
- * an empty DATA frame while more body is queued, and then raises no new
- * Data event (the stream never stopped being readable). Only its poll()
- * parses the next frame header, so while the QUIC stream is readable the
- * stream stays queued for another read after the next poll. */
-static void on_recv_done(stream *s) {
-  if (!quiche_conn_stream_readable(s->c->q, s->id)) {
-    s->body_readable = false;
-    return;
-  }
-  s->want_read_pump = true;
-  stream_queue(s);
-  if (s->repolls < MAX_IMMEDIATE_REPOLLS) {
-    s->repolls++;
-    conn_mark_dirty(s->c);
-  }
+  if (!quiche_conn_stream_finished(s->q, s->id))
+    quiche_conn_stream_shutdown(s->q, s->id, QUICHE_SHUTDOWN_READ, h3_error);
+  request_set_state(s, REQ_DONE);
 }
 
 /* Counts body bytes against the configured limit; past it, the request is
  * refused with 413 (or reset when the response already started). */
 static bool body_within_limit(stream *s, size_t n) {
   s->body_bytes += n;
-  s->repolls = 0;
   s->last_body_ns = clock_now_ns();
   if (s->has_content_length && s->body_bytes > s->content_length) {
     /* RFC 9114 section 4.1.2: more DATA than content-length: malformed. */
-    stream_abort(s, H3_MESSAGE_ERROR);
+    stream_abort(s, H3Q_H3_MESSAGE_ERROR);
     return false;
   }
-  if (s->body_bytes <= s->c->srv->cfg.c.max_request_body_size)
+  if (s->body_bytes <= s->h->cfg->max_request_body_size)
     return true;
-  request_stop_reading(s, H3_NO_ERROR);
+  request_stop_reading(s, H3Q_H3_NO_ERROR);
   if (s->wstate == RES_IDLE)
     stream_respond_status(s, 413, NULL);
   else
-    stream_abort(s, H3_REQUEST_CANCELLED);
+    stream_abort(s, H3Q_H3_REQUEST_CANCELLED);
   return false;
 }
 
 static void push_body(stream *s) {
-  uint8_t buf[BODY_CHUNK];
+  uint8_t chunk[BODY_CHUNK];
   for (int i = 0; i < BODY_CHUNKS_PER_PUMP; i++) {
     if (s->paused || s->closed || s->rstate == REQ_DONE)
       return;
-    ssize_t n = quiche_h3_recv_body(s->c->h3, s->c->q, s->id, buf, sizeof buf);
-    if (n == QUICHE_H3_ERR_DONE) {
-      on_recv_done(s);
-      return;
-    }
-    if (n < 0) {
-      stream_abort(s, H3_REQUEST_CANCELLED);
-      return;
-    }
+    ssize_t n = stream_read_body(s, chunk, sizeof chunk);
+    if (n <= 0)
+      return; /* nothing now, the end (on_end follows), or closed */
     if (!body_within_limit(s, (size_t)n))
       return;
-    s->on_data(&s->req, buf, (size_t)n, s->body_user);
+    s->on_data(&s->req, chunk, (size_t)n, s->body_user);
   }
-  s->want_read_pump = true; /* more may be waiting: continue next round */
-  stream_queue(s);
+  stream_request_pump(s); /* more may be waiting: continue next round */
 }
 
 static void notify_end(stream *s) {
@@ -184,14 +154,14 @@ void stream_on_finished(stream *s) {
   if (s->rstate == REQ_DONE && !s->fin_received)
     return; /* we stopped reading earlier */
   if (s->has_content_length && s->body_bytes != s->content_length) {
-    stream_abort(s, H3_MESSAGE_ERROR); /* fewer bytes than declared */
+    stream_abort(s, H3Q_H3_MESSAGE_ERROR); /* fewer bytes than declared */
     return;
   }
   s->fin_received = true;
-  s->rstate = REQ_DONE;
-  s->body_readable = false;
-  notify_end(s);
-  stream_queue(s);
+  request_set_state(s, REQ_DONE);
+  /* on_end runs from stream_service, never from inside a read call. */
+  s->end_pending = true;
+  stream_request_pump(s);
 }
 
 /* ---- public API ---- */
@@ -261,7 +231,7 @@ uint64_t h3q_request_stream_id(const h3q_request *req) {
   return req->s->id;
 }
 uint64_t h3q_request_connection_id(const h3q_request *req) {
-  return req->s->c->number;
+  return req->s->h->c->number;
 }
 
 void h3q_request_on_body(h3q_request *req, h3q_body_data_cb on_data,
@@ -273,10 +243,8 @@ void h3q_request_on_body(h3q_request *req, h3q_body_data_cb on_data,
   /* Data or FIN that arrived before the callbacks were set is delivered on
    * the next round rather than from inside this call. */
   if (!s->closed && (s->body_readable || s->fin_received)) {
-    s->want_read_pump = true;
     s->end_pending = s->end_pending || s->fin_received;
-    stream_queue(s);
-    conn_mark_dirty(s->c);
+    stream_request_pump(s);
   }
 }
 
@@ -297,29 +265,23 @@ void h3q_request_resume(h3q_request *req) {
   s->paused = false;
   if (s->closed)
     return;
-  s->want_read_pump = true;
-  stream_queue(s);
-  conn_mark_dirty(s->c);
+  stream_request_pump(s);
 }
 
-ssize_t h3q_request_read(h3q_request *req, void *buf, size_t len) {
+ssize_t h3q_request_read(h3q_request *req, void *out, size_t len) {
   stream *s = req->s;
   if (s->aborted || s->closed)
     return H3Q_ECLOSED;
   if (s->rstate == REQ_DONE)
     return 0;
-  ssize_t n = quiche_h3_recv_body(s->c->h3, s->c->q, s->id, buf, len);
-  if (n == QUICHE_H3_ERR_DONE) {
-    on_recv_done(s);
-    return H3Q_EAGAIN;
-  }
-  if (n < 0) {
-    stream_abort(s, H3_REQUEST_CANCELLED);
-    return H3Q_ECLOSED;
-  }
+  if (len == 0)
+    return H3Q_EINVAL;
+  ssize_t n = stream_read_body(s, out, len);
+  if (n <= 0)
+    return n;
   if (!body_within_limit(s, (size_t)n))
     return H3Q_ETOOLARGE;
-  conn_mark_dirty(s->c); /* reading opened flow-control credit */
+  stream_wake(s); /* reading opened flow-control credit */
   return n;
 }
 

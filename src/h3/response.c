@@ -114,7 +114,7 @@ int h3q_response_send_informational(h3q_response *res, int status,
   for (size_t i = 0; i < count && rc == H3Q_OK; i++)
     rc = push_field(&a, &f, &n, &cap, names[i], values[i]);
   if (rc == H3Q_OK)
-    rc = response_send_section(s, &a, f, n, status, false, false);
+    rc = response_send_section(s, &a, f, n, status, false);
   if (rc == H3Q_OK)
     s->informational_sent = true;
   else if (rc == H3Q_EAGAIN)
@@ -162,9 +162,13 @@ ssize_t h3q_response_capacity(h3q_response *res) {
   }
   if (s->is_head)
     return HEAD_CAPACITY;
-  ssize_t cap = quiche_conn_stream_capacity(s->c->q, s->id);
+  if (s->wframes.len)
+    return 0; /* a header section still waits for room */
+  ssize_t cap = quiche_conn_stream_capacity(s->q, s->id);
   if (cap < 0)
     return H3Q_ECLOSED;
+  /* What a write takes: the room less one DATA frame header. */
+  cap = cap > RESPONSE_DATA_HEADER_MAX ? cap - RESPONSE_DATA_HEADER_MAX : 0;
   if (cap == 0)
     response_block(s);
   return cap;
@@ -232,7 +236,7 @@ int h3q_response_set_producer(h3q_response *res, h3q_producer producer,
   s->producer_waiting = false;
   /* First call on the next round, not from inside the handler. */
   response_block(s);
-  conn_mark_dirty(s->c);
+  stream_wake(s);
   return H3Q_OK;
 }
 
@@ -242,7 +246,7 @@ void h3q_response_resume(h3q_response *res) {
     return;
   s->producer_waiting = false;
   response_block(s);
-  conn_mark_dirty(s->c);
+  stream_wake(s);
 }
 
 int h3q_response_set_priority(h3q_response *res, uint8_t urgency,

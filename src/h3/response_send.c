@@ -24,95 +24,150 @@ void response_block(stream *s) {
 
 void stream_apply_priority(stream *s) {
   quiche_conn_stream_priority(
-      s->c->q, s->id, (uint8_t)(QUICHE_URGENCY_OFFSET + s->prio.urgency),
+      s->q, s->id, (uint8_t)(QUICHE_URGENCY_OFFSET + s->prio.urgency),
       s->prio.incremental);
 }
 
-/* Builds quiche's header array: optional :status, then fields. */
-static quiche_h3_header *build_headers(const arena *a, const field *f, size_t n,
-                                       const char *status, size_t *out_n) {
-  size_t first = status ? 1 : 0;
-  quiche_h3_header *h = calloc(n + first, sizeof *h);
-  if (!h)
-    return NULL;
-  if (status)
-    h[0] = (quiche_h3_header){(const uint8_t *)":status", 7,
-                              (const uint8_t *)status, strlen(status)};
-  for (size_t i = 0; i < n; i++) {
-    const char *name = arena_str(a, f[i].name);
-    const char *value = arena_str(a, f[i].value);
-    h[i + first] = (quiche_h3_header){(const uint8_t *)name, strlen(name),
-                                      (const uint8_t *)value, strlen(value)};
-  }
-  *out_n = n + first;
-  return h;
-}
-
-/* Maps a quiche header-send result; blocked means retry on room. */
-static int headers_result(stream *s, int rc) {
-  if (rc == QUICHE_H3_ERR_STREAM_BLOCKED || rc == QUICHE_H3_ERR_DONE) {
-    response_block(s);
-    return H3Q_EAGAIN;
-  }
-  if (rc < 0) {
-    stream_abort(s, H3_INTERNAL_ERROR);
-    return H3Q_ECLOSED;
-  }
-  conn_mark_dirty(s->c);
-  return H3Q_OK;
-}
-
-int response_send_section(stream *s, const arena *a, const field *f, size_t n,
-                          int status, bool trailer, bool fin) {
-  char code[4];
-  snprintf(code, sizeof code, "%03d", status);
-  size_t count;
-  quiche_h3_header *h = build_headers(a, f, n, trailer ? NULL : code, &count);
-  if (!h)
-    return H3Q_ENOMEM;
-  int rc;
-  if (!trailer && !s->informational_sent) {
-    quiche_h3_priority p = {s->prio.urgency, s->prio.incremental};
-    rc = quiche_h3_send_response_with_priority(s->c->h3, s->c->q, s->id, h,
-                                               count, &p, fin);
-  } else {
-    rc = quiche_h3_send_additional_headers(s->c->h3, s->c->q, s->id, h, count,
-                                           trailer, fin);
-  }
-  free(h);
-  return headers_result(s, rc);
-}
-
-/* The final header section; fin when nothing follows. */
-static int send_final_headers(stream *s, bool fin) {
-  int rc = response_send_section(s, &s->warena, s->wfields, s->wfield_count,
-                                 s->status, false, fin);
-  if (rc == H3Q_EAGAIN)
-    s->wstate = RES_HEADERS_PENDING;
-  if (rc != H3Q_OK)
-    return rc;
-  s->wstate = fin ? RES_DONE : RES_BODY;
-  return H3Q_OK;
-}
-
-ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
-                           bool fin) {
-  ssize_t n = quiche_h3_send_body(s->c->h3, s->c->q, s->id, data, len, fin);
-  if (n == QUICHE_H3_ERR_DONE || n == QUICHE_H3_ERR_STREAM_BLOCKED) {
+/* Writes queued frame bytes (a HEADERS frame quiche had no room for).
+ * H3Q_OK when none are left, H3Q_EAGAIN, or H3Q_ECLOSED. FIN is always
+ * sent on its own afterwards (quiche puts it on the last STREAM frame). */
+static int flush_frames(stream *s) {
+  if (!s->wframes.len)
+    return H3Q_OK;
+  uint64_t code = 0;
+  ssize_t n = quiche_conn_stream_send(s->q, s->id, s->wframes.data,
+                                      s->wframes.len, false, &code);
+  if (n == QUICHE_ERR_DONE) {
     response_block(s);
     return H3Q_EAGAIN;
   }
   if (n < 0) {
-    s->peer_error = stream_peer_error(s);
-    stream_abort(s, H3_REQUEST_CANCELLED);
+    s->peer_error = n == QUICHE_ERR_STREAM_STOPPED ? code : 0;
+    stream_abort(s, H3Q_H3_REQUEST_CANCELLED);
     return H3Q_ECLOSED;
   }
-  conn_mark_dirty(s->c);
-  if ((size_t)n < len)
+  buf_consume(&s->wframes, (size_t)n);
+  stream_wake(s);
+  if (s->wframes.len) {
+    response_block(s);
+    return H3Q_EAGAIN;
+  }
+  return H3Q_OK;
+}
+
+/* Encodes one header section as a HEADERS frame into s->wframes. */
+static int encode_section(stream *s, const arena *a, const field *f, size_t n,
+                          int status, bool trailer) {
+  buf *q = &s->h->scratch;
+  q->len = 0;
+  int rc = qpack_encode_prefix(q);
+  if (!trailer && rc == 0)
+    rc = qpack_encode_status(q, (unsigned)status);
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const char *name = arena_str(a, f[i].name);
+    const char *value = arena_str(a, f[i].value);
+    rc = qpack_encode_field(q, (const uint8_t *)name, strlen(name),
+                            (const uint8_t *)value, strlen(value));
+  }
+  if (rc == 0)
+    rc = h3_frame_write_header(&s->wframes, H3_FRAME_HEADERS, q->len);
+  if (rc == 0)
+    rc = buf_append(&s->wframes, q->data, q->len);
+  return rc == 0 ? H3Q_OK : H3Q_ENOMEM;
+}
+
+int response_send_section(stream *s, const arena *a, const field *f, size_t n,
+                          int status, bool trailer) {
+  if (!trailer && !s->informational_sent && status >= 200)
+    stream_apply_priority(s);
+  int rc = encode_section(s, a, f, n, status, trailer);
+  if (rc != H3Q_OK)
+    return rc;
+  /* Queued counts as sent: what quiche does not take now goes out before
+   * anything else on this stream. */
+  rc = flush_frames(s);
+  return rc == H3Q_EAGAIN ? H3Q_OK : rc;
+}
+
+static ssize_t response_finish(stream *s);
+
+/* The final header section, then FIN when nothing follows. */
+static int send_final_headers(stream *s, bool fin) {
+  int rc = response_send_section(s, &s->warena, s->wfields, s->wfield_count,
+                                 s->status, false);
+  if (rc != H3Q_OK)
+    return rc;
+  s->wstate = RES_BODY;
+  ssize_t n = fin ? response_finish(s) : 0;
+  return n < 0 ? (int)n : H3Q_OK;
+}
+
+static ssize_t send_failed(stream *s, ssize_t n, uint64_t code) {
+  if (n == QUICHE_ERR_DONE) {
+    response_block(s);
+    return H3Q_EAGAIN;
+  }
+  s->peer_error = n == QUICHE_ERR_STREAM_STOPPED ? code : stream_peer_error(s);
+  stream_abort(s, H3Q_H3_REQUEST_CANCELLED);
+  return H3Q_ECLOSED;
+}
+
+/* One DATA frame sized to what the stream takes now, so the frame header
+ * and its payload always go in together and no body byte is copied. */
+ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
+                           bool fin) {
+  int rc = flush_frames(s);
+  if (rc != H3Q_OK)
+    return rc;
+  uint64_t code = 0;
+  if (len == 0) {
+    ssize_t n = quiche_conn_stream_send(s->q, s->id, data, 0, fin, &code);
+    if (n < 0)
+      return send_failed(s, n, code);
+    if (fin)
+      s->wstate = RES_DONE;
+    stream_wake(s);
+    return 0;
+  }
+  ssize_t cap = quiche_conn_stream_capacity(s->q, s->id);
+  if (cap < 0)
+    return send_failed(s, cap, 0);
+  if ((size_t)cap <= RESPONSE_DATA_HEADER_MAX) {
+    quiche_conn_stream_writable(s->q, s->id, RESPONSE_DATA_HEADER_MAX + 1);
+    response_block(s);
+    return H3Q_EAGAIN;
+  }
+  size_t room = (size_t)cap - RESPONSE_DATA_HEADER_MAX;
+  size_t take = len < room ? len : room;
+  bool last = fin && take == len;
+  uint8_t hdr[16];
+  size_t hlen = h3_frame_header_encode(hdr, H3_FRAME_DATA, take);
+  ssize_t n = quiche_conn_stream_send(s->q, s->id, hdr, hlen, false, &code);
+  if (n >= 0 && (size_t)n == hlen)
+    n = quiche_conn_stream_send(s->q, s->id, data, take, last, &code);
+  if (n < 0)
+    return send_failed(s, n, code);
+  if ((size_t)n < take) {
+    /* The capacity said otherwise; keep the frame whole regardless. */
+    if (buf_append(&s->wframes, data + n, take - (size_t)n) != 0) {
+      stream_abort(s, H3Q_H3_INTERNAL_ERROR);
+      return H3Q_ECLOSED;
+    }
+    n = (ssize_t)take;
+    last = false;
+  }
+  stream_wake(s);
+  if ((size_t)n < len || (fin && !last))
     response_block(s);
   else if (fin)
     s->wstate = RES_DONE;
   return n;
+}
+
+/* FIN after everything queued. */
+static ssize_t response_finish(stream *s) {
+  static const uint8_t empty[1];
+  return response_send_body(s, empty, 0, true);
 }
 
 static bool has_pending_body(const stream *s) {
@@ -121,15 +176,14 @@ static bool has_pending_body(const stream *s) {
 
 /* FIN, after trailers when there are any. */
 static int send_fin(stream *s) {
-  if (s->wtrailer_count && !s->is_head) {
+  if (s->wtrailer_count && !s->is_head && !s->trailers_queued) {
     int rc = response_send_section(s, &s->warena, s->wtrailers,
-                                   s->wtrailer_count, 0, true, true);
-    if (rc == H3Q_OK)
-      s->wstate = RES_DONE;
-    return rc;
+                                   s->wtrailer_count, 0, true);
+    if (rc != H3Q_OK)
+      return rc;
+    s->trailers_queued = true;
   }
-  static const uint8_t empty[1];
-  ssize_t n = response_send_body(s, empty, 0, true);
+  ssize_t n = response_finish(s);
   return n < 0 ? (int)n : H3Q_OK;
 }
 
@@ -185,7 +239,7 @@ static int produce_chunk(stream *s, size_t room) {
   if (n < 0 || (size_t)n > want) {
     LOG_DEBUG("stream %llu: producer failed (%zd)", (unsigned long long)s->id,
               n);
-    stream_abort(s, H3_INTERNAL_ERROR);
+    stream_abort(s, H3Q_H3_INTERNAL_ERROR);
     return H3Q_ECLOSED;
   }
   s->pending_off = 0;
@@ -203,8 +257,8 @@ void response_run_producer(stream *s) {
     if (s->closed || response_progress(s) != H3Q_OK || !s->producer ||
         s->producer_waiting)
       return;
-    ssize_t cap = s->is_head ? PRODUCER_CHUNK
-                             : quiche_conn_stream_capacity(s->c->q, s->id);
+    ssize_t cap =
+        s->is_head ? PRODUCER_CHUNK : quiche_conn_stream_capacity(s->q, s->id);
     if (cap <= 0) {
       response_block(s);
       return;
@@ -217,15 +271,15 @@ void response_run_producer(stream *s) {
   }
   /* More next round; other streams and connections go first. */
   response_block(s);
-  conn_mark_dirty(s->c);
+  stream_wake(s);
 }
 
 /* The stream may have room again: continue, then let the handler write. */
 void response_on_room(stream *s) {
-  ssize_t cap = quiche_conn_stream_capacity(s->c->q, s->id);
+  ssize_t cap = quiche_conn_stream_capacity(s->q, s->id);
   if (cap < 0) {
     s->peer_error = stream_peer_error(s);
-    stream_abort(s, H3_REQUEST_CANCELLED);
+    stream_abort(s, H3Q_H3_REQUEST_CANCELLED);
     return;
   }
   if (cap == 0 && s->wstate != RES_HEADERS_PENDING)

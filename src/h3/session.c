@@ -1,156 +1,279 @@
+/* The HTTP/3 session: created when QUIC is up, it opens our control and
+ * QPACK streams, reads every stream quiche reports readable, and services
+ * request streams in urgency order. */
 #include "h3/session.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #include "h3/stream.h"
 #include "h3/stream_internal.h"
-#include "http/validate.h"
 #include "util/log.h"
 
-/* Events handled per session_poll call, so one busy connection cannot
- * starve the others; the rest are polled on the next round. */
-#define SESSION_EVENTS_PER_POLL 1024
+/* Our unidirectional streams (server-initiated: 3, 7, 11). */
+#define OUR_CONTROL_STREAM 3
+#define OUR_ENCODER_STREAM 7
+#define OUR_DECODER_STREAM 11
+/* Readable streams handled per process call, so one busy connection cannot
+ * starve the others; the rest are read on the next round. */
+#define READABLE_PER_PROCESS 1024
+/* quiche urgency for critical streams: ahead of every request (quiche
+ * maps RFC 9218 urgencies from 124 upward, see response_send.c). */
+#define CRITICAL_URGENCY 0
 
-int session_start(conn *c) {
-  c->h3 = quiche_h3_conn_new_with_transport(c->q, c->srv->h3cfg);
-  if (!c->h3) {
-    LOG_WARN("conn %llu: cannot start HTTP/3", (unsigned long long)c->number);
-    conn_close(c, H3_INTERNAL_ERROR);
-    return -1;
+quiche_conn *h3_session_quiche(h3_session *h) {
+  return h->q;
+}
+conn *h3_session_conn(h3_session *h) {
+  return h->c;
+}
+const h3_settings *h3_session_peer_settings(const h3_session *h) {
+  return h->peer_settings_received ? &h->peer : NULL;
+}
+
+void h3_session_fail(h3_session *h, uint64_t code, const char *why) {
+  if (h->failed)
+    return;
+  h->failed = true;
+  LOG_DEBUG("conn %llu: HTTP/3 error 0x%llx: %s",
+            (unsigned long long)h->c->number, (unsigned long long)code, why);
+  conn_close(h->c, code);
+}
+
+/* Writes as much of out as quiche takes on our stream id. */
+static void flush_one(h3_session *h, uint64_t id, buf *out) {
+  if (!out->len || h->failed)
+    return;
+  uint64_t code = 0;
+  ssize_t n =
+      quiche_conn_stream_send(h->q, id, out->data, out->len, false, &code);
+  if (n == QUICHE_ERR_DONE)
+    return;
+  if (n < 0) {
+    /* STOP_SENDING on a critical stream, or no stream credit. */
+    h3_session_fail(h,
+                    n == QUICHE_ERR_STREAM_STOPPED
+                        ? H3Q_H3_CLOSED_CRITICAL_STREAM
+                        : H3Q_H3_STREAM_CREATION_ERROR,
+                    "cannot write a critical stream");
+    return;
   }
+  buf_consume(out, (size_t)n);
+}
+
+void h3_flush_uni(h3_session *h) {
+  buf *dec = qpack_decoder_instructions(h->qdec);
+  if (dec->len && buf_append(&h->dec_out, dec->data, dec->len) == 0)
+    dec->len = 0;
+  flush_one(h, OUR_CONTROL_STREAM, &h->ctrl_out);
+  flush_one(h, OUR_ENCODER_STREAM, &h->enc_out);
+  flush_one(h, OUR_DECODER_STREAM, &h->dec_out);
+}
+
+static int open_uni_streams(h3_session *h) {
+  if (buf_append_byte(&h->ctrl_out, H3_STREAM_CONTROL) ||
+      h3_settings_write_frame(&h->ctrl_out, &h->cfg->local) ||
+      buf_append_byte(&h->enc_out, H3_STREAM_QPACK_ENCODER) ||
+      buf_append_byte(&h->dec_out, H3_STREAM_QPACK_DECODER))
+    return -1;
+  h3_flush_uni(h);
+  quiche_conn_stream_priority(h->q, OUR_CONTROL_STREAM, CRITICAL_URGENCY,
+                              false);
+  quiche_conn_stream_priority(h->q, OUR_ENCODER_STREAM, CRITICAL_URGENCY,
+                              false);
+  quiche_conn_stream_priority(h->q, OUR_DECODER_STREAM, CRITICAL_URGENCY,
+                              false);
   return 0;
 }
 
-/* One header section being read: validate.c's verdict and where the
- * fields go. The validator borrows values from quiche's event, so
- * validation finishes before the event is freed. */
-typedef struct section {
-  stream *s;
-  validate_state v;
-  bool trailers;
-} section;
-
-static int collect_field(uint8_t *name, size_t nlen, uint8_t *value,
-                         size_t vlen, void *argp) {
-  section *sec = argp;
-  validate_field(&sec->v, name, nlen, value, vlen);
-  if (sec->v.verdict != VALIDATE_OK)
-    return 1; /* non-zero stops quiche's iteration */
-  int rc = sec->trailers
-               ? stream_add_request_trailer(sec->s, name, nlen, value, vlen)
-               : stream_add_request_field(sec->s, name, nlen, value, vlen);
-  return rc ? 1 : 0;
+static void *session_start(conn *c, void *ctx) {
+  const h3_config *cfg = ctx;
+  h3_session *h = calloc(1, sizeof *h);
+  if (!h)
+    return NULL;
+  h->c = c;
+  h->q = c->q;
+  h->cfg = cfg;
+  h->peer_ctrl = h->peer_enc = h->peer_dec = -1;
+  h3_settings_init(&h->peer);
+  h->qdec = qpack_decoder_new(cfg->local.qpack_max_table_capacity,
+                              cfg->local.qpack_blocked_streams);
+  if (!h->qdec || open_uni_streams(h) != 0) {
+    h3_app_ops.destroy(h);
+    return NULL;
+  }
+  return h;
 }
 
-/* Reads and validates a section; returns false when the stream was reset
- * or answered because of it. */
-static bool read_section(conn *c, stream *s, quiche_h3_event *ev,
-                         bool trailers) {
-  section sec = {.s = s, .trailers = trailers};
-  validate_init(&sec.v, &c->srv->vlimits, trailers);
-  bool stored = quiche_h3_event_for_each_header(ev, collect_field, &sec) == 0;
-  validate_verdict verdict = validate_finish(&sec.v);
-  if (verdict == VALIDATE_OK && !stored)
-    verdict = VALIDATE_STATUS, sec.v.status = 500; /* out of memory */
-  if (verdict == VALIDATE_OK) {
-    if (!trailers)
-      s->has_content_length =
-          validate_content_length(&sec.v, &s->content_length);
+/* Client-initiated bidirectional streams carry requests (RFC 9114 6.1);
+ * client-initiated unidirectional ones carry the peer's control, QPACK
+ * and extension streams; server-initiated ones are ours to write. */
+static void on_readable(h3_session *h, uint64_t id) {
+  switch (id & 3) {
+  case 0:
+    h3_request_readable(h, id);
+    break;
+  case 2:
+    h3_uni_readable(h, id);
+    break;
+  default:
+    break;
+  }
+}
+
+#define URGENCY_LEVELS 8
+
+/* Services queued streams most urgent first (RFC 9218): whoever writes
+ * first takes the connection's send capacity, so the order of these
+ * callbacks is what makes priorities real, not just quiche's packet
+ * scheduler. Within one urgency, queue order. */
+static void service_streams(h3_session *h) {
+  stream *head[URGENCY_LEVELS] = {0}, *tail[URGENCY_LEVELS] = {0};
+  for (stream *s = h->service, *next; s; s = next) {
+    next = s->service_next;
+    unsigned u = s->prio.urgency < URGENCY_LEVELS ? s->prio.urgency : 7;
+    s->service_next = NULL;
+    if (tail[u])
+      tail[u]->service_next = s;
+    else
+      head[u] = s;
+    tail[u] = s;
+  }
+  h->service = NULL;
+  for (unsigned u = 0; u < URGENCY_LEVELS; u++) {
+    for (stream *s = head[u], *next; s; s = next) {
+      next = s->service_next;
+      stream_service(s);
+    }
+  }
+}
+
+static void session_process(void *app) {
+  h3_session *h = app;
+  for (int i = 0; i < READABLE_PER_PROCESS && !h->failed; i++) {
+    int64_t id = quiche_conn_stream_readable_next(h->q);
+    if (id < 0)
+      break;
+    on_readable(h, (uint64_t)id);
+    if (i == READABLE_PER_PROCESS - 1)
+      conn_mark_dirty(h->c); /* more to read next round */
+  }
+  h3_flush_uni(h); /* GOAWAY and QPACK instructions before responses */
+  if (!h->failed)
+    service_streams(h);
+  if (h3_drain_done(h) && !quiche_conn_is_draining(h->q))
+    conn_close(h->c, H3Q_H3_NO_ERROR); /* every response delivered */
+}
+
+static void session_tick(void *app, uint64_t now_ns) {
+  h3_drain_tick(app, now_ns);
+}
+
+static void session_goaway(void *app, uint64_t deadline_ns) {
+  h3_drain_goaway(app, deadline_ns);
+}
+
+static void free_map_values(u64map *m) {
+  for (size_t i = 0; i < m->cap; i++)
+    free(m->slots[i].value);
+  u64map_free(m);
+}
+
+static void session_destroy(void *app) {
+  h3_session *h = app;
+  /* Close callbacks first: handlers may still look at their requests. */
+  while (h->streams.len) {
+    /* Freeing shifts entries around; restart from the first occupied. */
+    size_t i = 0;
+    while (!h->streams.slots[i].value)
+      i++;
+    stream_abort_and_free(h->streams.slots[i].value);
+  }
+  u64map_free(&h->streams);
+  free_map_values(&h->uni);
+  free_map_values(&h->early_priority);
+  u64map_free(&h->claimed);
+  u64map_free(&h->flushing);
+  buf_free(&h->ctrl_out);
+  buf_free(&h->enc_out);
+  buf_free(&h->dec_out);
+  buf_free(&h->ctrl_rx.payload);
+  buf_free(&h->dec_partial);
+  buf_free(&h->scratch);
+  qpack_decoder_free(h->qdec);
+  free(h);
+}
+
+const conn_app_ops h3_app_ops = {
+    .start = session_start,
+    .process = session_process,
+    .tick = session_tick,
+    .goaway = session_goaway,
+    .destroy = session_destroy,
+    .no_error = H3Q_H3_NO_ERROR,
+    .internal_error = H3Q_H3_INTERNAL_ERROR,
+};
+
+bool h3_claim_stream(h3_session *h, uint64_t id, const h3_extension *e,
+                     stream *s) {
+  if (u64map_put(&h->claimed, id, (void *)e) != 0)
+    return false;
+  if (s)
+    stream_forget(s); /* not a request: no handler, no close callback */
+  uint64_t refuse = e->on_stream(h, id, e->user);
+  if (refuse) {
+    u64map_del(&h->claimed, id);
+    quiche_conn_stream_shutdown(h->q, id, QUICHE_SHUTDOWN_READ, refuse);
+    if ((id & 2) == 0)
+      quiche_conn_stream_shutdown(h->q, id, QUICHE_SHUTDOWN_WRITE, refuse);
     return true;
   }
-  LOG_DEBUG("conn %llu stream %llu: rejected: %s",
-            (unsigned long long)c->number, (unsigned long long)s->id,
-            sec.v.reason ? sec.v.reason : "limit");
-  if (verdict == VALIDATE_MALFORMED || s->wstate != RES_IDLE) {
-    stream_abort(s, H3_MESSAGE_ERROR);
-    return false;
-  }
-  s->reject_status = sec.v.status;
-  return !trailers;
+  if (quiche_conn_stream_readable(h->q, id))
+    e->on_readable(h, id, e->user); /* what came with the type */
+  return true;
 }
 
-static void on_headers(conn *c, uint64_t id, quiche_h3_event *ev) {
-  stream *s = u64map_get(&c->streams, id);
-  if (s) {
-    /* A second header section on a request is its trailer section. */
-    if (!read_section(c, s, ev, true) && s->reject_status)
-      stream_respond_status(s, s->reject_status, NULL);
-    return;
-  }
-  if (conn_refuses_stream(c, id)) {
-    u64map_del(&c->awaiting_headers, id);
-    return;
-  }
-  size_t limit = c->srv->cfg.c.max_active_requests_per_conn;
-  s = stream_new(c, id);
-  if (!s) {
-    quiche_conn_stream_shutdown(c->q, id, QUICHE_SHUTDOWN_READ,
-                                H3_INTERNAL_ERROR);
-    quiche_conn_stream_shutdown(c->q, id, QUICHE_SHUTDOWN_WRITE,
-                                H3_INTERNAL_ERROR);
-    return;
-  }
-  u64map_del(&c->awaiting_headers, id);
-  c->max_request_id = id > c->max_request_id ? id : c->max_request_id;
-  c->any_request = true;
-  if (!read_section(c, s, ev, false))
-    return;
-  if (limit && c->streams.len > limit && !s->reject_status)
-    s->reject_status = 503;
-  stream_dispatch(s);
+void h3_config_init(h3_config *cfg, const h3q_config *pub) {
+  memset(cfg, 0, sizeof *cfg);
+  h3_settings_init(&cfg->local);
+  cfg->local.qpack_max_table_capacity = pub->qpack_max_table_capacity;
+  cfg->local.qpack_blocked_streams = pub->qpack_blocked_streams;
+  /* Announced at twice the configured size: sections just over the limit
+   * still arrive and get a 431 instead of a refusal by the client. */
+  cfg->local.max_field_section_size =
+      2 * (uint64_t)pub->max_request_headers_size;
+  cfg->local.enable_connect_protocol = pub->enable_extended_connect;
+  cfg->vlimits = (validate_limits){
+      .max_header_count = pub->max_header_count,
+      .max_header_name_length = pub->max_header_name_length,
+      .max_header_value_length = pub->max_header_value_length,
+      .max_request_headers_size = pub->max_request_headers_size,
+      .max_path_length = pub->max_path_length,
+      .extended_connect = pub->enable_extended_connect,
+  };
+  cfg->max_headers_frame = 2 * (uint64_t)pub->max_request_headers_size + 1024;
+  cfg->max_request_body_size = pub->max_request_body_size;
+  cfg->max_active_requests = pub->max_active_requests_per_conn;
+  cfg->header_timeout_ns = pub->request_header_timeout_ms * 1000000u;
+  cfg->body_idle_timeout_ns = pub->body_idle_timeout_ms * 1000000u;
 }
 
-static int take_priority(uint8_t *value, uint64_t len, void *argp) {
-  stream_priority_update(argp, (const char *)value, (size_t)len);
-  return 0;
+static bool type_is_h3s_own(uint64_t type, bool bidi) {
+  if (bidi)
+    return h3_frame_is_known(type);
+  return type <= H3_STREAM_QPACK_DECODER;
 }
 
-static void dispatch_event(conn *c, int64_t id, quiche_h3_event *ev) {
-  enum quiche_h3_event_type type = quiche_h3_event_type(ev);
-  if (type == QUICHE_H3_EVENT_HEADERS) {
-    on_headers(c, (uint64_t)id, ev);
-    return;
-  }
-  stream *s = u64map_get(&c->streams, (uint64_t)id);
-  switch (type) {
-  case QUICHE_H3_EVENT_DATA:
-    if (s)
-      stream_on_data(s);
-    break;
-  case QUICHE_H3_EVENT_FINISHED:
-    if (s)
-      stream_on_finished(s);
-    break;
-  case QUICHE_H3_EVENT_RESET:
-    if (s)
-      stream_on_reset(s, 0);
-    break;
-  case QUICHE_H3_EVENT_PRIORITY_UPDATE: {
-    /* The id is the prioritized request stream, which may not have sent
-     * its headers yet; then the update is taken when they arrive. */
-    if (s)
-      quiche_h3_take_last_priority_update(c->h3, (uint64_t)id, take_priority,
-                                          s);
-    break;
-  }
-  default:
-    /* A client's GOAWAY only limits server push, which h3q does not do. */
-    break;
-  }
-}
-
-void session_poll(conn *c) {
-  for (int i = 0; i < SESSION_EVENTS_PER_POLL; i++) {
-    quiche_h3_event *ev = NULL;
-    int64_t id = quiche_h3_conn_poll(c->h3, c->q, &ev);
-    if (id == QUICHE_H3_ERR_DONE)
-      return;
-    if (id < 0) {
-      /* quiche has already closed the connection with the right code. */
-      LOG_DEBUG("conn %llu: HTTP/3 error %lld", (unsigned long long)c->number,
-                (long long)id);
-      return;
-    }
-    dispatch_event(c, id, ev);
-    quiche_h3_event_free(ev);
-  }
-  conn_mark_dirty(c); /* events remain: poll again next round */
+int h3_config_add_extension(h3_config *cfg, const h3_extension *ext) {
+  if (!ext || !ext->on_stream || !ext->on_readable ||
+      type_is_h3s_own(ext->type, ext->bidi))
+    return H3Q_EINVAL;
+  for (size_t i = 0; i < cfg->extension_count; i++)
+    if (cfg->extensions[i].type == ext->type &&
+        cfg->extensions[i].bidi == ext->bidi)
+      return H3Q_EEXIST;
+  if (cfg->extension_count == H3_EXTENSIONS_MAX)
+    return H3Q_ETOOLARGE;
+  cfg->extensions[cfg->extension_count++] = *ext;
+  return H3Q_OK;
 }

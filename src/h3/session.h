@@ -1,14 +1,165 @@
-/* The HTTP/3 layer of one connection: created once QUIC is established,
- * then quiche_h3_conn_poll events are dispatched to streams. */
+/* The HTTP/3 session of one connection (RFC 9114), on quiche's transport
+ * streams only: our control and QPACK streams, the peer's critical
+ * streams, SETTINGS, GOAWAY both ways, PRIORITY_UPDATE, request streams
+ * and a registry that lets extensions claim stream types.
+ *
+ * Layering: the session sits on a QUIC connection (quic/conn.h) and hands
+ * complete requests up through h3_config.on_request; it never sees the
+ * server object. */
 #ifndef H3Q_H3_SESSION_H
 #define H3Q_H3_SESSION_H
 
+#include <quiche.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "h3/frame.h"
+#include "h3/qpack.h"
+#include "h3q.h"
+#include "http/validate.h"
 #include "quic/conn.h"
+#include "util/buf.h"
+#include "util/u64map.h"
 
-/* Creates c->h3. Returns 0, or -1 (the connection is then closed). */
-int session_start(conn *c);
+typedef struct h3_session h3_session;
+struct stream;
 
-/* Polls HTTP/3 events until quiche has none left (bounded per call). */
-void session_poll(conn *c);
+/* An extension's claim on streams (the stream-type registry): a
+ * unidirectional stream type, or a bidirectional client stream whose first
+ * frame type is `type` (WebTransport uses 0x54 and 0x41). */
+typedef struct h3_extension {
+  uint64_t type;
+  bool bidi;
+  /* The stream is the extension's from now on: its type varint has been
+   * read, and the extension reads and writes the rest through quiche.
+   * Return 0 to keep it, or an HTTP/3 error code to refuse it (the
+   * stream is then reset and stopped with that code). */
+  uint64_t (*on_stream)(h3_session *h, uint64_t stream_id, void *user);
+  /* The claimed stream has data (or FIN, or was reset) to read. */
+  void (*on_readable)(h3_session *h, uint64_t stream_id, void *user);
+  void *user;
+} h3_extension;
+
+#define H3_EXTENSIONS_MAX 8
+
+/* A session's own copy of its settings: built once per server, shared by
+ * every session of it (read-only). */
+typedef struct h3_config {
+  h3_settings local; /* what we announce in SETTINGS */
+  validate_limits vlimits;
+  uint64_t max_request_body_size;
+  size_t max_active_requests; /* 0 = only QUIC's stream limit */
+  uint64_t header_timeout_ns; /* 0 = none */
+  uint64_t body_idle_timeout_ns;
+  /* Largest HEADERS frame buffered; a larger one gets 431 unread. */
+  uint64_t max_headers_frame;
+  h3_extension extensions[H3_EXTENSIONS_MAX];
+  size_t extension_count;
+  /* A request's header section arrived and passed validation: route it.
+   * Called on the loop thread; the request may be answered at once. */
+  void (*on_request)(h3q_request *req, h3q_response *res, void *user);
+  void *user;
+  h3q_server_stats *stats;
+} h3_config;
+
+/* Fills cfg's HTTP/3 and request limits from a public configuration. */
+void h3_config_init(h3_config *cfg, const h3q_config *pub);
+
+/* Adds an extension to the registry. Returns H3Q_EEXIST when the type is
+ * taken, H3Q_ETOOLARGE when the registry is full, H3Q_EINVAL when the type
+ * is one of HTTP/3's own. */
+int h3_config_add_extension(h3_config *cfg, const h3_extension *ext);
+
+/* The application interface the QUIC layer calls (quic/conn.h). */
+extern const conn_app_ops h3_app_ops;
+
+/* The QUIC connection under a session, for extensions. */
+quiche_conn *h3_session_quiche(h3_session *h);
+conn *h3_session_conn(h3_session *h);
+
+/* The peer's SETTINGS, or NULL before they arrived. */
+const h3_settings *h3_session_peer_settings(const h3_session *h);
+
+/* Closes the connection with an HTTP/3 error code (connection error). */
+void h3_session_fail(h3_session *h, uint64_t code, const char *why);
+
+/* ---- internal to src/h3 ---- */
+
+/* Ids of peer unidirectional streams whose type is still being read. */
+typedef struct uni_stream {
+  uint8_t type_bytes[8];
+  uint8_t have;
+} uni_stream;
+
+/* Incoming frames of a control stream, parsed as bytes arrive. */
+typedef struct frame_rx {
+  h3_frame_header_reader hdr;
+  uint64_t type, left; /* current frame; left = payload bytes to come */
+  bool in_payload;
+  buf payload; /* collected payload of frames we act on */
+} frame_rx;
+
+struct h3_session {
+  conn *c;
+  quiche_conn *q;
+  const h3_config *cfg;
+
+  /* Our unidirectional streams and what waits for room on them. */
+  buf ctrl_out, enc_out, dec_out;
+  bool started_streams;
+
+  /* The peer's critical streams (-1 until opened). */
+  int64_t peer_ctrl, peer_enc, peer_dec;
+  frame_rx ctrl_rx;
+  bool peer_settings_received;
+  h3_settings peer;
+  buf dec_partial; /* partial instruction on the peer's decoder stream */
+  u64map uni;      /* peer uni streams: id -> uni_stream (type unread) */
+  u64map claimed;  /* streams an extension took: id -> h3_extension */
+
+  qpack_decoder *qdec;
+  buf scratch; /* encoder output, reused */
+
+  u64map streams;         /* request streams: id -> struct stream */
+  struct stream *blocked; /* waiting for QPACK inserts (linked) */
+  /* PRIORITY_UPDATEs for requests whose headers are not here yet. */
+  u64map early_priority; /* id -> heap copy of the field value */
+
+  /* GOAWAY we send (RFC 9114 section 5.2). */
+  uint64_t max_request_id; /* highest request stream seen */
+  bool any_request;
+  bool going_away;
+  uint64_t goaway_id; /* requests at or above this are refused */
+  uint64_t drain_deadline_ns;
+  uint64_t goaway_sent_ns; /* 0 until the frame left our buffer */
+  /* GOAWAY, MAX_PUSH_ID received: limits that must not move backwards. */
+  bool peer_goaway;
+  uint64_t peer_goaway_id;
+  bool have_max_push_id;
+  uint64_t max_push_id;
+
+  /* Finished responses quiche may still be delivering: a draining
+   * connection closes only after they are. */
+  u64map flushing;
+  struct stream *service; /* streams to service this round */
+  bool failed;            /* a connection error was raised */
+};
+
+/* control.c: the peer's unidirectional streams. */
+void h3_uni_readable(h3_session *h, uint64_t id);
+
+/* session.c: writes what waits on our unidirectional streams. */
+void h3_flush_uni(h3_session *h);
+
+/* drain.c: GOAWAY, drain and timeouts. */
+void h3_drain_goaway(h3_session *h, uint64_t deadline_ns);
+void h3_drain_tick(h3_session *h, uint64_t now_ns);
+bool h3_drain_refuses(h3_session *h, uint64_t id);
+bool h3_drain_done(h3_session *h);
+void h3_drain_track_flushing(h3_session *h, uint64_t id);
+
+/* stream_rx.c: request stream frames. */
+void h3_request_readable(h3_session *h, uint64_t id);
+void h3_retry_blocked(h3_session *h);
 
 #endif

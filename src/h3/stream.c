@@ -2,6 +2,7 @@
  * work, and freeing once both sides are done. */
 #include "h3/stream.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,40 +12,48 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-stream *stream_new(conn *c, uint64_t id) {
+stream *stream_new(h3_session *h, uint64_t id) {
   stream *s = calloc(1, sizeof *s);
   if (!s)
     return NULL;
-  if (u64map_put(&c->streams, id, s) != 0) {
+  if (u64map_put(&h->streams, id, s) != 0) {
     free(s);
     return NULL;
   }
   s->req.s = s;
   s->res.s = s;
-  s->c = c;
+  s->h = h;
+  s->q = h->q;
   s->id = id;
-  s->rstate = REQ_BODY;
+  s->rx = RX_FRAME_HEADER;
+  s->rstate = REQ_HEADERS;
   s->wstate = RES_IDLE;
   s->status = 200;
   s->prio = (priority){PRIORITY_DEFAULT_URGENCY, false};
-  s->early_data = quiche_conn_is_in_early_data(c->q);
+  s->early_data = quiche_conn_is_in_early_data(h->q);
   s->opened_ns = clock_now_ns();
   return s;
 }
 
-static void unlink_service(stream *s) {
-  for (stream **p = &s->c->service; *p; p = &(*p)->service_next) {
+static void unlink_from(stream **list, stream *s, size_t link_offset) {
+  for (stream **p = list; *p; p = (stream **)((char *)*p + link_offset)) {
     if (*p == s) {
-      *p = s->service_next;
+      *p = *(stream **)((char *)s + link_offset);
       return;
     }
   }
 }
 
 static void stream_free(stream *s) {
-  if (s->in_service)
-    unlink_service(s); /* it may have queued itself while finishing */
-  u64map_del(&s->c->streams, s->id);
+  if (s->in_service) /* it may have queued itself while finishing */
+    unlink_from(&s->h->service, s, offsetof(stream, service_next));
+  if (s->rx == RX_BLOCKED)
+    unlink_from(&s->h->blocked, s, offsetof(stream, blocked_next));
+  if (s->rx == RX_BLOCKED || s->rx == RX_SECTION)
+    qpack_decoder_cancel_stream(s->h->qdec, s->id);
+  u64map_del(&s->h->streams, s->id);
+  buf_free(&s->rx_section);
+  buf_free(&s->wframes);
   arena_free(&s->rarena);
   arena_free(&s->warena);
   free(s->rfields);
@@ -59,8 +68,37 @@ void stream_queue(stream *s) {
   if (s->in_service || s->closed)
     return;
   s->in_service = true;
-  s->service_next = s->c->service;
-  s->c->service = s;
+  s->service_next = s->h->service;
+  s->h->service = s;
+}
+
+void stream_wake(stream *s) {
+  conn_mark_dirty(s->h->c);
+}
+
+void stream_request_pump(stream *s) {
+  s->want_read_pump = true;
+  stream_queue(s);
+  stream_wake(s);
+}
+
+void stream_forget(stream *s) {
+  s->closed = true; /* no handler ever saw it: no close callback */
+  s->rx = RX_END;
+  stream_free(s);
+}
+
+void request_set_state(stream *s, req_state to) {
+  if (s->rstate == to)
+    return;
+  LOG_TRACE("stream %llu: request state %d -> %d", (unsigned long long)s->id,
+            (int)s->rstate, (int)to);
+  s->rstate = to;
+  if (to == REQ_DONE) {
+    s->body_readable = false;
+    if (s->rx != RX_BLOCKED)
+      s->rx = RX_END;
+  }
 }
 
 static void run_close_cb(stream *s) {
@@ -84,6 +122,8 @@ void stream_service(stream *s) {
   s->in_service = false;
   if (s->want_read_pump && !s->paused) {
     s->want_read_pump = false;
+    if (s->rstate != REQ_DONE)
+      stream_rx_pump(s);
     request_pump(s);
   }
   if (s->want_writable && s->wstate != RES_RESET)
@@ -92,11 +132,11 @@ void stream_service(stream *s) {
    * seen: a request still open here is really unfinished (e.g. a body
    * nobody reads after a 404), and STOP_SENDING tells the peer to stop. */
   if (s->wstate == RES_DONE)
-    request_stop_reading(s, H3_NO_ERROR);
+    request_stop_reading(s, H3Q_H3_NO_ERROR);
   if (stream_finished(s)) {
     run_close_cb(s);
     if (!s->aborted)
-      conn_track_flushing(s->c, s->id);
+      h3_drain_track_flushing(s->h, s->id);
     stream_free(s);
     return;
   }
@@ -112,32 +152,6 @@ void stream_respond_status(stream *s, int status, const char *allow) {
     h3q_response_header(&s->res, "allow", allow);
   h3q_response_send(&s->res, status, "text/plain; charset=utf-8", body,
                     (size_t)n);
-}
-
-static void call_handler(stream *s, h3q_handler fn, void *user) {
-  int rc = fn(&s->req, &s->res, user);
-  if (rc >= 0 || s->closed)
-    return;
-  LOG_DEBUG("conn %llu stream %llu: handler returned %s",
-            (unsigned long long)s->c->number, (unsigned long long)s->id,
-            h3q_strerror(rc));
-  if (s->wstate == RES_IDLE)
-    stream_respond_status(s, h3q_error_to_status(rc), NULL);
-  else
-    h3q_response_reset(&s->res, H3_INTERNAL_ERROR);
-}
-
-static int copy_params(stream *s, const route_match *m) {
-  s->param_count = m->param_count;
-  for (size_t i = 0; i < m->param_count; i++) {
-    s->params[i].name = m->params[i].name;
-    s->params[i].name_len = m->params[i].name_len;
-    s->params[i].value =
-        arena_push(&s->rarena, m->params[i].value, m->params[i].value_len);
-    if (!s->params[i].value)
-      return H3Q_ENOMEM;
-  }
-  return H3Q_OK;
 }
 
 /* RFC 9110 section 9.2.1. */
@@ -161,20 +175,27 @@ void stream_priority_update(stream *s, const char *value, size_t len) {
   stream_apply_priority(s);
 }
 
+void stream_take_early_priority(stream *s) {
+  char *v = u64map_del(&s->h->early_priority, s->id);
+  if (v)
+    stream_priority_update(s, v, strlen(v));
+  free(v);
+}
+
 void stream_dispatch(stream *s) {
-  h3q_server *srv = s->c->srv;
-  srv->stats.requests++;
+  h3_session *h = s->h;
+  if (h->cfg->stats)
+    h->cfg->stats->requests++;
   if (!s->reject_status)
     s->reject_status = request_check_pseudo(s);
   if (!s->reject_status && s->has_content_length &&
-      s->content_length > srv->cfg.c.max_request_body_size)
+      s->content_length > h->cfg->max_request_body_size)
     s->reject_status = 413; /* the rest is refused with STOP_SENDING */
   if (s->reject_status) {
     stream_respond_status(s, s->reject_status, NULL);
     return;
   }
   const char *method = arena_str(&s->rarena, s->method);
-  const char *path = arena_str(&s->rarena, s->path);
   s->is_head = strcmp(method, "HEAD") == 0;
   apply_request_priority(s);
   if (s->early_data && !method_is_safe(method)) {
@@ -182,58 +203,48 @@ void stream_dispatch(stream *s) {
     stream_respond_status(s, 425, NULL);
     return;
   }
-  route_match m;
-  router_result r = router_match(srv->router, method, path, strlen(path), &m);
-  if (r == ROUTER_FOUND) {
-    if (copy_params(s, &m) != H3Q_OK) {
-      stream_respond_status(s, 500, NULL);
-      return;
-    }
-    call_handler(s, m.handler, m.user);
-  } else if (r == ROUTER_METHOD_NOT_ALLOWED) {
-    stream_respond_status(s, 405, m.allow);
-  } else if (srv->fallback) {
-    call_handler(s, srv->fallback, srv->fallback_user);
-  } else {
-    stream_respond_status(s, 404, NULL);
+  h->cfg->on_request(&s->req, &s->res, h->cfg->user);
+}
+
+int stream_set_route_params(stream *s, const route_match *m) {
+  s->param_count = m->param_count;
+  for (size_t i = 0; i < m->param_count; i++) {
+    s->params[i].name = m->params[i].name;
+    s->params[i].name_len = m->params[i].name_len;
+    s->params[i].value =
+        arena_push(&s->rarena, m->params[i].value, m->params[i].value_len);
+    if (!s->params[i].value)
+      return H3Q_ENOMEM;
   }
+  return H3Q_OK;
 }
 
 uint64_t stream_peer_error(stream *s) {
   uint64_t code = 0;
   uint8_t none = 0;
-  if (quiche_conn_stream_send(s->c->q, s->id, &none, 0, false, &code) ==
+  if (quiche_conn_stream_send(s->q, s->id, &none, 0, false, &code) ==
       QUICHE_ERR_STREAM_STOPPED)
     return code;
   return 0;
 }
 
 void stream_on_reset(stream *s, uint64_t h3_error) {
-  /* The peer's RESET_STREAM code; reading a reset stream reports it and
-   * consumes nothing. */
-  uint8_t byte;
-  bool fin = false;
-  uint64_t code = 0;
-  if (quiche_conn_stream_recv(s->c->q, s->id, &byte, sizeof byte, &fin,
-                              &code) == QUICHE_ERR_STREAM_RESET)
-    h3_error = code;
   s->peer_error = h3_error;
   LOG_DEBUG("conn %llu stream %llu: reset by peer (0x%llx)",
-            (unsigned long long)s->c->number, (unsigned long long)s->id,
+            (unsigned long long)s->h->c->number, (unsigned long long)s->id,
             (unsigned long long)h3_error);
-  stream_abort(s, H3_REQUEST_CANCELLED);
+  stream_abort(s, H3Q_H3_REQUEST_CANCELLED);
 }
 
 /* Stops both directions and marks the stream for freeing. */
 void stream_abort(stream *s, uint64_t h3_error) {
   if (s->wstate != RES_DONE && s->wstate != RES_RESET) {
-    quiche_conn_stream_shutdown(s->c->q, s->id, QUICHE_SHUTDOWN_WRITE,
-                                h3_error);
+    quiche_conn_stream_shutdown(s->q, s->id, QUICHE_SHUTDOWN_WRITE, h3_error);
     s->wstate = RES_RESET;
     s->aborted = true;
   }
   request_stop_reading(s, h3_error);
   s->want_writable = false;
   stream_queue(s);
-  conn_mark_dirty(s->c);
+  stream_wake(s);
 }

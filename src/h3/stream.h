@@ -7,14 +7,27 @@
 
 #include <quiche.h>
 
+#include "h3/frame.h"
+#include "h3/session.h"
 #include "h3q.h"
 #include "http/priority.h"
 #include "http/router.h"
-#include "quic/conn.h"
 
-/* Request side: headers parsed -> body arriving -> done (FIN consumed,
- * reset by the peer, or reading shut down by us). */
-typedef enum req_state { REQ_BODY, REQ_DONE } req_state;
+/* Request side: HEADERS (waiting for the header section) -> BODY (DATA
+ * frames, then optional trailers) -> DONE (FIN consumed, reset by the
+ * peer, or reading shut down by us). Changed only by request_set_state. */
+typedef enum req_state { REQ_HEADERS, REQ_BODY, REQ_DONE } req_state;
+
+/* Where the reader is inside the request stream's frames. */
+typedef enum rx_phase {
+  RX_FRAME_HEADER, /* reading a frame's type and length */
+  RX_SECTION,      /* collecting a HEADERS payload */
+  RX_BLOCKED,      /* HEADERS payload waits for QPACK inserts */
+  RX_DATA,         /* inside a DATA payload: body bytes */
+  RX_SKIP,         /* inside an unknown frame: discarded */
+  RX_FIN,          /* FIN read with the last bytes: handled next */
+  RX_END,          /* FIN seen, or reading stopped */
+} rx_phase;
 
 /* Response side: IDLE (headers not sent) -> HEADERS_PENDING (quiche had
  * no room for them yet) -> BODY -> DONE (FIN written), or RESET from any
@@ -47,8 +60,18 @@ typedef struct arena {
 typedef struct stream {
   struct h3q_request req;
   struct h3q_response res;
-  conn *c;
+  h3_session *h;
+  quiche_conn *q;
   uint64_t id;
+
+  /* Request framing (stream_rx.c). */
+  rx_phase rx;
+  h3_frame_header_reader rx_hdr;
+  uint64_t rx_left;   /* payload bytes left in the current frame */
+  buf rx_section;     /* HEADERS payload being collected */
+  bool trailers_seen; /* a second HEADERS arrived: only FIN may follow */
+  bool rx_fin_seen;   /* FIN arrived with a section that is blocked */
+  struct stream *blocked_next; /* h->blocked */
 
   /* Request. */
   req_state rstate;
@@ -74,12 +97,11 @@ typedef struct stream {
   uint64_t body_bytes;              /* request body bytes received */
   uint64_t opened_ns, last_body_ns; /* for the body idle timeout */
   bool is_head;                     /* HEAD: body writes are dropped */
-  bool body_readable; /* quiche has unread body bytes (edge-triggered) */
+  bool body_readable; /* a DATA payload has unread bytes in quiche */
   bool fin_received;
   bool paused;
   bool end_pending; /* Finished arrived while paused */
   bool want_read_pump;
-  uint8_t repolls; /* re-polls since body bytes last arrived (see request.c) */
   h3q_body_data_cb on_data;
   h3q_request_cb on_end;
   void *body_user;
@@ -95,6 +117,10 @@ typedef struct stream {
   field *wtrailers; /* response trailers, in warena */
   size_t wtrailer_count, wtrailer_cap;
   bool informational_sent; /* a 1xx went out: the final section follows */
+  bool trailers_queued;    /* the trailer section is in wframes or sent */
+  /* Frame bytes (HEADERS frames) quiche had no room for yet; body bytes
+   * wait until they are gone. Bounded by one header section. */
+  buf wframes;
   /* Body bytes accepted but not yet in quiche: the h3q_response_send copy,
    * or the part of a producer's chunk quiche did not take. */
   uint8_t *pending_body;
@@ -116,8 +142,8 @@ typedef struct stream {
   struct stream *service_next;
 } stream;
 
-/* Creates the stream for a new request and registers it with c. */
-stream *stream_new(conn *c, uint64_t id);
+/* Creates the stream for a new request and registers it with h. */
+stream *stream_new(h3_session *h, uint64_t id);
 
 /* Stores one request header field (validated by the caller: validate.c).
  * Returns 0 or H3Q_ENOMEM. */
@@ -128,15 +154,26 @@ int stream_add_request_field(stream *s, const uint8_t *name, size_t nlen,
 int stream_add_request_trailer(stream *s, const uint8_t *name, size_t nlen,
                                const uint8_t *value, size_t vlen);
 
-/* Validates the collected header section and runs the route's handler.
- * Responds with an error status itself when the request is malformed or
- * nothing matches. */
+/* Checks what HTTP/3 decides itself (pseudo-headers, 413, 425, 503) and
+ * hands the request up (h3_config.on_request). */
 void stream_dispatch(stream *s);
 
-/* HTTP/3 events for this stream. */
+/* Copies a route's parameters into the request (h3q_request_param).
+ * Returns H3Q_OK or H3Q_ENOMEM. */
+int stream_set_route_params(stream *s, const route_match *m);
+
+/* Events from the request stream's frames (stream_rx.c). */
 void stream_on_data(stream *s);
 void stream_on_finished(stream *s);
 void stream_on_reset(stream *s, uint64_t h3_error);
+
+/* Reads body bytes of the request stream into out: the count, 0 at the end
+ * of the body (FIN, trailers read), H3Q_EAGAIN when nothing is readable,
+ * H3Q_ECLOSED after a reset or a connection error. */
+ssize_t stream_read_body(stream *s, uint8_t *out, size_t len);
+
+/* Marks the connection for processing (API calls that changed state). */
+void stream_wake(stream *s);
 
 /* Called from conn_process for each queued stream: pumps reads and writes
  * and frees the stream when both sides are done. */

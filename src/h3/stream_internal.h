@@ -1,15 +1,13 @@
-/* Functions shared by the stream modules (stream.c, request.c,
- * response.c); not used outside src/h3. */
+/* Functions shared by the stream modules (stream.c, stream_rx.c,
+ * section.c, request.c, response.c, response_send.c); not used outside
+ * src/h3. */
 #ifndef H3Q_H3_STREAM_INTERNAL_H
 #define H3Q_H3_STREAM_INTERNAL_H
 
 #include "h3/stream.h"
 
-/* HTTP/3 error codes (RFC 9114 section 8.1). */
-#define H3_NO_ERROR 0x100
-#define H3_INTERNAL_ERROR 0x102
-#define H3_REQUEST_CANCELLED 0x10c
-#define H3_MESSAGE_ERROR 0x10e
+/* A DATA frame header is at most this long (type 1 byte, length 8). */
+#define RESPONSE_DATA_HEADER_MAX 9
 
 /* request.c */
 int request_check_pseudo(stream *s);
@@ -19,9 +17,11 @@ void request_stop_reading(stream *s, uint64_t h3_error);
 /* response_send.c */
 void response_block(stream *s);
 void stream_apply_priority(stream *s);
-/* Sends one header section (final or 1xx when !trailer; trailers). */
+/* Queues one header section as a HEADERS frame (final or 1xx when
+ * !trailer; trailers) and writes what fits. Returns H3Q_OK (queued),
+ * H3Q_ENOMEM or H3Q_ECLOSED. */
 int response_send_section(stream *s, const arena *a, const field *f, size_t n,
-                          int status, bool trailer, bool fin);
+                          int status, bool trailer);
 ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
                            bool fin);
 /* Moves the response forward as far as the stream allows: header section,
@@ -36,7 +36,27 @@ void stream_respond_status(stream *s, int status, const char *allow);
 void stream_abort(stream *s, uint64_t h3_error);
 /* Applies a PRIORITY_UPDATE field value unless the handler set one. */
 void stream_priority_update(stream *s, const char *value, size_t len);
+/* Applies a PRIORITY_UPDATE that arrived before the request. */
+void stream_take_early_priority(stream *s);
 /* The code of the peer's STOP_SENDING on this stream, or 0. */
 uint64_t stream_peer_error(stream *s);
+/* The one place the request state changes. */
+void request_set_state(stream *s, req_state to);
+/* Reads the stream again on the next round (and wakes the connection). */
+void stream_request_pump(stream *s);
+/* Drops a stream that turned out not to be a request (an extension took
+ * it): no callbacks. */
+void stream_forget(stream *s);
+
+/* stream_rx.c, section.c */
+void stream_rx_pump(stream *s);
+void section_complete(stream *s);
+void section_too_large(stream *s);
+
+/* session.c: hands stream id to extension e (s: the stream object made
+ * for it, if any, which is dropped). Returns true (the id is claimed or
+ * refused). */
+bool h3_claim_stream(h3_session *h, uint64_t id, const h3_extension *e,
+                     stream *s);
 
 #endif

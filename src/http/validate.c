@@ -195,7 +195,11 @@ static void on_pseudo_value(validate_state *v, uint32_t bit,
   } else if (bit == VF_PATH) {
     on_path(v, value, vlen);
   } else if (bit == VF_AUTHORITY) {
-    v->authority = value; /* compared with host (validate.h: lifetime) */
+    if (vlen > sizeof v->authority) {
+      refuse(v, 431, ":authority too long");
+      return;
+    }
+    memcpy(v->authority, value, vlen); /* compared with host later */
     v->authority_len = vlen;
     if (find_byte(value, vlen, '@') < vlen) {
       v->flags |= VF_AUTH_USERINFO; /* refused for http(s) at finish */
@@ -413,7 +417,6 @@ static void check_request(validate_state *v) {
 }
 
 validate_verdict validate_finish(validate_state *v) {
-  v->authority = NULL; /* values may be gone now; only the length stays */
   if (v->verdict != VALIDATE_OK || v->trailers) {
     return v->verdict; /* trailers: all checks were per field */
   }

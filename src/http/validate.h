@@ -23,6 +23,10 @@ typedef enum validate_verdict {
   VALIDATE_STATUS,    /* answer with v->status (400, 414, 431) */
 } validate_verdict;
 
+/* Longest :authority accepted (a DNS name, port and brackets fit many
+ * times over). */
+#define VALIDATE_AUTHORITY_MAX 1024
+
 typedef struct validate_state {
   const validate_limits *limits;
   bool trailers; /* a trailer section: no pseudo-headers at all */
@@ -30,11 +34,13 @@ typedef struct validate_state {
   int status;         /* with VALIDATE_STATUS */
   const char *reason; /* static text for logs, with any verdict != OK */
   /* Internal to validate.c. */
-  uint32_t flags;           /* VF_* bits: what the section has shown */
-  size_t field_count;       /* fields so far, pseudo-headers included */
-  size_t section_bytes;     /* running sum of name + value lengths */
-  uint64_t content_length;  /* with VF_CONTENT_LENGTH */
-  const uint8_t *authority; /* :authority value, compared with host */
+  uint32_t flags;          /* VF_* bits: what the section has shown */
+  size_t field_count;      /* fields so far, pseudo-headers included */
+  size_t section_bytes;    /* running sum of name + value lengths */
+  uint64_t content_length; /* with VF_CONTENT_LENGTH */
+  /* :authority, copied (decoders reuse their buffers between fields) to
+   * compare it with a later host field. */
+  uint8_t authority[VALIDATE_AUTHORITY_MAX];
   size_t authority_len;
 } validate_state;
 
@@ -44,11 +50,8 @@ void validate_init(validate_state *v, const validate_limits *limits,
 /* Checks one field. Once a verdict other than OK is reached, later calls
  * do nothing (the first problem wins; a limit status never hides a
  * malformed field already seen, and vice versa).
- * The :authority value is kept by pointer (no copy) to compare it with a
- * later host field, so all values of one section must stay readable until
- * its last validate_field call: true for fields passed from inside one
- * quiche_h3_event_for_each_header iteration (the event owns them).
- * validate_finish does not read any value. */
+ * Values are read during the call only (the :authority value is copied;
+ * one longer than VALIDATE_AUTHORITY_MAX gives 431). */
 void validate_field(validate_state *v, const uint8_t *name, size_t nlen,
                     const uint8_t *value, size_t vlen);
 

@@ -5,10 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "h3/session.h"
-#include "h3/stream.h"
-#include "h3/stream_internal.h"
+#include "quic/endpoint.h"
 #include "util/log.h"
+
+/* The transport's APPLICATION_ERROR, for closes before the handshake. */
+#define QUIC_APPLICATION_ERROR 0xc
 
 static void on_timer(void *arg) {
   conn *c = arg;
@@ -17,7 +18,7 @@ static void on_timer(void *arg) {
 }
 
 static void set_qlog(conn *c) {
-  const char *dir = c->srv->cfg.c.qlog_dir;
+  const char *dir = c->ep->qlog_dir;
   if (!dir)
     return;
   char path[4096];
@@ -28,37 +29,37 @@ static void set_qlog(conn *c) {
              path);
 }
 
-conn *conn_accept(h3q_server *srv, const uint8_t scid[CONN_SCID_LEN],
+conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
                   const struct sockaddr *peer, socklen_t peer_len) {
   conn *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
-  c->srv = srv;
+  c->ep = ep;
   memcpy(c->scid, scid, CONN_SCID_LEN);
   memcpy(&c->peer, peer, peer_len);
   c->peer_len = peer_len;
-  c->number = srv->next_conn_number++;
-  c->q = quiche_accept(scid, CONN_SCID_LEN, NULL, 0,
-                       (struct sockaddr *)&srv->local, srv->local_len, peer,
-                       peer_len, srv->qcfg);
-  c->timer = c->q ? srv->lo->timer_new(srv->loop, on_timer, c) : NULL;
+  c->number = ep->next_conn_number++;
+  c->q =
+      quiche_accept(scid, CONN_SCID_LEN, NULL, 0, (struct sockaddr *)&ep->local,
+                    ep->local_len, peer, peer_len, ep->qcfg);
+  c->timer = c->q ? ep->lo->timer_new(ep->loop, on_timer, c) : NULL;
   if (!c->q || !c->timer ||
-      conn_table_put(&srv->conns, scid, CONN_SCID_LEN, c) != 0) {
+      conn_table_put(&ep->conns, scid, CONN_SCID_LEN, c) != 0) {
     if (c->q)
       quiche_conn_free(c->q);
-    srv->lo->timer_free(c->timer);
+    ep->lo->timer_free(c->timer);
     free(c);
     return NULL;
   }
-  if (srv->cfg.c.keylog_path)
-    quiche_conn_set_keylog_path(c->q, srv->cfg.c.keylog_path);
+  if (ep->keylog_path)
+    quiche_conn_set_keylog_path(c->q, ep->keylog_path);
   set_qlog(c);
-  c->next = srv->all;
-  if (srv->all)
-    srv->all->prev = c;
-  srv->all = c;
-  srv->stats.connections_accepted++;
-  srv->stats.connections_active++;
+  c->next = ep->all;
+  if (ep->all)
+    ep->all->prev = c;
+  ep->all = c;
+  ep->stats->connections_accepted++;
+  ep->stats->connections_active++;
   LOG_DEBUG("conn %llu: accepted", (unsigned long long)c->number);
   return c;
 }
@@ -68,13 +69,13 @@ void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
   quiche_recv_info ri = {
       .from = (struct sockaddr *)from,
       .from_len = from_len,
-      .to = (struct sockaddr *)&c->srv->local,
-      .to_len = c->srv->local_len,
+      .to = (struct sockaddr *)&c->ep->local,
+      .to_len = c->ep->local_len,
   };
   ssize_t rc = quiche_conn_recv(c->q, buf, len, &ri);
   if (rc < 0 && rc != QUICHE_ERR_DONE) {
     LOG_DEBUG("conn %llu: recv error %zd", (unsigned long long)c->number, rc);
-    c->srv->stats.packets_dropped++;
+    c->ep->stats->packets_dropped++;
   }
   conn_mark_dirty(c);
 }
@@ -83,42 +84,16 @@ void conn_mark_dirty(conn *c) {
   if (c->dirty)
     return;
   c->dirty = true;
-  c->dirty_next = c->srv->dirty;
-  c->srv->dirty = c;
-}
-
-#define URGENCY_LEVELS 8
-
-/* Services queued streams most urgent first (RFC 9218): whoever writes
- * first takes the connection's send capacity, so the order of these
- * callbacks is what makes priorities real, not just quiche's packet
- * scheduler. Within one urgency, queue order. */
-static void service_streams(conn *c) {
-  struct stream *head[URGENCY_LEVELS] = {0}, *tail[URGENCY_LEVELS] = {0};
-  for (struct stream *s = c->service, *next; s; s = next) {
-    next = s->service_next;
-    unsigned u = s->prio.urgency < URGENCY_LEVELS ? s->prio.urgency : 7;
-    s->service_next = NULL;
-    if (tail[u])
-      tail[u]->service_next = s;
-    else
-      head[u] = s;
-    tail[u] = s;
-  }
-  c->service = NULL;
-  for (unsigned u = 0; u < URGENCY_LEVELS; u++) {
-    for (struct stream *s = head[u], *next; s; s = next) {
-      next = s->service_next;
-      stream_service(s);
-    }
-  }
+  c->dirty_next = c->ep->dirty;
+  c->ep->dirty = c;
 }
 
 static void send_packets(conn *c) {
-  udp_batch *tx = &c->srv->tx;
+  quic_endpoint *ep = c->ep;
+  udp_batch *tx = &ep->tx;
   for (;;) {
     if (tx->count == tx->cap)
-      server_flush_tx(c->srv);
+      endpoint_flush(ep);
     quiche_send_info si;
     ssize_t n =
         quiche_conn_send(c->q, udp_batch_buf(tx, tx->count), tx->buf_size, &si);
@@ -129,36 +104,51 @@ static void send_packets(conn *c) {
       return;
     }
     udp_batch_push(tx, (size_t)n, (struct sockaddr *)&si.to, si.to_len);
-    c->srv->stats.datagrams_sent++;
+    ep->stats->udp_datagrams_sent++;
   }
 }
 
 static void arm_timer(conn *c) {
   uint64_t ns = quiche_conn_timeout_as_nanos(c->q);
   if (ns == UINT64_MAX)
-    c->srv->lo->timer_stop(c->timer);
+    c->ep->lo->timer_stop(c->timer);
   else
-    c->srv->lo->timer_arm(c->timer, ns);
+    c->ep->lo->timer_arm(c->timer, ns);
+}
+
+static void start_app(conn *c) {
+  const conn_app_ops *app = c->ep->app;
+  c->app = app->start(c, c->ep->app_ctx);
+  if (!c->app) {
+    LOG_WARN("conn %llu: cannot start the application",
+             (unsigned long long)c->number);
+    conn_close(c, app->internal_error);
+  } else if (c->going_away) {
+    conn_close(c, app->no_error);
+  }
 }
 
 void conn_process(conn *c) {
-  if (!c->h3 &&
+  if (!c->app && !quiche_conn_is_closed(c->q) &&
       (quiche_conn_is_established(c->q) || quiche_conn_is_in_early_data(c->q)))
-    session_start(c);
-  if (c->h3 && !quiche_conn_is_closed(c->q)) {
-    conn_note_new_streams(c);
-    session_poll(c);
-    conn_retry_goaway(c);
-  }
-  service_streams(c);
-  if (conn_drained(c) && !quiche_conn_is_draining(c->q))
-    conn_close(c, H3_NO_ERROR); /* every response delivered */
+    start_app(c);
+  if (c->app && !quiche_conn_is_closed(c->q))
+    c->ep->app->process(c->app);
   send_packets(c);
   if (quiche_conn_is_closed(c->q)) {
     conn_destroy(c);
     return;
   }
   arm_timer(c);
+}
+
+void conn_goaway(conn *c, uint64_t deadline_ns) {
+  if (c->app) {
+    c->ep->app->goaway(c->app, deadline_ns);
+    return;
+  }
+  c->going_away = true;
+  conn_close(c, c->ep->app->no_error);
 }
 
 void conn_close(conn *c, uint64_t app_error) {
@@ -168,12 +158,12 @@ void conn_close(conn *c, uint64_t app_error) {
   if (quiche_conn_is_established(c->q))
     quiche_conn_close(c->q, true, app_error, reason, 0);
   else
-    quiche_conn_close(c->q, false, 0xc /* APPLICATION_ERROR */, reason, 0);
+    quiche_conn_close(c->q, false, QUIC_APPLICATION_ERROR, reason, 0);
   conn_mark_dirty(c);
 }
 
 static void unlink_dirty(conn *c) {
-  for (conn **p = &c->srv->dirty; *p; p = &(*p)->dirty_next) {
+  for (conn **p = &c->ep->dirty; *p; p = &(*p)->dirty_next) {
     if (*p == c) {
       *p = c->dirty_next;
       return;
@@ -182,32 +172,23 @@ static void unlink_dirty(conn *c) {
 }
 
 void conn_destroy(conn *c) {
-  h3q_server *srv = c->srv;
+  quic_endpoint *ep = c->ep;
   LOG_DEBUG("conn %llu: closed", (unsigned long long)c->number);
-  /* Close callbacks first: handlers may still look at their requests. */
-  while (c->streams.len) {
-    /* Freeing shifts entries around; restart from the first occupied. */
-    size_t i = 0;
-    while (!c->streams.slots[i].value)
-      i++;
-    stream_abort_and_free(c->streams.slots[i].value);
-  }
-  u64map_free(&c->streams);
-  u64map_free(&c->awaiting_headers);
-  u64map_free(&c->flushing);
+  /* The session first: handlers may still look at their requests. */
+  if (c->app)
+    ep->app->destroy(c->app);
+  c->app = NULL;
   if (c->dirty)
     unlink_dirty(c);
-  conn_table_del(&srv->conns, c->scid, CONN_SCID_LEN);
+  conn_table_del(&ep->conns, c->scid, CONN_SCID_LEN);
   if (c->prev)
     c->prev->next = c->next;
   else
-    srv->all = c->next;
+    ep->all = c->next;
   if (c->next)
     c->next->prev = c->prev;
-  srv->lo->timer_free(c->timer);
-  if (c->h3)
-    quiche_h3_conn_free(c->h3);
+  ep->lo->timer_free(c->timer);
   quiche_conn_free(c->q);
-  srv->stats.connections_active--;
+  ep->stats->connections_active--;
   free(c);
 }

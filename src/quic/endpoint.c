@@ -1,9 +1,18 @@
 #include "quic/endpoint.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "quic/conn.h"
 #include "util/log.h"
+
+/* Datagrams per sendmmsg call, and receive buffer size (any datagram a
+ * peer may send before it learns our max_udp_payload_size). */
+#define TX_BATCH 64
+#define RX_DATAGRAM_MAX 65535
+/* Rounds of connection processing per loop iteration before yielding to
+ * I/O (the caller keeps the loop from blocking while work remains). */
+#define PROCESS_ROUNDS 4
 
 /* RFC 9000 section 14.1: a server must discard an Initial in a datagram
  * smaller than this; it also bounds what version negotiation answers. */
@@ -35,7 +44,7 @@ static bool parse_header(const uint8_t *buf, size_t len, packet_header *h) {
  * quiche parses version-specific fields (a token) that may not be there.
  * Returns true when the datagram had an unknown version (answered or
  * dropped). */
-static bool negotiate_unknown_version(h3q_server *srv, const uint8_t *buf,
+static bool negotiate_unknown_version(quic_endpoint *ep, const uint8_t *buf,
                                       size_t len, const struct sockaddr *to,
                                       socklen_t to_len) {
   if (len < 7 || !(buf[0] & 0x80))
@@ -51,9 +60,9 @@ static bool negotiate_unknown_version(h3q_server *srv, const uint8_t *buf,
   size_t scid_len = buf[6 + dcid_len];
   if (scid_len > QUICHE_MAX_CONN_ID_LEN || 7 + dcid_len + scid_len > len)
     return true;
-  udp_batch *tx = &srv->tx;
+  udp_batch *tx = &ep->tx;
   if (tx->count == tx->cap)
-    server_flush_tx(srv);
+    endpoint_flush(ep);
   ssize_t n =
       quiche_negotiate_version(buf + 7 + dcid_len, scid_len, buf + 6, dcid_len,
                                udp_batch_buf(tx, tx->count), tx->buf_size);
@@ -63,74 +72,145 @@ static bool negotiate_unknown_version(h3q_server *srv, const uint8_t *buf,
 }
 
 /* Our SCID for a client's first DCID, stable across its retransmissions. */
-static void derive_scid(const h3q_server *srv, const packet_header *h,
+static void derive_scid(const quic_endpoint *ep, const packet_header *h,
                         uint8_t out[CONN_SCID_LEN]) {
   uint8_t mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256(mac, h->dcid, h->dcid_len, srv->cid_secret);
+  crypto_auth_hmacsha256(mac, h->dcid, h->dcid_len, ep->cid_secret);
   memcpy(out, mac, CONN_SCID_LEN);
 }
 
-static conn *find_or_accept(h3q_server *srv, const packet_header *h, size_t len,
-                            const struct sockaddr *from, socklen_t from_len) {
+static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
+                            size_t len, const struct sockaddr *from,
+                            socklen_t from_len) {
   /* Until the client learns our SCID, its Initial and 0-RTT packets carry
    * the DCID it chose; ours was derived from that. */
   if (h->type != QUIC_TYPE_INITIAL && h->type != QUIC_TYPE_ZERO_RTT)
     return NULL;
   uint8_t scid[CONN_SCID_LEN];
-  derive_scid(srv, h, scid);
-  conn *c = conn_table_get(&srv->conns, scid, CONN_SCID_LEN);
+  derive_scid(ep, h, scid);
+  conn *c = conn_table_get(&ep->conns, scid, CONN_SCID_LEN);
   if (c)
     return c;
   /* A draining server takes no new connections: clients retry elsewhere
    * (or after the restart) while existing ones finish. */
   if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM ||
-      srv->draining)
+      !ep->accepting)
     return NULL;
-  if (srv->stats.connections_active >= srv->cfg.c.max_connections) {
+  if (ep->stats->connections_active >= ep->max_connections) {
     LOG_WARN("refusing connection: max_connections (%zu) reached",
-             srv->cfg.c.max_connections);
+             ep->max_connections);
     return NULL;
   }
-  return conn_accept(srv, scid, from, from_len);
+  return conn_accept(ep, scid, from, from_len);
 }
 
-void endpoint_handle_datagram(h3q_server *srv, uint8_t *buf, size_t len,
+void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len) {
   packet_header h;
-  srv->stats.datagrams_received++;
-  if (negotiate_unknown_version(srv, buf, len, from, from_len)) {
-    srv->stats.packets_dropped++;
+  ep->stats->udp_datagrams_received++;
+  if (negotiate_unknown_version(ep, buf, len, from, from_len)) {
+    ep->stats->packets_dropped++;
     return;
   }
   if (!parse_header(buf, len, &h)) {
-    srv->stats.packets_dropped++;
+    ep->stats->packets_dropped++;
     return;
   }
-  conn *c = conn_table_get(&srv->conns, h.dcid, h.dcid_len);
+  conn *c = conn_table_get(&ep->conns, h.dcid, h.dcid_len);
   if (!c)
-    c = find_or_accept(srv, &h, len, from, from_len);
+    c = find_or_accept(ep, &h, len, from, from_len);
   if (!c) {
-    srv->stats.packets_dropped++;
+    ep->stats->packets_dropped++;
     return;
   }
   conn_recv(c, buf, len, from, from_len);
 }
 
 void endpoint_on_readable(void *arg) {
-  h3q_server *srv = arg;
-  int n = udp_recv_batch(srv->fd, &srv->rx);
+  quic_endpoint *ep = arg;
+  int n = udp_recv_batch(ep->fd, &ep->rx);
   if (n < 0) {
     LOG_WARN("recvmmsg failed");
     return;
   }
   for (int i = 0; i < n; i++) {
-    struct msghdr *m = &srv->rx.msgs[i].msg_hdr;
+    struct msghdr *m = &ep->rx.msgs[i].msg_hdr;
     if (m->msg_flags & MSG_TRUNC) {
-      srv->stats.packets_dropped++; /* larger than any size we accept */
+      ep->stats->packets_dropped++; /* larger than any size we accept */
       continue;
     }
-    endpoint_handle_datagram(srv, udp_batch_buf(&srv->rx, (size_t)i),
-                             srv->rx.msgs[i].msg_len, m->msg_name,
+    endpoint_handle_datagram(ep, udp_batch_buf(&ep->rx, (size_t)i),
+                             ep->rx.msgs[i].msg_len, m->msg_name,
                              m->msg_namelen);
   }
+}
+
+int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
+                  char *err, size_t errlen) {
+  ep->qcfg = qcfg;
+  ep->fd = -1;
+  ep->accepting = true;
+  ep->max_connections = cfg->max_connections;
+  ep->qlog_dir = cfg->qlog_dir;
+  ep->keylog_path = cfg->keylog_path;
+  randombytes_buf(ep->cid_secret, sizeof ep->cid_secret);
+  if (conn_table_init(&ep->conns) != 0)
+    return H3Q_ENOMEM;
+  ep->fd = udp_open(cfg->bind_addr, (uint16_t)cfg->port, &ep->local,
+                    &ep->local_len, err, errlen);
+  if (ep->fd < 0)
+    return H3Q_EIO;
+  if (udp_batch_init(&ep->rx, cfg->recv_batch, RX_DATAGRAM_MAX) ||
+      udp_batch_init(&ep->tx, TX_BATCH, cfg->max_send_udp_payload_size))
+    return H3Q_ENOMEM;
+  return H3Q_OK;
+}
+
+void endpoint_free(quic_endpoint *ep) {
+  while (ep->all)
+    conn_destroy(ep->all);
+  conn_table_free(&ep->conns);
+  udp_batch_free(&ep->rx);
+  udp_batch_free(&ep->tx);
+  if (ep->fd >= 0)
+    close(ep->fd);
+  ep->fd = -1;
+  if (ep->qcfg)
+    quiche_config_free(ep->qcfg);
+  ep->qcfg = NULL;
+}
+
+void endpoint_flush(quic_endpoint *ep) {
+  if (ep->tx.count)
+    ep->stats->packets_dropped += udp_flush(ep->fd, &ep->tx);
+}
+
+bool endpoint_process(quic_endpoint *ep) {
+  for (int round = 0; round < PROCESS_ROUNDS && ep->dirty; round++) {
+    conn *list = ep->dirty;
+    ep->dirty = NULL;
+    while (list) {
+      conn *c = list;
+      list = c->dirty_next;
+      c->dirty = false;
+      conn_process(c);
+    }
+  }
+  endpoint_flush(ep);
+  return ep->dirty != NULL;
+}
+
+void endpoint_tick(quic_endpoint *ep, uint64_t now_ns) {
+  for (conn *c = ep->all, *next; c; c = next) {
+    next = c->next;
+    if (c->app)
+      ep->app->tick(c->app, now_ns);
+  }
+}
+
+conn *endpoint_find(quic_endpoint *ep, uint64_t number) {
+  for (conn *c = ep->all; c; c = c->next)
+    if (c->number == number)
+      return c;
+  return NULL;
 }

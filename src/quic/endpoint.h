@@ -1,15 +1,72 @@
-/* The server's UDP endpoint: reads datagram batches, routes each to its
- * connection by DCID, and accepts new connections from client Initials. */
+/* A QUIC server endpoint: one UDP socket, the connections behind it (by
+ * DCID), accepting client Initials, version negotiation, and the send
+ * batch. It runs one application protocol (conn_app_ops) and knows
+ * nothing of HTTP. */
 #ifndef H3Q_QUIC_ENDPOINT_H
 #define H3Q_QUIC_ENDPOINT_H
 
-#include "core/server.h"
+#include <quiche.h>
+#include <sodium.h>
+#include <stdbool.h>
 
-/* Loop callback for the readable socket (arg is the server). */
+#include "h3q.h"
+#include "io/loop.h"
+#include "io/udp.h"
+#include "quic/conn.h"
+#include "quic/conn_table.h"
+
+typedef struct quic_endpoint {
+  const loop_ops *lo;
+  loop *loop;
+  int fd;
+  struct sockaddr_storage local;
+  socklen_t local_len;
+  udp_batch rx, tx;
+  quiche_config *qcfg; /* owned */
+
+  conn_table conns; /* by the SCIDs we issue */
+  conn *all;        /* every live connection (doubly linked) */
+  conn *dirty;      /* connections to process before the loop blocks */
+  /* Our SCID for a new connection is HMAC(cid_secret, client's DCID), so
+   * a retransmitted Initial finds the connection it already created. */
+  uint8_t cid_secret[crypto_auth_hmacsha256_KEYBYTES];
+  uint64_t next_conn_number;
+
+  size_t max_connections;
+  bool accepting; /* false while draining: new Initials are dropped */
+  const char *qlog_dir, *keylog_path; /* borrowed from the server config */
+  h3q_server_stats *stats;
+
+  const conn_app_ops *app;
+  void *app_ctx;
+} quic_endpoint;
+
+/* Opens the socket and tables. Returns H3Q_OK, H3Q_EIO (message in err) or
+ * H3Q_ENOMEM. qcfg is owned by the endpoint from now on, even on failure. */
+int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
+                  char *err, size_t errlen);
+
+/* Destroys every connection, closes the socket, frees the tables. */
+void endpoint_free(quic_endpoint *ep);
+
+/* Loop callback for the readable socket (arg is the endpoint). */
 void endpoint_on_readable(void *arg);
 
 /* Processes one datagram (buf is modified in place). */
-void endpoint_handle_datagram(h3q_server *srv, uint8_t *buf, size_t len,
+void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len);
+
+/* Processes dirty connections (bounded rounds) and flushes the send batch.
+ * Returns true when work remains (do not block). */
+bool endpoint_process(quic_endpoint *ep);
+
+/* Sends every queued datagram. */
+void endpoint_flush(quic_endpoint *ep);
+
+/* Housekeeping for every connection. */
+void endpoint_tick(quic_endpoint *ep, uint64_t now_ns);
+
+/* The open connection with this number, or NULL. */
+conn *endpoint_find(quic_endpoint *ep, uint64_t number);
 
 #endif

@@ -54,16 +54,16 @@ static void set_transport(quiche_config *q, const h3q_config *c) {
   quiche_config_set_cc_algorithm_name(q, c->cc_algorithm);
 }
 
-int qconfig_build(const config_owned *cfg, quiche_config **qcfg,
-                  quiche_h3_config **h3cfg, char *err, size_t errlen) {
+int qconfig_build(const h3q_config *cfg, const uint8_t *alpn_wire,
+                  size_t alpn_wire_len, quiche_config **qcfg, char *err,
+                  size_t errlen) {
   *qcfg = NULL;
-  *h3cfg = NULL;
   quiche_config *q = quiche_config_new(QUICHE_PROTOCOL_VERSION);
   if (!q)
     return H3Q_ENOMEM;
-  int rc = load_tls(q, &cfg->c, err, errlen);
-  if (rc == H3Q_OK && quiche_config_set_application_protos(
-                          q, cfg->alpn_wire, cfg->alpn_wire_len) != 0) {
+  int rc = load_tls(q, cfg, err, errlen);
+  if (rc == H3Q_OK &&
+      quiche_config_set_application_protos(q, alpn_wire, alpn_wire_len) != 0) {
     snprintf(err, errlen, "alpn: quiche rejected the list");
     rc = H3Q_ECONFIG;
   }
@@ -71,32 +71,20 @@ int qconfig_build(const config_owned *cfg, quiche_config **qcfg,
     quiche_config_free(q);
     return rc;
   }
-  set_transport(q, &cfg->c);
-  if (cfg->c.keylog_path)
+  set_transport(q, cfg);
+  if (cfg->keylog_path)
     quiche_config_log_keys(q);
-  if (cfg->c.enable_early_data) {
+  if (cfg->enable_early_data) {
     quiche_config_enable_early_data(q);
     /* Without a configured key quiche uses a random one per config: fine
      * for one process; several processes need a shared ticket_key. */
-    if (cfg->c.ticket_key &&
-        quiche_config_set_ticket_key(q, cfg->c.ticket_key,
-                                     cfg->c.ticket_key_len) != 0) {
+    if (cfg->ticket_key && quiche_config_set_ticket_key(
+                               q, cfg->ticket_key, cfg->ticket_key_len) != 0) {
       snprintf(err, errlen, "ticket_key: quiche rejected the key");
       quiche_config_free(q);
       return H3Q_ECONFIG;
     }
   }
-  quiche_h3_config *h3 = quiche_h3_config_new();
-  if (!h3) {
-    quiche_config_free(q);
-    return H3Q_ENOMEM;
-  }
-  /* quiche refuses sections far beyond the limit (protecting memory);
-   * h3q's own check answers sections just over it with 431. */
-  quiche_h3_config_enable_extended_connect(h3, cfg->c.enable_extended_connect);
-  quiche_h3_config_set_max_field_section_size(
-      h3, 2 * (uint64_t)cfg->c.max_request_headers_size);
   *qcfg = q;
-  *h3cfg = h3;
   return H3Q_OK;
 }

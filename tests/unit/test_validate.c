@@ -431,9 +431,37 @@ static void test_first_problem_wins(void) {
   CHECK(validate_finish(&v) == VALIDATE_MALFORMED);
 }
 
+/* Decoders reuse one buffer for every decoded value: the host check must
+ * not read :authority from it after it changed. */
+static void test_authority_copied(void) {
+  validate_limits lim = {100, 256, 8192, 16384, 2048, false};
+  validate_state v;
+  validate_init(&v, &lim, false);
+  char scratch[32];
+  strcpy(scratch, "GET");
+  validate_field(&v, (const uint8_t *)":method", 7, (uint8_t *)scratch, 3);
+  strcpy(scratch, "https");
+  validate_field(&v, (const uint8_t *)":scheme", 7, (uint8_t *)scratch, 5);
+  strcpy(scratch, "example.com");
+  validate_field(&v, (const uint8_t *)":authority", 10, (uint8_t *)scratch, 11);
+  strcpy(scratch, "/");
+  validate_field(&v, (const uint8_t *)":path", 5, (uint8_t *)scratch, 1);
+  strcpy(scratch, "EXAMPLE.com");
+  validate_field(&v, (const uint8_t *)"host", 4, (uint8_t *)scratch, 11);
+  CHECK(validate_finish(&v) == VALIDATE_OK);
+  char big[VALIDATE_AUTHORITY_MAX + 2];
+  memset(big, 'a', sizeof big);
+  validate_init(&v, &lim, false);
+  validate_field(&v, (const uint8_t *)":authority", 10, (uint8_t *)big,
+                 sizeof big);
+  CHECK(v.verdict == VALIDATE_STATUS && v.status == 431);
+}
+
 int main(void) {
-  /* It lives in every stream. */
-  CHECK(sizeof(validate_state) <= 96);
+  /* It lives on the stack while a section decodes: small besides the
+   * :authority copy. */
+  CHECK(sizeof(validate_state) <= 96 + VALIDATE_AUTHORITY_MAX);
+  test_authority_copied();
   test_valid_requests();
   test_connect();
   test_extended_connect();
