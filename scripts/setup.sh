@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what h3q's build and tests need, only when missing.
 #   scripts/setup.sh build   Debian packages for building
-#   scripts/setup.sh test    + test peers (ngtcp2 client/server, python venv with aioquic)
+#   scripts/setup.sh test    + test peers (ngtcp2 client/server, python venv with aioquic);
+#                            checks for Go >= 1.26 (quic-go test client, see build-go-peer.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 what="${1:-build}"
@@ -25,6 +26,24 @@ fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo (Rust >= 1.88) is required to build quiche; install rustup first" >&2
+  exit 1
+fi
+
+# Debian 12 ships Go 1.19; quic-go v0.65.0 needs 1.26, which is expected at
+# /usr/local/go (or on PATH, or in $GO). Its modules come from the Go module
+# proxy when scripts/build-go-peer.sh first builds the client.
+go_ok() {
+  local g minor
+  for g in "${GO:-}" "$(command -v go 2>/dev/null || true)" /usr/local/go/bin/go; do
+    [ -n "$g" ] && [ -x "$g" ] || continue
+    minor="$(GOTOOLCHAIN=local "$g" env GOVERSION 2>/dev/null | sed -nE 's/^go1\.([0-9]+).*/\1/p')"
+    [ -n "$minor" ] && [ "$minor" -ge 26 ] && return 0
+  done
+  return 1
+}
+if [ "$what" = test ] && ! go_ok; then
+  echo "setup: Go >= 1.26 is required for the quic-go interop test (tests/interop/quicgo);" \
+       "install it to /usr/local/go or set GO=/path/to/go" >&2
   exit 1
 fi
 
