@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what h3q's build and tests need, only when missing.
 #   scripts/setup.sh build   Debian packages for building
-#   scripts/setup.sh test    + test peers (ngtcp2 client/server, python venv with aioquic);
+#   scripts/setup.sh test    + test peers (ngtcp2 client/server, Debian's chromium,
+#                              python venv with aioquic, playwright-core from npm);
 #                            checks for Go >= 1.26 (quic-go test client, see build-go-peer.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,7 +10,7 @@ what="${1:-build}"
 
 build_pkgs=(build-essential cmake pkg-config libev-dev libsodium-dev clang libclang-dev
             openssl python3 python3-venv git)
-test_pkgs=(ngtcp2-client ngtcp2-server clang-format libclang-rt-14-dev)
+test_pkgs=(ngtcp2-client ngtcp2-server clang-format libclang-rt-14-dev chromium)
 
 missing=()
 want=("${build_pkgs[@]}")
@@ -54,5 +55,19 @@ if [ "$what" = test ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/requirements.txt"
     cp "$root/tests/requirements.txt" "$venv/.requirements"
+  fi
+
+  # playwright-core drives Debian's chromium (tests/integration/test_chromium.py).
+  # It is the core package only: it never downloads a browser of its own.
+  browser="$root/tests/browser"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1 ||
+     [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    echo "setup: node >= 20 with npm is required for the browser test (playwright-core)" >&2
+    exit 1
+  fi
+  if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.setup"; then
+    echo "setup: installing playwright-core into $browser/node_modules"
+    (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+    cp "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.setup"
   fi
 fi
