@@ -4,9 +4,9 @@
 #include "bench_opts.h"
 #include "bench_report.h"
 #include "h3c_conn.h"
-#include "h3c_log.h"
-#include "h3c_time.h"
+#include "util/clock.h"
 
+#include <err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +73,7 @@ static void count(bench *b, h3c_req *r) {
   if (r->failed) {
     b->failed++;
     if (b->errors_shown++ < BENCH_MAX_ERRORS)
-      h3c_warn("request failed: %s", r->err);
+      warnx("request failed: %s", r->err);
     return;
   }
   b->ok++;
@@ -104,12 +104,12 @@ static void maybe_start(bench *b) {
   if (b->phase != BENCH_CONNECTING || count_state(b, H3C_CONN_CONNECTING) > 0)
     return;
   if (count_state(b, H3C_CONN_READY) == 0) {
-    h3c_warn("no connection could be established");
+    warnx("no connection could be established");
     stop(b);
     return;
   }
   b->phase = BENCH_RUNNING;
-  b->t_run = b->t_last = h3c_now_ns();
+  b->t_run = b->t_last = clock_now_ns();
   b->connect_ns = b->t_run - b->t0;
   if (b->opt.duration > 0) {
     ev_timer_set(&b->duration, b->opt.duration, 0.);
@@ -137,7 +137,7 @@ static bool replace_conn(bench *b, h3c_conn *old) {
   h3c_conn *c = h3c_conn_new(&b->x, &b->tmpl.u, (struct sockaddr *)&b->addr,
                              b->addr_len, i, err, sizeof(err));
   if (c == NULL) {
-    h3c_warn("connection %u: %s", i, err);
+    warnx("connection %u: %s", i, err);
     return false;
   }
   b->retired =
@@ -154,7 +154,7 @@ static void hook_closed(void *user, h3c_conn *c) {
   if (b->phase == BENCH_RUNNING && h3c_conn_graceful(c) && replace_conn(b, c))
     return;
   if (b->phase != BENCH_STOPPED && b->errors_shown++ < BENCH_MAX_ERRORS)
-    h3c_warn("connection %u closed: %s", h3c_conn_index(c), h3c_conn_error(c));
+    warnx("connection %u closed: %s", h3c_conn_index(c), h3c_conn_error(c));
   maybe_start(b);
   if (b->phase == BENCH_RUNNING && count_state(b, H3C_CONN_READY) == 0 &&
       count_state(b, H3C_CONN_CONNECTING) == 0)
@@ -166,7 +166,7 @@ static void duration_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)revents;
   bench *b = w->data;
   /* -D: the window is exactly the duration; in-flight ones are dropped. */
-  b->t_last = h3c_now_ns();
+  b->t_last = clock_now_ns();
   stop(b);
 }
 
@@ -174,7 +174,7 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop;
   (void)revents;
   bench *b = w->data;
-  h3c_warn("deadline of %g s reached", b->opt.s.timeout);
+  warnx("deadline of %g s reached", b->opt.s.timeout);
   stop(b);
 }
 
@@ -208,17 +208,17 @@ static int connect_all(bench *b) {
   const h3c_url *u = &b->tmpl.u;
   if (h3c_resolve(u->host, u->port, &b->addr, &b->addr_len, err, sizeof(err)) !=
       0) {
-    h3c_warn("%s", err);
+    warnx("%s", err);
     return -1;
   }
   b->nconns = (size_t)b->opt.conns;
   b->conns = h3c_xcalloc(b->nconns, sizeof(*b->conns));
-  b->t0 = h3c_now_ns();
+  b->t0 = clock_now_ns();
   for (size_t i = 0; i < b->nconns; i++) {
     b->conns[i] = h3c_conn_new(&b->x, u, (struct sockaddr *)&b->addr,
                                b->addr_len, (unsigned)i, err, sizeof(err));
     if (b->conns[i] == NULL) {
-      h3c_warn("connection %zu: %s", i, err);
+      warnx("connection %zu: %s", i, err);
       return -1;
     }
   }
@@ -246,9 +246,8 @@ static void teardown(bench *b) {
 
 int main(int argc, char **argv) {
   static bench b;
-  h3c_log_init(argv[0], 0);
   bench_opts_parse(&b.opt, argc, argv);
-  h3c_log_init(argv[0], b.opt.s.verbose);
+  h3c_set_verbosity(b.opt.s.verbose);
   setup(&b);
   if (b.opt.s.timeout > 0) {
     b.deadline.repeat = b.opt.s.timeout;
@@ -266,14 +265,14 @@ int main(int argc, char **argv) {
       .ok = b.ok,
       .failed = b.failed,
       .body_bytes = b.body_bytes,
-      .seconds = b.t_run ? h3c_ns_to_s(b.t_last - b.t_run) : 0,
-      .connect_ms = h3c_ns_to_ms(b.connect_ns),
+      .seconds = b.t_run ? clock_ns_to_s(b.t_last - b.t_run) : 0,
+      .connect_ms = clock_ns_to_ms(b.connect_ns),
       .lat = &b.lat,
   };
   teardown(&b);
   if (b.reconnects)
-    h3c_warn("%llu connections were replaced during the run",
-             (unsigned long long)b.reconnects);
+    warnx("%llu connections were replaced during the run",
+          (unsigned long long)b.reconnects);
   bench_report_print(&res, b.opt.json);
   bench_lat_free(&b.lat);
   return b.failed > 0 || b.ok == 0 ? 1 : 0;

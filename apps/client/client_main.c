@@ -5,8 +5,8 @@
 #include "cli_report.h"
 #include "h3c_args.h"
 #include "h3c_conn.h"
-#include "h3c_log.h"
-#include "h3c_time.h"
+#include "util/clock.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -140,7 +140,7 @@ static bool reconnect(client *cl, slot *s, h3c_conn *old) {
                              s->o->addr_len, s->index, err, sizeof(err));
   if (c == NULL)
     return false;
-  H3C_DEBUG("conn %u: reconnecting after: %s", s->index, h3c_conn_error(old));
+  LOG_DEBUG("conn %u: reconnecting after: %s", s->index, h3c_conn_error(old));
   cl->retired =
       h3c_xrealloc(cl->retired, (cl->nretired + 1) * sizeof(*cl->retired));
   cl->retired[cl->nretired++] = old;
@@ -295,10 +295,9 @@ static void teardown(client *cl) {
 
 int main(int argc, char **argv) {
   static client cl;
-  h3c_log_init(argv[0], 0);
   cli_opts_parse(&cl.opt, argc, argv);
-  h3c_log_init(argv[0], cl.opt.s.verbose);
-  uint64_t t0 = h3c_now_ns();
+  h3c_set_verbosity(cl.opt.s.verbose);
+  uint64_t t0 = clock_now_ns();
   setup(&cl);
   ev_init(&cl.deadline, deadline_cb);
   cl.deadline.data = &cl;
@@ -312,6 +311,6 @@ int main(int argc, char **argv) {
   ev_timer_stop(cl.loop, &cl.deadline);
   teardown(&cl);
   if (cl.rep.json)
-    cli_report_summary(&cl.rep, h3c_ns_to_s(h3c_now_ns() - t0));
+    cli_report_summary(&cl.rep, clock_ns_to_s(clock_now_ns() - t0));
   return cl.rep.failed > 0 ? 1 : 0;
 }

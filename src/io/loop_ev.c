@@ -2,6 +2,8 @@
  * different threads do not share state. */
 #include "io/loop.h"
 
+#include "util/clock.h"
+
 #include <ev.h>
 #include <stdlib.h>
 
@@ -119,7 +121,7 @@ static loop_timer *ev_timer_new_(loop *l, loop_cb cb, void *arg) {
 
 static void ev_timer_arm(loop_timer *t, uint64_t after_ns) {
   ev_timer_stop(t->l->ev, &t->w);
-  ev_timer_set(&t->w, (ev_tstamp)after_ns / 1e9, 0.);
+  ev_timer_set(&t->w, clock_ns_to_s(after_ns), 0.);
   ev_timer_start(t->l->ev, &t->w);
 }
 

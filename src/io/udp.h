@@ -1,4 +1,5 @@
-/* UDP sockets with batched receive (recvmmsg) and send (sendmmsg). */
+/* UDP sockets with batched receive (recvmmsg) and send (sendmmsg): bound
+ * sockets for the server, connected ones for clients (h3q-client). */
 #ifndef H3Q_IO_UDP_H
 #define H3Q_IO_UDP_H
 
@@ -12,6 +13,16 @@
 int udp_open(const char *addr, uint16_t port, struct sockaddr_storage *local,
              socklen_t *local_len, char *err, size_t errlen);
 
+/* Opens a non-blocking UDP socket connected to peer, with the same large
+ * buffers as udp_open, and stores the local address the kernel chose. A
+ * connected socket receives only from peer and reports ICMP errors of
+ * earlier sends on receive (see udp_recv_batch_connected); send with
+ * udp_batch_push(b, len, NULL, 0). Returns the fd, or -1 with a message in
+ * err. */
+int udp_open_connected(const struct sockaddr *peer, socklen_t peer_len,
+                       struct sockaddr_storage *local, socklen_t *local_len,
+                       char *err, size_t errlen);
+
 /* A set of datagram buffers for one recvmmsg or sendmmsg call. */
 typedef struct udp_batch {
   struct mmsghdr *msgs;
@@ -21,6 +32,8 @@ typedef struct udp_batch {
   size_t cap;      /* datagrams */
   size_t buf_size; /* bytes per datagram */
   size_t count;    /* filled datagrams */
+  size_t sent;     /* of count, already handed to the kernel: only
+                      udp_flush_nowait leaves it non-zero */
 } udp_batch;
 
 int udp_batch_init(udp_batch *b, size_t cap, size_t buf_size);
@@ -34,8 +47,17 @@ static inline uint8_t *udp_batch_buf(udp_batch *b, size_t i) {
  * waiting) or -1 on a socket error. Lengths are in msgs[i].msg_len. */
 int udp_recv_batch(int fd, udp_batch *b);
 
+/* Like udp_recv_batch, for a socket opened with udp_open_connected, where
+ * the kernel reports ICMP errors of earlier sends (port or host
+ * unreachable, EMSGSIZE) on receive. Those are skipped, as they are
+ * unauthenticated and QUIC's timers bound a dead peer anyway; the errno of
+ * the last one is stored in *icmp_errno (left alone when there was none)
+ * for callers that want to fail fast. */
+int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno);
+
 /* Queues datagram slot b->count (already written into its buffer) with
- * length len to addr. */
+ * length len to addr; addr may be NULL (addr_len 0) on a connected
+ * socket. */
 void udp_batch_push(udp_batch *b, size_t len, const struct sockaddr *addr,
                     socklen_t addr_len);
 
@@ -44,5 +66,14 @@ void udp_batch_push(udp_batch *b, size_t len, const struct sockaddr *addr,
  * do not fit are dropped (QUIC treats them as lost). Returns the number of
  * datagrams dropped. */
 size_t udp_flush(int fd, udp_batch *b);
+
+/* Sends the queued datagrams without waiting, for callers that watch the
+ * fd for writability instead. Returns 0 when all were sent (the batch is
+ * empty again), 1 when the socket buffer is full: the rest stays queued
+ * (b->sent counts those handed over; more may still be pushed while
+ * count < cap) and the next call, once the fd is writable, goes on from
+ * there. Datagrams refused for another reason are dropped (QUIC treats
+ * them as lost). */
+int udp_flush_nowait(int fd, udp_batch *b);
 
 #endif

@@ -7,6 +7,7 @@
 #include <time.h>
 
 int log_runtime_level = H3Q_LOG_WARN;
+static const char *log_name = "h3q";
 
 static const char *const level_names[] = {"error", "warn", "info", "debug",
                                           "trace"};
@@ -25,6 +26,11 @@ int log_level_parse(const char *s) {
   return -1;
 }
 
+void log_set_name(const char *name) {
+  if (name && name[0])
+    log_name = name;
+}
+
 void log_apply_env(void) {
   int level = log_level_parse(getenv("H3Q_LOG_LEVEL"));
   if (level >= 0)
@@ -37,9 +43,9 @@ void log_write(h3q_log_level level, const char *fmt, ...) {
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
   char line[1024];
-  int n =
-      snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld h3q %-5s ", tm.tm_hour,
-               tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+  int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld %s %-5s ",
+                   tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                   log_name, level_names[level]);
   va_list ap;
   va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof line)

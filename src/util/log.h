@@ -18,6 +18,11 @@ void log_write(h3q_log_level level, const char *fmt, ...)
 /* Parses "error".."trace" (case-insensitive); returns -1 when unknown. */
 int log_level_parse(const char *s);
 
+/* Names the program in every line ("h3q" by default), so that lines of a
+ * client and a server sharing a terminal can be told apart. name must
+ * outlive all logging; call before other threads log. */
+void log_set_name(const char *name);
+
 /* Applies H3Q_LOG_LEVEL from the environment when set and valid. */
 void log_apply_env(void);
 

@@ -1,5 +1,16 @@
 /* Open-addressing hash map from uint64_t keys to non-NULL pointers
- * (linear probing, backward-shift deletion: no tombstones). */
+ * (linear probing, backward-shift deletion: no tombstones). A zeroed
+ * u64map is empty and ready; it allocates on the first put.
+ *
+ * Walking: the entries are the slots[0..cap) whose value is non-NULL.
+ * Deleting the entry in slots[i] may move an entry not yet visited into
+ * slot i, never into a slot the walk has passed, so a walk that deletes
+ * checks slot i again before moving on and misses nothing (an entry it
+ * kept may come round twice):
+ *   for (i = 0; i < m.cap; i++)
+ *     while (m.slots[i].value && should_go(m.slots[i]))
+ *       u64map_del(&m, m.slots[i].key);
+ * Putting during a walk may grow the table and reorder it. */
 #ifndef H3Q_UTIL_U64MAP_H
 #define H3Q_UTIL_U64MAP_H
 

@@ -2,8 +2,8 @@
 
 #include "h3c_args.h"
 #include "h3c_json.h"
-#include "h3c_log.h"
 
+#include <err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +116,7 @@ void cli_report_done(cli_report *rp, cli_rec *rec) {
   }
   if (r->failed) {
     rp->failed++;
-    h3c_warn("%s: %s", r->tmpl->url, r->err);
+    warnx("%s: %s", r->tmpl->url, r->err);
   } else {
     rp->ok++;
   }

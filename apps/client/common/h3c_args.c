@@ -1,8 +1,7 @@
 #include "h3c_args.h"
 
-#include "h3c_log.h"
-
 #include <ctype.h>
+#include <err.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -13,10 +12,10 @@
 void h3c_usage_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "%s: ", h3c_prog());
-  vfprintf(stderr, fmt, ap);
+  vwarnx(fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\nTry '%s --help' for more information.\n", h3c_prog());
+  fprintf(stderr, "Try '%s --help' for more information.\n",
+          program_invocation_short_name);
   exit(2);
 }
 
@@ -50,6 +49,15 @@ double h3c_arg_seconds(const char *opt, const char *s, double min, double max) {
 /* RFC 9110 token characters; header names must consist of them. */
 static int is_tchar(int c) {
   return isalnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+bool h3c_is_token(const char *s) {
+  if (s[0] == '\0')
+    return false;
+  for (const char *p = s; *p; p++)
+    if (!is_tchar((unsigned char)*p))
+      return false;
+  return true;
 }
 
 static void kvlist_push(h3c_kvlist *list, char *name, char *value) {
@@ -108,29 +116,28 @@ void h3c_kvlist_free(h3c_kvlist *list) {
   list->n = list->cap = 0;
 }
 
-static noreturn void out_of_memory(void) {
-  h3c_warn("out of memory");
-  exit(1);
+void h3c_out_of_memory(void) {
+  errx(1, "out of memory");
 }
 
 void *h3c_xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
   if (p == NULL)
-    out_of_memory();
+    h3c_out_of_memory();
   return p;
 }
 
 void *h3c_xcalloc(size_t n, size_t size) {
   void *p = calloc(n ? n : 1, size ? size : 1);
   if (p == NULL)
-    out_of_memory();
+    h3c_out_of_memory();
   return p;
 }
 
 void *h3c_xrealloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
   if (q == NULL)
-    out_of_memory();
+    h3c_out_of_memory();
   return q;
 }
 

@@ -1,9 +1,12 @@
 /* Command-line helpers shared by h3q-client and h3q-bench: numeric option
  * parsing with ranges, "name: value" header arguments, and usage errors
- * (exit status 2 with a message naming the option). */
+ * (exit status 2 with a message naming the option). Messages for the user
+ * go to stderr as "program: message" (err.h's warnx); debug lines go
+ * through the library's log (util/log.h, enabled by -v). */
 #ifndef H3C_ARGS_H
 #define H3C_ARGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdnoreturn.h>
@@ -19,6 +22,9 @@ uint64_t h3c_arg_u64(const char *opt, const char *s, uint64_t min,
 
 /* Parses a non-negative decimal number of seconds in [min, max]. */
 double h3c_arg_seconds(const char *opt, const char *s, double min, double max);
+
+/* True when s is a non-empty RFC 9110 token (methods, header names). */
+bool h3c_is_token(const char *s);
 
 /* A header given on the command line; both strings are owned (malloc). */
 typedef struct h3c_kv {
@@ -43,6 +49,7 @@ void h3c_kvlist_free(h3c_kvlist *list);
 
 /* malloc that exits on failure: the programs cannot do anything useful
  * without memory, and the messages would only hide the cause. */
+noreturn void h3c_out_of_memory(void);
 void *h3c_xmalloc(size_t n);
 void *h3c_xcalloc(size_t n, size_t size);
 void *h3c_xrealloc(void *p, size_t n);

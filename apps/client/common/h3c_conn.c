@@ -3,9 +3,10 @@
 #include "h3c_conn_int.h"
 
 #include "h3c_args.h"
-#include "h3c_log.h"
-#include "h3c_time.h"
+#include "util/clock.h"
+#include "util/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,11 @@
 #include <sodium.h>
 
 #define H3C_BODY_BUF (256 * 1024)
+/* Datagrams per recvmmsg/sendmmsg call. */
+#define H3C_UDP_BATCH 32
+/* Receive slots are large enough for any UDP payload: a peer that ignores
+ * our max_udp_payload_size must not get its packets truncated silently. */
+#define H3C_RX_SLOT 65536
 /* recvmmsg calls per wakeup: bounded so timers and our own sends are not
  * starved by a fast sender; libev calls back while data remains. */
 #define H3C_RX_ROUNDS 4
@@ -39,7 +45,8 @@ int h3c_ctx_init(h3c_ctx *x, struct ev_loop *loop, const h3c_tls_opts *tls,
   x->verify_peer = !tls->insecure;
   x->parallel = 100;
   x->sink.out_fd = -1;
-  x->rx = h3c_rx_batch_new();
+  if (udp_batch_init(&x->rx, H3C_UDP_BATCH, H3C_RX_SLOT) != 0)
+    h3c_out_of_memory();
   x->buf_len = H3C_BODY_BUF;
   x->buf = h3c_xmalloc(x->buf_len);
   return 0;
@@ -50,7 +57,7 @@ void h3c_ctx_free(h3c_ctx *x) {
     quiche_h3_config_free(x->h3cfg);
   if (x->qcfg)
     quiche_config_free(x->qcfg);
-  h3c_rx_batch_free(x->rx);
+  udp_batch_free(&x->rx);
   free(x->buf);
   memset(x, 0, sizeof(*x));
 }
@@ -123,7 +130,7 @@ static void describe_close(h3c_conn *c) {
   bool have = quiche_conn_peer_error(c->q, &app, &code, &reason, &rlen);
   /* The server ended the connection on purpose (shutdown, idle or request
    * limits): unsent requests can be retried elsewhere. */
-  c->graceful = have && code == (app ? H3C_H3_NO_ERROR : 0);
+  c->graceful = have && code == (app ? H3Q_H3_NO_ERROR : 0);
   if (!have) {
     have = quiche_conn_local_error(c->q, &app, &code, &reason, &rlen);
     who = "local";
@@ -150,7 +157,7 @@ static void on_closed(h3c_conn *c) {
     return;
   if (c->err[0] == '\0')
     describe_close(c);
-  H3C_DEBUG("conn %u: closed: %s", c->index, c->err);
+  LOG_DEBUG("conn %u: closed: %s", c->index, c->err);
   c->state = H3C_CONN_CLOSED;
   ev_io_stop(c->x->loop, &c->io);
   ev_timer_stop(c->x->loop, &c->timer);
@@ -166,7 +173,7 @@ static void arm_timer(h3c_conn *c) {
   }
   /* ev_timer_again stops a timer whose repeat is 0, and quiche reports 0
    * for an already-expired timeout: keep it at least 1 us. */
-  double t = (double)ns / 1e9;
+  double t = clock_ns_to_s(ns);
   c->timer.repeat = t > 1e-6 ? t : 1e-6;
   ev_timer_again(c->x->loop, &c->timer);
 }
@@ -187,19 +194,19 @@ void h3c_conn_flush(h3c_conn *c) {
     return;
   bool more = true;
   while (more) {
-    uint8_t *slot;
-    while ((slot = h3c_tx_slot(&c->tx)) != NULL) {
+    while (c->tx.count < c->tx.cap) {
       quiche_send_info si;
-      ssize_t n = quiche_conn_send(c->q, slot, c->tx.slot, &si);
+      ssize_t n = quiche_conn_send(c->q, udp_batch_buf(&c->tx, c->tx.count),
+                                   c->tx.buf_size, &si);
       if (n < 0) {
         if (n != QUICHE_ERR_DONE)
-          H3C_DEBUG("conn %u: quiche_conn_send: %zd", c->index, n);
+          LOG_DEBUG("conn %u: quiche_conn_send: %zd", c->index, n);
         more = false;
         break;
       }
-      h3c_tx_commit(&c->tx, (size_t)n);
+      udp_batch_push(&c->tx, (size_t)n, NULL, 0); /* connected socket */
     }
-    if (h3c_tx_flush(c->fd, &c->tx) != 0) {
+    if (udp_flush_nowait(c->fd, &c->tx) != 0) {
       set_tx_blocked(c, true);
       break;
     }
@@ -238,24 +245,23 @@ static void on_icmp(h3c_conn *c, int e) {
 }
 
 static void read_packets(h3c_conn *c) {
-  h3c_rx_batch *rx = c->x->rx;
+  udp_batch *rx = &c->x->rx;
   for (int round = 0; round < H3C_RX_ROUNDS; round++) {
     int icmp = 0;
-    int n = h3c_udp_recv(c->fd, rx, &icmp);
+    int n = udp_recv_batch_connected(c->fd, rx, &icmp);
     if (icmp)
       on_icmp(c, icmp);
     if (n < 0)
-      H3C_DEBUG("conn %u: recv: %m", c->index);
+      LOG_DEBUG("conn %u: recv: %s", c->index, strerror(errno));
     for (int i = 0; i < n; i++) {
-      size_t len;
-      uint8_t *p = h3c_rx_data(rx, i, &len);
       quiche_recv_info ri = {(struct sockaddr *)&c->peer, c->peer_len,
                              (struct sockaddr *)&c->local, c->local_len};
-      ssize_t done = quiche_conn_recv(c->q, p, len, &ri);
+      ssize_t done = quiche_conn_recv(c->q, udp_batch_buf(rx, (size_t)i),
+                                      rx->msgs[i].msg_len, &ri);
       if (done < 0)
-        H3C_DEBUG("conn %u: quiche_conn_recv: %zd", c->index, done);
+        LOG_DEBUG("conn %u: quiche_conn_recv: %zd", c->index, done);
     }
-    if (n < H3C_UDP_BATCH)
+    if ((size_t)n < rx->cap)
       break;
   }
 }
@@ -263,7 +269,7 @@ static void read_packets(h3c_conn *c) {
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
   (void)loop;
   h3c_conn *c = w->data;
-  if ((revents & EV_WRITE) && h3c_tx_flush(c->fd, &c->tx) == 0)
+  if ((revents & EV_WRITE) && udp_flush_nowait(c->fd, &c->tx) == 0)
     set_tx_blocked(c, false);
   if (revents & EV_READ)
     read_packets(c);
@@ -303,21 +309,22 @@ h3c_conn *h3c_conn_new(h3c_ctx *x, const h3c_url *origin,
   c->state = H3C_CONN_CONNECTING;
   memcpy(&c->peer, peer, peer_len);
   c->peer_len = peer_len;
-  c->fd = h3c_udp_open(peer, peer_len, &c->local, &c->local_len, err, errlen);
+  c->fd =
+      udp_open_connected(peer, peer_len, &c->local, &c->local_len, err, errlen);
   if (c->fd < 0 || conn_connect(c, err, errlen) != 0) {
     if (c->fd >= 0)
       close(c->fd);
     free(c);
     return NULL;
   }
-  h3c_map_init(&c->map, x->parallel);
-  h3c_tx_init(&c->tx, x->max_payload);
+  if (udp_batch_init(&c->tx, H3C_UDP_BATCH, x->max_payload) != 0)
+    h3c_out_of_memory();
   ev_io_init(&c->io, io_cb, c->fd, EV_READ);
   c->io.data = c;
   ev_io_start(x->loop, &c->io);
   ev_init(&c->timer, timer_cb);
   c->timer.data = c;
-  c->t_connect = h3c_now_ns();
+  c->t_connect = clock_now_ns();
   h3c_conn_flush(c);
   return c;
 }
@@ -356,7 +363,7 @@ void h3c_conn_close_with(h3c_conn *c, bool app, uint64_t code,
 }
 
 void h3c_conn_close(h3c_conn *c, const char *why) {
-  h3c_conn_close_with(c, true, H3C_H3_NO_ERROR, why);
+  h3c_conn_close_with(c, true, H3Q_H3_NO_ERROR, why);
 }
 
 void h3c_conn_free(h3c_conn *c) {
@@ -369,8 +376,8 @@ void h3c_conn_free(h3c_conn *c) {
     quiche_h3_conn_free(c->h3);
   quiche_conn_free(c->q);
   close(c->fd);
-  h3c_map_free(&c->map);
-  h3c_tx_free(&c->tx);
+  u64map_free(&c->map);
+  udp_batch_free(&c->tx);
   free(c);
 }
 

@@ -11,8 +11,8 @@
 #include "h3c_quic_cfg.h"
 #include "h3c_req.h"
 #include "h3c_sink.h"
-#include "h3c_udp.h"
 #include "h3c_url.h"
+#include "io/udp.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,8 +48,8 @@ typedef struct h3c_ctx {
   uint64_t stall_after; /* --stall-after bytes (with stall_s > 0) */
   double stall_s;       /* --stall-ms / 1000; 0 disables */
   h3c_hooks hooks;
-  h3c_rx_batch *rx; /* shared receive arena */
-  uint8_t *buf;     /* shared body read/write buffer */
+  udp_batch rx; /* shared receive arena */
+  uint8_t *buf; /* shared body read/write buffer */
   size_t buf_len;
 } h3c_ctx;
 

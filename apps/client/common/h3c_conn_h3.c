@@ -5,8 +5,8 @@
 #include "h3c_conn_int.h"
 
 #include "h3c_cert_ip.h"
-#include "h3c_log.h"
-#include "h3c_time.h"
+#include "util/clock.h"
+#include "util/log.h"
 
 #include <stdio.h>
 
@@ -22,7 +22,7 @@ static bool peer_cert_ok(h3c_conn *c) {
 }
 
 void h3c_conn_on_established(h3c_conn *c) {
-  c->t_established = h3c_now_ns();
+  c->t_established = clock_now_ns();
   if (!peer_cert_ok(c)) {
     /* CRYPTO_ERROR bad_certificate (0x100 + alert 42). */
     h3c_conn_close_with(c, false, 0x12a,
@@ -35,8 +35,8 @@ void h3c_conn_on_established(h3c_conn *c) {
     return;
   }
   c->state = H3C_CONN_READY;
-  H3C_DEBUG("conn %u: established in %.2f ms", c->index,
-            h3c_ns_to_ms(h3c_conn_handshake_ns(c)));
+  LOG_DEBUG("conn %u: established in %.2f ms", c->index,
+            clock_ns_to_ms(h3c_conn_handshake_ns(c)));
   if (c->x->hooks.established)
     c->x->hooks.established(c->x->hooks.user, c);
 }
@@ -44,12 +44,14 @@ void h3c_conn_on_established(h3c_conn *c) {
 /* GOAWAY(id): the server will not process requests on streams >= id
  * (RFC 9114 §5.2), so they fail now as retryable instead of hanging. */
 static void on_goaway(h3c_conn *c, uint64_t id) {
-  H3C_DEBUG("conn %u: GOAWAY %llu", c->index, (unsigned long long)id);
+  LOG_DEBUG("conn %u: GOAWAY %llu", c->index, (unsigned long long)id);
   c->goaway = true;
   h3c_req *r;
   for (size_t i = 0; i < c->map.cap; i++) {
-    while ((r = c->map.vals[i]) != NULL && (uint64_t)r->stream_id >= id) {
-      r->retryable = true; /* removal shifts the next entry into slot i */
+    /* Failing r removes it, which may refill slot i (see u64map.h). */
+    while ((r = c->map.slots[i].value) != NULL &&
+           (uint64_t)r->stream_id >= id) {
+      r->retryable = true;
       h3c_req_fail(r, "not processed: server sent GOAWAY");
     }
   }
@@ -61,7 +63,7 @@ static void dispatch(h3c_conn *c, int64_t sid, quiche_h3_event *ev) {
     on_goaway(c, (uint64_t)sid);
     return;
   }
-  h3c_req *r = h3c_map_get(&c->map, (uint64_t)sid);
+  h3c_req *r = u64map_get(&c->map, (uint64_t)sid);
   if (r == NULL)
     return; /* a request we already failed or completed */
   switch (type) {
@@ -90,7 +92,7 @@ static void poll_events(h3c_conn *c) {
       /* On protocol errors quiche has already closed the connection; the
        * close path reports it. */
       if (sid != QUICHE_H3_ERR_DONE)
-        H3C_DEBUG("conn %u: h3 poll error %lld", c->index, (long long)sid);
+        LOG_DEBUG("conn %u: h3 poll error %lld", c->index, (long long)sid);
       return;
     }
     dispatch(c, sid, ev);
@@ -105,7 +107,7 @@ static void push_bodies(h3c_conn *c) {
     return;
   uint64_t sid;
   while (c->sending > 0 && quiche_stream_iter_next(it, &sid)) {
-    h3c_req *r = h3c_map_get(&c->map, sid);
+    h3c_req *r = u64map_get(&c->map, sid);
     if (r && r->send == H3C_SEND_BODY)
       h3c_req_push_body(r);
   }
@@ -141,13 +143,13 @@ static bool reread_bodies(h3c_conn *c) {
   size_t n = 0;
   c->unread = false;
   for (size_t i = 0; i < c->map.cap && n < 64; i++) {
-    h3c_req *r = c->map.vals[i];
+    h3c_req *r = c->map.slots[i].value;
     if (r && r->recv == H3C_RECV_BODY && !r->stalled &&
         quiche_conn_stream_readable(c->q, (uint64_t)r->stream_id))
       ids[n++] = (uint64_t)r->stream_id;
   }
   for (size_t i = 0; i < n; i++) {
-    h3c_req *r = h3c_map_get(&c->map, ids[i]);
+    h3c_req *r = u64map_get(&c->map, ids[i]);
     if (r)
       h3c_req_read_body(r);
   }
@@ -173,8 +175,9 @@ void h3c_conn_h3_work(h3c_conn *c) {
 
 void h3c_conn_fail_all(h3c_conn *c, const char *why) {
   h3c_req *r;
-  while ((r = h3c_map_any(&c->map)) != NULL)
-    h3c_req_fail(r, "%s", why);
+  for (size_t i = 0; i < c->map.cap; i++)
+    while ((r = c->map.slots[i].value) != NULL) /* failing r removes it */
+      h3c_req_fail(r, "%s", why);
   if (c->blocked) {
     r = c->blocked;
     c->blocked = NULL;

@@ -5,11 +5,8 @@
 #define H3C_CONN_INT_H
 
 #include "h3c_conn.h"
-#include "h3c_stream_map.h"
-
-/* HTTP/3 error codes (RFC 9114 §8.1). */
-#define H3C_H3_NO_ERROR 0x100
-#define H3C_H3_REQUEST_CANCELLED 0x10c
+#include "h3q.h"
+#include "util/u64map.h"
 
 struct h3c_conn {
   h3c_ctx *x;
@@ -25,7 +22,7 @@ struct h3c_conn {
   ev_timer timer;  /* quiche's loss/idle/ack timer */
   quiche_conn *q;
   quiche_h3_conn *h3;
-  h3c_stream_map map;   /* stream id -> in-flight request */
+  u64map map;           /* stream id -> in-flight request */
   unsigned active;      /* requests holding a stream */
   unsigned sending;     /* requests in H3C_SEND_BODY */
   h3c_req *blocked;     /* taken from next() but HEADERS did not fit yet */
@@ -35,7 +32,7 @@ struct h3c_conn {
   bool unread;          /* a body read ended with data still queued */
   bool in_process;      /* guards against re-entry from hooks */
   bool closed_notified; /* the closed hook ran */
-  h3c_tx_queue tx;
+  udp_batch tx;         /* datagrams for the socket; held while tx_blocked */
   uint64_t t_connect, t_established;
   char err[192];
 };

@@ -1,7 +1,12 @@
 #include "h3c_opts.h"
 
-#include <ctype.h>
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+#include <quiche.h>
 
 void h3c_shared_opts_init(h3c_shared_opts *s) {
   memset(s, 0, sizeof(*s));
@@ -12,9 +17,8 @@ void h3c_shared_opts_init(h3c_shared_opts *s) {
 void h3c_check_method(const char *m) {
   if (m[0] == '\0')
     h3c_usage_error("-X: empty method");
-  for (const char *p = m; *p; p++)
-    if (!isalnum((unsigned char)*p) && strchr("!#$%&'*+-.^_`|~", *p) == NULL)
-      h3c_usage_error("-X: invalid method '%s'", m);
+  if (!h3c_is_token(m))
+    h3c_usage_error("-X: invalid method '%s'", m);
 }
 
 bool h3c_shared_opt(h3c_shared_opts *s, int c, const char *arg) {
@@ -48,4 +52,19 @@ bool h3c_shared_opt(h3c_shared_opts *s, int c, const char *arg) {
   default:
     return false;
   }
+}
+
+static void quiche_log_line(const char *line, void *arg) {
+  (void)arg;
+  fprintf(stderr, "quiche: %s\n", line);
+}
+
+void h3c_set_verbosity(int verbose) {
+  log_set_name(program_invocation_short_name);
+  h3q_log_set_level(verbose >= 2   ? H3Q_LOG_TRACE
+                    : verbose == 1 ? H3Q_LOG_DEBUG
+                                   : H3Q_LOG_WARN);
+  /* quiche's trace is very chatty; only with -vv. */
+  if (verbose >= 2)
+    quiche_enable_debug_logging(quiche_log_line, NULL);
 }

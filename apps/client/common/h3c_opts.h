@@ -55,6 +55,10 @@ void h3c_shared_opts_init(h3c_shared_opts *s);
  * returns true; exits with status 2 on a bad value. */
 bool h3c_shared_opt(h3c_shared_opts *s, int c, const char *arg);
 
+/* Applies -v: 0 quiet, 1 debug lines (the library's log, named after the
+ * program), 2 and more also quiche's own trace. */
+void h3c_set_verbosity(int verbose);
+
 /* Checks a method token; exits with a usage error if invalid. */
 void h3c_check_method(const char *m);
 

@@ -1,6 +1,6 @@
 #include "h3c_quic_cfg.h"
 
-#include "h3c_log.h"
+#include "util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@ static void load_system_cas(quiche_config *cfg) {
         quiche_config_load_verify_locations_from_file(cfg, bundles[i]) == 0)
       return;
   }
-  H3C_DEBUG("no system CA bundle found; relying on BoringSSL defaults");
+  LOG_DEBUG("no system CA bundle found; relying on BoringSSL defaults");
 }
 
 static void set_transport(quiche_config *cfg, size_t max_payload) {

@@ -2,8 +2,8 @@
  * receiving headers/body/trailers, the slow-reader stall, completion. */
 #include "h3c_conn_int.h"
 
-#include "h3c_log.h"
-#include "h3c_time.h"
+#include "util/clock.h"
+#include "util/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,19 +20,19 @@ void h3c_req_init(h3c_req *r, const h3c_tmpl *t, void *user) {
 double h3c_req_ms(const h3c_req *r) {
   if (r->t_start == 0 || r->t_end < r->t_start)
     return 0;
-  return h3c_ns_to_ms(r->t_end - r->t_start);
+  return clock_ns_to_ms(r->t_end - r->t_start);
 }
 
 /* Detaches r from its connection and hands it back to the program. */
 static void complete(h3c_req *r) {
   h3c_conn *c = r->conn;
   h3c_ctx *x = c->x;
-  r->t_end = h3c_now_ns();
+  r->t_end = clock_now_ns();
   ev_timer_stop(x->loop, &r->stall_timer);
   if (r->src.spec)
     h3c_body_src_free(&r->src, x->loop);
   if (r->stream_id >= 0) {
-    h3c_map_del(&c->map, (uint64_t)r->stream_id);
+    u64map_del(&c->map, (uint64_t)r->stream_id);
     c->active--;
   }
   if (r->send == H3C_SEND_BODY)
@@ -54,12 +54,12 @@ void h3c_req_fail(h3c_req *r, const char *fmt, ...) {
     /* Tell the server we gave up so it stops sending (and we stop). */
     uint64_t sid = (uint64_t)r->stream_id;
     (void)quiche_conn_stream_shutdown(c->q, sid, QUICHE_SHUTDOWN_READ,
-                                      H3C_H3_REQUEST_CANCELLED);
+                                      H3Q_H3_REQUEST_CANCELLED);
     if (r->send != H3C_SEND_DONE)
       (void)quiche_conn_stream_shutdown(c->q, sid, QUICHE_SHUTDOWN_WRITE,
-                                        H3C_H3_REQUEST_CANCELLED);
+                                        H3Q_H3_REQUEST_CANCELLED);
   }
-  H3C_DEBUG("conn %u stream %lld: failed: %s", c->index,
+  LOG_DEBUG("conn %u stream %lld: failed: %s", c->index,
             (long long)r->stream_id, r->err);
   complete(r);
 }
@@ -87,9 +87,10 @@ int h3c_req_start(h3c_conn *c, h3c_req *r) {
     return -1;
   }
   r->stream_id = sid;
-  h3c_map_put(&c->map, (uint64_t)sid, r);
+  if (u64map_put(&c->map, (uint64_t)sid, r) != 0)
+    h3c_out_of_memory();
   c->active++;
-  r->t_start = h3c_now_ns();
+  r->t_start = clock_now_ns();
   h3c_sink_init(&r->sink, &c->x->sink);
   r->send = t->body ? H3C_SEND_BODY : H3C_SEND_DONE;
   if (t->body) {
@@ -246,7 +247,7 @@ static void stall_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   h3c_conn *c = r->conn;
   r->stalled = false;
   r->stall_done = true;
-  H3C_DEBUG("conn %u stream %lld: stall over", c->index,
+  LOG_DEBUG("conn %u stream %lld: stall over", c->index,
             (long long)r->stream_id);
   /* quiche raises no new DATA event for data left unread, so resume the
    * reads ourselves; then poll for FINISHED and send flow-control credit. */
@@ -257,7 +258,7 @@ static void stall_cb(struct ev_loop *loop, ev_timer *w, int revents) {
 static void start_stall(h3c_req *r) {
   h3c_ctx *x = r->conn->x;
   r->stalled = true;
-  H3C_DEBUG("conn %u stream %lld: stalling reads for %.0f ms", r->conn->index,
+  LOG_DEBUG("conn %u stream %lld: stalling reads for %.0f ms", r->conn->index,
             (long long)r->stream_id, x->stall_s * 1e3);
   ev_timer_init(&r->stall_timer, stall_cb, x->stall_s, 0.);
   r->stall_timer.data = r;
@@ -320,7 +321,7 @@ void h3c_req_on_finished(h3c_req *r) {
   if (r->send == H3C_SEND_BODY) {
     /* Complete response before our body ended: stop sending the rest. */
     (void)quiche_conn_stream_shutdown(r->conn->q, (uint64_t)r->stream_id,
-                                      QUICHE_SHUTDOWN_WRITE, H3C_H3_NO_ERROR);
+                                      QUICHE_SHUTDOWN_WRITE, H3Q_H3_NO_ERROR);
   }
   complete(r);
 }

@@ -1,0 +1,219 @@
+/* Unit tests for io/udp: connected sockets (h3q-client's path) next to the
+ * bound ones, ICMP errors on receive, and sending without waiting when the
+ * socket buffer fills. Only loopback and socketpairs are used. */
+#include "check.h"
+#include "io/udp.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DGRAM 1200
+
+/* Waits up to 1 s for fd to have something to read (or an error). */
+static bool wait_readable(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 1000) == 1;
+}
+
+/* Queues one datagram whose bytes are all tag. */
+static void push_tagged(udp_batch *b, uint8_t tag, size_t len,
+                        const struct sockaddr *to, socklen_t to_len) {
+  memset(udp_batch_buf(b, b->count), tag, len);
+  udp_batch_push(b, len, to, to_len);
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss) {
+  return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/* Reads until want datagrams arrived (bounded by waits) and checks that
+ * datagram i carries tag first_tag + i. Returns how many arrived. */
+static int recv_tagged(int fd, udp_batch *b, int want, uint8_t first_tag,
+                       int *icmp) {
+  int got = 0;
+  for (int waits = 0; got < want && waits < 5; waits++) {
+    if (!wait_readable(fd))
+      continue;
+    int n =
+        icmp ? udp_recv_batch_connected(fd, b, icmp) : udp_recv_batch(fd, b);
+    CHECK(n >= 0);
+    for (int i = 0; i < n; i++, got++)
+      CHECK(b->msgs[i].msg_len > 0 &&
+            udp_batch_buf(b, (size_t)i)[0] == (uint8_t)(first_tag + got));
+  }
+  return got;
+}
+
+static void test_connected_roundtrip(void) {
+  char err[128] = "";
+  struct sockaddr_storage srv_addr, cli_addr, other_addr;
+  socklen_t srv_len, cli_len, other_len;
+  int srv = udp_open("127.0.0.1", 0, &srv_addr, &srv_len, err, sizeof err);
+  int other =
+      udp_open("127.0.0.1", 0, &other_addr, &other_len, err, sizeof err);
+  int cli = udp_open_connected((struct sockaddr *)&srv_addr, srv_len, &cli_addr,
+                               &cli_len, err, sizeof err);
+  CHECK(srv >= 0 && other >= 0 && cli >= 0);
+  CHECK(cli_addr.ss_family == AF_INET && port_of(&cli_addr) != 0);
+
+  udp_batch b;
+  CHECK(udp_batch_init(&b, 8, DGRAM) == 0);
+  /* Client to server without addresses: the socket is connected. */
+  for (uint8_t i = 0; i < 3; i++)
+    push_tagged(&b, (uint8_t)(10 + i), 100 + i, NULL, 0);
+  CHECK(udp_flush_nowait(cli, &b) == 0);
+  CHECK(b.count == 0 && b.sent == 0);
+  CHECK(recv_tagged(srv, &b, 3, 10, NULL) == 3);
+  CHECK(b.msgs[0].msg_len == 100);
+  CHECK(port_of(&b.addrs[0]) == port_of(&cli_addr));
+
+  /* A stranger's datagram is filtered; the server's reply arrives. */
+  push_tagged(&b, 99, 50, (struct sockaddr *)&cli_addr, cli_len);
+  CHECK(udp_flush(other, &b) == 0);
+  push_tagged(&b, 20, 60, (struct sockaddr *)&cli_addr, cli_len);
+  CHECK(udp_flush(srv, &b) == 0);
+  int icmp = 0;
+  CHECK(recv_tagged(cli, &b, 1, 20, &icmp) == 1);
+  CHECK(b.msgs[0].msg_len == 60);
+  CHECK(icmp == 0);
+  CHECK(udp_recv_batch_connected(cli, &b, &icmp) == 0); /* nothing else */
+
+  udp_batch_free(&b);
+  close(cli);
+  close(other);
+  close(srv);
+}
+
+static void test_icmp_errors(void) {
+  char err[128] = "";
+  struct sockaddr_storage dead_addr, cli_addr;
+  socklen_t dead_len, cli_len;
+  /* A port that was just free: nothing listens there any more. */
+  int dead = udp_open("127.0.0.1", 0, &dead_addr, &dead_len, err, sizeof err);
+  CHECK(dead >= 0);
+  close(dead);
+  int cli = udp_open_connected((struct sockaddr *)&dead_addr, dead_len,
+                               &cli_addr, &cli_len, err, sizeof err);
+  CHECK(cli >= 0);
+  udp_batch b;
+  CHECK(udp_batch_init(&b, 4, DGRAM) == 0);
+
+  /* The connected variant skips the port-unreachable error, reports it. */
+  push_tagged(&b, 1, 10, NULL, 0);
+  CHECK(udp_flush_nowait(cli, &b) == 0);
+  CHECK(wait_readable(cli));
+  int icmp = 0;
+  CHECK(udp_recv_batch_connected(cli, &b, &icmp) == 0);
+  CHECK(icmp == ECONNREFUSED);
+
+  /* The plain one treats it as a socket error. */
+  push_tagged(&b, 2, 10, NULL, 0);
+  CHECK(udp_flush_nowait(cli, &b) == 0);
+  CHECK(wait_readable(cli));
+  errno = 0;
+  CHECK(udp_recv_batch(cli, &b) == -1 && errno == ECONNREFUSED);
+
+  udp_batch_free(&b);
+  close(cli);
+}
+
+/* A datagram socketpair whose writer fds[0] has a small send buffer fills
+ * up after a few unread datagrams: a reproducible full socket buffer. */
+typedef struct pair {
+  int fds[2];
+  udp_batch tx, rx;
+} pair;
+
+/* Opens a pair and queues datagrams tagged 0..19 that do not all fit. */
+static void pair_open_blocked(pair *p) {
+  int size = 8192;
+  CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, p->fds) == 0);
+  CHECK(setsockopt(p->fds[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size) == 0);
+  CHECK(udp_batch_init(&p->tx, 32, DGRAM) == 0);
+  CHECK(udp_batch_init(&p->rx, 32, DGRAM) == 0);
+  for (uint8_t i = 0; i < 20; i++)
+    push_tagged(&p->tx, i, DGRAM, NULL, 0);
+  CHECK(udp_flush_nowait(p->fds[0], &p->tx) == 1);
+  CHECK(p->tx.sent > 0 && p->tx.sent < 20 && p->tx.count == 20);
+}
+
+static void pair_close(pair *p) {
+  udp_batch_free(&p->tx);
+  udp_batch_free(&p->rx);
+  close(p->fds[0]);
+  close(p->fds[1]);
+}
+
+static void test_nowait_keeps_the_rest(void) {
+  pair p;
+  pair_open_blocked(&p);
+  /* More may be queued behind the blocked ones. */
+  for (uint8_t i = 20; i < 25; i++)
+    push_tagged(&p.tx, i, DGRAM, NULL, 0);
+  int got = 0, rc = 1;
+  for (int round = 0; round < 50 && (rc != 0 || got < 25); round++) {
+    int n = udp_recv_batch(p.fds[1], &p.rx);
+    CHECK(n >= 0);
+    for (int i = 0; i < n; i++, got++)
+      CHECK(udp_batch_buf(&p.rx, (size_t)i)[0] == (uint8_t)got);
+    if (rc != 0)
+      rc = udp_flush_nowait(p.fds[0], &p.tx);
+  }
+  CHECK(rc == 0 && got == 25);
+  CHECK(p.tx.count == 0 && p.tx.sent == 0);
+  pair_close(&p);
+}
+
+static void test_flush_after_nowait(void) {
+  pair p;
+  pair_open_blocked(&p);
+  size_t first = p.tx.sent;
+  int got = 0, n;
+  while ((n = udp_recv_batch(p.fds[1], &p.rx)) > 0)
+    got += n;
+  CHECK((size_t)got == first);
+  /* udp_flush goes on after what was already sent: no duplicates. What
+   * fitted into the emptied buffer before must fit again. */
+  size_t dropped = udp_flush(p.fds[0], &p.tx);
+  CHECK(p.tx.count == 0 && p.tx.sent == 0);
+  CHECK(dropped == 0 || 20 - first > first);
+  int rest = (int)(20 - first - dropped);
+  CHECK(recv_tagged(p.fds[1], &p.rx, rest, (uint8_t)first, NULL) == rest);
+
+  /* Nobody reads now: udp_flush waits briefly, then drops the rest. */
+  for (uint8_t i = 0; i < 32; i++)
+    push_tagged(&p.tx, i, DGRAM, NULL, 0);
+  dropped = udp_flush(p.fds[0], &p.tx);
+  CHECK(dropped > 0 && dropped < 32);
+  CHECK(p.tx.count == 0 && p.tx.sent == 0);
+  pair_close(&p);
+}
+
+static void test_open_connected_errors(void) {
+  char err[128] = "";
+  struct sockaddr_storage local;
+  socklen_t local_len;
+  struct sockaddr_in short_addr = {.sin_family = AF_INET};
+  CHECK(udp_open_connected((struct sockaddr *)&short_addr, 2, &local,
+                           &local_len, err, sizeof err) == -1);
+  CHECK(strncmp(err, "connect: ", 9) == 0);
+  struct sockaddr unknown = {.sa_family = AF_MAX};
+  CHECK(udp_open_connected(&unknown, sizeof unknown, &local, &local_len, err,
+                           sizeof err) == -1);
+  CHECK(strncmp(err, "socket: ", 8) == 0);
+}
+
+int main(void) {
+  test_connected_roundtrip();
+  test_icmp_errors();
+  test_nowait_keeps_the_rest();
+  test_flush_after_nowait();
+  test_open_connected_errors();
+  return check_report("test_udp");
+}
