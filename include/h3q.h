@@ -2,9 +2,10 @@
  * h3q: an embeddable HTTP/3 server library over QUIC (backed by quiche).
  *
  * Threading: one server runs on one event loop thread (the thread that calls
- * h3q_server_run). Every function below must be called on that thread, or
- * before h3q_server_run starts, except where a function says otherwise
- * (h3q_server_stop, h3q_server_post).
+ * h3q_server_run or, when another program's loop drives the server, the
+ * thread that calls h3q_server_start and h3q_server_process). Every function
+ * below must be called on that thread, or before the server starts, except
+ * where a function says otherwise (h3q_server_stop, h3q_server_post).
  *
  * Errors: functions returning int return 0 (H3Q_OK) on success or a negative
  * H3Q_E* code. Functions returning ssize_t return a byte count or a negative
@@ -112,6 +113,14 @@ H3Q_EXTERN void h3q_log_set_level(h3q_log_level level);
 
 /* ---------------------------------------------------------------- config */
 
+/* The event loop implementation behind a server (h3q_config.loop_backend).
+ * Both run h3q_server_run; only H3Q_LOOP_EPOLL can also be driven by
+ * another program's event loop (h3q_server_start, "Embedding" below). */
+typedef enum h3q_loop_backend {
+  H3Q_LOOP_LIBEV = 0, /* libev (default) */
+  H3Q_LOOP_EPOLL = 1, /* Linux epoll + timerfd + eventfd; embeddable */
+} h3q_loop_backend;
+
 /* Server configuration. Fill with h3q_config_init(), then change fields.
  * String fields are borrowed until h3q_server_new() returns (it copies them).
  * Limits are validated by h3q_server_new(); the error message names the
@@ -194,6 +203,9 @@ typedef struct h3q_config {
   const char *qlog_dir;    /* NULL = no qlog; else one file per connection */
   const char *keylog_path; /* NULL = no TLS key log */
   h3q_log_level log_level; /* WARN */
+
+  /* Event loop. H3Q_LOOP_EPOLL is needed for h3q_server_start. */
+  h3q_loop_backend loop_backend; /* H3Q_LOOP_LIBEV */
 } h3q_config;
 
 /* Fills cfg with the documented defaults. cert_path and key_path are NULL and
@@ -217,7 +229,8 @@ H3Q_EXTERN int h3q_server_new(const h3q_config *cfg, h3q_server **out,
                               char *err, size_t errlen);
 
 /* Closes every connection immediately and frees the server. Accepts NULL.
- * Must not be called while h3q_server_run() is running. */
+ * Must not be called while h3q_server_run() is running, nor from inside
+ * h3q_server_process(). */
 H3Q_EXTERN void h3q_server_free(h3q_server *srv);
 
 /* Returns the UDP port the server's socket is bound to. */
@@ -225,13 +238,15 @@ H3Q_EXTERN uint16_t h3q_server_port(const h3q_server *srv);
 
 /* Runs the event loop on the calling thread until h3q_server_stop() is
  * called, then closes all connections (CONNECTION_CLOSE with H3_NO_ERROR)
- * and returns 0. Returns H3Q_ESTATE if already running, H3Q_EIO if the event
- * loop fails. */
+ * and returns 0. Returns H3Q_ESTATE if already running (also when started
+ * with h3q_server_start), H3Q_EIO if the event loop fails. */
 H3Q_EXTERN int h3q_server_run(h3q_server *srv);
 
-/* Asks a running server to stop. Safe to call from any thread and from a
- * signal handler; returns immediately. A call before run() makes run()
- * return at once. */
+/* Asks a running server to stop gracefully (GOAWAY; requests already
+ * received finish within drain_timeout_ms). Safe to call from any thread and
+ * from a signal handler; returns immediately. A call before run() makes
+ * run() return at once. An embedded server stops through
+ * h3q_server_process, which returns H3Q_SERVER_STOPPED when done. */
 H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
 
 /* Runs fn(user) on the loop thread soon. Safe from any thread (not from a
@@ -239,6 +254,86 @@ H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
  * are dropped. Returns H3Q_ENOMEM or H3Q_ESTATE (server stopping). */
 H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
                                void *user);
+
+/* ------------------------------------------------------------- embedding
+ *
+ * Instead of blocking in h3q_server_run, a program with its own event loop
+ * (a GUI toolkit, another server, libuv, a JavaScript runtime) can drive
+ * the server: create it with cfg.loop_backend = H3Q_LOOP_EPOLL, call
+ * h3q_server_start, watch h3q_server_fd for readability, and call
+ * h3q_server_process when it is readable or when the time given by
+ * h3q_server_next_timeout_ms has passed:
+ *
+ *   h3q_server_start(srv);
+ *   struct pollfd p = {h3q_server_fd(srv), POLLIN, 0};
+ *   for (;;) {
+ *     poll(&p, 1, (int)h3q_server_next_timeout_ms(srv)); // and host fds
+ *     if (h3q_server_process(srv) != H3Q_OK)
+ *       break;                                  // stopped (or failed)
+ *   }
+ *   h3q_server_free(srv);
+ *
+ * h3q_server_fd is an epoll fd holding the UDP socket, an eventfd (for
+ * h3q_server_post, h3q_server_stop and work queued between process calls)
+ * and a timerfd set to the earliest timer. One fd aggregates everything
+ * because hosts differ in how they watch fds and timers; with it, watching
+ * that fd level-triggered (poll, select, epoll without EPOLLET, libuv's
+ * uv_poll_t, GLib's g_unix_fd_add) is enough on its own, and
+ * h3q_server_next_timeout_ms is a cheap addition that also covers hosts
+ * whose watchers are edge-triggered. The callbacks (handlers, body and
+ * close callbacks, posted functions) run inside h3q_server_process, on the
+ * host's thread. Between process calls the host may use the API (e.g.
+ * finish a response later); h3q then makes the fd readable so that the
+ * next process call sends what was queued.
+ *
+ * examples/embed.c is a complete host loop with poll(). */
+
+/* h3q_server_process's result once the server has stopped. */
+#define H3Q_SERVER_STOPPED 1
+
+/* Returns the fd to watch for readability: an epoll fd that is readable
+ * whenever h3q_server_process has work (datagrams, an expired timer, a
+ * post, a stop request, work queued by an API call). It is valid and
+ * constant from h3q_server_new to h3q_server_free; it is owned by the
+ * server: do not read, write or close it (adding it to the host's own
+ * poller, including another epoll set, is fine). Errors: H3Q_EINVAL (NULL),
+ * H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL). Any thread. */
+H3Q_EXTERN int h3q_server_fd(const h3q_server *srv);
+
+/* Prepares the server to be driven by h3q_server_process (what
+ * h3q_server_run does before it blocks: housekeeping timers) and returns at
+ * once. From now on the calling thread is the loop thread; routes and the
+ * fallback can no longer change. A server is started once: with
+ * h3q_server_start or with h3q_server_run, not both. Errors: H3Q_EINVAL
+ * (NULL), H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL), H3Q_ESTATE
+ * (already started or running). A stop requested earlier is honoured by the
+ * first h3q_server_process call. */
+H3Q_EXTERN int h3q_server_start(h3q_server *srv);
+
+/* Does the work that is due, without blocking: reads a bounded batch of
+ * datagrams (recv_batch), runs expired timers, posted functions and a
+ * pending stop, processes connections (handlers run here) and sends.
+ * Cheap and safe to call at any time, also when nothing is ready. Returns
+ * H3Q_OK (0) while the server runs; H3Q_SERVER_STOPPED (1) once it has
+ * stopped: after h3q_server_stop, when every connection has closed or the
+ * drain deadline (drain_timeout_ms) has passed, the remaining connections
+ * are closed with H3_NO_ERROR and every later call returns
+ * H3Q_SERVER_STOPPED at once. Then stop watching the fd and free the
+ * server (h3q_server_free; not from inside a callback). Errors: H3Q_EINVAL
+ * (NULL), H3Q_ESTATE (not started with h3q_server_start, or called from
+ * inside a callback of this server), H3Q_EIO (the loop failed; the server
+ * has stopped as above). Loop thread only. */
+H3Q_EXTERN int h3q_server_process(h3q_server *srv);
+
+/* How long the host may wait, in milliseconds, before it must call
+ * h3q_server_process even if the fd stays quiet: 0 means call it again now
+ * (work remains: more datagrams may be waiting, a wakeup or a timer is
+ * due), -1 means no deadline (wait for the fd alone). While the server
+ * runs its housekeeping timer keeps the value at most a few hundred ms.
+ * Rounded up, so a wait of this length never ends before the timer is
+ * due. Returns -1 for NULL, before h3q_server_start and after the server
+ * stopped. Loop thread only. */
+H3Q_EXTERN int64_t h3q_server_next_timeout_ms(const h3q_server *srv);
 
 /* A request handler. Called once per request when its header section has
  * arrived. The handler may respond at once, or keep req/res and finish later

@@ -2,6 +2,8 @@
  * routes and an optional served folder. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -36,6 +38,8 @@ typedef enum opt_kind {
   OPT_ROOT,    /* served folder (not a config field) */
   OPT_LIST,    /* directory listings for --root */
   OPT_TICKET,  /* file holding the 48-byte 0-RTT ticket key */
+  OPT_LOOP,    /* event loop backend name */
+  OPT_EMBED,   /* drive the server through the embedding API */
   OPT_HELP,
 } opt_kind;
 
@@ -107,6 +111,13 @@ static const opt_def opts[] = {
      OPT_PAYLOAD, 0, "max_send_udp_payload_size"},
     {"qlog-dir", "DIR", "write a qlog file per connection into DIR", OPT_STR,
      CFG(qlog_dir)},
+    {"loop", "BACKEND", "event loop: libev|epoll (default libev)", OPT_LOOP,
+     CFG(loop_backend)},
+    {"embedded-loop", NULL,
+     "run our own poll() loop through the embedding API\n"
+     "                           (h3q_server_start/process; implies "
+     "--loop epoll)",
+     OPT_EMBED, 0, NULL},
     {"help", NULL, "this text", OPT_HELP, 0, NULL},
 };
 
@@ -116,6 +127,8 @@ typedef struct options {
   h3q_config cfg;
   const char *root;
   bool list_dirs;
+  bool embedded;
+  bool loop_set; /* --loop given */
   uint8_t ticket_key[TICKET_KEY_LEN];
 } options;
 
@@ -207,6 +220,20 @@ static int set_log_level(options *o, const char *arg) {
   return -1;
 }
 
+static int set_loop(options *o, const char *arg) {
+  o->loop_set = true;
+  if (strcmp(arg, "libev") == 0)
+    o->cfg.loop_backend = H3Q_LOOP_LIBEV;
+  else if (strcmp(arg, "epoll") == 0)
+    o->cfg.loop_backend = H3Q_LOOP_EPOLL;
+  else {
+    fprintf(stderr, "h3q-server: --loop: '%s' is not one of libev|epoll\n",
+            arg);
+    return -1;
+  }
+  return 0;
+}
+
 static int apply_option(options *o, const opt_def *d, const char *arg) {
   char *field = (char *)&o->cfg + d->offset;
   uint64_t v = 0;
@@ -227,6 +254,11 @@ static int apply_option(options *o, const opt_def *d, const char *arg) {
     return set_log_level(o, arg);
   case OPT_TICKET:
     return read_ticket_key(o, arg);
+  case OPT_LOOP:
+    return set_loop(o, arg);
+  case OPT_EMBED:
+    o->embedded = true;
+    return 0;
   case OPT_U64:
     return parse_number(d->name, arg, UINT64_MAX, (uint64_t *)(void *)field);
   case OPT_SIZE:
@@ -286,6 +318,13 @@ static int parse_args(int argc, char **argv, options *o) {
     fprintf(stderr, "h3q-server: unexpected argument '%s'\n", argv[optind]);
     return -1;
   }
+  if (o->embedded) {
+    if (o->loop_set && o->cfg.loop_backend != H3Q_LOOP_EPOLL) {
+      fprintf(stderr, "h3q-server: --embedded-loop: needs --loop epoll\n");
+      return -1;
+    }
+    o->cfg.loop_backend = H3Q_LOOP_EPOLL;
+  }
   if ((o->cfg.cert_path == NULL) != (o->cfg.key_path == NULL)) {
     fprintf(stderr, "h3q-server: --%s: --cert and --key go together\n",
             o->cfg.cert_path ? "key" : "cert");
@@ -321,6 +360,24 @@ static int create_server(options *o) {
   return rc;
 }
 
+/* What a program with its own event loop does (see examples/embed.c):
+ * wait on h3q_server_fd for at most h3q_server_next_timeout_ms, then let
+ * h3q_server_process do what is due, until it reports the server stopped. */
+static int run_embedded(h3q_server *srv) {
+  int rc = h3q_server_start(srv);
+  struct pollfd pfd = {.fd = h3q_server_fd(srv), .events = POLLIN};
+  while (rc == H3Q_OK) {
+    int64_t timeout = h3q_server_next_timeout_ms(srv);
+    if (poll(&pfd, 1, timeout > INT_MAX ? INT_MAX : (int)timeout) < 0 &&
+        errno != EINTR) {
+      fprintf(stderr, "h3q-server: poll: %s\n", strerror(errno));
+      return H3Q_EIO;
+    }
+    rc = h3q_server_process(srv);
+  }
+  return rc == H3Q_SERVER_STOPPED ? H3Q_OK : rc;
+}
+
 int main(int argc, char **argv) {
   options o = {0};
   h3q_config_init(&o.cfg);
@@ -336,7 +393,9 @@ int main(int argc, char **argv) {
   printf("h3q-server listening on %s:%u\n", o.cfg.bind_addr,
          h3q_server_port(g_server));
   fflush(stdout);
-  int rc = h3q_server_run(g_server);
+  int rc = o.embedded ? run_embedded(g_server) : h3q_server_run(g_server);
+  if (rc != H3Q_OK)
+    fprintf(stderr, "h3q-server: %s\n", h3q_strerror(rc));
   h3q_server_free(g_server);
   return rc == H3Q_OK ? 0 : 1;
 }

@@ -162,6 +162,9 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
                 c->ticket_key_len);
   if ((int)c->log_level < H3Q_LOG_ERROR || c->log_level > H3Q_LOG_TRACE)
     return fail(err, errlen, "log_level: must be H3Q_LOG_ERROR..H3Q_LOG_TRACE");
+  if (c->loop_backend != H3Q_LOOP_LIBEV && c->loop_backend != H3Q_LOOP_EPOLL)
+    return fail(err, errlen,
+                "loop_backend: must be H3Q_LOOP_LIBEV or H3Q_LOOP_EPOLL");
   return H3Q_OK;
 }
 

@@ -88,7 +88,8 @@ static void on_wakeup(void *arg) {
 
 static int server_init_loop(h3q_server *srv, char *err, size_t errlen) {
   quic_endpoint *ep = &srv->ep;
-  ep->lo = &loop_ev_ops;
+  ep->lo = srv->cfg.c.loop_backend == H3Q_LOOP_EPOLL ? &loop_epoll_ops
+                                                     : &loop_ev_ops;
   ep->loop = ep->lo->create();
   if (!ep->loop ||
       ep->lo->watch_readable(ep->loop, ep->fd, endpoint_on_readable, ep) ||
@@ -190,19 +191,27 @@ uint16_t h3q_server_port(const h3q_server *srv) {
   return ntohs(((const struct sockaddr_in *)sa)->sin_port);
 }
 
-int h3q_server_run(h3q_server *srv) {
-  if (!srv)
-    return H3Q_EINVAL;
-  if (srv->running)
-    return H3Q_ESTATE;
+void server_loop_begin(h3q_server *srv) {
   srv->running = true;
-  int rc = H3Q_OK;
   srv->ep.lo->timer_arm(srv->tick, TICK_NS);
-  if (!atomic_load(&srv->stop_requested))
-    rc = srv->ep.lo->run(srv->ep.loop) == 0 ? H3Q_OK : H3Q_EIO;
+}
+
+void server_loop_end(h3q_server *srv) {
   srv->ep.lo->timer_stop(srv->tick);
   close_all(srv);
   srv->running = false;
+}
+
+int h3q_server_run(h3q_server *srv) {
+  if (!srv)
+    return H3Q_EINVAL;
+  if (srv->running || srv->embedded)
+    return H3Q_ESTATE;
+  server_loop_begin(srv);
+  int rc = H3Q_OK;
+  if (!atomic_load(&srv->stop_requested))
+    rc = srv->ep.lo->run(srv->ep.loop) == 0 ? H3Q_OK : H3Q_EIO;
+  server_loop_end(srv);
   return rc;
 }
 

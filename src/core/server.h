@@ -34,11 +34,19 @@ struct h3q_server {
 
   atomic_bool stop_requested;
   bool running;
+  bool embedded;   /* started by h3q_server_start: the host runs the loop */
+  bool in_process; /* inside h3q_server_process (refuses re-entry) */
   pthread_mutex_t post_lock;
   post_item *posts;
 
   h3q_server_stats stats;
 };
+
+/* What h3q_server_run does around the loop, shared with the embedding API
+ * (embed.c): begin arms housekeeping and marks the server running; end
+ * closes every connection and marks it stopped. */
+void server_loop_begin(h3q_server *srv);
+void server_loop_end(h3q_server *srv);
 
 /* Routes one request (h3_config.on_request). */
 void server_on_request(h3q_request *req, h3q_response *res, void *user);

@@ -169,6 +169,9 @@ static int ev_set_before_block(loop *l, loop_cb cb, void *arg) {
   return 0;
 }
 
+/* No schedule_before_block: h3q code runs on a libev loop only inside
+ * ev_run's callbacks, and the prepare watcher runs before every block. No
+ * embedding operations either: libev keeps its backend fd private. */
 const loop_ops loop_ev_ops = {
     .create = ev_create,
     .destroy = ev_destroy,

@@ -86,6 +86,12 @@ void conn_mark_dirty(conn *c) {
   c->dirty = true;
   c->dirty_next = c->ep->dirty;
   c->ep->dirty = c;
+  /* Marked between loop iterations (an embedding host calling the API from
+   * its own callbacks): the loop must still process it before blocking.
+   * In-memory tests run an endpoint without a loop. */
+  const loop_ops *lo = c->ep->lo;
+  if (lo && lo->schedule_before_block)
+    lo->schedule_before_block(c->ep->loop);
 }
 
 static void send_packets(conn *c) {

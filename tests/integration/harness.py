@@ -8,6 +8,9 @@ Environment (set by tests/CMakeLists.txt when ctest runs these):
                   and ASan's quarantine is kept small (see sanitizer_env).
                   Every server/client stderr is checked for sanitizer
                   reports in every build.
+  H3Q_SERVER_ARGS extra h3q-server flags for every server started here, e.g.
+                  "--embedded-loop" or "--loop epoll" to run a suite on
+                  another event loop (tests/CMakeLists.txt does for some).
 
 Everything talks to 127.0.0.1 or ::1 only. Every wait has a timeout and every
 server started here is stopped at teardown (SIGTERM, then SIGKILL), even when
@@ -24,6 +27,7 @@ import os
 import random
 import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -44,6 +48,8 @@ BUILD_DIR = Path(os.environ.get("H3Q_BUILD_DIR") or SOURCE_DIR / "build").resolv
 SANITIZED = os.environ.get("H3Q_SANITIZED", "") not in ("", "0")
 
 SERVER_BIN = BUILD_DIR / "h3q-server"
+EXAMPLE_EMBED_BIN = BUILD_DIR / "h3q-example-embed"
+SERVER_EXTRA_ARGS = shlex.split(os.environ.get("H3Q_SERVER_ARGS", ""))
 CLIENT_BIN = BUILD_DIR / "h3q-client"
 BENCH_BIN = BUILD_DIR / "h3q-bench"
 GEN_CERT = SOURCE_DIR / "scripts" / "gen-cert.sh"
@@ -357,7 +363,7 @@ def start_server(*args: str, host: str = "127.0.0.1", port: int | None = None,
         cmd = [exe, "--addr", host, "--port", str(p)]
         if certs is not None:
             cmd += ["--cert", str(certs.cert), "--key", str(certs.key)]
-        cmd += list(args)
+        cmd += list(args) + SERVER_EXTRA_ARGS
         _server_seq[0] += 1
         stderr_path = log_dir / f"h3q-server-{_server_seq[0]}.stderr"
         with open(stderr_path, "wb") as errf:
