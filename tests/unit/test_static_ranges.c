@@ -2,7 +2,7 @@
  * HTTP-dates, entity-tag comparison, preconditions, listing pages. */
 #include "check.h"
 #include "http/conditional.h"
-#include "http/dir_listing.h"
+#include "handlers/dir_listing.h"
 #include "http/http_range.h"
 
 #include <stdint.h>
