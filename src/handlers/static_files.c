@@ -16,8 +16,8 @@
  * exactly once per response, is the only place that frees. */
 #include "handlers/static_files.h"
 
-#include "http/conditional.h"
 #include "handlers/dir_listing.h"
+#include "http/conditional.h"
 #include "http/headers.h"
 #include "http/http_range.h"
 

@@ -34,8 +34,7 @@ static void test_config_set(void) {
   CHECK(h3q_config_set(c, "port", "") == H3Q_ECONFIG);
   CHECK(h3q_config_set(c, "no_such_field", "1") == H3Q_EINVAL);
   CHECK(h3q_config_set(c, NULL, "1") == H3Q_EINVAL);
-  CHECK(h3q_config_set(c, "idle_timeout_ms", "18446744073709551615") ==
-        H3Q_OK);
+  CHECK(h3q_config_set(c, "idle_timeout_ms", "18446744073709551615") == H3Q_OK);
   CHECK(c->idle_timeout_ms == UINT64_MAX);
   CHECK(h3q_config_set(c, "enable_early_data", "yes") == H3Q_OK &&
         c->enable_early_data);
