@@ -135,7 +135,9 @@ typedef struct h3q_config {
   size_t max_recv_udp_payload_size;             /* 1350; 1200..65527 */
   size_t max_send_udp_payload_size;             /* 1350; 1200..65527 */
   bool disable_active_migration;                /* true */
-  bool enable_pacing;                           /* true */
+  /* true: quiche computes pacing (each packet's send_info.at). h3q does
+   * not yet hold packets until that time; that comes with GSO batching. */
+  bool enable_pacing;
   const char *cc_algorithm; /* "cubic" (also "reno", "bbr2") */
   bool grease;              /* true */
   /* Comma-separated ALPN list; default "h3". h3q speaks HTTP/3 only, so

@@ -198,6 +198,7 @@ void stream_dispatch(stream *s) {
   const char *method = arena_str(&s->rarena, s->method);
   s->is_head = strcmp(method, "HEAD") == 0;
   apply_request_priority(s);
+  stream_take_early_priority(s); /* a PRIORITY_UPDATE overrides the header */
   if (s->early_data && !method_is_safe(method)) {
     /* RFC 8470: an unsafe request in 0-RTT could be replayed. */
     stream_respond_status(s, 425, NULL);
