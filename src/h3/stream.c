@@ -241,7 +241,7 @@ void stream_on_reset(stream *s, uint64_t h3_error) {
 void stream_abort(stream *s, uint64_t h3_error) {
   if (s->wstate != RES_DONE && s->wstate != RES_RESET) {
     quiche_conn_stream_shutdown(s->q, s->id, QUICHE_SHUTDOWN_WRITE, h3_error);
-    s->wstate = RES_RESET;
+    response_set_state(s, RES_RESET);
     s->aborted = true;
   }
   request_stop_reading(s, h3_error);
