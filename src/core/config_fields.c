@@ -3,12 +3,13 @@
  * fields without knowing the struct layout. String values are copied into
  * a store the config owns (h3q_config_free releases it). */
 #include <errno.h>
-#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <sodium.h>
 
 #include "h3q.h"
 
@@ -120,25 +121,13 @@ static int parse_log(const char *s, h3q_log_level *out) {
   return H3Q_ECONFIG;
 }
 
-static int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 static int parse_key(const char *s, uint8_t key[TICKET_KEY_LEN]) {
-  if (strlen(s) != 2 * TICKET_KEY_LEN)
+  size_t len = strlen(s), got = 0;
+  const char *end = NULL;
+  if (len != 2 * TICKET_KEY_LEN ||
+      sodium_hex2bin(key, TICKET_KEY_LEN, s, len, NULL, &got, &end) != 0 ||
+      got != TICKET_KEY_LEN || *end != '\0')
     return H3Q_ECONFIG;
-  for (size_t i = 0; i < TICKET_KEY_LEN; i++) {
-    int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-    if (hi < 0 || lo < 0)
-      return H3Q_ECONFIG;
-    key[i] = (uint8_t)(hi << 4 | lo);
-  }
   return H3Q_OK;
 }
 
