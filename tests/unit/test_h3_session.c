@@ -449,7 +449,47 @@ static void test_early_priority_update(void) {
   pipe_free(&p);
 }
 
+/* A HEADERS frame larger than anything h3q buffers is answered with 431
+ * unread, and the connection goes on. */
+static void test_huge_headers_frame(void) {
+  pipe_ctx p;
+  CHECK(pipe_init(&p) == 0);
+  pipe_start(&p);
+  pipe_client_control(&p, NULL);
+  static char big[40000];
+  memset(big, 'v', sizeof big - 1);
+  const char *fields[] = {":method",    "GET",       ":scheme", "https",
+                          ":authority", "localhost", ":path",   "/",
+                          "x-big",      big,         NULL};
+  buf req = {0};
+  pipe_headers_frame(&req, fields);
+  CHECK(req.len > p.cfg.max_headers_frame);
+  pipe_send(&p, 0, req.data, req.len, true);
+  pipe_run(&p);
+  buf raw = {0};
+  pipe_read(&p, 0, &raw, NULL);
+  response_view r = {0};
+  parse_response(&raw, &r);
+  CHECK_STR(r.status, "431");
+  req.len = 0;
+  pipe_headers_frame(&req, GET_ROOT);
+  pipe_send(&p, 4, req.data, req.len, true);
+  pipe_run(&p);
+  raw.len = 0;
+  CHECK(pipe_read(&p, 4, &raw, NULL));
+  response_view ok = {0};
+  parse_response(&raw, &ok);
+  CHECK_STR(ok.status, "200");
+  CHECK(pipe_close_code(&p) == -1);
+  buf_free(&r.body);
+  buf_free(&ok.body);
+  buf_free(&raw);
+  buf_free(&req);
+  pipe_free(&p);
+}
+
 int main(void) {
+  test_huge_headers_frame();
   test_early_priority_update();
   test_server_streams();
   test_get();
