@@ -56,7 +56,7 @@ for name in "${names[@]}"; do
   else
     echo "FAILED"
     failed+=("$name")
-    grep -E 'ERROR|invariant broken|SUMMARY|Test unit written' "$log" | head -n 20 || true
+    grep -E 'ERROR|runtime error|invariant broken|SUMMARY|Test unit written' "$log" | head -n 20 || true
     echo "fuzz: full log: $log"
   fi
 done
