@@ -3,14 +3,21 @@
 #   make test    set up, build, run every test (ctest)
 #   make asan    the whole test suite under ASan+UBSan
 #   make bench   benchmarks against ngtcp2's server (bench/README.md)
+#   make fuzz    libFuzzer targets of tests/fuzz, FUZZ_SECONDS each (clang)
+#   make fuzz-smoke  the same, FUZZ_SMOKE_SECONDS each (CI)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_TARGETS ?=
 PREFIX ?= /usr/local
 PORT ?= 4433
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all build setup run test asan bench install format format-check clean
+.PHONY: all build setup run test asan bench fuzz fuzz-smoke fuzz-build install \
+        format format-check clean
 
 all: build
 
@@ -39,6 +46,19 @@ bench: build
 	@scripts/setup.sh test
 	bench/run.sh $(BUILD)
 
+# The fuzz build needs only clang and libFuzzer, not quiche or libev.
+fuzz-build:
+	@scripts/setup.sh fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -DH3Q_FUZZ=ON -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz: fuzz-build
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
@@ -49,4 +69,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -144,7 +144,9 @@ typedef struct h3q_config {
   size_t max_recv_udp_payload_size;             /* 1350; 1200..65527 */
   size_t max_send_udp_payload_size;             /* 1350; 1200..65527 */
   bool disable_active_migration;                /* true */
-  bool enable_pacing;                           /* true */
+  /* true: quiche computes pacing (each packet's send_info.at). h3q does
+   * not yet hold packets until that time; that comes with GSO batching. */
+  bool enable_pacing;
   const char *cc_algorithm; /* "cubic" (also "reno", "bbr2") */
   bool grease;              /* true */
   /* Comma-separated ALPN list; default "h3". h3q speaks HTTP/3 only, so
@@ -205,12 +207,41 @@ typedef struct h3q_config {
   h3q_log_level log_level; /* WARN */
 
   /* Event loop. H3Q_LOOP_EPOLL is needed for h3q_server_start. */
-  h3q_loop_backend loop_backend; /* H3Q_LOOP_LIBEV */
+  h3q_loop_backend loop_backend; /* H3Q_LOOP_LIBEV ("libev"; or "epoll") */
+
+  /* Owned by h3q_config_set (its copies); h3q_config_init sets it to NULL.
+   * Do not touch. */
+  void *internal;
 } h3q_config;
 
 /* Fills cfg with the documented defaults. cert_path and key_path are NULL and
  * must be set. Does nothing if cfg is NULL. */
 H3Q_EXTERN void h3q_config_init(h3q_config *cfg);
+
+/* Configuration without the struct layout, for bindings (Bun's FFI) and
+ * command lines. h3q_config_new returns a heap config with the defaults
+ * (NULL when out of memory); free it with h3q_config_free (accepts NULL).
+ *
+ * h3q_config_set sets the field called name (exactly as in the struct,
+ * e.g. "idle_timeout_ms") from its text form: decimal numbers for integer
+ * fields (range-checked against the field's type; the server checks the
+ * documented ranges), true/false/1/0/yes/no/on/off for booleans,
+ * error..trace for log_level, libev or epoll for loop_backend, 96 hex
+ * digits for ticket_key (also sets ticket_key_len), and any text for
+ * strings. Values are copied: the
+ * config owns them until h3q_config_free, or h3q_config_release for a
+ * config that lives elsewhere (e.g. on the stack after h3q_config_init).
+ * Errors: H3Q_EINVAL (NULL argument or no field of that name),
+ * H3Q_ECONFIG (the value does not parse for that field), H3Q_ENOMEM. */
+H3Q_EXTERN h3q_config *h3q_config_new(void);
+H3Q_EXTERN int h3q_config_set(h3q_config *cfg, const char *name,
+                              const char *value);
+H3Q_EXTERN void h3q_config_free(h3q_config *cfg);
+
+/* Frees the copies h3q_config_set made in cfg (not cfg itself); string
+ * fields set through it become dangling and must not be used. Accepts
+ * NULL. */
+H3Q_EXTERN void h3q_config_release(h3q_config *cfg);
 
 /* ---------------------------------------------------------------- server */
 
@@ -397,7 +428,7 @@ H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
  * current strong etag or the exact last-modified date honours Range, else
  * 200. With list_directories, a directory without its index file gets an
  * HTML listing ("/dir" redirects to "/dir/"). Files stream with one 64 KiB
- * buffer per response. Details: src/http/static_files.h. */
+ * buffer per response. Details: src/handlers/static_files.h. */
 typedef struct h3q_static h3q_static;
 typedef struct h3q_static_options {
   bool list_directories;  /* false: directories without index.html 404 */

@@ -4,6 +4,7 @@
 #   scripts/setup.sh test    + test peers (ngtcp2 client/server, Debian's chromium,
 #                              python venv with aioquic, playwright-core from npm);
 #                            checks for Go >= 1.26 (quic-go test client, see build-go-peer.sh)
+#   scripts/setup.sh fuzz    only what the libFuzzer build needs (clang, libFuzzer, cmake)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 what="${1:-build}"
@@ -11,10 +12,12 @@ what="${1:-build}"
 build_pkgs=(build-essential cmake pkg-config libev-dev libsodium-dev clang libclang-dev
             openssl python3 python3-venv git)
 test_pkgs=(ngtcp2-client ngtcp2-server clang-format libclang-rt-14-dev chromium)
+fuzz_pkgs=(build-essential cmake clang libclang-rt-14-dev)
 
 missing=()
 want=("${build_pkgs[@]}")
 [ "$what" = test ] && want+=("${test_pkgs[@]}")
+[ "$what" = fuzz ] && want=("${fuzz_pkgs[@]}")
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -24,6 +27,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The fuzz build compiles only h3q's pure modules: no quiche, no cargo.
+[ "$what" = fuzz ] && exit 0
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo (Rust >= 1.88) is required to build quiche; install rustup first" >&2

@@ -26,19 +26,15 @@
 
 static h3q_server *g_server;
 
-/* Command-line options: most set one h3q_config field directly. */
+/* Command-line options: most set one h3q_config field by name, through
+ * the library's own parser (h3q_config_set). */
 typedef enum opt_kind {
-  OPT_STR,     /* const char * field */
-  OPT_U64,     /* uint64_t field */
-  OPT_SIZE,    /* size_t field */
-  OPT_PORT,    /* uint32_t field */
+  OPT_FIELD,   /* the field takes the argument as its value */
   OPT_FLAG,    /* bool field set to true, no argument */
   OPT_PAYLOAD, /* both UDP payload sizes */
-  OPT_LOG,     /* log level name */
   OPT_ROOT,    /* served folder (not a config field) */
   OPT_LIST,    /* directory listings for --root */
   OPT_TICKET,  /* file holding the 48-byte 0-RTT ticket key */
-  OPT_LOOP,    /* event loop backend name */
   OPT_EMBED,   /* drive the server through the embedding API */
   OPT_HELP,
 } opt_kind;
@@ -46,79 +42,91 @@ typedef enum opt_kind {
 typedef struct opt_def {
   const char *name, *arg, *help;
   opt_kind kind;
-  size_t offset;     /* into h3q_config */
-  const char *field; /* its name, as config errors start with it */
+  const char *field; /* h3q_config field; config errors start with it */
 } opt_def;
 
-#define CFG(f) offsetof(h3q_config, f), #f
+#define CFG(f) #f
 
 static const opt_def opts[] = {
     {"addr", "ADDR", "bind address (default 0.0.0.0; :: for IPv4+IPv6)",
-     OPT_STR, CFG(bind_addr)},
-    {"port", "PORT", "UDP port 1..65535 (default 4433)", OPT_PORT, CFG(port)},
-    {"cert", "FILE", "PEM certificate chain", OPT_STR, CFG(cert_path)},
+     OPT_FIELD, CFG(bind_addr)},
+    {"port", "PORT", "UDP port 1..65535 (default 4433)", OPT_FIELD, CFG(port)},
+    {"cert", "FILE", "PEM certificate chain", OPT_FIELD, CFG(cert_path)},
     {"key", "FILE",
      "PEM private key (without --cert/--key a self-signed ECDSA\n"
      "                           certificate is generated in "
      "./" DEFAULT_CERT_DIR "/)",
-     OPT_STR, CFG(key_path)},
+     OPT_FIELD, CFG(key_path)},
     {"root", "DIR", "serve files from DIR for paths no route claims", OPT_ROOT,
-     0, NULL},
+     NULL},
     {"list-dirs", NULL, "list directories without index.html under --root",
-     OPT_LIST, 0, NULL},
+     OPT_LIST, NULL},
     {"log-level", "LEVEL", "error|warn|info|debug|trace (default warn)",
-     OPT_LOG, 0, NULL},
-    {"idle-timeout", "MS", "connection idle timeout (default 30000)", OPT_U64,
+     OPT_FIELD, CFG(log_level)},
+    {"idle-timeout", "MS", "connection idle timeout (default 30000)", OPT_FIELD,
+
      CFG(idle_timeout_ms)},
     {"max-streams", "N", "concurrent request streams per connection (100)",
-     OPT_U64, CFG(initial_max_streams_bidi)},
+     OPT_FIELD, CFG(initial_max_streams_bidi)},
     {"max-requests-per-conn", "N",
-     "requests in progress per connection before 503 (0: no limit)", OPT_SIZE,
+     "requests in progress per connection before 503 (0: no limit)", OPT_FIELD,
+
      CFG(max_active_requests_per_conn)},
-    {"max-header-count", "N", "request header fields (100) -> 431", OPT_SIZE,
+    {"max-header-count", "N", "request header fields (100) -> 431", OPT_FIELD,
+
      CFG(max_header_count)},
-    {"max-header-name", "N", "header name bytes (256) -> 431", OPT_SIZE,
+    {"max-header-name", "N", "header name bytes (256) -> 431", OPT_FIELD,
+
      CFG(max_header_name_length)},
-    {"max-header-value", "N", "header value bytes (8192) -> 431", OPT_SIZE,
+    {"max-header-value", "N", "header value bytes (8192) -> 431", OPT_FIELD,
+
      CFG(max_header_value_length)},
-    {"max-header-bytes", "N", "header section bytes (16384) -> 431", OPT_SIZE,
+    {"max-header-bytes", "N", "header section bytes (16384) -> 431", OPT_FIELD,
+
      CFG(max_request_headers_size)},
-    {"max-path", "N", "path bytes (2048) -> 414", OPT_SIZE,
+    {"max-path", "N", "path bytes (2048) -> 414", OPT_FIELD,
+
      CFG(max_path_length)},
-    {"max-body", "N", "request body bytes (104857600) -> 413", OPT_U64,
+    {"max-body", "N", "request body bytes (104857600) -> 413", OPT_FIELD,
+
      CFG(max_request_body_size)},
     {"header-timeout", "MS", "time to send a header section (10000; 0 off)",
-     OPT_U64, CFG(request_header_timeout_ms)},
+     OPT_FIELD, CFG(request_header_timeout_ms)},
     {"body-timeout", "MS", "request body idle time (30000; 0 off) -> 408",
-     OPT_U64, CFG(body_idle_timeout_ms)},
-    {"drain-timeout", "MS", "graceful shutdown deadline (5000)", OPT_U64,
+     OPT_FIELD, CFG(body_idle_timeout_ms)},
+    {"drain-timeout", "MS", "graceful shutdown deadline (5000)", OPT_FIELD,
+
      CFG(drain_timeout_ms)},
     {"early-data", NULL, "accept 0-RTT (unsafe methods get 425)", OPT_FLAG,
      CFG(enable_early_data)},
     {"ticket-key", "FILE", "48-byte session ticket key shared by processes",
-     OPT_TICKET, 0, "ticket_key_len"},
+     OPT_TICKET, "ticket_key_len"},
     {"qpack-max-table-capacity", "N",
-     "QPACK dynamic table for request headers, bytes (4096; 0 off)", OPT_U64,
+     "QPACK dynamic table for request headers, bytes (4096; 0 off)", OPT_FIELD,
+
      CFG(qpack_max_table_capacity)},
     {"qpack-blocked-streams", "N",
-     "request streams that may wait for QPACK inserts (16)", OPT_U64,
+     "request streams that may wait for QPACK inserts (16)", OPT_FIELD,
+
      CFG(qpack_blocked_streams)},
     {"extended-connect", NULL, "allow extended CONNECT (RFC 9220)", OPT_FLAG,
      CFG(enable_extended_connect)},
-    {"cc", "ALGO", "cubic|reno|bbr2 (default cubic)", OPT_STR,
+    {"cc", "ALGO", "cubic|reno|bbr2 (default cubic)", OPT_FIELD,
+
      CFG(cc_algorithm)},
     {"max-payload", "N", "max UDP payload size, 1200..65527 (1350)",
-     OPT_PAYLOAD, 0, "max_send_udp_payload_size"},
-    {"qlog-dir", "DIR", "write a qlog file per connection into DIR", OPT_STR,
+     OPT_PAYLOAD, "max_send_udp_payload_size"},
+    {"qlog-dir", "DIR", "write a qlog file per connection into DIR", OPT_FIELD,
+
      CFG(qlog_dir)},
-    {"loop", "BACKEND", "event loop: libev|epoll (default libev)", OPT_LOOP,
+    {"loop", "BACKEND", "event loop: libev|epoll (default libev)", OPT_FIELD,
      CFG(loop_backend)},
     {"embedded-loop", NULL,
      "run our own poll() loop through the embedding API\n"
      "                           (h3q_server_start/process; implies "
      "--loop epoll)",
-     OPT_EMBED, 0, NULL},
-    {"help", NULL, "this text", OPT_HELP, 0, NULL},
+     OPT_EMBED, NULL},
+    {"help", NULL, "this text", OPT_HELP, NULL},
 };
 
 #define OPT_COUNT (sizeof opts / sizeof opts[0])
@@ -127,8 +135,8 @@ typedef struct options {
   h3q_config cfg;
   const char *root;
   bool list_dirs;
-  bool embedded;
-  bool loop_set; /* --loop given */
+  bool embedded;   /* --embedded-loop */
+  bool loop_given; /* --loop */
   uint8_t ticket_key[TICKET_KEY_LEN];
 } options;
 
@@ -178,15 +186,6 @@ static int ensure_cert(const char **cert, const char **key) {
   return 0;
 }
 
-static int parse_number(const char *flag, const char *arg, uint64_t max,
-                        uint64_t *out) {
-  if (demo_parse_u64(arg, max, out) == 0)
-    return 0;
-  fprintf(stderr, "h3q-server: --%s: '%s' is not a number in 0..%llu\n", flag,
-          arg, (unsigned long long)max);
-  return -1;
-}
-
 static int read_ticket_key(options *o, const char *path) {
   FILE *f = fopen(path, "rb");
   size_t n = f ? fread(o->ticket_key, 1, sizeof o->ticket_key, f) : 0;
@@ -205,77 +204,39 @@ static int read_ticket_key(options *o, const char *path) {
   return 0;
 }
 
-static int set_log_level(options *o, const char *arg) {
-  static const char *const names[] = {"error", "warn", "info", "debug",
-                                      "trace"};
-  for (int i = 0; i < 5; i++)
-    if (strcmp(arg, names[i]) == 0) {
-      o->cfg.log_level = (h3q_log_level)i;
-      return 0;
-    }
-  fprintf(stderr,
-          "h3q-server: --log-level: '%s' is not one of "
-          "error|warn|info|debug|trace\n",
-          arg);
+/* Sets a config field through the library's parser. */
+static int set_field(options *o, const opt_def *d, const char *field,
+                     const char *arg) {
+  int rc = h3q_config_set(&o->cfg, field, arg);
+  if (rc == H3Q_OK)
+    return 0;
+  fprintf(stderr, "h3q-server: --%s: '%s' is not a valid %s (%s)\n", d->name,
+          arg, field, h3q_strerror(rc));
   return -1;
 }
 
-static int set_loop(options *o, const char *arg) {
-  o->loop_set = true;
-  if (strcmp(arg, "libev") == 0)
-    o->cfg.loop_backend = H3Q_LOOP_LIBEV;
-  else if (strcmp(arg, "epoll") == 0)
-    o->cfg.loop_backend = H3Q_LOOP_EPOLL;
-  else {
-    fprintf(stderr, "h3q-server: --loop: '%s' is not one of libev|epoll\n",
-            arg);
-    return -1;
-  }
-  return 0;
-}
-
 static int apply_option(options *o, const opt_def *d, const char *arg) {
-  char *field = (char *)&o->cfg + d->offset;
-  uint64_t v = 0;
   switch (d->kind) {
-  case OPT_STR:
-    memcpy(field, &arg, sizeof arg);
-    return 0;
+  case OPT_FIELD:
+    o->loop_given |= strcmp(d->field, "loop_backend") == 0;
+    return set_field(o, d, d->field, arg);
   case OPT_FLAG:
-    *(bool *)(void *)field = true;
-    return 0;
+    return set_field(o, d, d->field, "true");
+  case OPT_PAYLOAD:
+    return set_field(o, d, "max_recv_udp_payload_size", arg) ||
+                   set_field(o, d, "max_send_udp_payload_size", arg)
+               ? -1
+               : 0;
   case OPT_ROOT:
     o->root = arg;
     return 0;
   case OPT_LIST:
     o->list_dirs = true;
     return 0;
-  case OPT_LOG:
-    return set_log_level(o, arg);
   case OPT_TICKET:
     return read_ticket_key(o, arg);
-  case OPT_LOOP:
-    return set_loop(o, arg);
   case OPT_EMBED:
     o->embedded = true;
-    return 0;
-  case OPT_U64:
-    return parse_number(d->name, arg, UINT64_MAX, (uint64_t *)(void *)field);
-  case OPT_SIZE:
-    if (parse_number(d->name, arg, SIZE_MAX, &v))
-      return -1;
-    *(size_t *)(void *)field = (size_t)v;
-    return 0;
-  case OPT_PORT:
-    if (parse_number(d->name, arg, UINT32_MAX, &v))
-      return -1;
-    o->cfg.port = (uint32_t)v;
-    return 0;
-  case OPT_PAYLOAD:
-    if (parse_number(d->name, arg, 1u << 20, &v))
-      return -1;
-    o->cfg.max_recv_udp_payload_size = o->cfg.max_send_udp_payload_size =
-        (size_t)v;
     return 0;
   case OPT_HELP:
     usage(stdout);
@@ -319,7 +280,7 @@ static int parse_args(int argc, char **argv, options *o) {
     return -1;
   }
   if (o->embedded) {
-    if (o->loop_set && o->cfg.loop_backend != H3Q_LOOP_EPOLL) {
+    if (o->loop_given && o->cfg.loop_backend != H3Q_LOOP_EPOLL) {
       fprintf(stderr, "h3q-server: --embedded-loop: needs --loop epoll\n");
       return -1;
     }
@@ -378,24 +339,30 @@ static int run_embedded(h3q_server *srv) {
   return rc == H3Q_SERVER_STOPPED ? H3Q_OK : rc;
 }
 
-int main(int argc, char **argv) {
-  options o = {0};
-  h3q_config_init(&o.cfg);
-  if (parse_args(argc, argv, &o) != 0) {
-    fprintf(stderr, "h3q-server: see --help\n");
+static int serve(options *o) {
+  if (!o->cfg.cert_path && ensure_cert(&o->cfg.cert_path, &o->cfg.key_path))
     return EXIT_USAGE;
-  }
-  if (!o.cfg.cert_path && ensure_cert(&o.cfg.cert_path, &o.cfg.key_path))
-    return EXIT_USAGE;
-  if (create_server(&o) != H3Q_OK)
+  if (create_server(o) != H3Q_OK)
     return EXIT_USAGE;
   install_signals();
-  printf("h3q-server listening on %s:%u\n", o.cfg.bind_addr,
+  printf("h3q-server listening on %s:%u\n", o->cfg.bind_addr,
          h3q_server_port(g_server));
   fflush(stdout);
-  int rc = o.embedded ? run_embedded(g_server) : h3q_server_run(g_server);
+  int rc = o->embedded ? run_embedded(g_server) : h3q_server_run(g_server);
   if (rc != H3Q_OK)
     fprintf(stderr, "h3q-server: %s\n", h3q_strerror(rc));
   h3q_server_free(g_server);
   return rc == H3Q_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  options o = {0};
+  h3q_config_init(&o.cfg);
+  int rc = EXIT_USAGE;
+  if (parse_args(argc, argv, &o) == 0)
+    rc = serve(&o);
+  else
+    fprintf(stderr, "h3q-server: see --help\n");
+  h3q_config_release(&o.cfg); /* the copies h3q_config_set made */
+  return rc;
 }

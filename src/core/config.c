@@ -193,6 +193,7 @@ static int dup_field(char **dst, const char *src) {
 int config_copy(config_owned *dst, const h3q_config *cfg) {
   memset(dst, 0, sizeof *dst);
   dst->c = *cfg;
+  dst->c.internal = NULL; /* the caller's copies stay the caller's */
   if (dup_field(&dst->bind_addr, cfg->bind_addr) ||
       dup_field(&dst->cert_path, cfg->cert_path) ||
       dup_field(&dst->key_path, cfg->key_path) ||

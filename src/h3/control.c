@@ -107,6 +107,11 @@ static void on_control_frame(h3_session *h, uint64_t type, const uint8_t *p,
   switch (type) {
   case H3_FRAME_SETTINGS: {
     uint64_t err = h3_settings_decode(&h->peer, p, len);
+    /* RFC 9297 section 2.1.1: H3_DATAGRAM needs the QUIC transport
+     * parameter max_datagram_frame_size. */
+    if (!err && h->peer.h3_datagram &&
+        quiche_conn_dgram_max_writable_len(h->q) < 0)
+      err = H3Q_H3_SETTINGS_ERROR;
     if (err)
       fail(h, err, "SETTINGS");
     h->peer_settings_received = true;

@@ -72,8 +72,9 @@ void h3_frame_header_get(const h3_frame_header_reader *r, uint64_t *type,
 void h3_frame_header_reset(h3_frame_header_reader *r);
 
 /* Peer SETTINGS (RFC 9114 section 7.2.4). Unknown identifiers are kept in
- * extra[] (up to H3_SETTINGS_EXTRA_MAX; more are counted and ignored) so
- * extensions such as WebTransport can read them. */
+ * extra[] (up to H3_SETTINGS_EXTRA_MAX; more are ignored) so extensions
+ * such as WebTransport can read them; reserved (GREASE) identifiers are
+ * dropped. */
 #define H3_SETTINGS_EXTRA_MAX 16
 typedef struct h3_settings {
   uint64_t qpack_max_table_capacity; /* default 0 */

@@ -292,7 +292,9 @@ static ssize_t decode_into_scratch(qpack_decoder *d, const qstr *s, size_t at,
     need = cap; /* the exact size decides */
   }
   d->scratch.len = at;
-  if (buf_reserve(&d->scratch, need) != 0)
+  /* At least one byte, so that scratch.data is never NULL (an empty
+   * string still points into it). */
+  if (buf_reserve(&d->scratch, need ? need : 1) != 0)
     return QPACK_HUFF_NOMEM;
   if (!s->huffman) {
     if (s->len)

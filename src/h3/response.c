@@ -191,6 +191,36 @@ static bool status_has_body(int status) {
   return status != 204 && status != 304;
 }
 
+/* The header section, then as much of the body as the stream takes now,
+ * straight from the caller's buffer: only what does not fit is copied
+ * (a small response allocates nothing for its body). */
+static int send_whole_body(stream *s, const uint8_t *body, size_t len) {
+  int rc = progress(s);
+  if (rc != H3Q_OK && rc != H3Q_EAGAIN)
+    return rc;
+  size_t sent = 0;
+  bool fin = s->wtrailer_count == 0;
+  if (s->wstate == RES_BODY && !s->wframes.len) {
+    ssize_t n = response_send_body(s, body, len, fin);
+    if (n < 0 && n != H3Q_EAGAIN)
+      return (int)n;
+    sent = n > 0 ? (size_t)n : 0;
+  }
+  if (sent == len && fin && s->wstate == RES_DONE) {
+    s->end_requested = true;
+    stream_queue(s); /* stream_service finishes the request side */
+    return H3Q_OK;
+  }
+  if (sent < len) {
+    s->pending_body = malloc(len - sent);
+    if (!s->pending_body)
+      return H3Q_ENOMEM;
+    memcpy(s->pending_body, body + sent, len - sent);
+    s->pending_len = s->pending_cap = len - sent;
+  }
+  return h3q_response_end(&s->res);
+}
+
 int h3q_response_send(h3q_response *res, int status, const char *content_type,
                       const void *body, size_t len) {
   stream *s = res->s;
@@ -209,13 +239,8 @@ int h3q_response_send(h3q_response *res, int status, const char *content_type,
     rc = h3q_response_header(res, "content-length", clen);
   if (rc != H3Q_OK)
     return rc;
-  if (len && !s->is_head) {
-    s->pending_body = malloc(len);
-    if (!s->pending_body)
-      return H3Q_ENOMEM;
-    memcpy(s->pending_body, body, len);
-    s->pending_len = s->pending_cap = len;
-  }
+  if (len && !s->is_head)
+    return send_whole_body(s, body, len);
   return h3q_response_end(res);
 }
 

@@ -17,6 +17,12 @@
 #define PRODUCER_CHUNK 65536
 #define PRODUCER_CHUNKS_PER_ROUND 16
 
+void response_set_state(stream *s, res_state to) {
+  LOG_TRACE("stream %llu: response state %d -> %d", (unsigned long long)s->id,
+            (int)s->wstate, (int)to);
+  s->wstate = to;
+}
+
 void response_block(stream *s) {
   s->want_writable = true;
   stream_queue(s);
@@ -97,7 +103,7 @@ static int send_final_headers(stream *s, bool fin) {
                                  s->status, false);
   if (rc != H3Q_OK)
     return rc;
-  s->wstate = RES_BODY;
+  response_set_state(s, RES_BODY);
   ssize_t n = fin ? response_finish(s) : 0;
   return n < 0 ? (int)n : H3Q_OK;
 }
@@ -125,7 +131,7 @@ ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
     if (n < 0)
       return send_failed(s, n, code);
     if (fin)
-      s->wstate = RES_DONE;
+      response_set_state(s, RES_DONE);
     stream_wake(s);
     return 0;
   }
@@ -160,7 +166,7 @@ ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
   if ((size_t)n < len || (fin && !last))
     response_block(s);
   else if (fin)
-    s->wstate = RES_DONE;
+    response_set_state(s, RES_DONE);
   return n;
 }
 
@@ -189,7 +195,7 @@ static int send_fin(stream *s) {
 
 int response_progress(stream *s) {
   bool ending = s->end_requested;
-  if (s->wstate == RES_IDLE || s->wstate == RES_HEADERS_PENDING) {
+  if (s->wstate == RES_IDLE) {
     bool fin = ending &&
                (s->is_head || (!has_pending_body(s) && s->wtrailer_count == 0));
     int rc = send_final_headers(s, fin);
@@ -282,7 +288,7 @@ void response_on_room(stream *s) {
     stream_abort(s, H3Q_H3_REQUEST_CANCELLED);
     return;
   }
-  if (cap == 0 && s->wstate != RES_HEADERS_PENDING)
+  if (cap == 0)
     return; /* stays queued */
   s->want_writable = false;
   if (response_progress(s) != H3Q_OK)

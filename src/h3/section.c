@@ -52,7 +52,6 @@ static void request_arrived(stream *s) {
   size_t limit = h->cfg->max_active_requests;
   if (limit && h->streams.len > limit && !s->reject_status)
     s->reject_status = 503;
-  stream_take_early_priority(s);
   stream_dispatch(s);
 }
 

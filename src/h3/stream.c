@@ -198,6 +198,7 @@ void stream_dispatch(stream *s) {
   const char *method = arena_str(&s->rarena, s->method);
   s->is_head = strcmp(method, "HEAD") == 0;
   apply_request_priority(s);
+  stream_take_early_priority(s); /* a PRIORITY_UPDATE overrides the header */
   if (s->early_data && !method_is_safe(method)) {
     /* RFC 8470: an unsafe request in 0-RTT could be replayed. */
     stream_respond_status(s, 425, NULL);
@@ -240,7 +241,7 @@ void stream_on_reset(stream *s, uint64_t h3_error) {
 void stream_abort(stream *s, uint64_t h3_error) {
   if (s->wstate != RES_DONE && s->wstate != RES_RESET) {
     quiche_conn_stream_shutdown(s->q, s->id, QUICHE_SHUTDOWN_WRITE, h3_error);
-    s->wstate = RES_RESET;
+    response_set_state(s, RES_RESET);
     s->aborted = true;
   }
   request_stop_reading(s, h3_error);

@@ -29,13 +29,13 @@ typedef enum rx_phase {
   RX_END,          /* FIN seen, or reading stopped */
 } rx_phase;
 
-/* Response side: IDLE (headers not sent) -> HEADERS_PENDING (quiche had
- * no room for them yet) -> BODY -> DONE (FIN written), or RESET from any
- * state. Whether the handler asked to end is the separate end_requested
- * flag, because it can be asked in any state before DONE. */
+/* Response side: IDLE (no header section yet) -> BODY (the final section
+ * is queued or sent) -> DONE (FIN written), or RESET from any state.
+ * Changed only by response_set_state. Whether the handler asked to end is
+ * the separate end_requested flag, because it can be asked in any state
+ * before DONE. */
 typedef enum res_state {
   RES_IDLE,
-  RES_HEADERS_PENDING,
   RES_BODY,
   RES_DONE,
   RES_RESET,

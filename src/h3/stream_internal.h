@@ -15,6 +15,8 @@ void request_pump(stream *s);
 void request_stop_reading(stream *s, uint64_t h3_error);
 
 /* response_send.c */
+/* The one place the response state changes. */
+void response_set_state(stream *s, res_state to);
 void response_block(stream *s);
 void stream_apply_priority(stream *s);
 /* Queues one header section as a HEADERS frame (final or 1xx when

@@ -23,7 +23,59 @@ static void expect_field(const h3q_config *c, const char *field) {
   }
 }
 
+/* Setting fields by name: parsing, copies, errors. */
+static void test_config_set(void) {
+  h3q_config *c = h3q_config_new();
+  CHECK(c != NULL && c->port == 4433 && c->internal == NULL);
+  CHECK(h3q_config_set(c, "port", "8443") == H3Q_OK && c->port == 8443);
+  CHECK(h3q_config_set(c, "port", "4294967296") == H3Q_ECONFIG);
+  CHECK(h3q_config_set(c, "port", "-1") == H3Q_ECONFIG);
+  CHECK(h3q_config_set(c, "port", "12x") == H3Q_ECONFIG);
+  CHECK(h3q_config_set(c, "port", "") == H3Q_ECONFIG);
+  CHECK(h3q_config_set(c, "no_such_field", "1") == H3Q_EINVAL);
+  CHECK(h3q_config_set(c, NULL, "1") == H3Q_EINVAL);
+  CHECK(h3q_config_set(c, "idle_timeout_ms", "18446744073709551615") == H3Q_OK);
+  CHECK(c->idle_timeout_ms == UINT64_MAX);
+  CHECK(h3q_config_set(c, "enable_early_data", "yes") == H3Q_OK &&
+        c->enable_early_data);
+  CHECK(h3q_config_set(c, "grease", "off") == H3Q_OK && !c->grease);
+  CHECK(h3q_config_set(c, "grease", "maybe") == H3Q_ECONFIG);
+  CHECK(c->loop_backend == H3Q_LOOP_LIBEV); /* the default */
+  CHECK(h3q_config_set(c, "loop_backend", "epoll") == H3Q_OK &&
+        c->loop_backend == H3Q_LOOP_EPOLL);
+  CHECK(h3q_config_set(c, "loop_backend", "libev") == H3Q_OK &&
+        c->loop_backend == H3Q_LOOP_LIBEV);
+  CHECK(h3q_config_set(c, "loop_backend", "select") == H3Q_ECONFIG);
+  CHECK(h3q_config_set(c, "log_level", "DEBUG") == H3Q_OK &&
+        c->log_level == H3Q_LOG_DEBUG);
+  char path[32] = "/tmp/a.pem";
+  CHECK(h3q_config_set(c, "cert_path", path) == H3Q_OK);
+  strcpy(path, "/changed");
+  CHECK_STR(c->cert_path, "/tmp/a.pem"); /* copied */
+  CHECK(h3q_config_set(c, "cert_path", "/tmp/b.pem") == H3Q_OK);
+  CHECK_STR(c->cert_path, "/tmp/b.pem");
+  char key[97];
+  memset(key, 'a', 96);
+  key[96] = '\0';
+  CHECK(h3q_config_set(c, "ticket_key", key) == H3Q_OK);
+  CHECK(c->ticket_key_len == 48 && c->ticket_key[0] == 0xaa);
+  key[3] = 'g';
+  CHECK(h3q_config_set(c, "ticket_key", key) == H3Q_ECONFIG);
+  CHECK(h3q_config_set(c, "ticket_key", "abcd") == H3Q_ECONFIG);
+  h3q_config_free(c);
+  h3q_config_free(NULL);
+  /* A config on the stack: its copies are released separately. */
+  h3q_config s;
+  h3q_config_init(&s);
+  CHECK(h3q_config_set(&s, "qlog_dir", "/tmp") == H3Q_OK);
+  CHECK_STR(s.qlog_dir, "/tmp");
+  h3q_config_release(&s);
+  CHECK(s.internal == NULL);
+  h3q_config_release(NULL);
+}
+
 int main(void) {
+  test_config_set();
   h3q_config c = valid();
   char err[256];
   CHECK(config_validate(&c, err, sizeof err) == H3Q_OK);
@@ -77,6 +129,17 @@ int main(void) {
   c = valid();
   c.alpn = "";
   expect_field(&c, "alpn");
+  c.alpn = "h3,h2"; /* h3q cannot speak h2 */
+  expect_field(&c, "alpn");
+  c.alpn = "h3,h3";
+  CHECK(config_validate(&c, err, sizeof err) == H3Q_OK);
+  c.alpn = "h3";
+  c.qpack_max_table_capacity = (1u << 20) + 1;
+  expect_field(&c, "qpack_max_table_capacity");
+  c.qpack_max_table_capacity = 0;
+  c.qpack_blocked_streams = 1001;
+  expect_field(&c, "qpack_blocked_streams");
+  c.qpack_blocked_streams = 16;
   c = valid();
   c.max_connections = 0;
   expect_field(&c, "max_connections");
@@ -92,6 +155,9 @@ int main(void) {
   c = valid();
   c.log_level = (h3q_log_level)9;
   expect_field(&c, "log_level");
+  c = valid();
+  c.loop_backend = (h3q_loop_backend)7;
+  expect_field(&c, "loop_backend");
 
   /* Server creation reports a missing certificate file by field name. */
   c = valid();

@@ -417,7 +417,80 @@ static void test_extension_registry(void) {
   pipe_free(&p);
 }
 
+/* A PRIORITY_UPDATE that arrives before its request's HEADERS applies
+ * once they arrive (RFC 9218 section 7.2). */
+static uint8_t seen_urgency = 255;
+static bool seen_incremental;
+static void note_priority(h3q_request *req, h3q_response *res, void *user) {
+  (void)user;
+  h3q_request_priority(req, &seen_urgency, &seen_incremental);
+  h3q_response_send(res, 204, NULL, NULL, 0);
+}
+
+static void test_early_priority_update(void) {
+  pipe_ctx p;
+  CHECK(pipe_init(&p) == 0);
+  p.cfg.on_request = note_priority;
+  pipe_start(&p);
+  pipe_client_control(&p, NULL);
+  buf b = {0};
+  h3_frame_write_header(&b, H3_FRAME_PRIORITY_UPDATE_REQUEST, 1 + 5);
+  buf_append_byte(&b, 8); /* request stream 8, not open yet */
+  buf_append(&b, "u=1,i", 5);
+  pipe_send(&p, 2, b.data, b.len, false);
+  pipe_run(&p);
+  b.len = 0;
+  pipe_headers_frame(&b, GET_ROOT);
+  pipe_send(&p, 8, b.data, b.len, true);
+  pipe_run(&p);
+  CHECK(seen_urgency == 1 && seen_incremental);
+  CHECK(pipe_close_code(&p) == -1);
+  buf_free(&b);
+  pipe_free(&p);
+}
+
+/* A HEADERS frame larger than anything h3q buffers is answered with 431
+ * unread, and the connection goes on. */
+static void test_huge_headers_frame(void) {
+  pipe_ctx p;
+  CHECK(pipe_init(&p) == 0);
+  pipe_start(&p);
+  pipe_client_control(&p, NULL);
+  static char big[40000];
+  memset(big, 'v', sizeof big - 1);
+  const char *fields[] = {":method",    "GET",       ":scheme", "https",
+                          ":authority", "localhost", ":path",   "/",
+                          "x-big",      big,         NULL};
+  buf req = {0};
+  pipe_headers_frame(&req, fields);
+  CHECK(req.len > p.cfg.max_headers_frame);
+  pipe_send(&p, 0, req.data, req.len, true);
+  pipe_run(&p);
+  buf raw = {0};
+  pipe_read(&p, 0, &raw, NULL);
+  response_view r = {0};
+  parse_response(&raw, &r);
+  CHECK_STR(r.status, "431");
+  req.len = 0;
+  pipe_headers_frame(&req, GET_ROOT);
+  pipe_send(&p, 4, req.data, req.len, true);
+  pipe_run(&p);
+  raw.len = 0;
+  CHECK(pipe_read(&p, 4, &raw, NULL));
+  response_view ok = {0};
+  parse_response(&raw, &ok);
+  CHECK_STR(ok.status, "200");
+  CHECK(pipe_close_code(&p) == -1);
+  buf_free(&r.body);
+  buf_free(&ok.body);
+  buf_free(&raw);
+  buf_free(&req);
+  pipe_free(&p);
+}
+
 int main(void) {
+  test_huge_headers_frame();
+  test_early_priority_update();
   test_server_streams();
   test_get();
   test_body_and_trailers();

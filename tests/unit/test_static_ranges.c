@@ -1,8 +1,8 @@
 /* Unit tests for the static file handler's pure helpers: Range parsing,
  * HTTP-dates, entity-tag comparison, preconditions, listing pages. */
 #include "check.h"
+#include "handlers/dir_listing.h"
 #include "http/conditional.h"
-#include "http/dir_listing.h"
 #include "http/http_range.h"
 
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* Directory listing pages: name filtering, escaping, rendering. */
-#include "http/dir_listing.h"
+#include "handlers/dir_listing.h"
 
 #include <inttypes.h>
 #include <stdio.h>

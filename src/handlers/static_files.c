@@ -14,10 +14,10 @@
  * buffer. pump() writes what the stream accepts, keeps the rest, and waits
  * for the writable callback; the close callback, which the library calls
  * exactly once per response, is the only place that frees. */
-#include "http/static_files.h"
+#include "handlers/static_files.h"
 
+#include "handlers/dir_listing.h"
 #include "http/conditional.h"
-#include "http/dir_listing.h"
 #include "http/headers.h"
 #include "http/http_range.h"
 

@@ -82,8 +82,8 @@
  * returns. A listing is built in one buffer (at most 4 MiB) and handed to
  * h3q_response_send. Reads use pread() on the loop thread (fine for
  * page-cache-hot files; a slow disk stalls the loop). */
-#ifndef H3Q_HTTP_STATIC_FILES_H
-#define H3Q_HTTP_STATIC_FILES_H
+#ifndef H3Q_HANDLERS_STATIC_FILES_H
+#define H3Q_HANDLERS_STATIC_FILES_H
 
 #include "h3q.h"
 

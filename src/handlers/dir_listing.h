@@ -1,7 +1,7 @@
 /* The HTML page of a directory listing. Pure: the caller reads the
  * directory; this module filters names, escapes and renders. */
-#ifndef H3Q_HTTP_DIR_LISTING_H
-#define H3Q_HTTP_DIR_LISTING_H
+#ifndef H3Q_HANDLERS_DIR_LISTING_H
+#define H3Q_HANDLERS_DIR_LISTING_H
 
 #include <stdbool.h>
 #include <stddef.h>
