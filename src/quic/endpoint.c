@@ -163,6 +163,8 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   if (udp_batch_init(&ep->rx, cfg->recv_batch, RX_DATAGRAM_MAX) ||
       udp_batch_init(&ep->tx, TX_BATCH, cfg->max_send_udp_payload_size))
     return H3Q_ENOMEM;
+  if (!udp_batch_enable_gso(&ep->tx, ep->fd))
+    LOG_INFO("udp: no GSO on this socket; sending datagram by datagram");
   return H3Q_OK;
 }
 

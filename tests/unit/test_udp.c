@@ -1,6 +1,7 @@
 /* Unit tests for io/udp: connected sockets (h3q-client's path) next to the
- * bound ones, ICMP errors on receive, and sending without waiting when the
- * socket buffer fills. Only loopback and socketpairs are used. */
+ * bound ones, ICMP errors on receive, sending without waiting when the
+ * socket buffer fills, grouping datagrams into GSO runs and falling back
+ * when the kernel refuses GSO. Only loopback and socketpairs are used. */
 #include "check.h"
 #include "io/udp.h"
 
@@ -209,7 +210,146 @@ static void test_open_connected_errors(void) {
   CHECK(strncmp(err, "socket: ", 8) == 0);
 }
 
+static struct sockaddr_in addr_v4(uint32_t host, uint16_t port) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  a.sin_addr.s_addr = htonl(host);
+  return a;
+}
+
+/* Queues n datagrams of len bytes to a. */
+static void push_n(udp_batch *b, size_t n, size_t len,
+                   const struct sockaddr_in *a) {
+  for (size_t i = 0; i < n; i++)
+    push_tagged(b, (uint8_t)b->count, len, (const struct sockaddr *)a,
+                sizeof *a);
+}
+
+/* Splits the queue into runs; returns how many, their lengths in runs. */
+static size_t runs_of(const udp_batch *b, size_t *runs, size_t max) {
+  size_t k = 0;
+  for (size_t i = 0; i < b->count && k < max; k++) {
+    runs[k] = udp_batch_run_length(b, i);
+    CHECK(runs[k] > 0);
+    i += runs[k] ? runs[k] : 1;
+  }
+  return k;
+}
+
+static void test_gso_runs(void) {
+  udp_batch b;
+  CHECK(udp_batch_init(&b, 128, 1350) == 0);
+  b.gso = true;
+  struct sockaddr_in a = addr_v4(0x7f000001, 4433);
+  struct sockaddr_in other = addr_v4(0x7f000001, 4434);
+  push_n(&b, 3, 1200, &a);
+  push_n(&b, 1, 700, &a); /* shorter: ends the run */
+  push_n(&b, 2, 1200, &a);
+  push_n(&b, 2, 1200, &other); /* another destination */
+  push_n(&b, 1, 1300, &other); /* longer than the run's size */
+  push_n(&b, 1, 1300, &other);
+  size_t runs[16];
+  size_t want[] = {4, 2, 2, 2};
+  CHECK(runs_of(&b, runs, 16) == 4);
+  for (size_t k = 0; k < 4; k++)
+    CHECK(runs[k] == want[k]);
+  CHECK(udp_batch_run_length(&b, b.count) == 0);
+
+  /* Without GSO every datagram is its own message. */
+  b.gso = false;
+  CHECK(runs_of(&b, runs, 16) == b.count);
+  CHECK(runs[0] == 1);
+  udp_batch_free(&b);
+}
+
+static void test_gso_limits(void) {
+  udp_batch b;
+  CHECK(udp_batch_init(&b, 128, 1350) == 0);
+  b.gso = true;
+  struct sockaddr_in a = addr_v4(0x7f000001, 4433);
+  /* 64 KiB: 48 full-size datagrams of 1350 bytes fit one send. */
+  push_n(&b, 60, 1350, &a);
+  size_t runs[16];
+  CHECK(runs_of(&b, runs, 16) == 2);
+  CHECK(runs[0] == UDP_GSO_MAX_BYTES / 1350 && runs[0] == 48);
+  CHECK(runs[1] == 12);
+  /* Small datagrams: at most 64 segments. */
+  b.count = 0;
+  push_n(&b, 100, 100, &a);
+  CHECK(runs_of(&b, runs, 16) == 2);
+  CHECK(runs[0] == UDP_GSO_MAX_SEGMENTS && runs[1] == 36);
+  /* A datagram too large to pair with anything goes alone. */
+  udp_batch_free(&b);
+  CHECK(udp_batch_init(&b, 4, 65000) == 0);
+  b.gso = true;
+  push_n(&b, 2, 40000, &a);
+  CHECK(runs_of(&b, runs, 16) == 2 && runs[0] == 1);
+  udp_batch_free(&b);
+}
+
+/* Two bound loopback sockets; the sender's batch tries GSO. */
+typedef struct udp_pair {
+  int tx_fd, rx_fd;
+  struct sockaddr_storage rx_addr;
+  socklen_t rx_len;
+  udp_batch tx, rx;
+} udp_pair;
+
+static void udp_pair_open(udp_pair *p) {
+  char err[128] = "";
+  struct sockaddr_storage tx_addr;
+  socklen_t tx_len;
+  p->tx_fd = udp_open("127.0.0.1", 0, &tx_addr, &tx_len, err, sizeof err);
+  p->rx_fd = udp_open("127.0.0.1", 0, &p->rx_addr, &p->rx_len, err, sizeof err);
+  CHECK(p->tx_fd >= 0 && p->rx_fd >= 0);
+  CHECK(udp_batch_init(&p->tx, 64, DGRAM) == 0);
+  CHECK(udp_batch_init(&p->rx, 64, DGRAM) == 0);
+  udp_batch_enable_gso(&p->tx, p->tx_fd);
+}
+
+static void udp_pair_close(udp_pair *p) {
+  udp_batch_free(&p->tx);
+  udp_batch_free(&p->rx);
+  close(p->tx_fd);
+  close(p->rx_fd);
+}
+
+/* Sends 10 full datagrams and a short one; all arrive, in order. */
+static void send_run_and_check(udp_pair *p) {
+  for (uint8_t i = 0; i < 10; i++)
+    push_tagged(&p->tx, i, DGRAM, (struct sockaddr *)&p->rx_addr, p->rx_len);
+  push_tagged(&p->tx, 10, 500, (struct sockaddr *)&p->rx_addr, p->rx_len);
+  CHECK(udp_flush_nowait(p->tx_fd, &p->tx) == 0);
+  CHECK(p->tx.count == 0 && p->tx.sent == 0);
+  CHECK(recv_tagged(p->rx_fd, &p->rx, 11, 0, NULL) == 11);
+}
+
+static void test_gso_send(void) {
+  udp_pair p;
+  udp_pair_open(&p);
+  bool had_gso = p.tx.gso;
+  send_run_and_check(&p);
+  CHECK(p.tx.gso == had_gso); /* loopback takes GSO when the kernel has it */
+  udp_pair_close(&p);
+}
+
+/* The kernel refuses GSO on a socket without UDP checksums (EINVAL): the
+ * run goes out datagram by datagram and the batch remembers. */
+static void test_gso_fallback(void) {
+  udp_pair p;
+  udp_pair_open(&p);
+  int on = 1;
+  CHECK(setsockopt(p.tx_fd, SOL_SOCKET, SO_NO_CHECK, &on, sizeof on) == 0);
+  send_run_and_check(&p);
+  CHECK(!p.tx.gso);
+  send_run_and_check(&p); /* and keeps working without */
+  udp_pair_close(&p);
+}
+
 int main(void) {
+  test_gso_runs();
+  test_gso_limits();
+  test_gso_send();
+  test_gso_fallback();
   test_connected_roundtrip();
   test_icmp_errors();
   test_nowait_keeps_the_rest();
