@@ -137,14 +137,66 @@ void udp_batch_free(udp_batch *b) {
 
 static void prepare_recv(udp_batch *b) {
   for (size_t i = 0; i < b->cap; i++) {
+    struct msghdr *h = &b->msgs[i].msg_hdr;
     b->iov[i].iov_base = udp_batch_buf(b, i);
     b->iov[i].iov_len = b->buf_size;
-    memset(&b->msgs[i].msg_hdr, 0, sizeof b->msgs[i].msg_hdr);
-    b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
-    b->msgs[i].msg_hdr.msg_iovlen = 1;
-    b->msgs[i].msg_hdr.msg_name = &b->addrs[i];
-    b->msgs[i].msg_hdr.msg_namelen = sizeof b->addrs[i];
+    memset(h, 0, sizeof *h);
+    h->msg_iov = &b->iov[i];
+    h->msg_iovlen = 1;
+    h->msg_name = &b->addrs[i];
+    h->msg_namelen = sizeof b->addrs[i];
+    if (b->gro) {
+      h->msg_control = b->ctrl + i * UDP_CTRL_SIZE;
+      h->msg_controllen = UDP_CTRL_SIZE;
+    }
   }
+}
+
+bool udp_batch_enable_gro(udp_batch *b, int fd) {
+#ifdef UDP_GRO
+  int on = 1;
+  if (b->buf_size >= UDP_GRO_BUFFER &&
+      setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0)
+    b->gro = true;
+#endif
+  return b->gro;
+}
+
+/* The GRO segment size in h's control data, or 0 when there is none. */
+static size_t gro_segment_size(const struct msghdr *h) {
+#ifdef UDP_GRO
+  if (!h->msg_control)
+    return 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm;
+       cm = CMSG_NXTHDR((struct msghdr *)h, cm)) {
+    int size;
+    if (cm->cmsg_level != SOL_UDP || cm->cmsg_type != UDP_GRO ||
+        cm->cmsg_len < CMSG_LEN(sizeof size))
+      continue;
+    memcpy(&size, CMSG_DATA(cm), sizeof size);
+    return size > 0 ? (size_t)size : 0;
+  }
+#endif
+  return 0;
+}
+
+void udp_segments_init(udp_segments *s, udp_batch *b, size_t i) {
+  s->next = udp_batch_buf(b, i);
+  s->left = b->msgs[i].msg_len;
+  s->seg = b->gro ? gro_segment_size(&b->msgs[i].msg_hdr) : 0;
+  if (s->seg == 0 || s->seg > s->left)
+    s->seg = s->left; /* one datagram */
+}
+
+bool udp_segments_next(udp_segments *s, uint8_t **data, size_t *len) {
+  if (s->left == 0)
+    return false;
+  size_t n = s->left < s->seg ? s->left : s->seg;
+  *data = s->next;
+  *len = n;
+  s->next += n;
+  s->left -= n;
+  return true;
 }
 
 /* Errors a connected socket reports for ICMP messages about earlier

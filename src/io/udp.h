@@ -2,7 +2,9 @@
  * sockets for the server, connected ones for clients (h3q-client). Sends
  * can use the kernel's segmentation offload (GSO, UDP_SEGMENT): a run of
  * same-size datagrams to one destination leaves in one sendmsg and one
- * skb chain, instead of one trip through the UDP stack per datagram. */
+ * skb chain, instead of one trip through the UDP stack per datagram.
+ * Receives can take coalesced buffers (GRO, UDP_GRO) that udp_segments
+ * splits into the datagrams they are made of. */
 #ifndef H3Q_IO_UDP_H
 #define H3Q_IO_UDP_H
 
@@ -32,6 +34,9 @@ int udp_open_connected(const struct sockaddr *peer, socklen_t peer_len,
  * with its IPv6 and UDP headers. */
 #define UDP_GSO_MAX_SEGMENTS 64
 #define UDP_GSO_MAX_BYTES (65535 - 40 - 8)
+/* A GRO buffer holds up to 64 KiB of datagrams; smaller receive buffers
+ * would truncate it. */
+#define UDP_GRO_BUFFER 65535
 
 /* A set of datagram buffers for one recvmmsg or sendmmsg call. On send,
  * msgs holds one message per GSO run (built at flush time from iov,
@@ -50,6 +55,8 @@ typedef struct udp_batch {
                       udp_flush_nowait leaves it non-zero */
   bool gso;        /* send runs with UDP_SEGMENT; cleared for good when
                       the kernel refuses (see udp_batch_enable_gso) */
+  bool gro;        /* receive with room for the kernel's UDP_GRO segment
+                      size (see udp_batch_enable_gro) */
 } udp_batch;
 
 int udp_batch_init(udp_batch *b, size_t cap, size_t buf_size);
@@ -61,6 +68,27 @@ void udp_batch_free(udp_batch *b);
  * the run is sent again datagram by datagram and b stays without GSO.
  * Returns whether GSO is on. */
 bool udp_batch_enable_gso(udp_batch *b, int fd);
+
+/* Asks the kernel to coalesce datagrams received on fd (UDP_GRO, Linux
+ * >= 5.0) and prepares b, whose buffers must hold UDP_GRO_BUFFER bytes, to
+ * receive the segment size with each buffer; read b's messages with
+ * udp_segments. Returns whether GRO is on (false: nothing changed). */
+bool udp_batch_enable_gro(udp_batch *b, int fd);
+
+/* The datagrams of one received message: the message itself, or with GRO
+ * several of the segment size the kernel reported (the last may be
+ * shorter). */
+typedef struct udp_segments {
+  uint8_t *next;
+  size_t left; /* bytes not yet returned */
+  size_t seg;  /* bytes per datagram */
+} udp_segments;
+
+/* Starts on message i of a batch filled by udp_recv_batch*. */
+void udp_segments_init(udp_segments *s, udp_batch *b, size_t i);
+
+/* Stores the next datagram in *data, *len; false when there is none. */
+bool udp_segments_next(udp_segments *s, uint8_t **data, size_t *len);
 
 /* How many queued datagrams from index first on make one GSO run: same
  * destination and the same length as the first, except that the last may

@@ -6,10 +6,11 @@
 
 #include "util/log.h"
 
-/* Datagrams per sendmmsg call, and receive buffer size (any datagram a
- * peer may send before it learns our max_udp_payload_size). */
+/* Datagrams per sendmmsg call, and receive buffer size: any datagram a
+ * peer may send before it learns our max_udp_payload_size, and a GRO
+ * buffer of coalesced datagrams. Receive memory is recv_batch x 64 KiB. */
 #define TX_BATCH 64
-#define RX_DATAGRAM_MAX 65535
+#define RX_DATAGRAM_MAX UDP_GRO_BUFFER
 /* Rounds of connection processing per loop iteration before yielding to
  * I/O (the caller keeps the loop from blocking while work remains). */
 #define PROCESS_ROUNDS 4
@@ -126,6 +127,22 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
   conn_recv(c, buf, len, from, from_len);
 }
 
+/* Hands each datagram of received message i to the endpoint; with GRO a
+ * message holds several. */
+static void handle_message(quic_endpoint *ep, size_t i) {
+  struct msghdr *m = &ep->rx.msgs[i].msg_hdr;
+  if (m->msg_flags & MSG_TRUNC) {
+    ep->stats->packets_dropped++; /* larger than any size we accept */
+    return;
+  }
+  udp_segments s;
+  udp_segments_init(&s, &ep->rx, i);
+  uint8_t *data;
+  size_t len;
+  while (udp_segments_next(&s, &data, &len))
+    endpoint_handle_datagram(ep, data, len, m->msg_name, m->msg_namelen);
+}
+
 void endpoint_on_readable(void *arg) {
   quic_endpoint *ep = arg;
   int n = udp_recv_batch(ep->fd, &ep->rx);
@@ -133,16 +150,8 @@ void endpoint_on_readable(void *arg) {
     LOG_WARN("recvmmsg failed");
     return;
   }
-  for (int i = 0; i < n; i++) {
-    struct msghdr *m = &ep->rx.msgs[i].msg_hdr;
-    if (m->msg_flags & MSG_TRUNC) {
-      ep->stats->packets_dropped++; /* larger than any size we accept */
-      continue;
-    }
-    endpoint_handle_datagram(ep, udp_batch_buf(&ep->rx, (size_t)i),
-                             ep->rx.msgs[i].msg_len, m->msg_name,
-                             m->msg_namelen);
-  }
+  for (int i = 0; i < n; i++)
+    handle_message(ep, (size_t)i);
 }
 
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
@@ -165,6 +174,8 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
     return H3Q_ENOMEM;
   if (!udp_batch_enable_gso(&ep->tx, ep->fd))
     LOG_INFO("udp: no GSO on this socket; sending datagram by datagram");
+  if (!udp_batch_enable_gro(&ep->rx, ep->fd))
+    LOG_INFO("udp: no GRO on this socket; receiving datagram by datagram");
   return H3Q_OK;
 }
 

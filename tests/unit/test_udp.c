@@ -1,12 +1,14 @@
 /* Unit tests for io/udp: connected sockets (h3q-client's path) next to the
  * bound ones, ICMP errors on receive, sending without waiting when the
  * socket buffer fills, grouping datagrams into GSO runs and falling back
- * when the kernel refuses GSO. Only loopback and socketpairs are used. */
+ * when the kernel refuses GSO, and splitting coalesced (GRO) receive
+ * buffers. Only loopback and socketpairs are used. */
 #include "check.h"
 #include "io/udp.h"
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -345,11 +347,114 @@ static void test_gso_fallback(void) {
   udp_pair_close(&p);
 }
 
+/* Writes a UDP_GRO control message with segment size seg into message
+ * i's control buffer, as the kernel would. */
+static void fake_gro_cmsg(udp_batch *b, size_t i, int seg, size_t len) {
+  static union {
+    struct cmsghdr align;
+    uint8_t buf[CMSG_SPACE(sizeof(int))];
+  } ctrl;
+  struct msghdr *h = &b->msgs[i].msg_hdr;
+  memset(h, 0, sizeof *h);
+  h->msg_control = ctrl.buf;
+  h->msg_controllen = sizeof ctrl.buf;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_GRO;
+  cm->cmsg_len = CMSG_LEN(sizeof seg);
+  memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+  b->msgs[i].msg_len = (unsigned)len;
+}
+
+/* Splits message 0 of b and checks the lengths against want (0-ended) and
+ * that each datagram starts where the previous one ended. */
+static void check_split(udp_batch *b, const size_t *want) {
+  udp_segments s;
+  udp_segments_init(&s, b, 0);
+  uint8_t *data, *expect = udp_batch_buf(b, 0);
+  size_t len, k = 0;
+  while (udp_segments_next(&s, &data, &len)) {
+    CHECK(want[k] != 0 && len == want[k] && data == expect);
+    expect += len;
+    if (want[k])
+      k++;
+  }
+  CHECK(want[k] == 0);
+}
+
+static void test_gro_split(void) {
+  udp_batch b;
+  CHECK(udp_batch_init(&b, 2, 4000) == 0);
+  b.gro = true;
+  fake_gro_cmsg(&b, 0, 1000, 2500);
+  check_split(&b, (size_t[]){1000, 1000, 500, 0});
+  fake_gro_cmsg(&b, 0, 1000, 3000); /* no short tail */
+  check_split(&b, (size_t[]){1000, 1000, 1000, 0});
+  fake_gro_cmsg(&b, 0, 1350, 700); /* one datagram, shorter than seg */
+  check_split(&b, (size_t[]){700, 0});
+  fake_gro_cmsg(&b, 0, 0, 700); /* nonsense size: one datagram */
+  check_split(&b, (size_t[]){700, 0});
+  fake_gro_cmsg(&b, 0, -5, 700);
+  check_split(&b, (size_t[]){700, 0});
+  fake_gro_cmsg(&b, 0, 1000, 0); /* empty: nothing */
+  check_split(&b, (size_t[]){0});
+  /* Without GRO a size in the control data is not looked at. */
+  b.gro = false;
+  fake_gro_cmsg(&b, 0, 1000, 2500);
+  check_split(&b, (size_t[]){2500, 0});
+  /* No control data at all. */
+  b.gro = true;
+  memset(&b.msgs[0].msg_hdr, 0, sizeof b.msgs[0].msg_hdr);
+  b.msgs[0].msg_len = 1200;
+  check_split(&b, (size_t[]){1200, 0});
+  udp_batch_free(&b);
+}
+
+/* A GSO run to a GRO socket: however the kernel hands it over (one
+ * coalesced buffer on loopback), the datagrams come out as sent. */
+static void test_gro_receive(void) {
+  udp_pair p;
+  udp_pair_open(&p);
+  udp_batch_free(&p.rx);
+  CHECK(udp_batch_init(&p.rx, 8, UDP_GRO_BUFFER) == 0);
+  bool gro = udp_batch_enable_gro(&p.rx, p.rx_fd);
+  for (uint8_t i = 0; i < 30; i++)
+    push_tagged(&p.tx, i, i < 29 ? DGRAM : 300, (struct sockaddr *)&p.rx_addr,
+                p.rx_len);
+  CHECK(udp_flush_nowait(p.tx_fd, &p.tx) == 0);
+  size_t got = 0, messages = 0;
+  for (int waits = 0; got < 30 && waits < 5; waits++) {
+    if (!wait_readable(p.rx_fd))
+      continue;
+    int n = udp_recv_batch(p.rx_fd, &p.rx);
+    CHECK(n >= 0);
+    for (int i = 0; i < n; i++, messages++) {
+      udp_segments s;
+      udp_segments_init(&s, &p.rx, (size_t)i);
+      uint8_t *d;
+      size_t len;
+      for (; udp_segments_next(&s, &d, &len); got++)
+        CHECK(d[0] == got && len == (got < 29 ? DGRAM : 300));
+    }
+  }
+  CHECK(got == 30);
+  if (gro && p.tx.gso)
+    CHECK(messages < 30); /* coalesced */
+  /* A batch whose buffers cannot hold 64 KiB refuses GRO. */
+  udp_batch small;
+  CHECK(udp_batch_init(&small, 1, DGRAM) == 0);
+  CHECK(!udp_batch_enable_gro(&small, p.rx_fd) && !small.gro);
+  udp_batch_free(&small);
+  udp_pair_close(&p);
+}
+
 int main(void) {
   test_gso_runs();
   test_gso_limits();
   test_gso_send();
   test_gso_fallback();
+  test_gro_split();
+  test_gro_receive();
   test_connected_roundtrip();
   test_icmp_errors();
   test_nowait_keeps_the_rest();
