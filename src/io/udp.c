@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +14,6 @@
 
 /* Large kernel buffers absorb bursts of a full congestion window. */
 #define UDP_SOCKET_BUFFER (8 * 1024 * 1024)
-/* How long and how often udp_flush waits for a full socket buffer. */
-#define UDP_FLUSH_WAIT_MS 5
-#define UDP_FLUSH_MAX_WAITS 20
 /* Room for one control message per message: UDP_SEGMENT (uint16_t) on
  * send, UDP_GRO (int) on receive. */
 #define UDP_CTRL_SIZE CMSG_SPACE(sizeof(int))
@@ -335,17 +331,18 @@ static bool gso_refused(udp_batch *b, const struct msghdr *h, int err) {
   return true;
 }
 
-static bool socket_full(int err, bool nobufs_is_full) {
-  return err == EAGAIN || err == EWOULDBLOCK ||
-         (err == ENOBUFS && nobufs_is_full);
+/* ENOBUFS counts as full: the caller retries on writability rather than
+ * losing the rest of the batch. */
+static bool socket_full(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
 }
 
 /* Hands b's datagrams from b->sent on to the kernel, a GSO run per
- * message. Returns 0 when all are sent, -1 when the socket buffer is full
- * (ENOBUFS too when nobufs_is_full). A message refused for another reason
+ * message. Returns 0 when all are sent, -1 when the socket buffer is full.
+ * A message refused for another reason
  * (e.g. an ICMP error of an earlier send on a connected socket) is
  * dropped; QUIC treats its datagrams as lost. */
-static int send_pending(int fd, udp_batch *b, bool nobufs_is_full) {
+static int send_pending(int fd, udp_batch *b) {
   size_t total = build_send_msgs(b);
   for (size_t k = 0; k < total;) {
     int n = sendmmsg(fd, b->msgs + k, (unsigned)(total - k), 0);
@@ -353,7 +350,7 @@ static int send_pending(int fd, udp_batch *b, bool nobufs_is_full) {
       b->sent += b->msgs[k].msg_hdr.msg_iovlen;
     if (n > 0 || (n < 0 && errno == EINTR))
       continue;
-    if (n < 0 && socket_full(errno, nobufs_is_full))
+    if (n < 0 && socket_full(errno))
       return -1;
     if (n < 0 && gso_refused(b, &b->msgs[k].msg_hdr, errno)) {
       total = build_send_msgs(b); /* at most once: GSO is off now */
@@ -368,22 +365,8 @@ static int send_pending(int fd, udp_batch *b, bool nobufs_is_full) {
   return 0;
 }
 
-size_t udp_flush(int fd, udp_batch *b) {
-  for (size_t waits = 0;
-       send_pending(fd, b, false) != 0 && waits < UDP_FLUSH_MAX_WAITS;
-       waits++) {
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    poll(&p, 1, UDP_FLUSH_WAIT_MS);
-  }
-  size_t dropped = b->count - b->sent;
-  b->count = b->sent = 0;
-  return dropped;
-}
-
 int udp_flush_nowait(int fd, udp_batch *b) {
-  /* ENOBUFS counts as full: the caller retries on writability rather than
-   * losing the rest of the batch. */
-  if (send_pending(fd, b, true) != 0)
+  if (send_pending(fd, b) != 0)
     return 1;
   b->count = b->sent = 0;
   return 0;

@@ -51,8 +51,8 @@ typedef struct udp_batch {
   size_t cap;      /* datagrams */
   size_t buf_size; /* bytes per datagram */
   size_t count;    /* filled datagrams */
-  size_t sent;     /* of count, already handed to the kernel: only
-                      udp_flush_nowait leaves it non-zero */
+  size_t sent;     /* of count, already handed to the kernel: non-zero
+                      only while the socket buffer is full */
   bool gso;        /* send runs with UDP_SEGMENT; cleared for good when
                       the kernel refuses (see udp_batch_enable_gso) */
   bool gro;        /* receive with room for the kernel's UDP_GRO segment
@@ -118,19 +118,13 @@ int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno);
 void udp_batch_push(udp_batch *b, size_t len, const struct sockaddr *addr,
                     socklen_t addr_len);
 
-/* Sends every queued datagram, then empties the batch. When the socket
- * buffer is full it waits for room briefly (bounded); datagrams that still
- * do not fit are dropped (QUIC treats them as lost). Returns the number of
- * datagrams dropped. */
-size_t udp_flush(int fd, udp_batch *b);
-
-/* Sends the queued datagrams without waiting, for callers that watch the
- * fd for writability instead. Returns 0 when all were sent (the batch is
- * empty again), 1 when the socket buffer is full: the rest stays queued
- * (b->sent counts those handed over; more may still be pushed while
- * count < cap) and the next call, once the fd is writable, goes on from
- * there. Datagrams refused for another reason are dropped (QUIC treats
- * them as lost). */
+/* Sends the queued datagrams without waiting; callers watch the fd for
+ * writability when it is full. Returns 0 when all were sent (the batch is
+ * empty again), 1 when the socket buffer is full (EAGAIN, ENOBUFS): the
+ * rest stays queued (b->sent counts those handed over; more may still be
+ * pushed while count < cap) and the next call, once the fd is writable,
+ * goes on from there. Datagrams refused for another reason are dropped
+ * (QUIC treats them as lost). Never blocks. */
 int udp_flush_nowait(int fd, udp_batch *b);
 
 #endif

@@ -88,24 +88,33 @@ void conn_mark_dirty(conn *c) {
   c->ep->dirty = c;
 }
 
+/* Packets one conn_process asks quiche for before other connections get
+ * their turn (a bulk sender is marked dirty again to go on). */
+#define SEND_BURST_MAX 512
+
+/* Moves c's packets from quiche into the endpoint's send batch, until
+ * quiche has nothing more, the socket buffer is full (c waits for room)
+ * or the burst limit is reached. */
 static void send_packets(conn *c) {
   quic_endpoint *ep = c->ep;
-  udp_batch *tx = &ep->tx;
-  for (;;) {
-    if (tx->count == tx->cap)
-      endpoint_flush(ep);
+  for (size_t i = 0; i < SEND_BURST_MAX; i++) {
+    uint8_t *out = endpoint_tx_slot(ep);
+    if (!out) {
+      endpoint_wait_writable(ep, c);
+      return;
+    }
     quiche_send_info si;
-    ssize_t n =
-        quiche_conn_send(c->q, udp_batch_buf(tx, tx->count), tx->buf_size, &si);
+    ssize_t n = quiche_conn_send(c->q, out, ep->tx.buf_size, &si);
     if (n == QUICHE_ERR_DONE)
       return;
     if (n < 0) {
       LOG_DEBUG("conn %llu: send error %zd", (unsigned long long)c->number, n);
       return;
     }
-    udp_batch_push(tx, (size_t)n, (struct sockaddr *)&si.to, si.to_len);
+    udp_batch_push(&ep->tx, (size_t)n, (struct sockaddr *)&si.to, si.to_len);
     ep->stats->udp_datagrams_sent++;
   }
+  conn_mark_dirty(c);
 }
 
 static void arm_timer(conn *c) {
@@ -180,6 +189,7 @@ void conn_destroy(conn *c) {
   c->app = NULL;
   if (c->dirty)
     unlink_dirty(c);
+  endpoint_forget(ep, c);
   conn_table_del(&ep->conns, c->scid, CONN_SCID_LEN);
   if (c->prev)
     c->prev->next = c->next;

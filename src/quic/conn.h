@@ -48,7 +48,9 @@ struct conn {
 
   conn *dirty_next;
   bool dirty;
-  conn *prev, *next; /* ep->all */
+  conn *tx_wait_next; /* ep->tx_waiters */
+  bool tx_waiting;    /* stopped sending: the socket buffer was full */
+  conn *prev, *next;  /* ep->all */
 };
 
 /* Creates a server-side connection for a client Initial. Returns NULL when

@@ -61,14 +61,13 @@ static bool negotiate_unknown_version(quic_endpoint *ep, const uint8_t *buf,
   size_t scid_len = buf[6 + dcid_len];
   if (scid_len > QUICHE_MAX_CONN_ID_LEN || 7 + dcid_len + scid_len > len)
     return true;
-  udp_batch *tx = &ep->tx;
-  if (tx->count == tx->cap)
-    endpoint_flush(ep);
-  ssize_t n =
-      quiche_negotiate_version(buf + 7 + dcid_len, scid_len, buf + 6, dcid_len,
-                               udp_batch_buf(tx, tx->count), tx->buf_size);
+  uint8_t *out = endpoint_tx_slot(ep);
+  if (!out)
+    return true; /* socket full: the client will retry */
+  ssize_t n = quiche_negotiate_version(buf + 7 + dcid_len, scid_len, buf + 6,
+                                       dcid_len, out, ep->tx.buf_size);
   if (n > 0)
-    udp_batch_push(tx, (size_t)n, to, to_len);
+    udp_batch_push(&ep->tx, (size_t)n, to, to_len);
   return true;
 }
 
@@ -182,6 +181,9 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
 void endpoint_free(quic_endpoint *ep) {
   while (ep->all)
     conn_destroy(ep->all);
+  if (ep->tx_blocked)
+    ep->lo->unwatch_writable(ep->loop, ep->fd);
+  ep->tx_blocked = false;
   conn_table_free(&ep->conns);
   udp_batch_free(&ep->rx);
   udp_batch_free(&ep->tx);
@@ -193,9 +195,68 @@ void endpoint_free(quic_endpoint *ep) {
   ep->qcfg = NULL;
 }
 
+/* Every connection that waited for room goes back to work. */
+static void wake_tx_waiters(quic_endpoint *ep) {
+  conn *list = ep->tx_waiters;
+  ep->tx_waiters = NULL;
+  while (list) {
+    conn *c = list;
+    list = c->tx_wait_next;
+    c->tx_waiting = false;
+    conn_mark_dirty(c);
+  }
+}
+
+static void on_writable(void *arg) {
+  quic_endpoint *ep = arg;
+  if (udp_flush_nowait(ep->fd, &ep->tx) != 0)
+    return; /* still full */
+  ep->tx_blocked = false;
+  ep->lo->unwatch_writable(ep->loop, ep->fd);
+  wake_tx_waiters(ep);
+}
+
 void endpoint_flush(quic_endpoint *ep) {
-  if (ep->tx.count)
-    ep->stats->packets_dropped += udp_flush(ep->fd, &ep->tx);
+  /* While blocked, on_writable sends the backlog. */
+  if (ep->tx_blocked || ep->tx.count == 0 ||
+      udp_flush_nowait(ep->fd, &ep->tx) == 0)
+    return;
+  if (ep->lo->watch_writable(ep->loop, ep->fd, on_writable, ep) != 0) {
+    /* Cannot wait: drop the backlog rather than stall (QUIC recovers). */
+    LOG_WARN("udp: cannot watch the socket for writability");
+    ep->stats->packets_dropped += ep->tx.count - ep->tx.sent;
+    ep->tx.count = ep->tx.sent = 0;
+    return;
+  }
+  ep->tx_blocked = true;
+}
+
+uint8_t *endpoint_tx_slot(quic_endpoint *ep) {
+  if (ep->tx.count == ep->tx.cap)
+    endpoint_flush(ep);
+  if (ep->tx_blocked || ep->tx.count == ep->tx.cap)
+    return NULL;
+  return udp_batch_buf(&ep->tx, ep->tx.count);
+}
+
+void endpoint_wait_writable(quic_endpoint *ep, conn *c) {
+  if (c->tx_waiting)
+    return;
+  c->tx_waiting = true;
+  c->tx_wait_next = ep->tx_waiters;
+  ep->tx_waiters = c;
+}
+
+void endpoint_forget(quic_endpoint *ep, conn *c) {
+  if (!c->tx_waiting)
+    return;
+  for (conn **p = &ep->tx_waiters; *p; p = &(*p)->tx_wait_next) {
+    if (*p == c) {
+      *p = c->tx_wait_next;
+      break;
+    }
+  }
+  c->tx_waiting = false;
 }
 
 bool endpoint_process(quic_endpoint *ep) {

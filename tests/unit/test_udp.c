@@ -78,9 +78,9 @@ static void test_connected_roundtrip(void) {
 
   /* A stranger's datagram is filtered; the server's reply arrives. */
   push_tagged(&b, 99, 50, (struct sockaddr *)&cli_addr, cli_len);
-  CHECK(udp_flush(other, &b) == 0);
+  CHECK(udp_flush_nowait(other, &b) == 0);
   push_tagged(&b, 20, 60, (struct sockaddr *)&cli_addr, cli_len);
-  CHECK(udp_flush(srv, &b) == 0);
+  CHECK(udp_flush_nowait(srv, &b) == 0);
   int icmp = 0;
   CHECK(recv_tagged(cli, &b, 1, 20, &icmp) == 1);
   CHECK(b.msgs[0].msg_len == 60);
@@ -169,31 +169,6 @@ static void test_nowait_keeps_the_rest(void) {
       rc = udp_flush_nowait(p.fds[0], &p.tx);
   }
   CHECK(rc == 0 && got == 25);
-  CHECK(p.tx.count == 0 && p.tx.sent == 0);
-  pair_close(&p);
-}
-
-static void test_flush_after_nowait(void) {
-  pair p;
-  pair_open_blocked(&p);
-  size_t first = p.tx.sent;
-  int got = 0, n;
-  while ((n = udp_recv_batch(p.fds[1], &p.rx)) > 0)
-    got += n;
-  CHECK((size_t)got == first);
-  /* udp_flush goes on after what was already sent: no duplicates. What
-   * fitted into the emptied buffer before must fit again. */
-  size_t dropped = udp_flush(p.fds[0], &p.tx);
-  CHECK(p.tx.count == 0 && p.tx.sent == 0);
-  CHECK(dropped == 0 || 20 - first > first);
-  int rest = (int)(20 - first - dropped);
-  CHECK(recv_tagged(p.fds[1], &p.rx, rest, (uint8_t)first, NULL) == rest);
-
-  /* Nobody reads now: udp_flush waits briefly, then drops the rest. */
-  for (uint8_t i = 0; i < 32; i++)
-    push_tagged(&p.tx, i, DGRAM, NULL, 0);
-  dropped = udp_flush(p.fds[0], &p.tx);
-  CHECK(dropped > 0 && dropped < 32);
   CHECK(p.tx.count == 0 && p.tx.sent == 0);
   pair_close(&p);
 }
@@ -458,7 +433,6 @@ int main(void) {
   test_connected_roundtrip();
   test_icmp_errors();
   test_nowait_keeps_the_rest();
-  test_flush_after_nowait();
   test_open_connected_errors();
   return check_report("test_udp");
 }
