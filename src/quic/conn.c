@@ -17,6 +17,10 @@ static void on_timer(void *arg) {
   conn_mark_dirty(c);
 }
 
+static void on_pace_timer(void *arg) {
+  conn_mark_dirty(arg); /* the held packet is due */
+}
+
 static void set_qlog(conn *c) {
   const char *dir = c->ep->qlog_dir;
   if (!dir)
@@ -43,11 +47,13 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
       quiche_accept(scid, CONN_SCID_LEN, NULL, 0, (struct sockaddr *)&ep->local,
                     ep->local_len, peer, peer_len, ep->qcfg);
   c->timer = c->q ? ep->lo->timer_new(ep->loop, on_timer, c) : NULL;
-  if (!c->q || !c->timer ||
+  c->pace_timer = c->q ? ep->lo->timer_new(ep->loop, on_pace_timer, c) : NULL;
+  if (!c->q || !c->timer || !c->pace_timer ||
       conn_table_put(&ep->conns, scid, CONN_SCID_LEN, c) != 0) {
     if (c->q)
       quiche_conn_free(c->q);
     ep->lo->timer_free(c->timer);
+    ep->lo->timer_free(c->pace_timer);
     free(c);
     return NULL;
   }
@@ -88,35 +94,6 @@ void conn_mark_dirty(conn *c) {
   c->ep->dirty = c;
 }
 
-/* Packets one conn_process asks quiche for before other connections get
- * their turn (a bulk sender is marked dirty again to go on). */
-#define SEND_BURST_MAX 512
-
-/* Moves c's packets from quiche into the endpoint's send batch, until
- * quiche has nothing more, the socket buffer is full (c waits for room)
- * or the burst limit is reached. */
-static void send_packets(conn *c) {
-  quic_endpoint *ep = c->ep;
-  for (size_t i = 0; i < SEND_BURST_MAX; i++) {
-    uint8_t *out = endpoint_tx_slot(ep);
-    if (!out) {
-      endpoint_wait_writable(ep, c);
-      return;
-    }
-    quiche_send_info si;
-    ssize_t n = quiche_conn_send(c->q, out, ep->tx.buf_size, &si);
-    if (n == QUICHE_ERR_DONE)
-      return;
-    if (n < 0) {
-      LOG_DEBUG("conn %llu: send error %zd", (unsigned long long)c->number, n);
-      return;
-    }
-    udp_batch_push(&ep->tx, (size_t)n, (struct sockaddr *)&si.to, si.to_len);
-    ep->stats->udp_datagrams_sent++;
-  }
-  conn_mark_dirty(c);
-}
-
 static void arm_timer(conn *c) {
   uint64_t ns = quiche_conn_timeout_as_nanos(c->q);
   if (ns == UINT64_MAX)
@@ -143,8 +120,9 @@ void conn_process(conn *c) {
     start_app(c);
   if (c->app && !quiche_conn_is_closed(c->q))
     c->ep->app->process(c->app);
-  send_packets(c);
+  conn_send_packets(c);
   if (quiche_conn_is_closed(c->q)) {
+    conn_release_held(c); /* e.g. a CONNECTION_CLOSE: send it unpaced */
     conn_destroy(c);
     return;
   }
@@ -198,6 +176,8 @@ void conn_destroy(conn *c) {
   if (c->next)
     c->next->prev = c->prev;
   ep->lo->timer_free(c->timer);
+  ep->lo->timer_free(c->pace_timer);
+  free(c->held);
   quiche_conn_free(c->q);
   ep->stats->connections_active--;
   free(c);

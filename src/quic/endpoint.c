@@ -159,6 +159,7 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->fd = -1;
   ep->accepting = true;
   ep->max_connections = cfg->max_connections;
+  ep->pacing = cfg->enable_pacing;
   ep->qlog_dir = cfg->qlog_dir;
   ep->keylog_path = cfg->keylog_path;
   randombytes_buf(ep->cid_secret, sizeof ep->cid_secret);
