@@ -144,9 +144,14 @@ typedef struct h3q_config {
   size_t max_recv_udp_payload_size;             /* 1350; 1200..65527 */
   size_t max_send_udp_payload_size;             /* 1350; 1200..65527 */
   bool disable_active_migration;                /* true */
-  /* true: quiche computes pacing (each packet's send_info.at). h3q does
-   * not yet hold packets until that time; that comes with GSO batching. */
-  bool enable_pacing;
+  /* true: quiche's pacer stamps each packet with a release time and h3q
+   * holds a connection's packets until at most 1 ms before that time (a
+   * timer, no busy waiting; what is due within 1 ms leaves together, in
+   * GSO runs). false: quiche's pacer is off and h3q sends whatever the
+   * congestion window allows at once. quiche 0.30 paces only with
+   * cc_algorithm "bbr2": with "cubic" and "reno" every release time is
+   * "now", so the flag changes nothing for them. */
+  bool enable_pacing;       /* true */
   const char *cc_algorithm; /* "cubic" (also "reno", "bbr2") */
   bool grease;              /* true */
   /* Comma-separated ALPN list; default "h3". h3q speaks HTTP/3 only, so

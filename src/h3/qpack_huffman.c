@@ -65,11 +65,10 @@ typedef struct bitreader {
   unsigned count;
 } bitreader;
 
-/* Emits one symbol decoded from the top of r->bits (which holds at least
- * 30 valid bits). Returns 0, or a QPACK_HUFF_* error. */
-static inline int emit(bitreader *r, uint8_t *out, size_t *n, size_t cap) {
-  unsigned sym, len;
-  decode_symbol((uint32_t)(r->bits >> 32), &sym, &len);
+/* Stores a decoded symbol and drops its len bits. Returns 0, or a
+ * QPACK_HUFF_* error (EOS inside a string, or no room). */
+static inline int put_symbol(bitreader *r, unsigned sym, unsigned len,
+                             uint8_t *out, size_t *n, size_t cap) {
   if (sym == EOS_SYMBOL)
     return QPACK_HUFF_INVALID;
   if (*n == cap)
@@ -78,6 +77,14 @@ static inline int emit(bitreader *r, uint8_t *out, size_t *n, size_t cap) {
   r->bits <<= len;
   r->count -= len;
   return 0;
+}
+
+/* Emits one symbol decoded from the top of r->bits (which holds at least
+ * 30 valid bits). Returns 0, or a QPACK_HUFF_* error. */
+static inline int emit(bitreader *r, uint8_t *out, size_t *n, size_t cap) {
+  unsigned sym, len;
+  decode_symbol((uint32_t)(r->bits >> 32), &sym, &len);
+  return put_symbol(r, sym, len, out, n, cap);
 }
 
 /* While 8 input bytes remain: refill to 56..63 bits with one load (the
@@ -122,13 +129,9 @@ static int decode_tail(bitreader *r, uint8_t *out, size_t *n, size_t cap) {
       uint32_t pad = UINT32_MAX << (32 - r->count);
       return (v & pad) == pad ? 0 : QPACK_HUFF_INVALID;
     }
-    if (sym == EOS_SYMBOL)
-      return QPACK_HUFF_INVALID;
-    if (*n == cap)
-      return QPACK_HUFF_NOSPACE;
-    out[(*n)++] = (uint8_t)sym;
-    r->bits <<= len;
-    r->count -= len;
+    int rc = put_symbol(r, sym, len, out, n, cap);
+    if (rc != 0)
+      return rc;
   }
 }
 

@@ -7,6 +7,7 @@
 #include "h3/arena.h"
 #include "h3/stream_internal.h"
 #include "http/headers.h"
+#include "util/varint.h"
 
 /* Room reported for HEAD responses, whose body bytes are dropped. */
 #define HEAD_CAPACITY (1 << 20)
@@ -114,7 +115,7 @@ int h3q_response_send_informational(h3q_response *res, int status,
   for (size_t i = 0; i < count && rc == H3Q_OK; i++)
     rc = push_field(&a, &f, &n, &cap, names[i], values[i]);
   if (rc == H3Q_OK)
-    rc = response_send_section(s, &a, f, n, status, false);
+    rc = response_send_section(s, &a, f, n, status, false, false);
   if (rc == H3Q_OK)
     s->informational_sent = true;
   else if (rc == H3Q_EAGAIN)
@@ -168,7 +169,8 @@ ssize_t h3q_response_capacity(h3q_response *res) {
   if (cap < 0)
     return H3Q_ECLOSED;
   /* What a write takes: the room less one DATA frame header. */
-  cap = cap > RESPONSE_DATA_HEADER_MAX ? cap - RESPONSE_DATA_HEADER_MAX : 0;
+  size_t header = 1 + varint_len((uint64_t)cap);
+  cap = (size_t)cap > header ? cap - (ssize_t)header : 0;
   if (cap == 0)
     response_block(s);
   return cap;

@@ -10,12 +10,15 @@
 #include "h3/arena.h"
 #include "h3/stream_internal.h"
 #include "util/log.h"
+#include "util/varint.h"
 
 /* quiche maps RFC 9218 urgency 0..7 onto its stream urgencies from here. */
 #define QUICHE_URGENCY_OFFSET 124
 /* Producer chunk size, and chunks per call before other streams' turn. */
 #define PRODUCER_CHUNK 65536
 #define PRODUCER_CHUNKS_PER_ROUND 16
+
+static ssize_t response_finish(stream *s);
 
 void response_set_state(stream *s, res_state to) {
   LOG_TRACE("stream %llu: response state %d -> %d", (unsigned long long)s->id,
@@ -34,15 +37,16 @@ void stream_apply_priority(stream *s) {
       s->prio.incremental);
 }
 
-/* Writes queued frame bytes (a HEADERS frame quiche had no room for).
- * H3Q_OK when none are left, H3Q_EAGAIN, or H3Q_ECLOSED. FIN is always
- * sent on its own afterwards (quiche puts it on the last STREAM frame). */
+/* Writes queued frame bytes (a header section, or the empty DATA frame
+ * that carries FIN): H3Q_OK when none are left, H3Q_EAGAIN, or
+ * H3Q_ECLOSED. With wframes_fin, FIN goes with the last byte (quiche drops
+ * it from a write it truncates, so it is sent again with the rest). */
 static int flush_frames(stream *s) {
   if (!s->wframes.len)
     return H3Q_OK;
   uint64_t code = 0;
   ssize_t n = quiche_conn_stream_send(s->q, s->id, s->wframes.data,
-                                      s->wframes.len, false, &code);
+                                      s->wframes.len, s->wframes_fin, &code);
   if (n == QUICHE_ERR_DONE) {
     response_block(s);
     return H3Q_EAGAIN;
@@ -57,6 +61,10 @@ static int flush_frames(stream *s) {
   if (s->wframes.len) {
     response_block(s);
     return H3Q_EAGAIN;
+  }
+  if (s->wframes_fin) {
+    s->wframes_fin = false;
+    response_set_state(s, RES_DONE);
   }
   return H3Q_OK;
 }
@@ -83,29 +91,26 @@ static int encode_section(stream *s, const arena *a, const field *f, size_t n,
 }
 
 int response_send_section(stream *s, const arena *a, const field *f, size_t n,
-                          int status, bool trailer) {
+                          int status, bool trailer, bool fin) {
   if (!trailer && !s->informational_sent && status >= 200)
     stream_apply_priority(s);
   int rc = encode_section(s, a, f, n, status, trailer);
   if (rc != H3Q_OK)
     return rc;
+  s->wframes_fin = fin;
   /* Queued counts as sent: what quiche does not take now goes out before
    * anything else on this stream. */
   rc = flush_frames(s);
   return rc == H3Q_EAGAIN ? H3Q_OK : rc;
 }
 
-static ssize_t response_finish(stream *s);
-
 /* The final header section, then FIN when nothing follows. */
 static int send_final_headers(stream *s, bool fin) {
   int rc = response_send_section(s, &s->warena, s->wfields, s->wfield_count,
-                                 s->status, false);
-  if (rc != H3Q_OK)
-    return rc;
-  response_set_state(s, RES_BODY);
-  ssize_t n = fin ? response_finish(s) : 0;
-  return n < 0 ? (int)n : H3Q_OK;
+                                 s->status, false, fin);
+  if (rc == H3Q_OK && s->wstate == RES_IDLE)
+    response_set_state(s, RES_BODY); /* DONE already when FIN went too */
+  return rc;
 }
 
 static ssize_t send_failed(stream *s, ssize_t n, uint64_t code) {
@@ -125,29 +130,24 @@ ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
   int rc = flush_frames(s);
   if (rc != H3Q_OK)
     return rc;
-  uint64_t code = 0;
-  if (len == 0) {
-    ssize_t n = quiche_conn_stream_send(s->q, s->id, data, 0, fin, &code);
-    if (n < 0)
-      return send_failed(s, n, code);
-    if (fin)
-      response_set_state(s, RES_DONE);
-    stream_wake(s);
-    return 0;
-  }
+  if (len == 0)
+    return fin ? response_finish(s) : 0;
   ssize_t cap = quiche_conn_stream_capacity(s->q, s->id);
   if (cap < 0)
     return send_failed(s, cap, 0);
-  if ((size_t)cap <= RESPONSE_DATA_HEADER_MAX) {
-    quiche_conn_stream_writable(s->q, s->id, RESPONSE_DATA_HEADER_MAX + 1);
+  /* The largest payload whose frame header fits too. */
+  size_t room = (size_t)cap < len ? (size_t)cap : len;
+  size_t hmax = 1 + varint_len(room);
+  size_t take = room > hmax ? room - hmax : 0;
+  take = (size_t)cap >= len + 1 + varint_len(len) ? len : take;
+  if (take == 0) {
     response_block(s);
     return H3Q_EAGAIN;
   }
-  size_t room = (size_t)cap - RESPONSE_DATA_HEADER_MAX;
-  size_t take = len < room ? len : room;
   bool last = fin && take == len;
   uint8_t hdr[16];
   size_t hlen = h3_frame_header_encode(hdr, H3_FRAME_DATA, take);
+  uint64_t code = 0;
   ssize_t n = quiche_conn_stream_send(s->q, s->id, hdr, hlen, false, &code);
   if (n >= 0 && (size_t)n == hlen)
     n = quiche_conn_stream_send(s->q, s->id, data, take, last, &code);
@@ -170,10 +170,18 @@ ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
   return n;
 }
 
-/* FIN after everything queued. */
+/* FIN after everything queued. It always travels with stream bytes: on the
+ * last queued frame, or on an empty DATA frame. (quiche 0.30 can leave a
+ * FIN written alone unsent when the stream sits at the peer's flow-control
+ * limit: seen as responses whose end never arrived.) */
 static ssize_t response_finish(stream *s) {
-  static const uint8_t empty[1];
-  return response_send_body(s, empty, 0, true);
+  if (!s->wframes.len &&
+      h3_frame_write_header(&s->wframes, H3_FRAME_DATA, 0) != 0) {
+    stream_abort(s, H3Q_H3_INTERNAL_ERROR);
+    return H3Q_ECLOSED;
+  }
+  s->wframes_fin = true;
+  return flush_frames(s);
 }
 
 static bool has_pending_body(const stream *s) {
@@ -184,10 +192,10 @@ static bool has_pending_body(const stream *s) {
 static int send_fin(stream *s) {
   if (s->wtrailer_count && !s->is_head && !s->trailers_queued) {
     int rc = response_send_section(s, &s->warena, s->wtrailers,
-                                   s->wtrailer_count, 0, true);
-    if (rc != H3Q_OK)
-      return rc;
-    s->trailers_queued = true;
+                                   s->wtrailer_count, 0, true, true);
+    if (rc == H3Q_OK)
+      s->trailers_queued = true; /* FIN goes with them */
+    return rc;
   }
   ssize_t n = response_finish(s);
   return n < 0 ? (int)n : H3Q_OK;

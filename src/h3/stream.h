@@ -121,6 +121,7 @@ typedef struct stream {
   /* Frame bytes (HEADERS frames) quiche had no room for yet; body bytes
    * wait until they are gone. Bounded by one header section. */
   buf wframes;
+  bool wframes_fin; /* FIN goes with the last byte of wframes */
   /* Body bytes accepted but not yet in quiche: the h3q_response_send copy,
    * or the part of a producer's chunk quiche did not take. */
   uint8_t *pending_body;

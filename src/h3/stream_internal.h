@@ -6,9 +6,6 @@
 
 #include "h3/stream.h"
 
-/* A DATA frame header is at most this long (type 1 byte, length 8). */
-#define RESPONSE_DATA_HEADER_MAX 9
-
 /* request.c */
 int request_check_pseudo(stream *s);
 void request_pump(stream *s);
@@ -20,10 +17,10 @@ void response_set_state(stream *s, res_state to);
 void response_block(stream *s);
 void stream_apply_priority(stream *s);
 /* Queues one header section as a HEADERS frame (final or 1xx when
- * !trailer; trailers) and writes what fits. Returns H3Q_OK (queued),
- * H3Q_ENOMEM or H3Q_ECLOSED. */
+ * !trailer; trailers), FIN with it when fin, and writes what fits.
+ * Returns H3Q_OK (queued), H3Q_ENOMEM or H3Q_ECLOSED. */
 int response_send_section(stream *s, const arena *a, const field *f, size_t n,
-                          int status, bool trailer);
+                          int status, bool trailer, bool fin);
 ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
                            bool fin);
 /* Moves the response forward as far as the stream allows: header section,

@@ -21,7 +21,15 @@ typedef struct loop_ops {
   void (*break_loop)(loop *l);
   /* One readable watcher per fd; cb runs while the fd is readable. */
   int (*watch_readable)(loop *l, int fd, loop_cb cb, void *arg);
+  /* Removes every watcher of fd (readable and writable). */
   void (*unwatch)(loop *l, int fd);
+  /* One writable watcher per fd, next to its readable one; cb runs while
+   * the fd is writable, so watch only while something waits for room
+   * (e.g. a full socket buffer). Watching again replaces cb and arg.
+   * Returns 0, or -1 when no watcher can be added. */
+  int (*watch_writable)(loop *l, int fd, loop_cb cb, void *arg);
+  /* Removes fd's writable watcher, if any. */
+  void (*unwatch_writable)(loop *l, int fd);
   loop_timer *(*timer_new)(loop *l, loop_cb cb, void *arg);
   /* (Re)arms the timer to fire once, after_ns from now. */
   void (*timer_arm)(loop_timer *t, uint64_t after_ns);

@@ -31,10 +31,12 @@
 #define NOT_IN_HEAP SIZE_MAX
 #define NS_PER_S 1000000000u
 
+/* One slot per fd: epoll keeps one entry per fd, whose event mask is the
+ * union of the fd's readable and writable watchers. */
 typedef struct watch {
-  int fd; /* -1: free slot */
-  loop_cb cb;
-  void *arg;
+  int fd;                    /* -1: free slot */
+  loop_cb read_cb, write_cb; /* NULL: not watched that way */
+  void *read_arg, *write_arg;
 } watch;
 
 struct loop {
@@ -48,7 +50,7 @@ struct loop {
   loop_cb wakeup_cb, before_cb;
   void *wakeup_arg, *before_arg;
   atomic_bool wake_pending; /* eventfd written, callback not run yet */
-  bool fd_ready;            /* a watched fd was readable last iteration */
+  bool fd_ready;            /* a watched fd was ready last iteration */
   bool in_iteration;        /* run_once is running: the before hook will run */
   bool broken;              /* break_loop called */
 };
@@ -236,33 +238,88 @@ static void ep_schedule_before_block(loop *l) {
 
 /* ----------------------------------------------------------- watchers */
 
-static int epoll_add(loop *l, int fd, uint64_t tag) {
+static int epoll_set(loop *l, int op, int fd, uint32_t events, uint64_t tag) {
   struct epoll_event ev;
   memset(&ev, 0, sizeof ev);
-  ev.events = EPOLLIN;
+  ev.events = events;
   ev.data.u64 = tag;
-  return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+  return epoll_ctl(l->epfd, op, fd, &ev);
+}
+
+static int epoll_add(loop *l, int fd, uint64_t tag) {
+  return epoll_set(l, EPOLL_CTL_ADD, fd, EPOLLIN, tag);
+}
+
+static watch *find_watch(loop *l, int fd) {
+  for (size_t i = 0; i < EPOLL_MAX_WATCHES; i++)
+    if (l->watches[i].fd == fd)
+      return &l->watches[i];
+  return NULL;
+}
+
+/* Brings fd's epoll entry in line with its callbacks: added, changed, or
+ * removed (and the slot freed) when nothing watches it any more. */
+static int sync_watch(loop *l, watch *w, bool registered) {
+  uint32_t events =
+      (w->read_cb ? EPOLLIN : 0u) | (w->write_cb ? (uint32_t)EPOLLOUT : 0u);
+  uint64_t slot = (uint64_t)(w - l->watches);
+  if (!events) {
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    w->fd = -1;
+    return 0;
+  }
+  return epoll_set(l, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, w->fd, events,
+                   slot);
+}
+
+/* Watching again replaces the callback of that kind. */
+static int watch_fd(loop *l, int fd, bool writable, loop_cb cb, void *arg) {
+  if (fd < 0)
+    return -1;
+  watch *w = find_watch(l, fd);
+  bool registered = w != NULL;
+  if (!w)
+    w = find_watch(l, -1);
+  if (!w)
+    return -1;
+  watch before = *w;
+  w->fd = fd;
+  if (writable) {
+    w->write_cb = cb;
+    w->write_arg = arg;
+  } else {
+    w->read_cb = cb;
+    w->read_arg = arg;
+  }
+  if (sync_watch(l, w, registered) != 0) {
+    *w = before;
+    return -1;
+  }
+  return 0;
 }
 
 static int ep_watch_readable(loop *l, int fd, loop_cb cb, void *arg) {
-  for (size_t i = 0; i < EPOLL_MAX_WATCHES; i++) {
-    if (l->watches[i].fd >= 0)
-      continue;
-    if (epoll_add(l, fd, i) != 0)
-      return -1;
-    l->watches[i] = (watch){.fd = fd, .cb = cb, .arg = arg};
-    return 0;
-  }
-  return -1;
+  return watch_fd(l, fd, false, cb, arg);
+}
+
+static int ep_watch_writable(loop *l, int fd, loop_cb cb, void *arg) {
+  return watch_fd(l, fd, true, cb, arg);
+}
+
+static void ep_unwatch_writable(loop *l, int fd) {
+  watch *w = fd >= 0 ? find_watch(l, fd) : NULL;
+  if (!w || !w->write_cb)
+    return;
+  w->write_cb = NULL;
+  sync_watch(l, w, true);
 }
 
 static void ep_unwatch(loop *l, int fd) {
-  for (size_t i = 0; i < EPOLL_MAX_WATCHES; i++) {
-    if (l->watches[i].fd == fd) {
-      epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-      l->watches[i].fd = -1;
-    }
-  }
+  watch *w = fd >= 0 ? find_watch(l, fd) : NULL;
+  if (!w)
+    return;
+  epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+  *w = (watch){.fd = -1};
 }
 
 static int ep_set_before_block(loop *l, loop_cb cb, void *arg) {
@@ -273,19 +330,29 @@ static int ep_set_before_block(loop *l, loop_cb cb, void *arg) {
 
 /* ---------------------------------------------------------- iterations */
 
-static void dispatch(loop *l, uint64_t tag) {
-  if (tag == TAG_WAKEUP) {
+/* Errors and hang-ups go to whichever callbacks there are: their own
+ * calls (recv, send) report them. A callback may unwatch its fd: then the
+ * slot is free (or reused by another fd) and the rest is skipped. */
+static void dispatch_watch(loop *l, uint64_t slot, uint32_t events) {
+  watch *w = &l->watches[slot];
+  int fd = w->fd;
+  if (fd < 0)
+    return;
+  l->fd_ready = true; /* level-triggered: it may still be ready */
+  if (w->read_cb && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+    w->read_cb(w->read_arg);
+  if (w->fd == fd && w->write_cb &&
+      (events & ((uint32_t)EPOLLOUT | EPOLLERR | EPOLLHUP)))
+    w->write_cb(w->write_arg);
+}
+
+static void dispatch(loop *l, const struct epoll_event *ev) {
+  if (ev->data.u64 == TAG_WAKEUP)
     on_wakeup_fd(l);
-  } else if (tag == TAG_TIMER) {
+  else if (ev->data.u64 == TAG_TIMER)
     on_timer_fd(l);
-  } else if (tag < EPOLL_MAX_WATCHES && l->watches[tag].fd >= 0) {
-    /* An earlier callback of this batch may have unwatched it: then the
-     * slot is free (or reused, and a spurious call on a non-blocking fd
-     * is harmless). */
-    watch w = l->watches[tag];
-    l->fd_ready = true; /* level-triggered: it may still be readable */
-    w.cb(w.arg);
-  }
+  else if (ev->data.u64 < EPOLL_MAX_WATCHES)
+    dispatch_watch(l, ev->data.u64, ev->events);
 }
 
 static int ep_run_once(loop *l, int timeout_ms) {
@@ -298,7 +365,7 @@ static int ep_run_once(loop *l, int timeout_ms) {
   }
   l->fd_ready = false;
   for (int i = 0; i < n; i++)
-    dispatch(l, evs[i].data.u64);
+    dispatch(l, &evs[i]);
   run_timers(l);
   if (l->before_cb)
     l->before_cb(l->before_arg);
@@ -378,6 +445,8 @@ const loop_ops loop_epoll_ops = {
     .break_loop = ep_break_loop,
     .watch_readable = ep_watch_readable,
     .unwatch = ep_unwatch,
+    .watch_writable = ep_watch_writable,
+    .unwatch_writable = ep_unwatch_writable,
     .timer_new = ep_timer_new,
     .timer_arm = ep_timer_arm,
     .timer_stop = ep_timer_stop,

@@ -7,12 +7,20 @@
 #include <ev.h>
 #include <stdlib.h>
 
-#define LOOP_EV_MAX_FDS 4
+/* I/O watchers per loop (a readable and a writable one count as two). */
+#define LOOP_EV_MAX_WATCHERS 8
+
+typedef struct io_watch {
+  ev_io w;
+  int fd;     /* -1: slot free */
+  int events; /* EV_READ or EV_WRITE */
+  loop_cb cb;
+  void *arg;
+} io_watch;
 
 struct loop {
   struct ev_loop *ev;
-  ev_io io[LOOP_EV_MAX_FDS];
-  int io_fd[LOOP_EV_MAX_FDS];
+  io_watch io[LOOP_EV_MAX_WATCHERS];
   ev_async async;
   ev_prepare prepare;
   loop_cb wakeup_cb, prepare_cb;
@@ -26,11 +34,6 @@ struct loop_timer {
   void *arg;
 };
 
-typedef struct io_ctx {
-  loop_cb cb;
-  void *arg;
-} io_ctx;
-
 static loop *ev_create(void) {
   loop *l = calloc(1, sizeof *l);
   if (!l)
@@ -40,20 +43,17 @@ static loop *ev_create(void) {
     free(l);
     return NULL;
   }
-  for (int i = 0; i < LOOP_EV_MAX_FDS; i++)
-    l->io_fd[i] = -1;
+  for (int i = 0; i < LOOP_EV_MAX_WATCHERS; i++)
+    l->io[i].fd = -1;
   return l;
 }
 
 static void ev_destroy(loop *l) {
   if (!l)
     return;
-  for (int i = 0; i < LOOP_EV_MAX_FDS; i++) {
-    if (l->io_fd[i] >= 0) {
-      ev_io_stop(l->ev, &l->io[i]);
-      free(l->io[i].data);
-    }
-  }
+  for (int i = 0; i < LOOP_EV_MAX_WATCHERS; i++)
+    if (l->io[i].fd >= 0)
+      ev_io_stop(l->ev, &l->io[i].w);
   ev_async_stop(l->ev, &l->async);
   ev_prepare_stop(l->ev, &l->prepare);
   ev_loop_destroy(l->ev);
@@ -70,36 +70,69 @@ static void ev_break_loop(loop *l) {
 }
 
 static void on_io(struct ev_loop *ev, ev_io *w, int revents) {
-  io_ctx *ctx = w->data;
-  ctx->cb(ctx->arg);
+  io_watch *iw = w->data;
+  iw->cb(iw->arg);
+}
+
+/* The slot watching fd for events, or NULL. */
+static io_watch *find_watch(loop *l, int fd, int events) {
+  for (int i = 0; i < LOOP_EV_MAX_WATCHERS; i++)
+    if (l->io[i].fd == fd && l->io[i].events == events)
+      return &l->io[i];
+  return NULL;
+}
+
+static io_watch *free_slot(loop *l) {
+  for (int i = 0; i < LOOP_EV_MAX_WATCHERS; i++)
+    if (l->io[i].fd < 0)
+      return &l->io[i];
+  return NULL;
+}
+
+static void stop_watch(loop *l, io_watch *iw) {
+  ev_io_stop(l->ev, &iw->w);
+  iw->fd = -1;
+}
+
+/* Starts watching fd for events (EV_READ or EV_WRITE); an existing
+ * watcher of the same kind gets the new callback. */
+static int watch(loop *l, int fd, int events, loop_cb cb, void *arg) {
+  if (fd < 0)
+    return -1;
+  io_watch *iw = find_watch(l, fd, events);
+  if (!iw)
+    iw = free_slot(l);
+  if (!iw)
+    return -1;
+  ev_io_stop(l->ev, &iw->w);
+  ev_io_init(&iw->w, on_io, fd, events);
+  iw->w.data = iw;
+  iw->fd = fd;
+  iw->events = events;
+  iw->cb = cb;
+  iw->arg = arg;
+  ev_io_start(l->ev, &iw->w);
+  return 0;
 }
 
 static int ev_watch_readable(loop *l, int fd, loop_cb cb, void *arg) {
-  for (int i = 0; i < LOOP_EV_MAX_FDS; i++) {
-    if (l->io_fd[i] >= 0)
-      continue;
-    io_ctx *ctx = malloc(sizeof *ctx);
-    if (!ctx)
-      return -1;
-    ctx->cb = cb;
-    ctx->arg = arg;
-    ev_io_init(&l->io[i], on_io, fd, EV_READ);
-    l->io[i].data = ctx;
-    l->io_fd[i] = fd;
-    ev_io_start(l->ev, &l->io[i]);
-    return 0;
-  }
-  return -1;
+  return watch(l, fd, EV_READ, cb, arg);
+}
+
+static int ev_watch_writable(loop *l, int fd, loop_cb cb, void *arg) {
+  return watch(l, fd, EV_WRITE, cb, arg);
+}
+
+static void ev_unwatch_writable(loop *l, int fd) {
+  io_watch *iw = fd >= 0 ? find_watch(l, fd, EV_WRITE) : NULL;
+  if (iw)
+    stop_watch(l, iw);
 }
 
 static void ev_unwatch(loop *l, int fd) {
-  for (int i = 0; i < LOOP_EV_MAX_FDS; i++) {
-    if (l->io_fd[i] == fd) {
-      ev_io_stop(l->ev, &l->io[i]);
-      free(l->io[i].data);
-      l->io_fd[i] = -1;
-    }
-  }
+  for (int i = 0; i < LOOP_EV_MAX_WATCHERS; i++)
+    if (l->io[i].fd == fd && fd >= 0)
+      stop_watch(l, &l->io[i]);
 }
 
 static void on_timer(struct ev_loop *ev, ev_timer *w, int revents) {
@@ -179,6 +212,8 @@ const loop_ops loop_ev_ops = {
     .break_loop = ev_break_loop,
     .watch_readable = ev_watch_readable,
     .unwatch = ev_unwatch,
+    .watch_writable = ev_watch_writable,
+    .unwatch_writable = ev_unwatch_writable,
     .timer_new = ev_timer_new_,
     .timer_arm = ev_timer_arm,
     .timer_stop = ev_timer_stop_,

@@ -5,7 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
+#include <netinet/udp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +14,9 @@
 
 /* Large kernel buffers absorb bursts of a full congestion window. */
 #define UDP_SOCKET_BUFFER (8 * 1024 * 1024)
-/* How long and how often udp_flush waits for a full socket buffer. */
-#define UDP_FLUSH_WAIT_MS 5
-#define UDP_FLUSH_MAX_WAITS 20
+/* Room for one control message per message: UDP_SEGMENT (uint16_t) on
+ * send, UDP_GRO (int) on receive. */
+#define UDP_CTRL_SIZE CMSG_SPACE(sizeof(int))
 
 static int fill_addr(const char *addr, uint16_t port,
                      struct sockaddr_storage *ss, socklen_t *len) {
@@ -108,8 +108,11 @@ int udp_batch_init(udp_batch *b, size_t cap, size_t buf_size) {
   b->msgs = calloc(cap, sizeof *b->msgs);
   b->iov = calloc(cap, sizeof *b->iov);
   b->addrs = calloc(cap, sizeof *b->addrs);
+  b->addr_lens = calloc(cap, sizeof *b->addr_lens);
+  b->ctrl = calloc(cap, UDP_CTRL_SIZE);
   b->bufs = malloc(cap * buf_size);
-  if (!b->msgs || !b->iov || !b->addrs || !b->bufs) {
+  if (!b->msgs || !b->iov || !b->addrs || !b->addr_lens || !b->ctrl ||
+      !b->bufs) {
     udp_batch_free(b);
     return -1;
   }
@@ -122,20 +125,74 @@ void udp_batch_free(udp_batch *b) {
   free(b->msgs);
   free(b->iov);
   free(b->addrs);
+  free(b->addr_lens);
+  free(b->ctrl);
   free(b->bufs);
   memset(b, 0, sizeof *b);
 }
 
 static void prepare_recv(udp_batch *b) {
   for (size_t i = 0; i < b->cap; i++) {
+    struct msghdr *h = &b->msgs[i].msg_hdr;
     b->iov[i].iov_base = udp_batch_buf(b, i);
     b->iov[i].iov_len = b->buf_size;
-    memset(&b->msgs[i].msg_hdr, 0, sizeof b->msgs[i].msg_hdr);
-    b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
-    b->msgs[i].msg_hdr.msg_iovlen = 1;
-    b->msgs[i].msg_hdr.msg_name = &b->addrs[i];
-    b->msgs[i].msg_hdr.msg_namelen = sizeof b->addrs[i];
+    memset(h, 0, sizeof *h);
+    h->msg_iov = &b->iov[i];
+    h->msg_iovlen = 1;
+    h->msg_name = &b->addrs[i];
+    h->msg_namelen = sizeof b->addrs[i];
+    if (b->gro) {
+      h->msg_control = b->ctrl + i * UDP_CTRL_SIZE;
+      h->msg_controllen = UDP_CTRL_SIZE;
+    }
   }
+}
+
+bool udp_batch_enable_gro(udp_batch *b, int fd) {
+#ifdef UDP_GRO
+  int on = 1;
+  if (b->buf_size >= UDP_GRO_BUFFER &&
+      setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on) == 0)
+    b->gro = true;
+#endif
+  return b->gro;
+}
+
+/* The GRO segment size in h's control data, or 0 when there is none. */
+static size_t gro_segment_size(const struct msghdr *h) {
+#ifdef UDP_GRO
+  if (!h->msg_control)
+    return 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm;
+       cm = CMSG_NXTHDR((struct msghdr *)h, cm)) {
+    int size;
+    if (cm->cmsg_level != SOL_UDP || cm->cmsg_type != UDP_GRO ||
+        cm->cmsg_len < CMSG_LEN(sizeof size))
+      continue;
+    memcpy(&size, CMSG_DATA(cm), sizeof size);
+    return size > 0 ? (size_t)size : 0;
+  }
+#endif
+  return 0;
+}
+
+void udp_segments_init(udp_segments *s, udp_batch *b, size_t i) {
+  s->next = udp_batch_buf(b, i);
+  s->left = b->msgs[i].msg_len;
+  s->seg = b->gro ? gro_segment_size(&b->msgs[i].msg_hdr) : 0;
+  if (s->seg == 0 || s->seg > s->left)
+    s->seg = s->left; /* one datagram */
+}
+
+bool udp_segments_next(udp_segments *s, uint8_t **data, size_t *len) {
+  if (s->left == 0)
+    return false;
+  size_t n = s->left < s->seg ? s->left : s->seg;
+  *data = s->next;
+  *len = n;
+  s->next += n;
+  s->left -= n;
+  return true;
 }
 
 /* Errors a connected socket reports for ICMP messages about earlier
@@ -175,56 +232,141 @@ int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno) {
 void udp_batch_push(udp_batch *b, size_t len, const struct sockaddr *addr,
                     socklen_t addr_len) {
   size_t i = b->count++;
+  b->addr_lens[i] = addr ? addr_len : 0;
   if (addr)
     memcpy(&b->addrs[i], addr, addr_len);
   b->iov[i].iov_base = udp_batch_buf(b, i);
   b->iov[i].iov_len = len;
-  memset(&b->msgs[i].msg_hdr, 0, sizeof b->msgs[i].msg_hdr);
-  b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
-  b->msgs[i].msg_hdr.msg_iovlen = 1;
-  b->msgs[i].msg_hdr.msg_name = addr ? &b->addrs[i] : NULL;
-  b->msgs[i].msg_hdr.msg_namelen = addr ? addr_len : 0;
 }
 
-/* Hands b's datagrams from b->sent on to the kernel. Returns 0 when all
- * are sent, -1 when the socket buffer is full (ENOBUFS too when
- * nobufs_is_full). A datagram refused for another reason (e.g. an ICMP
- * error of an earlier send on a connected socket) is skipped. */
-static int send_pending(int fd, udp_batch *b, bool nobufs_is_full) {
-  while (b->sent < b->count) {
-    int n = sendmmsg(fd, b->msgs + b->sent, (unsigned)(b->count - b->sent), 0);
-    if (n > 0) {
-      b->sent += (size_t)n;
+bool udp_batch_enable_gso(udp_batch *b, int fd) {
+  b->gso = false;
+#ifdef UDP_SEGMENT
+  /* Kernels without UDP GSO do not know the option at all. */
+  int size = 0;
+  socklen_t len = sizeof size;
+  b->gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &len) == 0;
+#endif
+  return b->gso;
+}
+
+/* Byte-wise: the addresses come from one place (quiche or the caller), so
+ * equal destinations are equal bytes; a false "different" only ends a run
+ * early. */
+static bool same_destination(const udp_batch *b, size_t i, size_t j) {
+  return b->addr_lens[i] == b->addr_lens[j] &&
+         memcmp(&b->addrs[i], &b->addrs[j], b->addr_lens[i]) == 0;
+}
+
+size_t udp_batch_run_length(const udp_batch *b, size_t first) {
+  if (first >= b->count)
+    return 0;
+  size_t seg = b->iov[first].iov_len;
+  size_t max = seg ? UDP_GSO_MAX_BYTES / seg : 0;
+  if (max > UDP_GSO_MAX_SEGMENTS)
+    max = UDP_GSO_MAX_SEGMENTS;
+  if (!b->gso || max < 2)
+    return 1;
+  size_t n = 1;
+  while (first + n < b->count && n < max) {
+    size_t len = b->iov[first + n].iov_len;
+    if (len == 0 || len > seg || !same_destination(b, first, first + n))
+      break;
+    n++;
+    if (len < seg)
+      break; /* the kernel cuts at seg: a short datagram must be last */
+  }
+  return n;
+}
+
+/* Tells the kernel to cut message h's payload into datagrams of seg bytes. */
+static void set_segment_size(struct msghdr *h, uint8_t *ctrl, size_t seg) {
+#ifdef UDP_SEGMENT
+  uint16_t size = (uint16_t)seg;
+  memset(ctrl, 0, UDP_CTRL_SIZE);
+  h->msg_control = ctrl;
+  h->msg_controllen = CMSG_SPACE(sizeof size);
+  struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof size);
+  memcpy(CMSG_DATA(cm), &size, sizeof size);
+#endif
+}
+
+/* Message k carries the n datagrams from index first on, gathered from
+ * their own buffers (GSO takes any iovec layout). */
+static void fill_send_msg(udp_batch *b, size_t k, size_t first, size_t n) {
+  struct msghdr *h = &b->msgs[k].msg_hdr;
+  memset(h, 0, sizeof *h);
+  h->msg_iov = &b->iov[first];
+  h->msg_iovlen = n;
+  h->msg_name = b->addr_lens[first] ? &b->addrs[first] : NULL;
+  h->msg_namelen = b->addr_lens[first];
+  if (n > 1)
+    set_segment_size(h, b->ctrl + k * UDP_CTRL_SIZE, b->iov[first].iov_len);
+}
+
+/* Builds one message per run for the datagrams from b->sent on. Returns
+ * how many messages. */
+static size_t build_send_msgs(udp_batch *b) {
+  size_t k = 0;
+  for (size_t i = b->sent; i < b->count; k++) {
+    size_t n = udp_batch_run_length(b, i);
+    fill_send_msg(b, k, i, n);
+    i += n;
+  }
+  return k;
+}
+
+/* A GSO send the kernel refused as such (no checksum offload on the
+ * device: EIO; no UDP GSO or unsuitable socket: EINVAL, ENOPROTOOPT):
+ * turns GSO off for good, so the caller resends datagram by datagram. */
+static bool gso_refused(udp_batch *b, const struct msghdr *h, int err) {
+  if (h->msg_iovlen < 2 || (err != EIO && err != EINVAL && err != ENOPROTOOPT))
+    return false;
+  LOG_WARN("udp: the kernel refused GSO (%s); sending datagrams one by one",
+           strerror(err));
+  b->gso = false;
+  return true;
+}
+
+/* ENOBUFS counts as full: the caller retries on writability rather than
+ * losing the rest of the batch. */
+static bool socket_full(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
+}
+
+/* Hands b's datagrams from b->sent on to the kernel, a GSO run per
+ * message. Returns 0 when all are sent, -1 when the socket buffer is full.
+ * A message refused for another reason
+ * (e.g. an ICMP error of an earlier send on a connected socket) is
+ * dropped; QUIC treats its datagrams as lost. */
+static int send_pending(int fd, udp_batch *b) {
+  size_t total = build_send_msgs(b);
+  for (size_t k = 0; k < total;) {
+    int n = sendmmsg(fd, b->msgs + k, (unsigned)(total - k), 0);
+    for (int j = 0; j < n; j++, k++)
+      b->sent += b->msgs[k].msg_hdr.msg_iovlen;
+    if (n > 0 || (n < 0 && errno == EINTR))
+      continue;
+    if (n < 0 && socket_full(errno))
+      return -1;
+    if (n < 0 && gso_refused(b, &b->msgs[k].msg_hdr, errno)) {
+      total = build_send_msgs(b); /* at most once: GSO is off now */
+      k = 0;
       continue;
     }
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-                  (errno == ENOBUFS && nobufs_is_full)))
-      return -1;
-    LOG_DEBUG("udp: dropping a datagram: %s",
+    LOG_DEBUG("udp: dropping %zu datagram(s): %s",
+              (size_t)b->msgs[k].msg_hdr.msg_iovlen,
               n < 0 ? strerror(errno) : "not taken");
-    b->sent++;
+    b->sent += b->msgs[k++].msg_hdr.msg_iovlen;
   }
   return 0;
 }
 
-size_t udp_flush(int fd, udp_batch *b) {
-  for (size_t waits = 0;
-       send_pending(fd, b, false) != 0 && waits < UDP_FLUSH_MAX_WAITS;
-       waits++) {
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    poll(&p, 1, UDP_FLUSH_WAIT_MS);
-  }
-  size_t dropped = b->count - b->sent;
-  b->count = b->sent = 0;
-  return dropped;
-}
-
 int udp_flush_nowait(int fd, udp_batch *b) {
-  /* ENOBUFS counts as full: the caller retries on writability rather than
-   * losing the rest of the batch. */
-  if (send_pending(fd, b, true) != 0)
+  if (send_pending(fd, b) != 0)
     return 1;
   b->count = b->sent = 0;
   return 0;

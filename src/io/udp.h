@@ -1,8 +1,14 @@
 /* UDP sockets with batched receive (recvmmsg) and send (sendmmsg): bound
- * sockets for the server, connected ones for clients (h3q-client). */
+ * sockets for the server, connected ones for clients (h3q-client). Sends
+ * can use the kernel's segmentation offload (GSO, UDP_SEGMENT): a run of
+ * same-size datagrams to one destination leaves in one sendmsg and one
+ * skb chain, instead of one trip through the UDP stack per datagram.
+ * Receives can take coalesced buffers (GRO, UDP_GRO) that udp_segments
+ * splits into the datagrams they are made of. */
 #ifndef H3Q_IO_UDP_H
 #define H3Q_IO_UDP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -23,21 +29,72 @@ int udp_open_connected(const struct sockaddr *peer, socklen_t peer_len,
                        struct sockaddr_storage *local, socklen_t *local_len,
                        char *err, size_t errlen);
 
-/* A set of datagram buffers for one recvmmsg or sendmmsg call. */
+/* The kernel's limits for one GSO send: at most 64 segments
+ * (UDP_MAX_SEGMENTS), and the whole run must fit one IP packet of 64 KiB
+ * with its IPv6 and UDP headers. */
+#define UDP_GSO_MAX_SEGMENTS 64
+#define UDP_GSO_MAX_BYTES (65535 - 40 - 8)
+/* A GRO buffer holds up to 64 KiB of datagrams; smaller receive buffers
+ * would truncate it. */
+#define UDP_GRO_BUFFER 65535
+
+/* A set of datagram buffers for one recvmmsg or sendmmsg call. On send,
+ * msgs holds one message per GSO run (built at flush time from iov,
+ * addrs and addr_lens, which describe one datagram each). */
 typedef struct udp_batch {
   struct mmsghdr *msgs;
   struct iovec *iov;
   struct sockaddr_storage *addrs;
+  socklen_t *addr_lens; /* 0: no address (connected socket) */
+  uint8_t *ctrl;        /* one control buffer per message (cmsg) */
   uint8_t *bufs;
   size_t cap;      /* datagrams */
   size_t buf_size; /* bytes per datagram */
   size_t count;    /* filled datagrams */
-  size_t sent;     /* of count, already handed to the kernel: only
-                      udp_flush_nowait leaves it non-zero */
+  size_t sent;     /* of count, already handed to the kernel: non-zero
+                      only while the socket buffer is full */
+  bool gso;        /* send runs with UDP_SEGMENT; cleared for good when
+                      the kernel refuses (see udp_batch_enable_gso) */
+  bool gro;        /* receive with room for the kernel's UDP_GRO segment
+                      size (see udp_batch_enable_gro) */
 } udp_batch;
 
 int udp_batch_init(udp_batch *b, size_t cap, size_t buf_size);
 void udp_batch_free(udp_batch *b);
+
+/* Sends from b to fd group datagrams into GSO runs when the kernel
+ * supports UDP_SEGMENT on fd (Linux >= 4.18). When a GSO send is refused
+ * later (EIO from a device without checksum offload, EINVAL, ENOPROTOOPT)
+ * the run is sent again datagram by datagram and b stays without GSO.
+ * Returns whether GSO is on. */
+bool udp_batch_enable_gso(udp_batch *b, int fd);
+
+/* Asks the kernel to coalesce datagrams received on fd (UDP_GRO, Linux
+ * >= 5.0) and prepares b, whose buffers must hold UDP_GRO_BUFFER bytes, to
+ * receive the segment size with each buffer; read b's messages with
+ * udp_segments. Returns whether GRO is on (false: nothing changed). */
+bool udp_batch_enable_gro(udp_batch *b, int fd);
+
+/* The datagrams of one received message: the message itself, or with GRO
+ * several of the segment size the kernel reported (the last may be
+ * shorter). */
+typedef struct udp_segments {
+  uint8_t *next;
+  size_t left; /* bytes not yet returned */
+  size_t seg;  /* bytes per datagram */
+} udp_segments;
+
+/* Starts on message i of a batch filled by udp_recv_batch*. */
+void udp_segments_init(udp_segments *s, udp_batch *b, size_t i);
+
+/* Stores the next datagram in *data, *len; false when there is none. */
+bool udp_segments_next(udp_segments *s, uint8_t **data, size_t *len);
+
+/* How many queued datagrams from index first on make one GSO run: same
+ * destination and the same length as the first, except that the last may
+ * be shorter; at most UDP_GSO_MAX_SEGMENTS and UDP_GSO_MAX_BYTES. 1 without
+ * GSO, 0 when first is past the queue. Exposed for tests. */
+size_t udp_batch_run_length(const udp_batch *b, size_t first);
 
 static inline uint8_t *udp_batch_buf(udp_batch *b, size_t i) {
   return b->bufs + i * b->buf_size;
@@ -61,19 +118,13 @@ int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno);
 void udp_batch_push(udp_batch *b, size_t len, const struct sockaddr *addr,
                     socklen_t addr_len);
 
-/* Sends every queued datagram, then empties the batch. When the socket
- * buffer is full it waits for room briefly (bounded); datagrams that still
- * do not fit are dropped (QUIC treats them as lost). Returns the number of
- * datagrams dropped. */
-size_t udp_flush(int fd, udp_batch *b);
-
-/* Sends the queued datagrams without waiting, for callers that watch the
- * fd for writability instead. Returns 0 when all were sent (the batch is
- * empty again), 1 when the socket buffer is full: the rest stays queued
- * (b->sent counts those handed over; more may still be pushed while
- * count < cap) and the next call, once the fd is writable, goes on from
- * there. Datagrams refused for another reason are dropped (QUIC treats
- * them as lost). */
+/* Sends the queued datagrams without waiting; callers watch the fd for
+ * writability when it is full. Returns 0 when all were sent (the batch is
+ * empty again), 1 when the socket buffer is full (EAGAIN, ENOBUFS): the
+ * rest stays queued (b->sent counts those handed over; more may still be
+ * pushed while count < cap) and the next call, once the fd is writable,
+ * goes on from there. Datagrams refused for another reason are dropped
+ * (QUIC treats them as lost). Never blocks. */
 int udp_flush_nowait(int fd, udp_batch *b);
 
 #endif

@@ -17,6 +17,10 @@ static void on_timer(void *arg) {
   conn_mark_dirty(c);
 }
 
+static void on_pace_timer(void *arg) {
+  conn_mark_dirty(arg); /* the held packet is due */
+}
+
 static void set_qlog(conn *c) {
   const char *dir = c->ep->qlog_dir;
   if (!dir)
@@ -43,11 +47,13 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
       quiche_accept(scid, CONN_SCID_LEN, NULL, 0, (struct sockaddr *)&ep->local,
                     ep->local_len, peer, peer_len, ep->qcfg);
   c->timer = c->q ? ep->lo->timer_new(ep->loop, on_timer, c) : NULL;
-  if (!c->q || !c->timer ||
+  c->pace_timer = c->q ? ep->lo->timer_new(ep->loop, on_pace_timer, c) : NULL;
+  if (!c->q || !c->timer || !c->pace_timer ||
       conn_table_put(&ep->conns, scid, CONN_SCID_LEN, c) != 0) {
     if (c->q)
       quiche_conn_free(c->q);
     ep->lo->timer_free(c->timer);
+    ep->lo->timer_free(c->pace_timer);
     free(c);
     return NULL;
   }
@@ -94,26 +100,6 @@ void conn_mark_dirty(conn *c) {
     lo->schedule_before_block(c->ep->loop);
 }
 
-static void send_packets(conn *c) {
-  quic_endpoint *ep = c->ep;
-  udp_batch *tx = &ep->tx;
-  for (;;) {
-    if (tx->count == tx->cap)
-      endpoint_flush(ep);
-    quiche_send_info si;
-    ssize_t n =
-        quiche_conn_send(c->q, udp_batch_buf(tx, tx->count), tx->buf_size, &si);
-    if (n == QUICHE_ERR_DONE)
-      return;
-    if (n < 0) {
-      LOG_DEBUG("conn %llu: send error %zd", (unsigned long long)c->number, n);
-      return;
-    }
-    udp_batch_push(tx, (size_t)n, (struct sockaddr *)&si.to, si.to_len);
-    ep->stats->udp_datagrams_sent++;
-  }
-}
-
 static void arm_timer(conn *c) {
   uint64_t ns = quiche_conn_timeout_as_nanos(c->q);
   if (ns == UINT64_MAX)
@@ -140,8 +126,9 @@ void conn_process(conn *c) {
     start_app(c);
   if (c->app && !quiche_conn_is_closed(c->q))
     c->ep->app->process(c->app);
-  send_packets(c);
+  conn_send_packets(c);
   if (quiche_conn_is_closed(c->q)) {
+    conn_release_held(c); /* e.g. a CONNECTION_CLOSE: send it unpaced */
     conn_destroy(c);
     return;
   }
@@ -186,6 +173,7 @@ void conn_destroy(conn *c) {
   c->app = NULL;
   if (c->dirty)
     unlink_dirty(c);
+  endpoint_forget(ep, c);
   conn_table_del(&ep->conns, c->scid, CONN_SCID_LEN);
   if (c->prev)
     c->prev->next = c->next;
@@ -194,6 +182,8 @@ void conn_destroy(conn *c) {
   if (c->next)
     c->next->prev = c->prev;
   ep->lo->timer_free(c->timer);
+  ep->lo->timer_free(c->pace_timer);
+  free(c->held);
   quiche_conn_free(c->q);
   ep->stats->connections_active--;
   free(c);

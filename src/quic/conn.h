@@ -46,9 +46,20 @@ struct conn {
   loop_timer *timer;
   bool going_away; /* goaway asked before the session started */
 
+  /* Pacing (see quic/pacing.h): a packet quiche made that is not due yet
+   * waits here, and the connection asks for no more, until pace_timer. */
+  loop_timer *pace_timer;
+  uint8_t *held;   /* ep->tx.buf_size bytes, allocated on first use */
+  size_t held_len; /* 0: nothing held */
+  uint64_t held_at_ns;
+  struct sockaddr_storage held_to;
+  socklen_t held_to_len;
+
   conn *dirty_next;
   bool dirty;
-  conn *prev, *next; /* ep->all */
+  conn *tx_wait_next; /* ep->tx_waiters */
+  bool tx_waiting;    /* stopped sending: the socket buffer was full */
+  conn *prev, *next;  /* ep->all */
 };
 
 /* Creates a server-side connection for a client Initial. Returns NULL when
@@ -59,6 +70,13 @@ conn *conn_accept(struct quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
 /* Feeds one datagram to quiche and marks the connection dirty. */
 void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
                socklen_t from_len);
+
+/* Moves c's packets from quiche into the endpoint's send batch, within
+ * pacing, the socket buffer and a per-call burst limit (conn_send.c). */
+void conn_send_packets(conn *c);
+
+/* Queues a held packet whatever its time (the connection is closing). */
+void conn_release_held(conn *c);
 
 /* Queues c for conn_process before the loop blocks again. */
 void conn_mark_dirty(conn *c);

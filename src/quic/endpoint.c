@@ -6,10 +6,11 @@
 
 #include "util/log.h"
 
-/* Datagrams per sendmmsg call, and receive buffer size (any datagram a
- * peer may send before it learns our max_udp_payload_size). */
+/* Datagrams per sendmmsg call, and receive buffer size: any datagram a
+ * peer may send before it learns our max_udp_payload_size, and a GRO
+ * buffer of coalesced datagrams. Receive memory is recv_batch x 64 KiB. */
 #define TX_BATCH 64
-#define RX_DATAGRAM_MAX 65535
+#define RX_DATAGRAM_MAX UDP_GRO_BUFFER
 /* Rounds of connection processing per loop iteration before yielding to
  * I/O (the caller keeps the loop from blocking while work remains). */
 #define PROCESS_ROUNDS 4
@@ -60,14 +61,13 @@ static bool negotiate_unknown_version(quic_endpoint *ep, const uint8_t *buf,
   size_t scid_len = buf[6 + dcid_len];
   if (scid_len > QUICHE_MAX_CONN_ID_LEN || 7 + dcid_len + scid_len > len)
     return true;
-  udp_batch *tx = &ep->tx;
-  if (tx->count == tx->cap)
-    endpoint_flush(ep);
-  ssize_t n =
-      quiche_negotiate_version(buf + 7 + dcid_len, scid_len, buf + 6, dcid_len,
-                               udp_batch_buf(tx, tx->count), tx->buf_size);
+  uint8_t *out = endpoint_tx_slot(ep);
+  if (!out)
+    return true; /* socket full: the client will retry */
+  ssize_t n = quiche_negotiate_version(buf + 7 + dcid_len, scid_len, buf + 6,
+                                       dcid_len, out, ep->tx.buf_size);
   if (n > 0)
-    udp_batch_push(tx, (size_t)n, to, to_len);
+    udp_batch_push(&ep->tx, (size_t)n, to, to_len);
   return true;
 }
 
@@ -126,6 +126,22 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
   conn_recv(c, buf, len, from, from_len);
 }
 
+/* Hands each datagram of received message i to the endpoint; with GRO a
+ * message holds several. */
+static void handle_message(quic_endpoint *ep, size_t i) {
+  struct msghdr *m = &ep->rx.msgs[i].msg_hdr;
+  if (m->msg_flags & MSG_TRUNC) {
+    ep->stats->packets_dropped++; /* larger than any size we accept */
+    return;
+  }
+  udp_segments s;
+  udp_segments_init(&s, &ep->rx, i);
+  uint8_t *data;
+  size_t len;
+  while (udp_segments_next(&s, &data, &len))
+    endpoint_handle_datagram(ep, data, len, m->msg_name, m->msg_namelen);
+}
+
 void endpoint_on_readable(void *arg) {
   quic_endpoint *ep = arg;
   int n = udp_recv_batch(ep->fd, &ep->rx);
@@ -133,16 +149,8 @@ void endpoint_on_readable(void *arg) {
     LOG_WARN("recvmmsg failed");
     return;
   }
-  for (int i = 0; i < n; i++) {
-    struct msghdr *m = &ep->rx.msgs[i].msg_hdr;
-    if (m->msg_flags & MSG_TRUNC) {
-      ep->stats->packets_dropped++; /* larger than any size we accept */
-      continue;
-    }
-    endpoint_handle_datagram(ep, udp_batch_buf(&ep->rx, (size_t)i),
-                             ep->rx.msgs[i].msg_len, m->msg_name,
-                             m->msg_namelen);
-  }
+  for (int i = 0; i < n; i++)
+    handle_message(ep, (size_t)i);
 }
 
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
@@ -151,6 +159,7 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->fd = -1;
   ep->accepting = true;
   ep->max_connections = cfg->max_connections;
+  ep->pacing = cfg->enable_pacing;
   ep->qlog_dir = cfg->qlog_dir;
   ep->keylog_path = cfg->keylog_path;
   randombytes_buf(ep->cid_secret, sizeof ep->cid_secret);
@@ -163,12 +172,19 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   if (udp_batch_init(&ep->rx, cfg->recv_batch, RX_DATAGRAM_MAX) ||
       udp_batch_init(&ep->tx, TX_BATCH, cfg->max_send_udp_payload_size))
     return H3Q_ENOMEM;
+  if (!udp_batch_enable_gso(&ep->tx, ep->fd))
+    LOG_INFO("udp: no GSO on this socket; sending datagram by datagram");
+  if (!udp_batch_enable_gro(&ep->rx, ep->fd))
+    LOG_INFO("udp: no GRO on this socket; receiving datagram by datagram");
   return H3Q_OK;
 }
 
 void endpoint_free(quic_endpoint *ep) {
   while (ep->all)
     conn_destroy(ep->all);
+  if (ep->tx_blocked)
+    ep->lo->unwatch_writable(ep->loop, ep->fd);
+  ep->tx_blocked = false;
   conn_table_free(&ep->conns);
   udp_batch_free(&ep->rx);
   udp_batch_free(&ep->tx);
@@ -180,9 +196,68 @@ void endpoint_free(quic_endpoint *ep) {
   ep->qcfg = NULL;
 }
 
+/* Every connection that waited for room goes back to work. */
+static void wake_tx_waiters(quic_endpoint *ep) {
+  conn *list = ep->tx_waiters;
+  ep->tx_waiters = NULL;
+  while (list) {
+    conn *c = list;
+    list = c->tx_wait_next;
+    c->tx_waiting = false;
+    conn_mark_dirty(c);
+  }
+}
+
+static void on_writable(void *arg) {
+  quic_endpoint *ep = arg;
+  if (udp_flush_nowait(ep->fd, &ep->tx) != 0)
+    return; /* still full */
+  ep->tx_blocked = false;
+  ep->lo->unwatch_writable(ep->loop, ep->fd);
+  wake_tx_waiters(ep);
+}
+
 void endpoint_flush(quic_endpoint *ep) {
-  if (ep->tx.count)
-    ep->stats->packets_dropped += udp_flush(ep->fd, &ep->tx);
+  /* While blocked, on_writable sends the backlog. */
+  if (ep->tx_blocked || ep->tx.count == 0 ||
+      udp_flush_nowait(ep->fd, &ep->tx) == 0)
+    return;
+  if (ep->lo->watch_writable(ep->loop, ep->fd, on_writable, ep) != 0) {
+    /* Cannot wait: drop the backlog rather than stall (QUIC recovers). */
+    LOG_WARN("udp: cannot watch the socket for writability");
+    ep->stats->packets_dropped += ep->tx.count - ep->tx.sent;
+    ep->tx.count = ep->tx.sent = 0;
+    return;
+  }
+  ep->tx_blocked = true;
+}
+
+uint8_t *endpoint_tx_slot(quic_endpoint *ep) {
+  if (ep->tx.count == ep->tx.cap)
+    endpoint_flush(ep);
+  if (ep->tx_blocked || ep->tx.count == ep->tx.cap)
+    return NULL;
+  return udp_batch_buf(&ep->tx, ep->tx.count);
+}
+
+void endpoint_wait_writable(quic_endpoint *ep, conn *c) {
+  if (c->tx_waiting)
+    return;
+  c->tx_waiting = true;
+  c->tx_wait_next = ep->tx_waiters;
+  ep->tx_waiters = c;
+}
+
+void endpoint_forget(quic_endpoint *ep, conn *c) {
+  if (!c->tx_waiting)
+    return;
+  for (conn **p = &ep->tx_waiters; *p; p = &(*p)->tx_wait_next) {
+    if (*p == c) {
+      *p = c->tx_wait_next;
+      break;
+    }
+  }
+  c->tx_waiting = false;
 }
 
 bool endpoint_process(quic_endpoint *ep) {

@@ -27,12 +27,18 @@ typedef struct quic_endpoint {
   conn_table conns; /* by the SCIDs we issue */
   conn *all;        /* every live connection (doubly linked) */
   conn *dirty;      /* connections to process before the loop blocks */
+  /* The socket buffer is full: tx keeps what it could not send, the fd is
+   * watched for writability, and no connection asks quiche for packets
+   * until tx drained; those that wanted to are in tx_waiters. */
+  bool tx_blocked;
+  conn *tx_waiters;
   /* Our SCID for a new connection is HMAC(cid_secret, client's DCID), so
    * a retransmitted Initial finds the connection it already created. */
   uint8_t cid_secret[crypto_auth_hmacsha256_KEYBYTES];
   uint64_t next_conn_number;
 
   size_t max_connections;
+  bool pacing;    /* honour send_info.at (h3q_config.enable_pacing) */
   bool accepting; /* false while draining: new Initials are dropped */
   const char *qlog_dir, *keylog_path; /* borrowed from the server config */
   h3q_server_stats *stats;
@@ -60,8 +66,21 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
  * Returns true when work remains (do not block). */
 bool endpoint_process(quic_endpoint *ep);
 
-/* Sends every queued datagram. */
+/* Hands the queued datagrams to the kernel without waiting; what does not
+ * fit stays queued and the endpoint waits for writability (tx_blocked). */
 void endpoint_flush(quic_endpoint *ep);
+
+/* The buffer for the next datagram to send (ep->tx.buf_size bytes; queue
+ * it with udp_batch_push on &ep->tx), flushing a full batch first; NULL
+ * while the socket buffer is full. */
+uint8_t *endpoint_tx_slot(quic_endpoint *ep);
+
+/* c stopped sending because endpoint_tx_slot said the socket is full: it
+ * is marked dirty (processed again) once the backlog drained. */
+void endpoint_wait_writable(quic_endpoint *ep, conn *c);
+
+/* Forgets c (about to be freed) in the list of endpoint_wait_writable. */
+void endpoint_forget(quic_endpoint *ep, conn *c);
 
 /* Housekeeping for every connection. */
 void endpoint_tick(quic_endpoint *ep, uint64_t now_ns);

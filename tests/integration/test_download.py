@@ -94,3 +94,19 @@ def test_download_aioquic(server):
     assert r.body_len == n
     assert r.pattern_ok, f"pattern mismatch at offset {r.pattern_mismatch_at}"
     assert r.sha256 == pattern_sha256(n)
+
+
+@pytest.mark.timeout(scaled(180))
+def test_download_paced_bbr2(servers):
+    """quiche paces only with BBRv2: its packets carry release times and the
+    server holds them on a timer. A paced download must complete, intact
+    (a pace timer that never fired would stall it)."""
+    s = servers.start("--cc", "bbr2")
+    n = 50_000_000
+    res = run_client("--verify-bytes", "-o", "/dev/null", s.url(f"/bytes/{n}"),
+                     timeout=scaled(120))
+    s.assert_alive()
+    assert res.returncode == 0, res.describe()
+    rec = res.records[0]
+    assert rec["status"] == 200 and rec["body_bytes"] == n, res.describe()
+    assert rec["sha256"] == pattern_sha256(n), res.describe()

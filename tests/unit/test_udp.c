@@ -1,11 +1,14 @@
 /* Unit tests for io/udp: connected sockets (h3q-client's path) next to the
- * bound ones, ICMP errors on receive, and sending without waiting when the
- * socket buffer fills. Only loopback and socketpairs are used. */
+ * bound ones, ICMP errors on receive, sending without waiting when the
+ * socket buffer fills, grouping datagrams into GSO runs and falling back
+ * when the kernel refuses GSO, and splitting coalesced (GRO) receive
+ * buffers. Only loopback and socketpairs are used. */
 #include "check.h"
 #include "io/udp.h"
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -75,9 +78,9 @@ static void test_connected_roundtrip(void) {
 
   /* A stranger's datagram is filtered; the server's reply arrives. */
   push_tagged(&b, 99, 50, (struct sockaddr *)&cli_addr, cli_len);
-  CHECK(udp_flush(other, &b) == 0);
+  CHECK(udp_flush_nowait(other, &b) == 0);
   push_tagged(&b, 20, 60, (struct sockaddr *)&cli_addr, cli_len);
-  CHECK(udp_flush(srv, &b) == 0);
+  CHECK(udp_flush_nowait(srv, &b) == 0);
   int icmp = 0;
   CHECK(recv_tagged(cli, &b, 1, 20, &icmp) == 1);
   CHECK(b.msgs[0].msg_len == 60);
@@ -170,31 +173,6 @@ static void test_nowait_keeps_the_rest(void) {
   pair_close(&p);
 }
 
-static void test_flush_after_nowait(void) {
-  pair p;
-  pair_open_blocked(&p);
-  size_t first = p.tx.sent;
-  int got = 0, n;
-  while ((n = udp_recv_batch(p.fds[1], &p.rx)) > 0)
-    got += n;
-  CHECK((size_t)got == first);
-  /* udp_flush goes on after what was already sent: no duplicates. What
-   * fitted into the emptied buffer before must fit again. */
-  size_t dropped = udp_flush(p.fds[0], &p.tx);
-  CHECK(p.tx.count == 0 && p.tx.sent == 0);
-  CHECK(dropped == 0 || 20 - first > first);
-  int rest = (int)(20 - first - dropped);
-  CHECK(recv_tagged(p.fds[1], &p.rx, rest, (uint8_t)first, NULL) == rest);
-
-  /* Nobody reads now: udp_flush waits briefly, then drops the rest. */
-  for (uint8_t i = 0; i < 32; i++)
-    push_tagged(&p.tx, i, DGRAM, NULL, 0);
-  dropped = udp_flush(p.fds[0], &p.tx);
-  CHECK(dropped > 0 && dropped < 32);
-  CHECK(p.tx.count == 0 && p.tx.sent == 0);
-  pair_close(&p);
-}
-
 static void test_open_connected_errors(void) {
   char err[128] = "";
   struct sockaddr_storage local;
@@ -209,11 +187,252 @@ static void test_open_connected_errors(void) {
   CHECK(strncmp(err, "socket: ", 8) == 0);
 }
 
+static struct sockaddr_in addr_v4(uint32_t host, uint16_t port) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  a.sin_addr.s_addr = htonl(host);
+  return a;
+}
+
+/* Queues n datagrams of len bytes to a. */
+static void push_n(udp_batch *b, size_t n, size_t len,
+                   const struct sockaddr_in *a) {
+  for (size_t i = 0; i < n; i++)
+    push_tagged(b, (uint8_t)b->count, len, (const struct sockaddr *)a,
+                sizeof *a);
+}
+
+/* Splits the queue into runs; returns how many, their lengths in runs. */
+static size_t runs_of(const udp_batch *b, size_t *runs, size_t max) {
+  size_t k = 0;
+  for (size_t i = 0; i < b->count && k < max; k++) {
+    runs[k] = udp_batch_run_length(b, i);
+    CHECK(runs[k] > 0);
+    i += runs[k] ? runs[k] : 1;
+  }
+  return k;
+}
+
+static void test_gso_runs(void) {
+  udp_batch b;
+  CHECK(udp_batch_init(&b, 128, 1350) == 0);
+  b.gso = true;
+  struct sockaddr_in a = addr_v4(0x7f000001, 4433);
+  struct sockaddr_in other = addr_v4(0x7f000001, 4434);
+  push_n(&b, 3, 1200, &a);
+  push_n(&b, 1, 700, &a); /* shorter: ends the run */
+  push_n(&b, 2, 1200, &a);
+  push_n(&b, 2, 1200, &other); /* another destination */
+  push_n(&b, 1, 1300, &other); /* longer than the run's size */
+  push_n(&b, 1, 1300, &other);
+  size_t runs[16];
+  size_t want[] = {4, 2, 2, 2};
+  CHECK(runs_of(&b, runs, 16) == 4);
+  for (size_t k = 0; k < 4; k++)
+    CHECK(runs[k] == want[k]);
+  CHECK(udp_batch_run_length(&b, b.count) == 0);
+
+  /* Without GSO every datagram is its own message. */
+  b.gso = false;
+  CHECK(runs_of(&b, runs, 16) == b.count);
+  CHECK(runs[0] == 1);
+  udp_batch_free(&b);
+}
+
+static void test_gso_limits(void) {
+  udp_batch b;
+  CHECK(udp_batch_init(&b, 128, 1350) == 0);
+  b.gso = true;
+  struct sockaddr_in a = addr_v4(0x7f000001, 4433);
+  /* 64 KiB: 48 full-size datagrams of 1350 bytes fit one send. */
+  push_n(&b, 60, 1350, &a);
+  size_t runs[16];
+  CHECK(runs_of(&b, runs, 16) == 2);
+  CHECK(runs[0] == UDP_GSO_MAX_BYTES / 1350 && runs[0] == 48);
+  CHECK(runs[1] == 12);
+  /* Small datagrams: at most 64 segments. */
+  b.count = 0;
+  push_n(&b, 100, 100, &a);
+  CHECK(runs_of(&b, runs, 16) == 2);
+  CHECK(runs[0] == UDP_GSO_MAX_SEGMENTS && runs[1] == 36);
+  /* A datagram too large to pair with anything goes alone. */
+  udp_batch_free(&b);
+  CHECK(udp_batch_init(&b, 4, 65000) == 0);
+  b.gso = true;
+  push_n(&b, 2, 40000, &a);
+  CHECK(runs_of(&b, runs, 16) == 2 && runs[0] == 1);
+  udp_batch_free(&b);
+}
+
+/* Two bound loopback sockets; the sender's batch tries GSO. */
+typedef struct udp_pair {
+  int tx_fd, rx_fd;
+  struct sockaddr_storage rx_addr;
+  socklen_t rx_len;
+  udp_batch tx, rx;
+} udp_pair;
+
+static void udp_pair_open(udp_pair *p) {
+  char err[128] = "";
+  struct sockaddr_storage tx_addr;
+  socklen_t tx_len;
+  p->tx_fd = udp_open("127.0.0.1", 0, &tx_addr, &tx_len, err, sizeof err);
+  p->rx_fd = udp_open("127.0.0.1", 0, &p->rx_addr, &p->rx_len, err, sizeof err);
+  CHECK(p->tx_fd >= 0 && p->rx_fd >= 0);
+  CHECK(udp_batch_init(&p->tx, 64, DGRAM) == 0);
+  CHECK(udp_batch_init(&p->rx, 64, DGRAM) == 0);
+  udp_batch_enable_gso(&p->tx, p->tx_fd);
+}
+
+static void udp_pair_close(udp_pair *p) {
+  udp_batch_free(&p->tx);
+  udp_batch_free(&p->rx);
+  close(p->tx_fd);
+  close(p->rx_fd);
+}
+
+/* Sends 10 full datagrams and a short one; all arrive, in order. */
+static void send_run_and_check(udp_pair *p) {
+  for (uint8_t i = 0; i < 10; i++)
+    push_tagged(&p->tx, i, DGRAM, (struct sockaddr *)&p->rx_addr, p->rx_len);
+  push_tagged(&p->tx, 10, 500, (struct sockaddr *)&p->rx_addr, p->rx_len);
+  CHECK(udp_flush_nowait(p->tx_fd, &p->tx) == 0);
+  CHECK(p->tx.count == 0 && p->tx.sent == 0);
+  CHECK(recv_tagged(p->rx_fd, &p->rx, 11, 0, NULL) == 11);
+}
+
+static void test_gso_send(void) {
+  udp_pair p;
+  udp_pair_open(&p);
+  bool had_gso = p.tx.gso;
+  send_run_and_check(&p);
+  CHECK(p.tx.gso == had_gso); /* loopback takes GSO when the kernel has it */
+  udp_pair_close(&p);
+}
+
+/* The kernel refuses GSO on a socket without UDP checksums (EINVAL): the
+ * run goes out datagram by datagram and the batch remembers. */
+static void test_gso_fallback(void) {
+  udp_pair p;
+  udp_pair_open(&p);
+  int on = 1;
+  CHECK(setsockopt(p.tx_fd, SOL_SOCKET, SO_NO_CHECK, &on, sizeof on) == 0);
+  send_run_and_check(&p);
+  CHECK(!p.tx.gso);
+  send_run_and_check(&p); /* and keeps working without */
+  udp_pair_close(&p);
+}
+
+/* Writes a UDP_GRO control message with segment size seg into message
+ * i's control buffer, as the kernel would. */
+static void fake_gro_cmsg(udp_batch *b, size_t i, int seg, size_t len) {
+  static union {
+    struct cmsghdr align;
+    uint8_t buf[CMSG_SPACE(sizeof(int))];
+  } ctrl;
+  struct msghdr *h = &b->msgs[i].msg_hdr;
+  memset(h, 0, sizeof *h);
+  h->msg_control = ctrl.buf;
+  h->msg_controllen = sizeof ctrl.buf;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_GRO;
+  cm->cmsg_len = CMSG_LEN(sizeof seg);
+  memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+  b->msgs[i].msg_len = (unsigned)len;
+}
+
+/* Splits message 0 of b and checks the lengths against want (0-ended) and
+ * that each datagram starts where the previous one ended. */
+static void check_split(udp_batch *b, const size_t *want) {
+  udp_segments s;
+  udp_segments_init(&s, b, 0);
+  uint8_t *data, *expect = udp_batch_buf(b, 0);
+  size_t len, k = 0;
+  while (udp_segments_next(&s, &data, &len)) {
+    CHECK(want[k] != 0 && len == want[k] && data == expect);
+    expect += len;
+    if (want[k])
+      k++;
+  }
+  CHECK(want[k] == 0);
+}
+
+static void test_gro_split(void) {
+  udp_batch b;
+  CHECK(udp_batch_init(&b, 2, 4000) == 0);
+  b.gro = true;
+  fake_gro_cmsg(&b, 0, 1000, 2500);
+  check_split(&b, (size_t[]){1000, 1000, 500, 0});
+  fake_gro_cmsg(&b, 0, 1000, 3000); /* no short tail */
+  check_split(&b, (size_t[]){1000, 1000, 1000, 0});
+  fake_gro_cmsg(&b, 0, 1350, 700); /* one datagram, shorter than seg */
+  check_split(&b, (size_t[]){700, 0});
+  fake_gro_cmsg(&b, 0, 0, 700); /* nonsense size: one datagram */
+  check_split(&b, (size_t[]){700, 0});
+  fake_gro_cmsg(&b, 0, -5, 700);
+  check_split(&b, (size_t[]){700, 0});
+  fake_gro_cmsg(&b, 0, 1000, 0); /* empty: nothing */
+  check_split(&b, (size_t[]){0});
+  /* Without GRO a size in the control data is not looked at. */
+  b.gro = false;
+  fake_gro_cmsg(&b, 0, 1000, 2500);
+  check_split(&b, (size_t[]){2500, 0});
+  /* No control data at all. */
+  b.gro = true;
+  memset(&b.msgs[0].msg_hdr, 0, sizeof b.msgs[0].msg_hdr);
+  b.msgs[0].msg_len = 1200;
+  check_split(&b, (size_t[]){1200, 0});
+  udp_batch_free(&b);
+}
+
+/* A GSO run to a GRO socket: however the kernel hands it over (one
+ * coalesced buffer on loopback), the datagrams come out as sent. */
+static void test_gro_receive(void) {
+  udp_pair p;
+  udp_pair_open(&p);
+  udp_batch_free(&p.rx);
+  CHECK(udp_batch_init(&p.rx, 8, UDP_GRO_BUFFER) == 0);
+  bool gro = udp_batch_enable_gro(&p.rx, p.rx_fd);
+  for (uint8_t i = 0; i < 30; i++)
+    push_tagged(&p.tx, i, i < 29 ? DGRAM : 300, (struct sockaddr *)&p.rx_addr,
+                p.rx_len);
+  CHECK(udp_flush_nowait(p.tx_fd, &p.tx) == 0);
+  size_t got = 0, messages = 0;
+  for (int waits = 0; got < 30 && waits < 5; waits++) {
+    if (!wait_readable(p.rx_fd))
+      continue;
+    int n = udp_recv_batch(p.rx_fd, &p.rx);
+    CHECK(n >= 0);
+    for (int i = 0; i < n; i++, messages++) {
+      udp_segments s;
+      udp_segments_init(&s, &p.rx, (size_t)i);
+      uint8_t *d;
+      size_t len;
+      for (; udp_segments_next(&s, &d, &len); got++)
+        CHECK(d[0] == got && len == (got < 29 ? DGRAM : 300));
+    }
+  }
+  CHECK(got == 30);
+  if (gro && p.tx.gso)
+    CHECK(messages < 30); /* coalesced */
+  /* A batch whose buffers cannot hold 64 KiB refuses GRO. */
+  udp_batch small;
+  CHECK(udp_batch_init(&small, 1, DGRAM) == 0);
+  CHECK(!udp_batch_enable_gro(&small, p.rx_fd) && !small.gro);
+  udp_batch_free(&small);
+  udp_pair_close(&p);
+}
+
 int main(void) {
+  test_gso_runs();
+  test_gso_limits();
+  test_gso_send();
+  test_gso_fallback();
+  test_gro_split();
+  test_gro_receive();
   test_connected_roundtrip();
   test_icmp_errors();
   test_nowait_keeps_the_rest();
-  test_flush_after_nowait();
   test_open_connected_errors();
   return check_report("test_udp");
 }
