@@ -1,12 +1,13 @@
 /* epoll backend for loop_ops (Linux), blocking or embedded.
  *
- * One epoll fd aggregates everything the loop waits for: the watched fds,
- * an eventfd for wakeups and a timerfd set to the earliest timer. So that
- * one fd, readable whenever there is work, is all an embedding host has to
- * watch, and the blocking run needs no timeout arithmetic: timers fire with
- * the timerfd's nanosecond precision. Timers live in a binary min-heap by
- * deadline, so arming and stopping are O(log n) with one timer per
- * connection. Everything except wakeup runs on the loop thread. */
+ * One epoll fd aggregates everything the loop waits for: the watched fds
+ * (readable and writable), an eventfd for wakeups and a timerfd set to the
+ * earliest timer. So that one fd, readable whenever there is work, is all
+ * an embedding host has to watch, and the blocking run needs no timeout
+ * arithmetic: timers fire with the timerfd's nanosecond precision. Timers
+ * live in a binary min-heap by deadline, so arming and stopping are
+ * O(log n) with one timer per connection. Everything except wakeup runs on
+ * the loop thread. */
 #ifdef __linux__
 
 #include "io/loop.h"
