@@ -2,7 +2,8 @@
 #   make run     set up, build, start h3q-server on https://127.0.0.1:4433
 #   make test    set up, build, run every test (ctest)
 #   make asan    the whole test suite under ASan+UBSan
-#   make bench   benchmarks against ngtcp2's server (bench/README.md)
+#   make bench   h3q-server vs ngtcp2, tokio-quiche, quic-go and Bun (bench/README.md)
+#   make bench-smoke  every bench peer builds and answers (about a minute once built)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 PREFIX ?= /usr/local
@@ -10,7 +11,7 @@ PORT ?= 4433
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all build setup run test asan bench install format format-check clean
+.PHONY: all build setup run test asan bench bench-smoke install format format-check clean
 
 all: build
 
@@ -36,8 +37,12 @@ asan: setup
 	cd $(ASAN_BUILD) && H3Q_SANITIZED=1 ctest --output-on-failure --timeout 1800
 
 bench: build
-	@scripts/setup.sh test
+	@scripts/setup.sh bench
 	bench/run.sh $(BUILD)
+
+bench-smoke: build
+	@scripts/setup.sh bench
+	bench/run.sh $(BUILD) --smoke
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
