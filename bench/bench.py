@@ -187,7 +187,7 @@ def table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
            idle: dict[str, list[dict]] | None, pin: bool, load_start, load_end,
-           started: str, peak_rss: dict) -> str:
+           started: str, peak_rss: dict, mach: list) -> str:
     peers_ = [s for s in servers if s != H3Q]
     has_h3q = H3Q in servers
     L = [f"# HTTP/3 servers side by side ({started} UTC)", ""]
@@ -285,16 +285,30 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
     if idle is not None:
         rows = [[s, ", ".join(fmt(x.get("kb_per_conn"), "KB/conn") for x in idle.get(s, [])),
                  ", ".join(f"{x.get('open_s', 0) or 0:.1f}" for x in idle.get(s, [])),
-                 "; ".join(x["error"] for x in idle.get(s, []) if x.get("error"))] for s in servers]
+                 "; ".join(x.get("error") or x["warning"] for x in idle.get(s, [])
+                           if x.get("error") or x.get("warning"))] for s in servers]
         L += table(["server", "KB per idle connection, per run", "seconds to open all",
-                    "errors"], rows) + [""]
+                    "errors and warnings"], rows) + [""]
     L.append("Server peak RSS during the throughput runs (VmHWM; servers that map files "
              "count the mapped pages): " + ", ".join(
                  f"{s} {v:,} kB" for s, v in peak_rss.items() if v) + ".")
     L += ["", "## Machine", "", "| | |", "|---|---|"]
-    L += [f"| {k} | {v} |" for k, v in machine()]
+    L += [f"| {k} | {v} |" for k, v in mach]
     L.append("")
     return "\n".join(L)
+
+
+def render(data: dict) -> str:
+    """The markdown report from the data bench.py saves as JSON (--render)."""
+    a = argparse.Namespace(**data["args"])
+    scenarios = make_scenarios(a)
+    for sc in scenarios:
+        for k, v in data["results"].get(sc.key, {}).items():
+            c, s = k.split("|", 1)
+            sc.results[(c, s)] = v
+    return report(a, scenarios, data["servers"], data["clients"], data["idle"], data["pin"],
+                  data["load_start"], data["load_end"], data["started"], data["peak_rss"],
+                  data["machine"])
 
 
 def machine() -> list[tuple[str, str]]:
@@ -363,6 +377,8 @@ def parse_args() -> argparse.Namespace:
                     help="quick check that every peer builds and answers: 1 MiB download, "
                          "1 s request-rate runs, 1 run, 50 idle connections")
     ap.add_argument("--out", default=None, help="markdown output (default results/latest.md)")
+    ap.add_argument("--render", metavar="JSON",
+                    help="only rewrite the report from a saved latest.json (to --out)")
     a = ap.parse_args()
     if a.smoke:
         a.runs, a.duration, a.size, a.idle_conns = 1, 1, 1 << 20, 50
@@ -428,12 +444,18 @@ def run_idle(a, t: Tools, servers, htdocs, cert, key, big, server_cpu, client_cp
             log(f"  run {r + 1}/{a.runs} idle     quic-go   {name:12} "
                 f"{fmt(res.get('kb_per_conn'), 'KB/conn'):>10} KB/conn "
                 f"({res.get('opened')} open in {res.get('open_s') or 0:.1f} s)"
-                + (f"  ERROR {res['error']}" if res.get("error") else ""))
+                + (f"  ERROR {res['error']}" if res.get("error") else "")
+                + (f"  warning: {res['warning']}" if res.get("warning") else ""))
     return out
 
 
 def main() -> int:
     a = parse_args()
+    if a.render:
+        text = render(json.loads(Path(a.render).read_text()))
+        Path(a.out).write_text(text)
+        print(text)
+        return 0
     servers = [s for s in a.servers.split(",") if s]
     clients = [c for c in a.clients.split(",") if c]
     for s in servers:
@@ -492,15 +514,17 @@ def main() -> int:
         for s in srv.values():
             s.stop()
 
-    text = report(a, scenarios, servers, clients, idle, pin, load_start, loadavg(), started, peak)
-    print(text)
+    data = {"args": vars(a), "servers": servers, "clients": clients, "pin": pin,
+            "load_start": load_start, "load_end": loadavg(), "started": started,
+            "peak_rss": peak, "machine": machine(), "idle": idle,
+            "results": {sc.key: {f"{c}|{s}": v for (c, s), v in sc.results.items()}
+                        for sc in scenarios}}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1))
+    text = render(data)
+    print(text)
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(
-        {"args": vars(a), "idle": idle,
-         **{sc.key: {f"{c}|{s}": v for (c, s), v in sc.results.items()} for sc in scenarios}},
-        indent=1))
     log(f"bench: wrote {out}")
     failed = any(x.get("error") for sc in scenarios for rs in sc.results.values() for x in rs)
     failed |= any(x.get("error") for rs in (idle or {}).values() for x in rs)

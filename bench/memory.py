@@ -66,8 +66,13 @@ def idle_per_conn(srv: Server, quicgo: Path, n: int, client_cpu: int | None,
         opened = int(ready.get("connections", 0))
         res.update(opened=opened, failed=int(ready.get("failed", 0)), rss_after_kb=after,
                    open_s=ready.get("seconds"))
-        if ready.get("failed"):
-            res["error"] = f"{ready['failed']} of {n} connections failed: {ready.get('error')}"
+        failed = int(ready.get("failed", 0))
+        if failed:
+            # A few failed handshakes or GETs out of thousands do not change
+            # the per-connection figure (it divides by the open ones): note
+            # them. More than 1% fails the run.
+            msg = f"{failed} of {n} connections failed: {ready.get('error')}"
+            res["error" if failed * 100 > n else "warning"] = msg
         if before is None or after is None or not srv.alive():
             res["error"] = "server died"
         elif opened:
