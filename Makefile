@@ -2,7 +2,8 @@
 #   make run     set up, build, start h3q-server on https://127.0.0.1:4433
 #   make test    set up, build, run every test (ctest)
 #   make asan    the whole test suite under ASan+UBSan
-#   make bench   benchmarks against ngtcp2's server (bench/README.md)
+#   make bench   h3q-server vs ngtcp2, tokio-quiche, quic-go and Bun (bench/README.md)
+#   make bench-smoke  every bench peer builds and answers (about a minute once built)
 #   make fuzz    libFuzzer targets of tests/fuzz, FUZZ_SECONDS each (clang)
 #   make fuzz-smoke  the same, FUZZ_SMOKE_SECONDS each (CI)
 BUILD ?= build
@@ -16,8 +17,8 @@ PORT ?= 4433
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all build setup run test asan bench fuzz fuzz-smoke fuzz-build install \
-        format format-check clean
+.PHONY: all build setup run test asan bench bench-smoke fuzz fuzz-smoke fuzz-build \
+        install format format-check clean
 
 all: build
 
@@ -43,7 +44,7 @@ asan: setup
 	cd $(ASAN_BUILD) && H3Q_SANITIZED=1 ctest --output-on-failure --timeout 1800
 
 bench: build
-	@scripts/setup.sh test
+	@scripts/setup.sh bench
 	bench/run.sh $(BUILD)
 
 # The fuzz build needs only clang and libFuzzer, not quiche or libev.
@@ -58,6 +59,10 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+bench-smoke: build
+	@scripts/setup.sh bench
+	bench/run.sh $(BUILD) --smoke
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

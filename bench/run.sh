@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
-# h3q-server vs ngtcp2's gtlsserver with the same client (h3q-bench).
-#   bench/run.sh [BUILD_DIR] [bench.py options: --runs N --duration S --only download,rps1,rps20]
-# make bench runs it after scripts/setup.sh test. Results: bench/results/latest.md
+# HTTP/3 servers side by side: h3q-server, ngtcp2, tokio-quiche, quic-go, Bun,
+# each measured with h3q-bench and quic-go's load client (bench/README.md).
+#   bench/run.sh [BUILD_DIR] [bench.py options: --runs N --duration S --only LIST
+#                 --servers LIST --clients LIST --size BYTES --idle-conns N --no-pin]
+#   bench/run.sh [BUILD_DIR] --smoke    every peer builds and answers (1 run, tiny sizes)
+# make bench runs it after scripts/setup.sh bench. Results: bench/results/latest.md
+# (--smoke: bench/results/smoke.md). Exit 1 when any run failed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build="${1:-$root/build}"
-[ $# -gt 0 ] && shift
+build="$root/build"
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+  build="$1"
+  shift
+fi
 py="$root/.venv/bin/python"
 [ -x "$py" ] || py="$(command -v python3)"
-"$py" "$root/bench/bench.py" --build "$build" "$@"
-"$py" "$root/bench/memory.py" --build "$build"
+status=0
+"$py" "$root/bench/bench.py" --build "$build" "$@" || status=$?
+# h3q's memory per open request stream (aioquic, h3q's /digest route) on a
+# full run only; bench.py measured the idle connections of every server.
+case " $* " in
+  *" --smoke "* | *" --only"* | *" --servers"*) ;;
+  *)
+    { echo; echo "## h3q only: memory per open request stream"; echo
+      "$py" "$root/bench/memory.py" --build "$build" --no-idle | tail -1; } \
+      | tee -a "$root/bench/results/latest.md" || status=1
+    ;;
+esac
+exit "$status"

@@ -5,6 +5,10 @@
 #                              python venv with aioquic, playwright-core from npm);
 #                            checks for Go >= 1.26 (quic-go test client, see build-go-peer.sh)
 #   scripts/setup.sh fuzz    only what the libFuzzer build needs (clang, libFuzzer, cmake)
+#   scripts/setup.sh bench   what make bench needs on top of build: ngtcp2-server, the
+#                            python venv, Go >= 1.26 and node/npm, Bun 1.4.4 from npm
+#                            (bench/bun); the bench's Rust and Go peers are built by
+#                            bench/ itself on first use
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 what="${1:-build}"
@@ -13,11 +17,13 @@ build_pkgs=(build-essential cmake pkg-config libev-dev libsodium-dev clang libcl
             openssl python3 python3-venv git)
 test_pkgs=(ngtcp2-client ngtcp2-server clang-format libclang-rt-14-dev chromium)
 fuzz_pkgs=(build-essential cmake clang libclang-rt-14-dev)
+bench_pkgs=(ngtcp2-server util-linux)  # util-linux: taskset
 
 missing=()
 want=("${build_pkgs[@]}")
 [ "$what" = test ] && want+=("${test_pkgs[@]}")
 [ "$what" = fuzz ] && want=("${fuzz_pkgs[@]}")
+[ "$what" = bench ] && want+=("${bench_pkgs[@]}")
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -48,13 +54,18 @@ go_ok() {
   done
   return 1
 }
-if [ "$what" = test ] && ! go_ok; then
-  echo "setup: Go >= 1.26 is required for the quic-go interop test (tests/interop/quicgo);" \
+if { [ "$what" = test ] || [ "$what" = bench ]; } && ! go_ok; then
+  echo "setup: Go >= 1.26 is required for the quic-go peers (tests/interop/quicgo, bench/quicgo);" \
        "install it to /usr/local/go or set GO=/path/to/go" >&2
   exit 1
 fi
 
-if [ "$what" = test ]; then
+node_ok() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+    [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]
+}
+
+if [ "$what" = test ] || [ "$what" = bench ]; then
   venv="$root/.venv"
   if [ ! -x "$venv/bin/python" ] || ! cmp -s "$root/tests/requirements.txt" "$venv/.requirements"; then
     echo "setup: creating $venv with the Python test peers"
@@ -62,7 +73,9 @@ if [ "$what" = test ]; then
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/requirements.txt"
     cp "$root/tests/requirements.txt" "$venv/.requirements"
   fi
+fi
 
+if [ "$what" = test ]; then
   # playwright-core drives Debian's chromium (tests/integration/test_chromium.py).
   # It is the core package only: it never downloads a browser of its own.
   browser="$root/tests/browser"
@@ -75,5 +88,19 @@ if [ "$what" = test ]; then
     echo "setup: installing playwright-core into $browser/node_modules"
     (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
     cp "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.setup"
+  fi
+fi
+
+if [ "$what" = bench ]; then
+  # Bun's own HTTP/3 server is a reference peer; the npm package ships the binary.
+  bun_dir="$root/bench/bun"
+  if ! node_ok; then
+    echo "setup: node >= 20 with npm is required to install Bun for the benchmark" >&2
+    exit 1
+  fi
+  if ! cmp -s "$bun_dir/package-lock.json" "$bun_dir/node_modules/.package-lock.json.setup"; then
+    echo "setup: installing bun into $bun_dir/node_modules"
+    (cd "$bun_dir" && npm ci --no-audit --no-fund --silent)
+    cp "$bun_dir/package-lock.json" "$bun_dir/node_modules/.package-lock.json.setup"
   fi
 fi
