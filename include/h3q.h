@@ -192,6 +192,20 @@ typedef struct h3q_config {
    * CONNECT with :protocol is malformed. */
   bool enable_extended_connect; /* false */
 
+  /* QUIC DATAGRAM (RFC 9221). enable_dgram announces the
+   * max_datagram_frame_size transport parameter and lets the peer send
+   * datagrams; they reach h3q_server_on_datagram's callback (or, with
+   * HTTP Datagrams, the request they belong to). Each direction has a
+   * queue of at most this many datagrams: when one is full, the oldest
+   * datagram in it is dropped and counted (h3q_server_stats), so a send
+   * that returns H3Q_OK has always queued its datagram. A datagram
+   * payload larger than dgram_max_payload_size is dropped on receipt
+   * (counted) and refused on send. */
+  bool enable_dgram;             /* false */
+  size_t dgram_recv_queue_len;   /* 256; 1..65536 */
+  size_t dgram_send_queue_len;   /* 256; 1..65536 */
+  size_t dgram_max_payload_size; /* 65527; 16..65527 */
+
   /* Diagnostics. */
   const char *qlog_dir;    /* NULL = no qlog; else one file per connection */
   const char *keylog_path; /* NULL = no TLS key log */
@@ -355,11 +369,56 @@ typedef struct h3q_server_stats {
   uint64_t udp_datagrams_received; /* UDP datagrams read from the socket */
   uint64_t udp_datagrams_sent;     /* UDP datagrams handed to the kernel */
   uint64_t packets_dropped; /* malformed, short Initials, unknown conns */
+  /* QUIC DATAGRAM frames (with HTTP Datagrams, every one is an HTTP
+   * Datagram; DATAGRAM capsules are not counted here). */
+  uint64_t datagrams_received;     /* read from the connection */
+  uint64_t datagrams_sent;         /* queued for sending */
+  uint64_t datagrams_send_dropped; /* the oldest queued one gave way */
+  uint64_t datagrams_recv_dropped; /* the receive queue was full */
+  uint64_t datagrams_too_large;    /* over dgram_max_payload_size */
+  /* No receiver: no connection callback, or (HTTP Datagrams) an unknown
+   * or closed stream, or a request without a datagram handler. */
+  uint64_t datagrams_unroutable;
 } h3q_server_stats;
 
 /* Copies the counters into *out. */
 H3Q_EXTERN void h3q_server_get_stats(const h3q_server *srv,
                                      h3q_server_stats *out);
+
+/* ------------------------------------------------------- QUIC datagrams */
+
+/* Receives one QUIC DATAGRAM payload on connection conn_id (see
+ * h3q_request_connection_id). data is valid only during the call. Called
+ * on the loop thread, while the connection is being processed; sending
+ * from inside is fine. */
+typedef void (*h3q_datagram_cb)(h3q_server *srv, uint64_t conn_id,
+                                const uint8_t *data, size_t len, void *user);
+
+/* Sets the connection-scoped datagram receiver (cb NULL removes it;
+ * datagrams without a receiver are dropped and counted as unroutable).
+ * Only when enable_dgram is set and HTTP Datagrams are not: with
+ * enable_h3_datagram every datagram belongs to a request stream.
+ * Errors: H3Q_EINVAL (srv NULL), H3Q_ESTATE (datagrams off, HTTP
+ * Datagrams on, or the server is running). */
+H3Q_EXTERN int h3q_server_on_datagram(h3q_server *srv, h3q_datagram_cb cb,
+                                      void *user);
+
+/* Queues one QUIC DATAGRAM (copied) for connection conn_id. It is sent
+ * with the connection's next packets, unreliably: it may be lost, and a
+ * full send queue drops its oldest datagram to make room (counted in
+ * datagrams_send_dropped). Returns H3Q_OK when queued. Errors:
+ * H3Q_EINVAL (data NULL with len > 0), H3Q_ENOTFOUND (no such open
+ * connection), H3Q_ESTATE (datagrams off, HTTP Datagrams on, or the peer
+ * did not announce max_datagram_frame_size), H3Q_ETOOLARGE (over
+ * dgram_max_payload_size or what fits in one packet: see
+ * h3q_server_datagram_max), H3Q_ECLOSED (the connection is closing).
+ * Loop thread only. */
+H3Q_EXTERN int h3q_server_send_datagram(h3q_server *srv, uint64_t conn_id,
+                                        const void *data, size_t len);
+
+/* The largest payload h3q_server_send_datagram takes on conn_id now, or
+ * a negative code as for it (H3Q_ENOTFOUND, H3Q_ESTATE). */
+H3Q_EXTERN ssize_t h3q_server_datagram_max(h3q_server *srv, uint64_t conn_id);
 
 /* Writes a new self-signed ECDSA P-256 certificate (PEM) for host (plus
  * localhost, 127.0.0.1 and ::1) valid for days days, and its private key

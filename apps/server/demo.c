@@ -263,6 +263,45 @@ static int hints(h3q_request *req, h3q_response *res, void *user) {
   return h3q_response_send(res, 200, "text/html", body, sizeof body - 1);
 }
 
+/* GET /stats: the server's counters as one JSON object. */
+static int stats(h3q_request *req, h3q_response *res, void *user) {
+  h3q_server_stats st;
+  h3q_server_get_stats(user, &st);
+  char body[1024];
+  int n =
+      snprintf(body, sizeof body,
+               "{\"connections_accepted\":%llu,\"connections_active\":%llu,"
+               "\"requests\":%llu,\"datagrams_received\":%llu,"
+               "\"datagrams_sent\":%llu,\"datagrams_send_dropped\":%llu,"
+               "\"datagrams_recv_dropped\":%llu,\"datagrams_too_large\":%llu,"
+               "\"datagrams_unroutable\":%llu}\n",
+               (unsigned long long)st.connections_accepted,
+               (unsigned long long)st.connections_active,
+               (unsigned long long)st.requests,
+               (unsigned long long)st.datagrams_received,
+               (unsigned long long)st.datagrams_sent,
+               (unsigned long long)st.datagrams_send_dropped,
+               (unsigned long long)st.datagrams_recv_dropped,
+               (unsigned long long)st.datagrams_too_large,
+               (unsigned long long)st.datagrams_unroutable);
+  if (n < 0 || (size_t)n >= sizeof body)
+    return H3Q_EINTERNAL;
+  return h3q_response_send(res, 200, "application/json", body, (size_t)n);
+}
+
+static void echo_datagram(h3q_server *srv, uint64_t conn_id,
+                          const uint8_t *data, size_t len, void *user) {
+  /* Best effort, like the datagram itself: a refusal is just a drop. */
+  h3q_server_send_datagram(srv, conn_id, data, len);
+}
+
+int demo_add_datagram_echo(h3q_server *srv) {
+  int rc = h3q_server_on_datagram(srv, echo_datagram, NULL);
+  if (rc != H3Q_OK)
+    fprintf(stderr, "h3q-server: datagram echo: %s\n", h3q_strerror(rc));
+  return rc;
+}
+
 typedef struct demo_route {
   const char *method, *pattern;
   h3q_handler handler;
@@ -304,7 +343,12 @@ int demo_add_routes(h3q_server *srv, const char *root, bool list_dirs) {
       return rc;
     }
   }
-  int rc = root ? serve_root(srv, root, list_dirs) : H3Q_OK;
+  int rc = h3q_server_route(srv, "GET", "/stats", stats, srv);
+  if (rc != H3Q_OK) {
+    fprintf(stderr, "h3q-server: route /stats: %s\n", h3q_strerror(rc));
+    return rc;
+  }
+  rc = root ? serve_root(srv, root, list_dirs) : H3Q_OK;
   if (rc != H3Q_OK)
     fprintf(stderr, "h3q-server: root: '%s': %s\n", root, h3q_strerror(rc));
   return rc;

@@ -30,6 +30,7 @@ typedef enum opt_kind {
   OPT_FIELD,   /* the field takes the argument as its value */
   OPT_FLAG,    /* bool field set to true, no argument */
   OPT_PAYLOAD, /* both UDP payload sizes */
+  OPT_DGRAM_Q, /* both datagram queue lengths */
   OPT_ROOT,    /* served folder (not a config field) */
   OPT_LIST,    /* directory listings for --root */
   OPT_TICKET,  /* file holding the 48-byte 0-RTT ticket key */
@@ -108,6 +109,13 @@ static const opt_def opts[] = {
      CFG(qpack_blocked_streams)},
     {"extended-connect", NULL, "allow extended CONNECT (RFC 9220)", OPT_FLAG,
      CFG(enable_extended_connect)},
+    {"datagrams", NULL,
+     "accept QUIC DATAGRAMs (RFC 9221); the demo echoes them back", OPT_FLAG,
+     CFG(enable_dgram)},
+    {"dgram-queue", "N", "datagrams queued per direction (256)", OPT_DGRAM_Q,
+     "dgram_recv_queue_len"},
+    {"dgram-max-payload", "N", "largest datagram payload, 16..65527", OPT_FIELD,
+     CFG(dgram_max_payload_size)},
     {"cc", "ALGO", "cubic|reno|bbr2 (default cubic)", OPT_FIELD,
 
      CFG(cc_algorithm)},
@@ -138,7 +146,8 @@ static void usage(FILE *out) {
   }
   fprintf(out, "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
                "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-               "POST /digest, GET /hints\n");
+               "POST /digest, GET /hints,\n  GET /stats (server counters as "
+               "JSON); --datagrams echoes every QUIC DATAGRAM\n");
 }
 
 static void on_signal(int sig) {
@@ -214,6 +223,11 @@ static int apply_option(options *o, const opt_def *d, const char *arg) {
                    set_field(o, d, "max_send_udp_payload_size", arg)
                ? -1
                : 0;
+  case OPT_DGRAM_Q:
+    return set_field(o, d, "dgram_recv_queue_len", arg) ||
+                   set_field(o, d, "dgram_send_queue_len", arg)
+               ? -1
+               : 0;
   case OPT_ROOT:
     o->root = arg;
     return 0;
@@ -234,6 +248,8 @@ static const char *flag_for_field(const char *err) {
   size_t len = strcspn(err, ":");
   if (strncmp(err, "max_recv_udp_payload_size", len) == 0)
     return "max-payload"; /* one flag sets both sizes */
+  if (strncmp(err, "dgram_send_queue_len", len) == 0)
+    return "dgram-queue";
   for (size_t i = 0; i < OPT_COUNT; i++)
     if (opts[i].field && strlen(opts[i].field) == len &&
         strncmp(err, opts[i].field, len) == 0)
@@ -291,6 +307,8 @@ static int create_server(options *o) {
     return rc;
   }
   rc = demo_add_routes(g_server, o->root, o->list_dirs);
+  if (rc == H3Q_OK && o->cfg.enable_dgram)
+    rc = demo_add_datagram_echo(g_server);
   if (rc != H3Q_OK) {
     h3q_server_free(g_server);
     g_server = NULL;

@@ -124,6 +124,11 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
   srv->h3.user = srv;
   srv->h3.stats = &srv->stats;
   srv->ep.stats = &srv->stats;
+  rc = server_init_datagrams(srv);
+  if (rc != H3Q_OK) {
+    quiche_config_free(qcfg);
+    return rc;
+  }
   srv->ep.app = &h3_app_ops;
   srv->ep.app_ctx = &srv->h3;
   rc = endpoint_init(&srv->ep, &srv->cfg.c, qcfg, err, errlen);
@@ -177,6 +182,7 @@ void h3q_server_free(h3q_server *srv) {
   if (srv->ep.loop)
     srv->ep.lo->destroy(srv->ep.loop);
   router_free(srv->router);
+  dgram_ctx_free(&srv->dgram);
   h3q_static_free(srv->static_files);
   config_owned_free(&srv->cfg);
   pthread_mutex_destroy(&srv->post_lock);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "core/config.h"
+#include "dgram/dgram.h"
 #include "h3/session.h"
 #include "h3q.h"
 #include "http/router.h"
@@ -23,6 +24,9 @@ struct h3q_server {
   config_owned cfg;
   quic_endpoint ep;
   h3_config h3; /* shared, read-only, by every HTTP/3 session */
+  dgram_ctx dgram;
+  h3q_datagram_cb on_datagram; /* connection-scoped datagrams */
+  void *datagram_user;
 
   loop_timer *tick; /* housekeeping: timeouts, drain deadlines */
   bool draining;    /* stop requested: GOAWAY sent, waiting */
@@ -42,5 +46,8 @@ struct h3q_server {
 
 /* Routes one request (h3_config.on_request). */
 void server_on_request(h3q_request *req, h3q_response *res, void *user);
+
+/* Sets up datagrams (datagram.c) once the HTTP/3 config exists. */
+int server_init_datagrams(h3q_server *srv);
 
 #endif

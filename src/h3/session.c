@@ -86,6 +86,21 @@ static int open_uni_streams(h3_session *h) {
   return 0;
 }
 
+void *h3_session_layer_state(const h3_session *h, int index) {
+  return index >= 0 && (size_t)index < h->layers_started ? h->layer_state[index]
+                                                         : NULL;
+}
+
+static int start_layers(h3_session *h) {
+  for (size_t i = 0; i < h->cfg->layer_count; i++) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_start && l->on_start(h, &h->layer_state[i], l->user) != 0)
+      return -1;
+    h->layers_started = i + 1;
+  }
+  return 0;
+}
+
 static void *session_start(conn *c, void *ctx) {
   const h3_config *cfg = ctx;
   h3_session *h = calloc(1, sizeof *h);
@@ -98,7 +113,7 @@ static void *session_start(conn *c, void *ctx) {
   h3_settings_init(&h->peer);
   h->qdec = qpack_decoder_new(cfg->local.qpack_max_table_capacity,
                               cfg->local.qpack_blocked_streams);
-  if (!h->qdec || open_uni_streams(h) != 0) {
+  if (!h->qdec || open_uni_streams(h) != 0 || start_layers(h) != 0) {
     h3_app_ops.destroy(h);
     return NULL;
   }
@@ -158,6 +173,11 @@ static void session_process(void *app) {
     if (i == READABLE_PER_PROCESS - 1)
       conn_mark_dirty(h->c); /* more to read next round */
   }
+  for (size_t i = 0; i < h->layers_started && !h->failed; i++) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_process)
+      l->on_process(h, h->layer_state[i], l->user);
+  }
   h3_flush_uni(h); /* GOAWAY and QPACK instructions before responses */
   if (!h->failed)
     service_streams(h);
@@ -170,7 +190,14 @@ static void session_tick(void *app, uint64_t now_ns) {
 }
 
 static void session_goaway(void *app, uint64_t deadline_ns) {
-  h3_drain_goaway(app, deadline_ns);
+  h3_session *h = app;
+  bool first = !h->going_away;
+  h3_drain_goaway(h, deadline_ns);
+  for (size_t i = 0; first && i < h->layers_started; i++) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_goaway)
+      l->on_goaway(h, h->layer_state[i], l->user);
+  }
 }
 
 static void free_map_values(u64map *m) {
@@ -190,6 +217,11 @@ static void session_destroy(void *app) {
     stream_abort_and_free(h->streams.slots[i].value);
   }
   u64map_free(&h->streams);
+  for (size_t i = h->layers_started; i-- > 0;) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_destroy)
+      l->on_destroy(h, h->layer_state[i], l->user);
+  }
   free_map_values(&h->uni);
   free_map_values(&h->early_priority);
   u64map_free(&h->claimed);
@@ -256,6 +288,15 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub) {
   cfg->max_active_requests = pub->max_active_requests_per_conn;
   cfg->header_timeout_ns = pub->request_header_timeout_ms * 1000000u;
   cfg->body_idle_timeout_ns = pub->body_idle_timeout_ms * 1000000u;
+}
+
+int h3_config_add_layer(h3_config *cfg, const h3_layer *layer) {
+  if (!layer)
+    return H3Q_EINVAL;
+  if (cfg->layer_count == H3_LAYERS_MAX)
+    return H3Q_ETOOLARGE;
+  cfg->layers[cfg->layer_count] = *layer;
+  return (int)cfg->layer_count++;
 }
 
 static bool type_is_h3s_own(uint64_t type, bool bidi) {

@@ -42,6 +42,26 @@ typedef struct h3_extension {
 
 #define H3_EXTENSIONS_MAX 8
 
+/* A layer above HTTP/3 (datagrams, WebTransport) that rides on every
+ * session: per-session state, and the session events it needs besides
+ * the streams it claims. Every callback is optional. */
+typedef struct h3_layer {
+  /* The session started: sets *state (may stay NULL). Returns 0, or -1
+   * when out of memory (the connection is then refused). */
+  int (*on_start)(h3_session *h, void **state, void *user);
+  /* Once per process round, after readable streams were read and before
+   * responses are serviced: QUIC datagrams, blocked writes. */
+  void (*on_process)(h3_session *h, void *state, void *user);
+  /* The connection is about to close gracefully (GOAWAY sent). */
+  void (*on_goaway)(h3_session *h, void *state, void *user);
+  /* The session goes away, after every request's close callback: frees
+   * the state. */
+  void (*on_destroy)(h3_session *h, void *state, void *user);
+  void *user;
+} h3_layer;
+
+#define H3_LAYERS_MAX 4
+
 /* A session's own copy of its settings: built once per server, shared by
  * every session of it (read-only). */
 typedef struct h3_config {
@@ -55,6 +75,8 @@ typedef struct h3_config {
   uint64_t max_headers_frame;
   h3_extension extensions[H3_EXTENSIONS_MAX];
   size_t extension_count;
+  h3_layer layers[H3_LAYERS_MAX];
+  size_t layer_count;
   /* A request's header section arrived and passed validation: route it.
    * Called on the loop thread; the request may be answered at once. */
   void (*on_request)(h3q_request *req, h3q_response *res, void *user);
@@ -69,6 +91,13 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub);
  * taken, H3Q_ETOOLARGE when the registry is full, H3Q_EINVAL when the type
  * is one of HTTP/3's own. */
 int h3_config_add_extension(h3_config *cfg, const h3_extension *ext);
+
+/* Adds a layer; returns its index (for h3_session_layer_state), or
+ * H3Q_EINVAL (NULL) or H3Q_ETOOLARGE (no room). */
+int h3_config_add_layer(h3_config *cfg, const h3_layer *layer);
+
+/* The per-session state layer number index set in on_start (or NULL). */
+void *h3_session_layer_state(const h3_session *h, int index);
 
 /* The application interface the QUIC layer calls (quic/conn.h). */
 extern const conn_app_ops h3_app_ops;
@@ -143,6 +172,8 @@ struct h3_session {
   u64map flushing;
   struct stream *service; /* streams to service this round */
   bool failed;            /* a connection error was raised */
+  void *layer_state[H3_LAYERS_MAX];
+  size_t layers_started; /* on_start ran for layers [0, layers_started) */
 };
 
 /* control.c: the peer's unidirectional streams. */

@@ -39,6 +39,7 @@ from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import (
     ConnectionTerminated,
+    DatagramFrameReceived,
     HandshakeCompleted,
     QuicEvent,
     StopSendingReceived,
@@ -277,6 +278,11 @@ class _H3Protocol(QuicConnectionProtocol):
         self.goaway_ids: list[int] = []  # every GOAWAY id the server sent, in order
         self.goaway_at: float | None = None  # time.monotonic() of the first GOAWAY
         self._uni_readers: dict[int, _ControlStreamReader] = {}
+        # QUIC DATAGRAM payloads received, in order, when raw_datagrams is set
+        # (they then bypass aioquic's HTTP/3 layer, which would parse them as
+        # HTTP Datagrams).
+        self.raw_datagrams = False
+        self.datagrams: list[bytes] = []
 
     # Wake up senders waiting for buffer space whenever packets arrive or a
     # timer fires (ACKs free aioquic's send buffer).
@@ -291,6 +297,10 @@ class _H3Protocol(QuicConnectionProtocol):
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, HandshakeCompleted):
             self.handshake = event
+        if isinstance(event, DatagramFrameReceived) and self.raw_datagrams:
+            self.datagrams.append(event.data)
+            self.progress.set()
+            return
         if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 3:
             rd = self._uni_readers.setdefault(event.stream_id, _ControlStreamReader())
             for ftype, payload in rd.feed(event.data):
@@ -452,6 +462,8 @@ class H3Client:
                       max_data: int = 32 << 20, max_stream_data: int = 16 << 20,
                       alpn: list[str] | None = None, idle_timeout: float = 30.0,
                       max_datagram_size: int | None = None,
+                      max_datagram_frame_size: int | None = None,
+                      raw_datagrams: bool = False,
                       session_ticket=None, session_ticket_handler=None,
                       wait_connected: bool = True, send_first_flight: bool = True):
         """session_ticket_handler: called with each TLS session ticket the
@@ -463,7 +475,10 @@ class H3Client:
         send_first_flight=False (with wait_connected=False): the ClientHello
         is not sent before the client is yielded; the caller's first send
         (e.g. send_headers) transmits it, so that request's 0-RTT packet is
-        coalesced into the same UDP datagram as the Initial."""
+        coalesced into the same UDP datagram as the Initial.
+        max_datagram_frame_size: announce QUIC DATAGRAM support (RFC 9221);
+        with raw_datagrams, received ones are kept in client.datagrams
+        instead of going through aioquic's HTTP Datagram parsing."""
         cfg = QuicConfiguration(is_client=True, alpn_protocols=alpn or list(H3_ALPN),
                                 idle_timeout=idle_timeout)
         if session_ticket is not None:
@@ -472,6 +487,8 @@ class H3Client:
         cfg.max_stream_data = max_stream_data
         if max_datagram_size:
             cfg.max_datagram_size = max_datagram_size
+        if max_datagram_frame_size:
+            cfg.max_datagram_frame_size = max_datagram_frame_size
         if cafile:
             cfg.load_verify_locations(cafile)
             cfg.verify_mode = ssl.CERT_REQUIRED
@@ -483,6 +500,7 @@ class H3Client:
                           session_ticket_handler=session_ticket_handler,
                           wait_connected=False)
         proto = await cm.__aenter__()
+        proto.raw_datagrams = raw_datagrams
         try:
             if wait_connected or send_first_flight:
                 proto.transmit()  # wait_connected=False leaves the Initial unsent
@@ -538,6 +556,26 @@ class H3Client:
         self.quic.send_stream_data(stream_id, data, end_stream)
         if transmit:
             self.proto.transmit()
+
+    def send_datagram(self, data: bytes) -> None:
+        """One QUIC DATAGRAM frame with exactly these bytes."""
+        self.quic.send_datagram_frame(data)
+        self.proto.transmit()
+
+    @property
+    def datagrams(self) -> list[bytes]:
+        """QUIC DATAGRAM payloads received so far (raw_datagrams=True)."""
+        return self.proto.datagrams
+
+    async def wait_datagrams(self, n: int, timeout: float) -> list[bytes]:
+        """Waits until n datagrams arrived (or timeout); returns them all."""
+        deadline = time.monotonic() + timeout
+        while len(self.proto.datagrams) < n and self.proto.terminated is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await self._wait_progress(min(left, 0.1))
+        return self.proto.datagrams
 
     def transmit(self) -> None:
         """Sends whatever is queued."""
