@@ -205,6 +205,13 @@ typedef struct h3q_config {
   size_t dgram_recv_queue_len;   /* 256; 1..65536 */
   size_t dgram_send_queue_len;   /* 256; 1..65536 */
   size_t dgram_max_payload_size; /* 65527; 16..65527 */
+  /* HTTP Datagrams (RFC 9297; needs enable_dgram): announces H3_DATAGRAM
+   * in SETTINGS, and every QUIC DATAGRAM then carries a quarter stream id
+   * naming the request it belongs to (h3q_request_on_datagram,
+   * h3q_server_route_datagram). Datagrams for unknown or closed streams,
+   * or for requests without a receiver, are dropped and counted; an id of
+   * 2^60 or more closes the connection with H3_DATAGRAM_ERROR. */
+  bool enable_h3_datagram; /* false */
 
   /* Diagnostics. */
   const char *qlog_dir;    /* NULL = no qlog; else one file per connection */
@@ -249,6 +256,11 @@ H3Q_EXTERN void h3q_config_release(h3q_config *cfg);
 typedef struct h3q_server h3q_server;
 typedef struct h3q_request h3q_request;
 typedef struct h3q_response h3q_response;
+
+/* HTTP Datagrams (RFC 9297; enable_h3_datagram). Receives one datagram
+ * that belongs to req's stream; data is valid only during the call. */
+typedef void (*h3q_request_datagram_cb)(h3q_request *req, const uint8_t *data,
+                                        size_t len, void *user);
 
 /* Creates a server from cfg: validates every field, loads the certificate
  * and key, binds the UDP socket. On failure returns a negative code, leaves
@@ -308,6 +320,17 @@ typedef int (*h3q_handler)(h3q_request *req, h3q_response *res, void *user);
 H3Q_EXTERN int h3q_server_route(h3q_server *srv, const char *method,
                                 const char *pattern, h3q_handler handler,
                                 void *user);
+
+/* Registers a datagram receiver for requests matching method and pattern
+ * (the same syntax and precedence as h3q_server_route): before the
+ * route's handler runs, h3q_request_on_datagram(req, cb, user) is set up
+ * for each such request. Needs enable_h3_datagram. Errors: H3Q_EINVAL,
+ * H3Q_EEXIST, H3Q_ESTATE (HTTP Datagrams off, or the server running),
+ * H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_server_route_datagram(h3q_server *srv, const char *method,
+                                         const char *pattern,
+                                         h3q_request_datagram_cb cb,
+                                         void *user);
 
 /* Sets the handler for requests no route matches (instead of 404). A
  * 405 for a path routed under other methods still takes precedence.
@@ -456,6 +479,10 @@ H3Q_EXTERN int h3q_request_header_at(const h3q_request *req, size_t i,
 H3Q_EXTERN const char *h3q_request_param(const h3q_request *req,
                                          const char *name);
 
+/* The :protocol pseudo-header of an extended CONNECT (RFC 9220), e.g.
+ * "webtransport", or NULL when the request has none. */
+H3Q_EXTERN const char *h3q_request_protocol(const h3q_request *req);
+
 /* Identifiers: the QUIC stream id, and a server-unique connection number. */
 H3Q_EXTERN uint64_t h3q_request_stream_id(const h3q_request *req);
 H3Q_EXTERN uint64_t h3q_request_connection_id(const h3q_request *req);
@@ -504,6 +531,22 @@ H3Q_EXTERN h3q_response *h3q_request_response(h3q_request *req);
 
 /* True once the whole body has been received and read. */
 H3Q_EXTERN bool h3q_request_body_done(const h3q_request *req);
+
+/* HTTP Datagrams (RFC 9297; enable_h3_datagram): see
+ * h3q_request_datagram_cb above. */
+/* Sets the receiver of req's HTTP Datagrams (cb NULL removes it) until
+ * the stream closes. If the request says "capsule-protocol: ?1" (RFC 9297
+ * section 3.4), its body is a capsule stream that h3q reads itself:
+ * DATAGRAM capsules reach cb as well, other capsule types are skipped, and
+ * when the client ends the stream the response is ended too (do not read
+ * the body or set body callbacks yourself). Errors: H3Q_ESTATE (HTTP
+ * Datagrams are off), H3Q_ECLOSED, H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_request_on_datagram(h3q_request *req,
+                                       h3q_request_datagram_cb cb, void *user);
+
+/* True when h3q reads req's body as a capsule stream itself (see
+ * h3q_request_on_datagram; always for WebTransport sessions). */
+H3Q_EXTERN bool h3q_request_uses_capsules(const h3q_request *req);
 
 /* -------------------------------------------------------------- response */
 
@@ -602,6 +645,18 @@ H3Q_EXTERN void h3q_response_resume(h3q_response *res);
  * urgency 0..7 (H3Q_EINVAL otherwise); lower is sent first. */
 H3Q_EXTERN int h3q_response_set_priority(h3q_response *res, uint8_t urgency,
                                          bool incremental);
+
+/* Sends one HTTP Datagram (copied) on res's stream: a QUIC DATAGRAM with
+ * the stream's quarter id when the client announced H3_DATAGRAM, else,
+ * for a request that uses the capsule protocol, a DATAGRAM capsule in the
+ * response body (the header section goes first; the capsule is sent
+ * whole or not at all). Unreliable either way: H3Q_OK means queued.
+ * Errors: H3Q_ESTATE (HTTP Datagrams off, or the client can take neither
+ * form), H3Q_ETOOLARGE (over the datagram limits), H3Q_EAGAIN (capsule:
+ * no room on the stream now), H3Q_ECLOSED, H3Q_EINVAL (data NULL with
+ * len > 0). */
+H3Q_EXTERN int h3q_response_send_datagram(h3q_response *res, const void *data,
+                                          size_t len);
 
 /* The HTTP/3 error code the peer used to reset or stop the stream (valid
  * in the close callback when aborted), or 0 when it did not. */

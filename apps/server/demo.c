@@ -295,8 +295,34 @@ static void echo_datagram(h3q_server *srv, uint64_t conn_id,
   h3q_server_send_datagram(srv, conn_id, data, len);
 }
 
-int demo_add_datagram_echo(h3q_server *srv) {
-  int rc = h3q_server_on_datagram(srv, echo_datagram, NULL);
+static void echo_h3_datagram(h3q_request *req, const uint8_t *data, size_t len,
+                             void *user) {
+  h3q_response_send_datagram(h3q_request_response(req), data, len);
+}
+
+static void discard_body(h3q_request *req, const uint8_t *data, size_t len,
+                         void *user) {}
+
+static void end_with_request(h3q_request *req, void *user) {
+  h3q_response_end(h3q_request_response(req));
+}
+
+/* /dgram/echo: the route's datagram receiver echoes; the handler answers
+ * 200 at once and ends with the request (h3q does that itself for a
+ * capsule stream). */
+static int dgram_echo(h3q_request *req, h3q_response *res, void *user) {
+  if (!h3q_request_uses_capsules(req))
+    h3q_request_on_body(req, discard_body, end_with_request, NULL);
+  ssize_t n = h3q_response_write(res, NULL, 0); /* the header section */
+  return n < 0 && n != H3Q_EAGAIN ? (int)n : H3Q_OK;
+}
+
+int demo_add_datagram_echo(h3q_server *srv, bool h3) {
+  int rc = h3 ? h3q_server_route_datagram(srv, "*", "/dgram/echo",
+                                          echo_h3_datagram, NULL)
+              : h3q_server_on_datagram(srv, echo_datagram, NULL);
+  if (rc == H3Q_OK && h3)
+    rc = h3q_server_route(srv, "*", "/dgram/echo", dgram_echo, NULL);
   if (rc != H3Q_OK)
     fprintf(stderr, "h3q-server: datagram echo: %s\n", h3q_strerror(rc));
   return rc;

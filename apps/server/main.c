@@ -27,13 +27,14 @@ static h3q_server *g_server;
 /* Command-line options: most set one h3q_config field by name, through
  * the library's own parser (h3q_config_set). */
 typedef enum opt_kind {
-  OPT_FIELD,   /* the field takes the argument as its value */
-  OPT_FLAG,    /* bool field set to true, no argument */
-  OPT_PAYLOAD, /* both UDP payload sizes */
-  OPT_DGRAM_Q, /* both datagram queue lengths */
-  OPT_ROOT,    /* served folder (not a config field) */
-  OPT_LIST,    /* directory listings for --root */
-  OPT_TICKET,  /* file holding the 48-byte 0-RTT ticket key */
+  OPT_FIELD,    /* the field takes the argument as its value */
+  OPT_FLAG,     /* bool field set to true, no argument */
+  OPT_PAYLOAD,  /* both UDP payload sizes */
+  OPT_DGRAM_Q,  /* both datagram queue lengths */
+  OPT_H3_DGRAM, /* HTTP Datagrams, and so QUIC DATAGRAMs */
+  OPT_ROOT,     /* served folder (not a config field) */
+  OPT_LIST,     /* directory listings for --root */
+  OPT_TICKET,   /* file holding the 48-byte 0-RTT ticket key */
   OPT_HELP,
 } opt_kind;
 
@@ -112,6 +113,10 @@ static const opt_def opts[] = {
     {"datagrams", NULL,
      "accept QUIC DATAGRAMs (RFC 9221); the demo echoes them back", OPT_FLAG,
      CFG(enable_dgram)},
+    {"h3-datagrams", NULL,
+     "HTTP Datagrams (RFC 9297; implies --datagrams); the demo echoes\n"
+     "                           them on /dgram/echo",
+     OPT_H3_DGRAM, CFG(enable_h3_datagram)},
     {"dgram-queue", "N", "datagrams queued per direction (256)", OPT_DGRAM_Q,
      "dgram_recv_queue_len"},
     {"dgram-max-payload", "N", "largest datagram payload, 16..65527", OPT_FIELD,
@@ -223,6 +228,11 @@ static int apply_option(options *o, const opt_def *d, const char *arg) {
                    set_field(o, d, "max_send_udp_payload_size", arg)
                ? -1
                : 0;
+  case OPT_H3_DGRAM:
+    return set_field(o, d, "enable_dgram", "true") ||
+                   set_field(o, d, d->field, "true")
+               ? -1
+               : 0;
   case OPT_DGRAM_Q:
     return set_field(o, d, "dgram_recv_queue_len", arg) ||
                    set_field(o, d, "dgram_send_queue_len", arg)
@@ -308,7 +318,7 @@ static int create_server(options *o) {
   }
   rc = demo_add_routes(g_server, o->root, o->list_dirs);
   if (rc == H3Q_OK && o->cfg.enable_dgram)
-    rc = demo_add_datagram_echo(g_server);
+    rc = demo_add_datagram_echo(g_server, o->cfg.enable_h3_datagram);
   if (rc != H3Q_OK) {
     h3q_server_free(g_server);
     g_server = NULL;

@@ -183,6 +183,10 @@ static int validate_dgram(const h3q_config *c, char *err, size_t errlen) {
       c->dgram_max_payload_size > DGRAM_PAYLOAD_MAX)
     return fail(err, errlen, "dgram_max_payload_size: must be %u..%u",
                 DGRAM_PAYLOAD_MIN, DGRAM_PAYLOAD_MAX);
+  if (c->enable_h3_datagram && !c->enable_dgram)
+    return fail(err, errlen,
+                "enable_h3_datagram: needs enable_dgram (HTTP Datagrams "
+                "travel in QUIC DATAGRAM frames)");
   return H3Q_OK;
 }
 

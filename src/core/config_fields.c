@@ -72,6 +72,7 @@ static const field_def fields[] = {
     FIELD(dgram_recv_queue_len, F_SIZE),
     FIELD(dgram_send_queue_len, F_SIZE),
     FIELD(dgram_max_payload_size, F_SIZE),
+    FIELD(enable_h3_datagram, F_BOOL),
     FIELD(qlog_dir, F_STR),
     FIELD(keylog_path, F_STR),
     FIELD(log_level, F_LOG),

@@ -182,7 +182,7 @@ void h3q_server_free(h3q_server *srv) {
   if (srv->ep.loop)
     srv->ep.lo->destroy(srv->ep.loop);
   router_free(srv->router);
-  dgram_ctx_free(&srv->dgram);
+  server_free_datagrams(srv);
   h3q_static_free(srv->static_files);
   config_owned_free(&srv->cfg);
   pthread_mutex_destroy(&srv->post_lock);

@@ -27,6 +27,8 @@ struct h3q_server {
   dgram_ctx dgram;
   h3q_datagram_cb on_datagram; /* connection-scoped datagrams */
   void *datagram_user;
+  router *dgram_router; /* h3q_server_route_datagram; NULL until used */
+  struct dgram_route_entry *dgram_routes; /* their receivers (owned) */
 
   loop_timer *tick; /* housekeeping: timeouts, drain deadlines */
   bool draining;    /* stop requested: GOAWAY sent, waiting */
@@ -49,5 +51,9 @@ void server_on_request(h3q_request *req, h3q_response *res, void *user);
 
 /* Sets up datagrams (datagram.c) once the HTTP/3 config exists. */
 int server_init_datagrams(h3q_server *srv);
+void server_free_datagrams(h3q_server *srv);
+
+/* Gives req the datagram receiver of its datagram route, if any. */
+void server_route_datagrams(h3q_server *srv, h3q_request *req);
 
 #endif

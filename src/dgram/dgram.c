@@ -6,20 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dgram/dgram_internal.h"
 #include "quic/conn.h"
 #include "util/log.h"
 
 /* Datagrams read per process round; the rest waits for the next round,
  * so a flood cannot starve streams and other connections. */
 #define DGRAM_READS_PER_ROUND 256
-/* Room for a prefix (one varint) in front of a payload. */
-#define PREFIX_MAX 8
-
-/* Per-connection counters. */
-typedef struct dgram_conn {
-  uint64_t popped;     /* datagrams taken from quiche's receive queue */
-  uint64_t overflowed; /* quiche's receive-queue drops already counted */
-} dgram_conn;
+/* Room for a prefix (one varint, or a capsule header) before a payload. */
+#define PREFIX_MAX 16
 
 /* quiche_conn_dgram_purge_outgoing takes a predicate without user data
  * and visits the queue oldest first: this one says yes purge_left times.
@@ -78,9 +73,11 @@ int dgram_send(const dgram_ctx *d, h3_session *h, const uint8_t *prefix,
   return H3Q_OK;
 }
 
-static void deliver(const dgram_ctx *d, h3_session *h, const uint8_t *p,
-                    size_t len) {
-  if (d->on_datagram)
+static void deliver(const dgram_ctx *d, h3_session *h, dgram_conn *dc,
+                    const uint8_t *p, size_t len) {
+  if (d->http)
+    dgram_deliver_http(d, h, dc, p, len);
+  else if (d->on_datagram)
     d->on_datagram(h, p, len, d->user);
   else
     d->stats->datagrams_unroutable++;
@@ -118,8 +115,8 @@ static void dgram_process(h3_session *h, void *state, void *user) {
     if (n < 0)
       break;
     d->stats->datagrams_received++;
-    deliver(d, h, d->rx, (size_t)n);
-    if (quiche_conn_is_closed(q))
+    deliver(d, h, dc, d->rx, (size_t)n);
+    if (quiche_conn_is_closed(q) || quiche_conn_is_draining(q))
       return;
   }
   count_overflow(d, dc, q);
@@ -133,9 +130,27 @@ static int dgram_start(h3_session *h, void **state, void *user) {
   return *state ? 0 : -1;
 }
 
+static void dgram_stream_closed(h3_session *h, void *state, uint64_t id,
+                                void *user) {
+  (void)h, (void)user;
+  dgram_route_closed(state, id);
+}
+
 static void dgram_destroy(h3_session *h, void *state, void *user) {
   (void)h, (void)user;
+  dgram_routes_free(state);
   free(state);
+}
+
+const dgram_ctx *dgram_ctx_of(const h3_session *h, dgram_conn **dc) {
+  for (size_t i = 0; i < h->cfg->layer_count; i++) {
+    if (h->cfg->layers[i].on_process == dgram_process) {
+      *dc = h3_session_layer_state(h, (int)i);
+      return *dc ? h->cfg->layers[i].user : NULL;
+    }
+  }
+  *dc = NULL;
+  return NULL;
 }
 
 int dgram_ctx_init(dgram_ctx *d, h3_config *cfg, const h3q_config *pub,
@@ -146,6 +161,7 @@ int dgram_ctx_init(dgram_ctx *d, h3_config *cfg, const h3q_config *pub,
   if (!pub->enable_dgram)
     return H3Q_OK;
   d->max_payload = pub->dgram_max_payload_size;
+  d->http = pub->enable_h3_datagram;
   d->rx = malloc(d->max_payload);
   d->tx = malloc(d->max_payload + PREFIX_MAX);
   if (!d->rx || !d->tx) {
@@ -154,6 +170,7 @@ int dgram_ctx_init(dgram_ctx *d, h3_config *cfg, const h3q_config *pub,
   }
   h3_layer layer = {.on_start = dgram_start,
                     .on_process = dgram_process,
+                    .on_stream_closed = dgram_stream_closed,
                     .on_destroy = dgram_destroy,
                     .user = d};
   d->layer = h3_config_add_layer(cfg, &layer);

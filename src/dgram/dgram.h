@@ -53,4 +53,35 @@ int dgram_send(const dgram_ctx *d, h3_session *h, const uint8_t *prefix,
  * bytes: H3Q_ESTATE when datagrams cannot be sent. */
 ssize_t dgram_max_payload(const dgram_ctx *d, h3_session *h, size_t prefix_len);
 
+/* ---- HTTP Datagrams and capsules on request streams (http_dgram.c) ---- */
+
+/* A layer's view of a request's capsule stream (WebTransport's CONNECT
+ * stream). DATAGRAM capsules go to the datagram receiver instead. */
+typedef struct capsule_sink {
+  /* A capsule of another type; value NULL when larger than
+   * CAPSULE_VALUE_MAX (skipped). Return false to stop reading. */
+  bool (*on_capsule)(h3q_request *req, uint64_t type, const uint8_t *value,
+                     size_t len, void *user);
+  /* The client ended its side; truncated when it ended inside a capsule
+   * (the message is then malformed). */
+  void (*on_end)(h3q_request *req, bool truncated, void *user);
+} capsule_sink;
+
+/* Sends req's HTTP Datagrams to cb (see h3q_request_on_datagram). With a
+ * sink, the request body is always a capsule stream whose other capsules
+ * and end go to the sink (which then owns the response's end); without
+ * one, it is when the request says "capsule-protocol: ?1". Marks the
+ * request a tunnel (h3_request_set_tunnel) when capsules are read.
+ * Errors: H3Q_ESTATE (HTTP Datagrams off), H3Q_ECLOSED, H3Q_ENOMEM. */
+int dgram_route_request(h3q_request *req, h3q_request_datagram_cb cb,
+                        void *user, const capsule_sink *sink, void *sink_user);
+
+/* Sends one HTTP Datagram for req (see h3q_response_send_datagram). */
+int dgram_request_send(h3q_request *req, const void *data, size_t len);
+
+/* Appends a whole capsule to req's response, queued until it fits
+ * (h3_response_queue): for capsules that must arrive (CLOSE, DRAIN). */
+int dgram_response_queue_capsule(h3q_request *req, uint64_t type,
+                                 const void *value, size_t len);
+
 #endif

@@ -219,6 +219,33 @@ int h3q_response_send(h3q_response *res, int status, const char *content_type,
   return h3q_response_end(res);
 }
 
+int h3_response_queue(h3q_response *res, const void *data, size_t len) {
+  stream *s = res->s;
+  if (!response_open(s))
+    return H3Q_ECLOSED;
+  if (s->end_requested || s->wstate == RES_DONE || s->producer)
+    return H3Q_ESTATE;
+  if (s->is_head || len == 0)
+    return progress(s) == H3Q_ECLOSED ? H3Q_ECLOSED : H3Q_OK;
+  size_t left = s->pending_len - s->pending_off;
+  if (s->pending_off) { /* compact: what was sent is gone */
+    memmove(s->pending_body, s->pending_body + s->pending_off, left);
+    s->pending_off = 0;
+    s->pending_len = left;
+  }
+  if (left + len > s->pending_cap) {
+    uint8_t *grown = realloc(s->pending_body, left + len);
+    if (!grown)
+      return H3Q_ENOMEM;
+    s->pending_body = grown;
+    s->pending_cap = left + len;
+  }
+  memcpy(s->pending_body + left, data, len);
+  s->pending_len = left + len;
+  int rc = progress(s);
+  return rc == H3Q_EAGAIN ? H3Q_OK : rc; /* the rest as room appears */
+}
+
 int h3q_response_set_producer(h3q_response *res, h3q_producer producer,
                               void *user) {
   stream *s = res->s;

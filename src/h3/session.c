@@ -91,6 +91,14 @@ void *h3_session_layer_state(const h3_session *h, int index) {
                                                          : NULL;
 }
 
+void h3_layers_stream_closed(h3_session *h, uint64_t id) {
+  for (size_t i = 0; i < h->layers_started; i++) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_stream_closed)
+      l->on_stream_closed(h, h->layer_state[i], id, l->user);
+  }
+}
+
 static int start_layers(h3_session *h) {
   for (size_t i = 0; i < h->cfg->layer_count; i++) {
     const h3_layer *l = &h->cfg->layers[i];
@@ -275,6 +283,7 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub) {
   cfg->local.max_field_section_size =
       2 * (uint64_t)pub->max_request_headers_size;
   cfg->local.enable_connect_protocol = pub->enable_extended_connect;
+  cfg->local.h3_datagram = pub->enable_dgram && pub->enable_h3_datagram;
   cfg->vlimits = (validate_limits){
       .max_header_count = pub->max_header_count,
       .max_header_name_length = pub->max_header_name_length,

@@ -52,6 +52,8 @@ typedef struct h3_layer {
   /* Once per process round, after readable streams were read and before
    * responses are serviced: QUIC datagrams, blocked writes. */
   void (*on_process)(h3_session *h, void *state, void *user);
+  /* Request stream id is being freed (after its close callback). */
+  void (*on_stream_closed)(h3_session *h, void *state, uint64_t id, void *user);
   /* The connection is about to close gracefully (GOAWAY sent). */
   void (*on_goaway)(h3_session *h, void *state, void *user);
   /* The session goes away, after every request's close callback: frees

@@ -55,6 +55,9 @@ void stream_rx_pump(stream *s);
 void section_complete(stream *s);
 void section_too_large(stream *s);
 
+/* session.c: tells the layers that request stream id is being freed. */
+void h3_layers_stream_closed(h3_session *h, uint64_t id);
+
 /* session.c: hands stream id to extension e (s: the stream object made
  * for it, if any, which is dropped). Returns true (the id is claimed or
  * refused). */
