@@ -43,6 +43,8 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->dgram_recv_queue_len = 256;
   cfg->dgram_send_queue_len = 256;
   cfg->dgram_max_payload_size = 65527;
+  cfg->wt_max_sessions_per_conn = 16;
+  cfg->wt_max_streams_per_session = 256;
   cfg->log_level = H3Q_LOG_WARN;
 }
 
@@ -183,7 +185,12 @@ static int validate_dgram(const h3q_config *c, char *err, size_t errlen) {
       c->dgram_max_payload_size > DGRAM_PAYLOAD_MAX)
     return fail(err, errlen, "dgram_max_payload_size: must be %u..%u",
                 DGRAM_PAYLOAD_MIN, DGRAM_PAYLOAD_MAX);
-  if (c->enable_h3_datagram && !c->enable_dgram)
+  if (c->wt_max_sessions_per_conn == 0 || c->wt_max_sessions_per_conn > 65535)
+    return fail(err, errlen, "wt_max_sessions_per_conn: must be 1..65535");
+  if (c->wt_max_streams_per_session == 0 ||
+      c->wt_max_streams_per_session > 1000000)
+    return fail(err, errlen, "wt_max_streams_per_session: must be 1..1000000");
+  if (c->enable_h3_datagram && !c->enable_dgram && !c->enable_webtransport)
     return fail(err, errlen,
                 "enable_h3_datagram: needs enable_dgram (HTTP Datagrams "
                 "travel in QUIC DATAGRAM frames)");

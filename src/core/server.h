@@ -13,6 +13,7 @@
 #include "http/router.h"
 #include "io/loop.h"
 #include "quic/endpoint.h"
+#include "wt/wt.h"
 
 typedef struct post_item {
   struct post_item *next;
@@ -29,6 +30,9 @@ struct h3q_server {
   void *datagram_user;
   router *dgram_router; /* h3q_server_route_datagram; NULL until used */
   struct dgram_route_entry *dgram_routes; /* their receivers (owned) */
+  wt_ctx wt;
+  router *wt_router; /* h3q_server_webtransport; NULL until used */
+  struct wt_route_entry *wt_routes; /* their handlers (owned) */
 
   loop_timer *tick; /* housekeeping: timeouts, drain deadlines */
   bool draining;    /* stop requested: GOAWAY sent, waiting */
@@ -55,5 +59,10 @@ void server_free_datagrams(h3q_server *srv);
 
 /* Gives req the datagram receiver of its datagram route, if any. */
 void server_route_datagrams(h3q_server *srv, h3q_request *req);
+
+/* webtransport.c: an extended CONNECT for WebTransport goes to its
+ * session handler (or gets 404); returns false for other requests. */
+bool server_route_webtransport(h3q_server *srv, h3q_request *req);
+void server_free_webtransport(h3q_server *srv);
 
 #endif

@@ -79,6 +79,10 @@ int dgram_route_request(h3q_request *req, h3q_request_datagram_cb cb,
 /* Sends one HTTP Datagram for req (see h3q_response_send_datagram). */
 int dgram_request_send(h3q_request *req, const void *data, size_t len);
 
+/* The largest HTTP Datagram payload req's stream can send now as a QUIC
+ * DATAGRAM (its quarter id counted), or H3Q_ESTATE. */
+ssize_t dgram_request_max(h3q_request *req);
+
 /* Appends a whole capsule to req's response, queued until it fits
  * (h3_response_queue): for capsules that must arrive (CLOSE, DRAIN). */
 int dgram_response_queue_capsule(h3q_request *req, uint64_t type,

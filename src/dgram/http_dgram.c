@@ -192,6 +192,18 @@ int dgram_request_send(h3q_request *req, const void *data, size_t len) {
   return H3Q_ESTATE;
 }
 
+ssize_t dgram_request_max(h3q_request *req) {
+  dgram_conn *dc;
+  h3_session *h = h3_request_session(req);
+  const dgram_ctx *d = dgram_ctx_of(h, &dc);
+  if (!d || !d->http)
+    return H3Q_ESTATE;
+  const h3_settings *peer = h3_session_peer_settings(h);
+  if (!peer || !peer->h3_datagram)
+    return H3Q_ESTATE;
+  return dgram_max_payload(d, h, varint_len(h3q_request_stream_id(req) / 4));
+}
+
 int h3q_response_send_datagram(h3q_response *res, const void *data,
                                size_t len) {
   return dgram_request_send(h3q_response_request(res), data, len);

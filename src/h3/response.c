@@ -164,14 +164,13 @@ ssize_t h3q_response_capacity(h3q_response *res) {
     return HEAD_CAPACITY;
   if (s->wframes.len)
     return 0; /* a header section still waits for room */
-  ssize_t cap = quiche_conn_stream_capacity(s->q, s->id);
-  if (cap < 0)
-    return H3Q_ECLOSED;
   /* What a write takes: the room less one DATA frame header. */
-  cap = cap > RESPONSE_DATA_HEADER_MAX ? cap - RESPONSE_DATA_HEADER_MAX : 0;
-  if (cap == 0)
+  ssize_t room = h3_stream_room(s->q, s->id, RESPONSE_DATA_HEADER_MAX);
+  if (room < 0)
+    return H3Q_ECLOSED;
+  if (room == 0)
     response_block(s);
-  return cap;
+  return room;
 }
 
 int h3q_response_end(h3q_response *res) {

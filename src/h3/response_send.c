@@ -135,16 +135,14 @@ ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
     stream_wake(s);
     return 0;
   }
-  ssize_t cap = quiche_conn_stream_capacity(s->q, s->id);
-  if (cap < 0)
-    return send_failed(s, cap, 0);
-  if ((size_t)cap <= RESPONSE_DATA_HEADER_MAX) {
-    quiche_conn_stream_writable(s->q, s->id, RESPONSE_DATA_HEADER_MAX + 1);
+  ssize_t room = h3_stream_room(s->q, s->id, RESPONSE_DATA_HEADER_MAX);
+  if (room < 0)
+    return send_failed(s, room, 0);
+  if (room == 0) {
     response_block(s);
     return H3Q_EAGAIN;
   }
-  size_t room = (size_t)cap - RESPONSE_DATA_HEADER_MAX;
-  size_t take = len < room ? len : room;
+  size_t take = len < (size_t)room ? len : (size_t)room;
   bool last = fin && take == len;
   uint8_t hdr[16];
   size_t hlen = h3_frame_header_encode(hdr, H3_FRAME_DATA, take);

@@ -118,6 +118,8 @@ static void *session_start(conn *c, void *ctx) {
   h->q = c->q;
   h->cfg = cfg;
   h->peer_ctrl = h->peer_enc = h->peer_dec = -1;
+  h->next_local_bidi = 1;
+  h->next_local_uni = OUR_DECODER_STREAM + 4;
   h3_settings_init(&h->peer);
   h->qdec = qpack_decoder_new(cfg->local.qpack_max_table_capacity,
                               cfg->local.qpack_blocked_streams);
@@ -139,6 +141,12 @@ static void on_readable(h3_session *h, uint64_t id) {
   case 2:
     h3_uni_readable(h, id);
     break;
+  case 1: { /* ours, opened for an extension (h3_open_stream) */
+    const h3_extension *e = u64map_get(&h->claimed, id);
+    if (e)
+      e->on_readable(h, id, e->user);
+    break;
+  }
   default:
     break;
   }
@@ -253,6 +261,30 @@ const conn_app_ops h3_app_ops = {
     .no_error = H3Q_H3_NO_ERROR,
     .internal_error = H3Q_H3_INTERNAL_ERROR,
 };
+
+int64_t h3_open_stream(h3_session *h, bool bidi, const h3_extension *e) {
+  uint64_t left = bidi ? quiche_conn_peer_streams_left_bidi(h->q)
+                       : quiche_conn_peer_streams_left_uni(h->q);
+  if (left == 0)
+    return H3Q_EAGAIN;
+  uint64_t *next = bidi ? &h->next_local_bidi : &h->next_local_uni;
+  uint64_t id = *next;
+  if (u64map_put(&h->claimed, id, (void *)e) != 0)
+    return H3Q_ENOMEM;
+  *next += 4;
+  return (int64_t)id;
+}
+
+ssize_t h3_stream_room(quiche_conn *q, uint64_t id, size_t header_max) {
+  ssize_t cap = quiche_conn_stream_capacity(q, id);
+  if (cap < 0)
+    return cap;
+  if ((size_t)cap <= header_max) {
+    quiche_conn_stream_writable(q, id, header_max + 1);
+    return 0;
+  }
+  return cap - (ssize_t)header_max;
+}
 
 bool h3_claim_stream(h3_session *h, uint64_t id, const h3_extension *e,
                      stream *s) {

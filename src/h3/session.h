@@ -108,6 +108,20 @@ extern const conn_app_ops h3_app_ops;
 quiche_conn *h3_session_quiche(h3_session *h);
 conn *h3_session_conn(h3_session *h);
 
+/* Opens a server-initiated stream (bidi or uni) for extension e: its id
+ * is claimed for e (quiche reports it to e->on_readable), and the first
+ * byte sent on it creates it in quiche. Returns the id, or H3Q_EAGAIN
+ * when the peer's stream limit allows no more now, H3Q_ENOMEM. */
+int64_t h3_open_stream(h3_session *h, bool bidi, const h3_extension *e);
+
+/* How many bytes one write on stream id may take now, less header_max
+ * for a frame header in front of them: the stream's send capacity (flow
+ * control and congestion window). When that leaves nothing, quiche is
+ * asked to report the stream writable again and 0 is returned; a
+ * negative value is quiche's error (QUICHE_ERR_STREAM_STOPPED, ...). The
+ * backpressure of responses and of extension streams alike. */
+ssize_t h3_stream_room(quiche_conn *q, uint64_t id, size_t header_max);
+
 /* The peer's SETTINGS, or NULL before they arrived. */
 const h3_settings *h3_session_peer_settings(const h3_session *h);
 
@@ -175,6 +189,8 @@ struct h3_session {
   struct stream *service; /* streams to service this round */
   bool failed;            /* a connection error was raised */
   void *layer_state[H3_LAYERS_MAX];
+  /* Next server-initiated stream ids (3, 7 and 11 are ours already). */
+  uint64_t next_local_bidi, next_local_uni;
   size_t layers_started; /* on_start ran for layers [0, layers_started) */
 };
 
