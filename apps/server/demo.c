@@ -267,26 +267,39 @@ static int hints(h3q_request *req, h3q_response *res, void *user) {
 static int stats(h3q_request *req, h3q_response *res, void *user) {
   h3q_server_stats st;
   h3q_server_get_stats(user, &st);
-  char body[1024];
-  int n =
-      snprintf(body, sizeof body,
-               "{\"connections_accepted\":%llu,\"connections_active\":%llu,"
-               "\"requests\":%llu,\"datagrams_received\":%llu,"
-               "\"datagrams_sent\":%llu,\"datagrams_send_dropped\":%llu,"
-               "\"datagrams_recv_dropped\":%llu,\"datagrams_too_large\":%llu,"
-               "\"datagrams_unroutable\":%llu}\n",
-               (unsigned long long)st.connections_accepted,
-               (unsigned long long)st.connections_active,
-               (unsigned long long)st.requests,
-               (unsigned long long)st.datagrams_received,
-               (unsigned long long)st.datagrams_sent,
-               (unsigned long long)st.datagrams_send_dropped,
-               (unsigned long long)st.datagrams_recv_dropped,
-               (unsigned long long)st.datagrams_too_large,
-               (unsigned long long)st.datagrams_unroutable);
-  if (n < 0 || (size_t)n >= sizeof body)
+  const struct {
+    const char *name;
+    uint64_t value;
+  } counters[] = {
+      {"connections_accepted", st.connections_accepted},
+      {"connections_active", st.connections_active},
+      {"requests", st.requests},
+      {"datagrams_received", st.datagrams_received},
+      {"datagrams_sent", st.datagrams_sent},
+      {"datagrams_send_dropped", st.datagrams_send_dropped},
+      {"datagrams_recv_dropped", st.datagrams_recv_dropped},
+      {"datagrams_too_large", st.datagrams_too_large},
+      {"datagrams_unroutable", st.datagrams_unroutable},
+      {"wt_sessions_accepted", st.wt_sessions_accepted},
+      {"wt_sessions_rejected", st.wt_sessions_rejected},
+      {"wt_sessions_active", st.wt_sessions_active},
+      {"wt_streams_opened", st.wt_streams_opened},
+      {"wt_streams_rejected", st.wt_streams_rejected},
+  };
+  char body[2048];
+  size_t len = 0;
+  for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+    int n =
+        snprintf(body + len, sizeof body - len, "%s\"%s\":%llu", i ? "," : "{",
+                 counters[i].name, (unsigned long long)counters[i].value);
+    if (n < 0 || (size_t)n >= sizeof body - len)
+      return H3Q_EINTERNAL;
+    len += (size_t)n;
+  }
+  if (len + 2 >= sizeof body)
     return H3Q_EINTERNAL;
-  return h3q_response_send(res, 200, "application/json", body, (size_t)n);
+  memcpy(body + len, "}\n", 2);
+  return h3q_response_send(res, 200, "application/json", body, len + 2);
 }
 
 static void echo_datagram(h3q_server *srv, uint64_t conn_id,

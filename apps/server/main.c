@@ -117,6 +117,10 @@ static const opt_def opts[] = {
      "HTTP Datagrams (RFC 9297; implies --datagrams); the demo echoes\n"
      "                           them on /dgram/echo",
      OPT_H3_DGRAM, CFG(enable_h3_datagram)},
+    {"webtransport", NULL,
+     "WebTransport over HTTP/3 (implies --h3-datagrams); the demo\n"
+     "                           echoes on /wt/echo",
+     OPT_FLAG, CFG(enable_webtransport)},
     {"dgram-queue", "N", "datagrams queued per direction (256)", OPT_DGRAM_Q,
      "dgram_recv_queue_len"},
     {"dgram-max-payload", "N", "largest datagram payload, 16..65527", OPT_FIELD,
@@ -149,10 +153,12 @@ static void usage(FILE *out) {
              opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
     fprintf(out, "  %-26s %s\n", left, opts[i].help);
   }
-  fprintf(out, "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
-               "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-               "POST /digest, GET /hints,\n  GET /stats (server counters as "
-               "JSON); --datagrams echoes every QUIC DATAGRAM\n");
+  fprintf(out,
+          "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
+          "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
+          "POST /digest, GET /hints,\n  GET /stats (server counters as "
+          "JSON); --datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
+          "/wt/echo (WebTransport echo), GET /wt/cert-hash\n");
 }
 
 static void on_signal(int sig) {
@@ -317,8 +323,11 @@ static int create_server(options *o) {
     return rc;
   }
   rc = demo_add_routes(g_server, o->root, o->list_dirs);
-  if (rc == H3Q_OK && o->cfg.enable_dgram)
-    rc = demo_add_datagram_echo(g_server, o->cfg.enable_h3_datagram);
+  bool wt = o->cfg.enable_webtransport;
+  if (rc == H3Q_OK && (o->cfg.enable_dgram || wt))
+    rc = demo_add_datagram_echo(g_server, o->cfg.enable_h3_datagram || wt);
+  if (rc == H3Q_OK && wt)
+    rc = demo_add_webtransport(g_server, o->cfg.cert_path);
   if (rc != H3Q_OK) {
     h3q_server_free(g_server);
     g_server = NULL;
