@@ -504,8 +504,9 @@ typedef int (*h3q_wt_handler)(h3q_request *req, h3q_wt_session *session,
  * h3q_server_route; the method is CONNECT). Needs enable_webtransport.
  * An extended CONNECT for webtransport that no pattern matches gets 404.
  * Before the handler runs, h3q checks that the client's SETTINGS announced
- * HTTP Datagrams and WebTransport (either draft), and waits for them if
- * they have not arrived yet; a client without them gets 400. Errors:
+ * HTTP Datagrams (waiting for them if they have not arrived yet); a client
+ * without them gets 400. A client WebTransport setting is not required
+ * (draft-02 clients such as webtransport-go v0.10 send none). Errors:
  * H3Q_EINVAL, H3Q_EEXIST, H3Q_ESTATE (WebTransport off, or the server
  * running), H3Q_ENOMEM. */
 H3Q_EXTERN int h3q_server_webtransport(h3q_server *srv, const char *pattern,

@@ -34,6 +34,16 @@ void stream_apply_priority(stream *s) {
       s->prio.incremental);
 }
 
+/* Bytes went into quiche: remember when (see h3_stream_send_fin). */
+static void note_written(stream *s) {
+  s->write_generation = h3_session_send_generation(s->h) + 1;
+}
+
+/* Some of the stream's bytes are certainly still in quiche, unsent. */
+static bool data_unsent(const stream *s) {
+  return s->write_generation == h3_session_send_generation(s->h) + 1;
+}
+
 /* Writes queued frame bytes (a HEADERS frame quiche had no room for).
  * H3Q_OK when none are left, H3Q_EAGAIN, or H3Q_ECLOSED. FIN is always
  * sent on its own afterwards (quiche puts it on the last STREAM frame). */
@@ -53,6 +63,8 @@ static int flush_frames(stream *s) {
     return H3Q_ECLOSED;
   }
   buf_consume(&s->wframes, (size_t)n);
+  if (n > 0)
+    note_written(s);
   stream_wake(s);
   if (s->wframes.len) {
     response_block(s);
@@ -127,7 +139,10 @@ ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
     return rc;
   uint64_t code = 0;
   if (len == 0) {
-    ssize_t n = quiche_conn_stream_send(s->q, s->id, data, 0, fin, &code);
+    ssize_t n =
+        fin ? h3_stream_send_fin(s->h, s->id, data_unsent(s), &code) : 0;
+    if (n == QUICHE_ERR_DONE && !h3_session_processing(s->h))
+      stream_wake(s); /* retried in a processing round */
     if (n < 0)
       return send_failed(s, n, code);
     if (fin)
@@ -151,6 +166,7 @@ ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
     n = quiche_conn_stream_send(s->q, s->id, data, take, last, &code);
   if (n < 0)
     return send_failed(s, n, code);
+  note_written(s);
   if ((size_t)n < take) {
     /* The capacity said otherwise; keep the frame whole regardless. */
     if (buf_append(&s->wframes, data + n, take - (size_t)n) != 0) {

@@ -181,6 +181,7 @@ static void service_streams(h3_session *h) {
 
 static void session_process(void *app) {
   h3_session *h = app;
+  h->processing = true;
   for (int i = 0; i < READABLE_PER_PROCESS && !h->failed; i++) {
     int64_t id = quiche_conn_stream_readable_next(h->q);
     if (id < 0)
@@ -199,6 +200,7 @@ static void session_process(void *app) {
     service_streams(h);
   if (h3_drain_done(h) && !quiche_conn_is_draining(h->q))
     conn_close(h->c, H3Q_H3_NO_ERROR); /* every response delivered */
+  h->processing = false;
 }
 
 static void session_tick(void *app, uint64_t now_ns) {
@@ -284,6 +286,40 @@ ssize_t h3_stream_room(quiche_conn *q, uint64_t id, size_t header_max) {
     return 0;
   }
   return cap - (ssize_t)header_max;
+}
+
+/* Room a FIN-only STREAM frame needs in the packets sent next, besides
+ * the queued datagrams (which quiche sends before stream frames), and per
+ * datagram the packet overhead. */
+#define FIN_ROOM 64
+#define DGRAM_OVERHEAD 64
+
+bool h3_session_processing(const h3_session *h) {
+  return h->processing;
+}
+
+uint64_t h3_session_send_generation(const h3_session *h) {
+  return h->c->send_generation;
+}
+
+ssize_t h3_stream_send_fin(h3_session *h, uint64_t id, bool data_unsent,
+                           uint64_t *code) {
+  static const uint8_t empty[1];
+  if (data_unsent)
+    return quiche_conn_stream_send(h->q, id, empty, 0, true, code);
+  if (!h->processing)
+    return QUICHE_ERR_DONE;
+  ssize_t queued = quiche_conn_dgram_send_queue_byte_size(h->q);
+  ssize_t count = quiche_conn_dgram_send_queue_len(h->q);
+  size_t need = FIN_ROOM + (queued > 0 ? (size_t)queued : 0) +
+                (count > 0 ? (size_t)count * DGRAM_OVERHEAD : 0);
+  ssize_t room = h3_stream_room(h->q, id, need);
+  if (room < 0)
+    return room;
+  if (room == 0)
+    return QUICHE_ERR_DONE;
+  quiche_conn_stream_priority(h->q, id, CRITICAL_URGENCY, false);
+  return quiche_conn_stream_send(h->q, id, empty, 0, true, code);
 }
 
 bool h3_claim_stream(h3_session *h, uint64_t id, const h3_extension *e,

@@ -122,6 +122,30 @@ int64_t h3_open_stream(h3_session *h, bool bidi, const h3_extension *e);
  * backpressure of responses and of extension streams alike. */
 ssize_t h3_stream_room(quiche_conn *q, uint64_t id, size_t header_max);
 
+/* Ends stream id with a FIN and no data. quiche 0.30 loses such a FIN
+ * when every data byte has left but is not acknowledged yet and an ACK
+ * for it is processed before the FIN leaves: the send buffer then counts
+ * as complete (SendBuf::is_complete looks at the final size, not at the
+ * FIN) and the stream is collected. A FIN written while some of the
+ * stream's bytes are still unsent travels with them and is safe:
+ * data_unsent says so (data written since the connection last sent, see
+ * conn.send_generation). Otherwise the FIN is written only while the
+ * session is processing (packets go out right after, before anything is
+ * received) and when the connection can send it now, queued datagrams
+ * included, with the stream moved to the front of the send order.
+ * Returns >= 0 when written, QUICHE_ERR_DONE to retry in a processing
+ * round (h3_session_processing), or quiche's error (code: STOP_SENDING's).
+ */
+ssize_t h3_stream_send_fin(h3_session *h, uint64_t id, bool data_unsent,
+                           uint64_t *code);
+
+/* True while the session runs inside conn_process (packets are sent right
+ * after). */
+bool h3_session_processing(const h3_session *h);
+
+/* The connection's send generation (conn.send_generation). */
+uint64_t h3_session_send_generation(const h3_session *h);
+
 /* The peer's SETTINGS, or NULL before they arrived. */
 const h3_settings *h3_session_peer_settings(const h3_session *h);
 
@@ -189,6 +213,7 @@ struct h3_session {
   struct stream *service; /* streams to service this round */
   bool failed;            /* a connection error was raised */
   void *layer_state[H3_LAYERS_MAX];
+  bool processing; /* inside session_process */
   /* Next server-initiated stream ids (3, 7 and 11 are ours already). */
   uint64_t next_local_bidi, next_local_uni;
   size_t layers_started; /* on_start ran for layers [0, layers_started) */

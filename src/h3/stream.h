@@ -128,7 +128,10 @@ typedef struct stream {
   h3q_producer producer;
   void *producer_user;
   bool producer_waiting; /* returned H3Q_EAGAIN: wait for resume */
-  uint64_t peer_error;   /* code of the peer's RESET_STREAM/STOP_SENDING */
+  /* conn.send_generation when bytes last went into quiche (0: never), so
+   * a FIN can tell whether they are still unsent (h3_stream_send_fin). */
+  uint64_t write_generation;
+  uint64_t peer_error; /* code of the peer's RESET_STREAM/STOP_SENDING */
   bool want_writable;
   bool end_requested; /* h3q_response_end called; FIN follows the body */
   h3q_response_cb on_writable;

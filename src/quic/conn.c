@@ -90,6 +90,7 @@ void conn_mark_dirty(conn *c) {
 
 static void send_packets(conn *c) {
   quic_endpoint *ep = c->ep;
+  c->send_generation++;
   udp_batch *tx = &ep->tx;
   for (;;) {
     if (tx->count == tx->cap)

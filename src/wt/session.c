@@ -124,14 +124,21 @@ static void on_datagram(h3q_request *req, const uint8_t *data, size_t len,
 
 /* ---- deciding on the CONNECT ---- */
 
-/* The client announced HTTP Datagrams and WebTransport (any draft). */
-static bool client_speaks_wt(const h3_settings *s) {
+/* The client's SETTINGS allow a session: HTTP Datagrams, which every
+ * draft needs. Its own WebTransport setting is not required: draft-02
+ * asks for it, but webtransport-go v0.10 (draft-02) never sends one, and
+ * later drafts only ask it of servers. */
+static bool client_allows_wt(const h3_settings *s) {
   uint64_t v = 0;
-  bool wt = (h3_settings_extra(s, WT_SETTING_ENABLE_DRAFT02, &v) && v == 1) ||
-            (h3_settings_extra(s, WT_SETTING_MAX_SESSIONS, &v) && v > 0) ||
-            (h3_settings_extra(s, WT_SETTING_MAX_SESSIONS_NEW, &v) && v > 0) ||
-            (h3_settings_extra(s, WT_SETTING_ENABLED, &v) && v == 1);
-  return wt && s->h3_datagram;
+  bool announced =
+      (h3_settings_extra(s, WT_SETTING_ENABLE_DRAFT02, &v) && v == 1) ||
+      (h3_settings_extra(s, WT_SETTING_MAX_SESSIONS, &v) && v > 0) ||
+      (h3_settings_extra(s, WT_SETTING_MAX_SESSIONS_NEW, &v) && v > 0) ||
+      (h3_settings_extra(s, WT_SETTING_ENABLED, &v) && v == 1);
+  if (!announced)
+    LOG_DEBUG("WebTransport CONNECT from a client without a WebTransport "
+              "setting");
+  return s->h3_datagram;
 }
 
 static void refuse(h3q_wt_session *ses, int status) {
@@ -173,7 +180,7 @@ static int accept_session(h3q_wt_session *ses, int status) {
 /* The client's SETTINGS are here: check them, the limit, then ask. */
 static void decide(h3q_wt_session *ses) {
   wt_conn *wc = ses->wc;
-  if (!client_speaks_wt(h3_session_peer_settings(wc->h))) {
+  if (!client_allows_wt(h3_session_peer_settings(wc->h))) {
     refuse(ses, 400);
     return;
   }

@@ -125,6 +125,15 @@ static uint64_t stopped_code(h3q_wt_stream *st) {
   return code;
 }
 
+/* Bytes went into quiche: remember when (see h3_stream_send_fin). */
+static void note_written(h3q_wt_stream *st) {
+  st->write_generation = h3_session_send_generation(st->wc->h) + 1;
+}
+
+static bool data_unsent(const h3q_wt_stream *st) {
+  return st->write_generation == h3_session_send_generation(st->wc->h) + 1;
+}
+
 /* Sends what is left of our preface (stream type, session id). H3Q_OK
  * when none is left, H3Q_EAGAIN, or H3Q_ECLOSED. */
 static int flush_preface(h3q_wt_stream *st) {
@@ -140,6 +149,8 @@ static int flush_preface(h3q_wt_stream *st) {
     return H3Q_ECLOSED;
   }
   buf_consume(&st->preface, (size_t)n);
+  if (n > 0)
+    note_written(st);
   wt_conn_wake(st->wc);
   return st->preface.len ? H3Q_EAGAIN : H3Q_OK;
 }
@@ -151,11 +162,12 @@ static void send_fin(h3q_wt_stream *st) {
       todo_add(st);
     return;
   }
-  static const uint8_t empty[1];
   uint64_t code = 0;
-  ssize_t n = quiche_conn_stream_send(quic(st), st->id, empty, 0, true, &code);
+  ssize_t n = h3_stream_send_fin(st->wc->h, st->id, data_unsent(st), &code);
   if (n == QUICHE_ERR_DONE) {
-    todo_add(st);
+    todo_add(st); /* retried in wt_streams_service */
+    if (!h3_session_processing(st->wc->h))
+      wt_conn_wake(st->wc); /* in processing, ACKs bring the next round */
     return;
   }
   if (n < 0) {
@@ -523,6 +535,8 @@ ssize_t h3q_wt_stream_write(h3q_wt_stream *st, const void *data, size_t len) {
     write_failed(st, n, code);
     return H3Q_ECLOSED;
   }
+  if (n > 0)
+    note_written(st);
   if ((size_t)n < len) {
     st->want_writable = true;
     todo_add(st);

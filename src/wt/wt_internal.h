@@ -59,6 +59,7 @@ struct h3q_wt_stream {
   bool finished; /* both directions done: in wc->reap */
   bool in_todo;
   int64_t reset_code, stop_code; /* h3q_wt_stream_reset_code semantics */
+  uint64_t write_generation;     /* see stream.write_generation in h3 */
   buf preface; /* ours: stream type and session id not yet sent */
   h3q_wt_stream_event_cb on_readable, on_writable;
   void *readable_user, *writable_user;
