@@ -496,7 +496,9 @@ typedef struct h3q_wt_stream h3q_wt_stream;
  * H3Q_E* code refuses with h3q_error_to_status(code). Set the session's
  * callbacks here; a refused session is freed after the handler returns
  * and none of them run. Do not read the request body or set its body or
- * close callbacks: the CONNECT stream carries the session's capsules. */
+ * close callbacks: the CONNECT stream carries the session's capsules.
+ * Datagrams, streams and h3q_wt_session_close work once the handler has
+ * accepted (they return H3Q_ECLOSED inside it). */
 typedef int (*h3q_wt_handler)(h3q_request *req, h3q_wt_session *session,
                               void *user);
 

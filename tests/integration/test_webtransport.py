@@ -6,12 +6,15 @@ byte; then the negative cases: WebTransport not enabled, a stream naming an
 unknown session, an oversized datagram, datagrams after the session closed,
 a reset in the middle of a stream, and the connection closing with sessions
 and streams open (the server's counters at GET /stats come back to zero;
-under ASan the server's exit shows no leak)."""
+under ASan the server's exit shows no leak). Last, a server that stops
+sends DRAIN_WEBTRANSPORT_SESSION on open sessions and exits once they
+close."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 
 import pytest
 from aioquic.buffer import encode_uint_var
@@ -247,3 +250,28 @@ def test_connection_closes_with_sessions_open(wt_server):
     assert during["wt_sessions_active"] >= 3, during
     assert after["wt_sessions_active"] == 0, after
     wt_server.assert_alive()
+
+
+def test_server_stop_drains_sessions(servers):
+    """SIGTERM: GOAWAY, and a DRAIN_WEBTRANSPORT_SESSION capsule on every
+    open session; the session still echoes until the client closes it, and
+    the server exits cleanly once it has."""
+    s = servers.start("--webtransport", "--drain-timeout", "5000")
+
+    async def go():
+        async with H3Client.connect(s.host, s.port, webtransport=True) as c:
+            sid = await open_session(c)
+            s.proc.send_signal(signal.SIGTERM)
+            s.expect_exit = True
+            drain = capsule(0x78AE, b"")
+            await c.wait_until(lambda: drain in c.body_so_far(sid), scaled(10))
+            got_drain = drain in c.body_so_far(sid)
+            c.send_h3_datagram(sid, b"still open")
+            await c.wait_until(lambda: c.h3_datagrams, scaled(5))
+            await close_session(c, sid)
+            return got_drain, list(c.h3_datagrams), await c.wait_goaway(scaled(5))
+
+    got_drain, dgrams, goaway = run(go(), scaled(30))
+    assert got_drain and dgrams == [(0, b"still open")]
+    assert goaway >= 4  # the CONNECT (stream 0) was before the GOAWAY
+    assert s.proc.wait(scaled(10)) == 0
