@@ -1,32 +1,10 @@
 /* The public datagram API: connection-scoped QUIC DATAGRAMs, and routes
  * for HTTP Datagrams. */
-#include <stdlib.h>
-#include <string.h>
-
 #include "core/server.h"
 #include "quic/conn.h"
 
-/* A datagram route's receiver: the router's user data for it. */
-typedef struct dgram_route_entry {
-  struct dgram_route_entry *next;
-  h3q_request_datagram_cb cb;
-  void *user;
-} dgram_route_entry;
-
-/* The router wants a handler; datagram routes are only ever matched. */
-static int no_handler(h3q_request *req, h3q_response *res, void *user) {
-  (void)req, (void)res, (void)user;
-  return H3Q_EINTERNAL;
-}
-
 void server_free_datagrams(h3q_server *srv) {
-  router_free(srv->dgram_router);
-  srv->dgram_router = NULL;
-  while (srv->dgram_routes) {
-    dgram_route_entry *next = srv->dgram_routes->next;
-    free(srv->dgram_routes);
-    srv->dgram_routes = next;
-  }
+  cb_routes_free(&srv->dgram_routes);
   dgram_ctx_free(&srv->dgram);
 }
 
@@ -37,33 +15,16 @@ int h3q_server_route_datagram(h3q_server *srv, const char *method,
     return H3Q_EINVAL;
   if (!srv->dgram.http || srv->running)
     return H3Q_ESTATE;
-  if (!srv->dgram_router && !(srv->dgram_router = router_new()))
-    return H3Q_ENOMEM;
-  dgram_route_entry *e = calloc(1, sizeof *e);
-  if (!e)
-    return H3Q_ENOMEM;
-  e->cb = cb;
-  e->user = user;
-  int rc = router_add(srv->dgram_router, method, pattern, no_handler, e);
-  if (rc != H3Q_OK) {
-    free(e);
-    return rc;
-  }
-  e->next = srv->dgram_routes;
-  srv->dgram_routes = e;
-  return H3Q_OK;
+  return cb_routes_add(&srv->dgram_routes, method, pattern,
+                       (cb_target){.datagram = cb}, user);
 }
 
 void server_route_datagrams(h3q_server *srv, h3q_request *req) {
-  if (!srv->dgram_router)
-    return;
-  const char *path = h3q_request_path(req);
   route_match m;
-  if (router_match(srv->dgram_router, h3q_request_method(req), path,
-                   strlen(path), &m) != ROUTER_FOUND)
-    return;
-  const dgram_route_entry *e = m.user;
-  h3q_request_on_datagram(req, e->cb, e->user);
+  const cb_route *e = cb_routes_match(
+      &srv->dgram_routes, h3q_request_method(req), h3q_request_path(req), &m);
+  if (e)
+    h3q_request_on_datagram(req, e->fn.datagram, e->user);
 }
 
 /* A datagram that is not an HTTP Datagram, for the server's receiver. */

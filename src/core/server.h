@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/cb_routes.h"
 #include "core/config.h"
 #include "dgram/dgram.h"
 #include "h3/session.h"
@@ -28,11 +29,9 @@ struct h3q_server {
   dgram_ctx dgram;
   h3q_datagram_cb on_datagram; /* connection-scoped datagrams */
   void *datagram_user;
-  router *dgram_router; /* h3q_server_route_datagram; NULL until used */
-  struct dgram_route_entry *dgram_routes; /* their receivers (owned) */
+  cb_routes dgram_routes; /* h3q_server_route_datagram */
   wt_ctx wt;
-  router *wt_router; /* h3q_server_webtransport; NULL until used */
-  struct wt_route_entry *wt_routes; /* their handlers (owned) */
+  cb_routes wt_routes; /* h3q_server_webtransport */
 
   loop_timer *tick; /* housekeeping: timeouts, drain deadlines */
   bool draining;    /* stop requested: GOAWAY sent, waiting */
