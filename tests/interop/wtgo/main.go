@@ -6,6 +6,8 @@
 //
 //	wtgoclient -url https://127.0.0.1:4433/wt/echo -insecure
 //	wtgoclient -url https://127.0.0.1:4433/wt/nowhere -insecure -scenario refused
+//	wtgoclient -url https://127.0.0.1:4433/wt/echo -insecure -scenario bench
+//	wtgoclient -serve 127.0.0.1:4434 -cert cert.pem -key key.pem   (an echo server)
 package main
 
 import (
@@ -23,7 +25,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	"github.com/quic-go/webtransport-go"
 )
 
@@ -36,6 +37,13 @@ const (
 
 type options struct {
 	url       string
+	serve     string
+	cert, key string
+	window    int
+	dgramSize int
+	seconds   time.Duration
+	streamMB  int
+	payload   int
 	scenario  string
 	insecure  bool
 	datagrams int
@@ -185,8 +193,7 @@ func run(o options) int {
 	defer cancel()
 	d := webtransport.Dialer{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: o.insecure},
-		QUICConfig: &quic.Config{EnableDatagrams: true,
-			EnableStreamResetPartialDelivery: true},
+		QUICConfig:      quicConfig(o.payload),
 	}
 	defer d.Close()
 	rsp, s, err := d.Dial(ctx, o.url, nil)
@@ -195,6 +202,13 @@ func run(o options) int {
 		status = rsp.StatusCode
 	}
 	emit(map[string]any{"name": "session", "status": status, "error": errText(err)})
+	if o.scenario == "bench" && err == nil {
+		emit(datagramRate(ctx, s, o.window, o.dgramSize, o.seconds))
+		emit(streamEcho(ctx, s, o.streamMB<<20))
+		_ = s.CloseWithError(0, "")
+		emit(map[string]any{"summary": true, "ok": ctx.Err() == nil})
+		return exitOK
+	}
 	if o.scenario == "refused" {
 		emit(map[string]any{"summary": true, "ok": err != nil})
 		return exitOK
@@ -218,7 +232,15 @@ func run(o options) int {
 func main() {
 	var o options
 	flag.StringVar(&o.url, "url", "", "https://host:port/path of the WebTransport endpoint")
-	flag.StringVar(&o.scenario, "scenario", "echo", "echo | refused")
+	flag.StringVar(&o.scenario, "scenario", "echo", "echo | refused | bench")
+	flag.StringVar(&o.serve, "serve", "", "run an echo server on this address instead")
+	flag.StringVar(&o.cert, "cert", "", "PEM certificate (-serve)")
+	flag.StringVar(&o.key, "key", "", "PEM key (-serve)")
+	flag.IntVar(&o.window, "window", 32, "bench: datagrams in flight")
+	flag.IntVar(&o.dgramSize, "dgram-size", 1000, "bench: datagram payload bytes")
+	flag.DurationVar(&o.seconds, "seconds", 5*time.Second, "bench: datagram phase length")
+	flag.IntVar(&o.streamMB, "stream-mb", 64, "bench: MiB echoed on one bidi stream")
+	flag.IntVar(&o.payload, "payload", 0, "pin UDP payloads to this size (0: quic-go's default)")
 	flag.BoolVar(&o.insecure, "insecure", false, "accept any server certificate")
 	flag.IntVar(&o.datagrams, "datagrams", 50, "datagrams to echo")
 	flag.IntVar(&o.uniSize, "uni-size", 100000, "bytes on the unidirectional stream")
@@ -226,6 +248,9 @@ func main() {
 	flag.IntVar(&o.bidiSize, "bidi-size", 20000, "bytes per bidirectional stream (+ its index)")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "limit for the whole run")
 	flag.Parse()
+	if o.serve != "" {
+		os.Exit(serve(o.serve, o.cert, o.key, o.payload))
+	}
 	if o.url == "" {
 		fmt.Fprintln(os.Stderr, "usage: wtgoclient -url https://host:port/path [-insecure]")
 		os.Exit(exitUsage)
