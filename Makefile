@@ -31,7 +31,7 @@ build: setup
 
 run: build
 	@scripts/gen-cert.sh .run
-	$(BUILD)/h3q-server --port $(PORT) --cert .run/cert.pem --key .run/key.pem --root www
+	$(BUILD)/h3q-server --port $(PORT) --cert .run/cert.pem --key .run/key.pem --root www --webtransport
 
 test: build
 	@scripts/setup.sh test

@@ -6,6 +6,8 @@
 #   bench/run.sh [BUILD_DIR] --smoke    every peer builds and answers (1 run, tiny sizes)
 # make bench runs it after scripts/setup.sh bench. Results: bench/results/latest.md
 # (--smoke: bench/results/smoke.md). Exit 1 when any run failed.
+# A full run then compares the WebTransport echo with webtransport-go
+# (bench/wt_bench.py, bench/results/wt-latest.md).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build"
@@ -25,6 +27,7 @@ case " $* " in
     { echo; echo "## h3q only: memory per open request stream"; echo
       "$py" "$root/bench/memory.py" --build "$build" --no-idle | tail -1; } \
       | tee -a "$root/bench/results/latest.md" || status=1
+    "$py" "$root/bench/wt_bench.py" --build "$build" || status=1
     ;;
 esac
 exit "$status"

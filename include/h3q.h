@@ -82,6 +82,11 @@ typedef enum h3q_error {
 #define H3Q_QPACK_ENCODER_STREAM_ERROR 0x201
 #define H3Q_QPACK_DECODER_STREAM_ERROR 0x202
 #define H3Q_H3_DATAGRAM_ERROR 0x33 /* RFC 9297 */
+/* WebTransport over HTTP/3 (draft-ietf-webtrans-http3): streams of a
+ * session that ended, and peer streams h3q refused (unknown session, or
+ * over wt_max_streams_per_session). */
+#define H3Q_WT_SESSION_GONE 0x170d7b68
+#define H3Q_WT_BUFFERED_STREAM_REJECTED 0x3994bd84
 
 /* Returns a static, human readable description of an H3Q_E* code (or of 0).
  * Never returns NULL; unknown codes give "unknown error". */
@@ -206,6 +211,41 @@ typedef struct h3q_config {
    * CONNECT with :protocol is malformed. */
   bool enable_extended_connect; /* false */
 
+  /* QUIC DATAGRAM (RFC 9221). enable_dgram announces the
+   * max_datagram_frame_size transport parameter and lets the peer send
+   * datagrams; they reach h3q_server_on_datagram's callback (or, with
+   * HTTP Datagrams, the request they belong to). Each direction has a
+   * queue of at most this many datagrams: when one is full, the oldest
+   * datagram in it is dropped and counted (h3q_server_stats), so a send
+   * that returns H3Q_OK has always queued its datagram. A datagram
+   * payload larger than dgram_max_payload_size is dropped on receipt
+   * (counted) and refused on send. */
+  bool enable_dgram;             /* false */
+  size_t dgram_recv_queue_len;   /* 256; 1..65536 */
+  size_t dgram_send_queue_len;   /* 256; 1..65536 */
+  size_t dgram_max_payload_size; /* 65527; 16..65527 */
+  /* HTTP Datagrams (RFC 9297; needs enable_dgram): announces H3_DATAGRAM
+   * in SETTINGS, and every QUIC DATAGRAM then carries a quarter stream id
+   * naming the request it belongs to (h3q_request_on_datagram,
+   * h3q_server_route_datagram). Datagrams for unknown or closed streams,
+   * or for requests without a receiver, are dropped and counted; an id of
+   * 2^60 or more closes the connection with H3_DATAGRAM_ERROR. */
+  bool enable_h3_datagram; /* false */
+
+  /* WebTransport over HTTP/3 (draft-ietf-webtrans-http3; see
+   * h3q_server_webtransport). Turns on enable_extended_connect,
+   * enable_dgram and enable_h3_datagram too, and announces WebTransport in
+   * SETTINGS for the current drafts (WT_MAX_SESSIONS, 0xc671706a) and
+   * draft-02 (ENABLE_WEBTRANSPORT, 0x2b603742 = 1). Sessions beyond
+   * wt_max_sessions_per_conn on one connection get 429; streams the peer
+   * opens beyond wt_max_streams_per_session open streams of a session are
+   * refused with H3Q_WT_BUFFERED_STREAM_REJECTED, and h3q_wt_session_open
+   * returns H3Q_ETOOLARGE there. Datagram queues and sizes are the
+   * dgram_* fields above. */
+  bool enable_webtransport;          /* false */
+  size_t wt_max_sessions_per_conn;   /* 16; 1..65535 */
+  size_t wt_max_streams_per_session; /* 256; 1..1000000 */
+
   /* Diagnostics. */
   const char *qlog_dir;    /* NULL = no qlog; else one file per connection */
   const char *keylog_path; /* NULL = no TLS key log */
@@ -253,6 +293,11 @@ H3Q_EXTERN void h3q_config_release(h3q_config *cfg);
 typedef struct h3q_server h3q_server;
 typedef struct h3q_request h3q_request;
 typedef struct h3q_response h3q_response;
+
+/* HTTP Datagrams (RFC 9297; enable_h3_datagram). Receives one datagram
+ * that belongs to req's stream; data is valid only during the call. */
+typedef void (*h3q_request_datagram_cb)(h3q_request *req, const uint8_t *data,
+                                        size_t len, void *user);
 
 /* Creates a server from cfg: validates every field, loads the certificate
  * and key, binds the UDP socket. On failure returns a negative code, leaves
@@ -396,6 +441,17 @@ H3Q_EXTERN int h3q_server_route(h3q_server *srv, const char *method,
                                 const char *pattern, h3q_handler handler,
                                 void *user);
 
+/* Registers a datagram receiver for requests matching method and pattern
+ * (the same syntax and precedence as h3q_server_route): before the
+ * route's handler runs, h3q_request_on_datagram(req, cb, user) is set up
+ * for each such request. Needs enable_h3_datagram. Errors: H3Q_EINVAL,
+ * H3Q_EEXIST, H3Q_ESTATE (HTTP Datagrams off, or the server running),
+ * H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_server_route_datagram(h3q_server *srv, const char *method,
+                                         const char *pattern,
+                                         h3q_request_datagram_cb cb,
+                                         void *user);
+
 /* Sets the handler for requests no route matches (instead of 404). A
  * 405 for a path routed under other methods still takes precedence.
  * handler NULL restores the 404. Errors: H3Q_EINVAL, H3Q_ESTATE (running).
@@ -456,11 +512,62 @@ typedef struct h3q_server_stats {
   uint64_t udp_datagrams_received; /* UDP datagrams read from the socket */
   uint64_t udp_datagrams_sent;     /* UDP datagrams handed to the kernel */
   uint64_t packets_dropped; /* malformed, short Initials, unknown conns */
+  /* QUIC DATAGRAM frames (with HTTP Datagrams, every one is an HTTP
+   * Datagram; DATAGRAM capsules are not counted here). */
+  uint64_t datagrams_received;     /* read from the connection */
+  uint64_t datagrams_sent;         /* queued for sending */
+  uint64_t datagrams_send_dropped; /* the oldest queued one gave way */
+  uint64_t datagrams_recv_dropped; /* the receive queue was full */
+  uint64_t datagrams_too_large;    /* over dgram_max_payload_size */
+  /* No receiver: no connection callback, or (HTTP Datagrams) an unknown
+   * or closed stream, or a request without a datagram handler. */
+  uint64_t datagrams_unroutable;
+  /* WebTransport. */
+  uint64_t wt_sessions_accepted; /* answered 2xx */
+  uint64_t wt_sessions_rejected; /* refused: handler status, limits */
+  uint64_t wt_sessions_active;   /* accepted and not closed yet */
+  uint64_t wt_streams_opened;    /* by either side, bound to a session */
+  uint64_t wt_streams_rejected;  /* peer streams refused */
 } h3q_server_stats;
 
 /* Copies the counters into *out. */
 H3Q_EXTERN void h3q_server_get_stats(const h3q_server *srv,
                                      h3q_server_stats *out);
+
+/* ------------------------------------------------------- QUIC datagrams */
+
+/* Receives one QUIC DATAGRAM payload on connection conn_id (see
+ * h3q_request_connection_id). data is valid only during the call. Called
+ * on the loop thread, while the connection is being processed; sending
+ * from inside is fine. */
+typedef void (*h3q_datagram_cb)(h3q_server *srv, uint64_t conn_id,
+                                const uint8_t *data, size_t len, void *user);
+
+/* Sets the connection-scoped datagram receiver (cb NULL removes it;
+ * datagrams without a receiver are dropped and counted as unroutable).
+ * Only when enable_dgram is set and HTTP Datagrams are not: with
+ * enable_h3_datagram every datagram belongs to a request stream.
+ * Errors: H3Q_EINVAL (srv NULL), H3Q_ESTATE (datagrams off, HTTP
+ * Datagrams on, or the server is running). */
+H3Q_EXTERN int h3q_server_on_datagram(h3q_server *srv, h3q_datagram_cb cb,
+                                      void *user);
+
+/* Queues one QUIC DATAGRAM (copied) for connection conn_id. It is sent
+ * with the connection's next packets, unreliably: it may be lost, and a
+ * full send queue drops its oldest datagram to make room (counted in
+ * datagrams_send_dropped). Returns H3Q_OK when queued. Errors:
+ * H3Q_EINVAL (data NULL with len > 0), H3Q_ENOTFOUND (no such open
+ * connection), H3Q_ESTATE (datagrams off, HTTP Datagrams on, or the peer
+ * did not announce max_datagram_frame_size), H3Q_ETOOLARGE (over
+ * dgram_max_payload_size or what fits in one packet: see
+ * h3q_server_datagram_max), H3Q_ECLOSED (the connection is closing).
+ * Loop thread only. */
+H3Q_EXTERN int h3q_server_send_datagram(h3q_server *srv, uint64_t conn_id,
+                                        const void *data, size_t len);
+
+/* The largest payload h3q_server_send_datagram takes on conn_id now, or
+ * a negative code as for it (H3Q_ENOTFOUND, H3Q_ESTATE). */
+H3Q_EXTERN ssize_t h3q_server_datagram_max(h3q_server *srv, uint64_t conn_id);
 
 /* Writes a new self-signed ECDSA P-256 certificate (PEM) for host (plus
  * localhost, 127.0.0.1 and ::1) valid for days days, and its private key
@@ -470,6 +577,182 @@ H3Q_EXTERN void h3q_server_get_stats(const h3q_server *srv,
 H3Q_EXTERN int h3q_generate_self_signed_cert(const char *cert_path,
                                              const char *key_path,
                                              const char *host, unsigned days);
+
+/* ---------------------------------------------------------- WebTransport */
+
+/* A WebTransport session (the extended CONNECT that opened it, its
+ * datagrams and streams) and one of its streams. Both are owned by the
+ * library: a session lives until its close callback returns, a stream
+ * until its close callback returns (or its session's, which closes the
+ * session's streams first). */
+typedef struct h3q_wt_session h3q_wt_session;
+typedef struct h3q_wt_stream h3q_wt_stream;
+
+/* Decides on one extended CONNECT with :protocol "webtransport" whose path
+ * matches the pattern (h3q_request_protocol, h3q_request_header "origin"
+ * and the other headers are there to look at). Return a status: 200..299
+ * accepts the session (the header section goes out with it; add headers
+ * with h3q_response_header on h3q_request_response(req) before
+ * returning); any other status (300..599) refuses it, and a negative
+ * H3Q_E* code refuses with h3q_error_to_status(code). Set the session's
+ * callbacks here; a refused session is freed after the handler returns
+ * and none of them run. Do not read the request body or set its body or
+ * close callbacks: the CONNECT stream carries the session's capsules.
+ * Datagrams, streams and h3q_wt_session_close work once the handler has
+ * accepted (they return H3Q_ECLOSED inside it). */
+typedef int (*h3q_wt_handler)(h3q_request *req, h3q_wt_session *session,
+                              void *user);
+
+/* Serves WebTransport sessions for pattern (path syntax as for
+ * h3q_server_route; the method is CONNECT). Needs enable_webtransport.
+ * An extended CONNECT for webtransport that no pattern matches gets 404.
+ * Before the handler runs, h3q checks that the client's SETTINGS announced
+ * HTTP Datagrams (waiting for them if they have not arrived yet); a client
+ * without them gets 400. A client WebTransport setting is not required
+ * (draft-02 clients such as webtransport-go v0.10 send none). Errors:
+ * H3Q_EINVAL, H3Q_EEXIST, H3Q_ESTATE (WebTransport off, or the server
+ * running), H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_server_webtransport(h3q_server *srv, const char *pattern,
+                                       h3q_wt_handler handler, void *user);
+
+/* Maps a WebTransport application error code to the HTTP/3 code that
+ * carries it on the wire (draft-ietf-webtrans-http3 section 4.3), and
+ * back: h3q_wt_code_from_h3 returns false when h3_code carries none. */
+H3Q_EXTERN uint64_t h3q_wt_code_to_h3(uint32_t code);
+H3Q_EXTERN bool h3q_wt_code_from_h3(uint64_t h3_code, uint32_t *code);
+
+/* The session id (the CONNECT stream's id) and the CONNECT request
+ * (valid as long as the session). */
+H3Q_EXTERN uint64_t h3q_wt_session_id(const h3q_wt_session *session);
+H3Q_EXTERN h3q_request *h3q_wt_session_request(h3q_wt_session *session);
+
+/* Callbacks; each replaces the one set before, and user is passed back.
+ * on_datagram: one datagram from the client (data valid during the
+ * call). on_stream: the client opened a stream (set its callbacks there;
+ * its first bytes may already be readable). on_drain: the client asked to
+ * wind the session down (DRAIN_WEBTRANSPORT_SESSION). on_close: the
+ * session ended: the client closed it (code and reason from its
+ * CLOSE_WEBTRANSPORT_SESSION capsule, or 0 and "" without one), we did
+ * (our code and reason), the CONNECT stream was reset, or the connection
+ * closed (0, ""). reason is not NUL-terminated; it and the session are
+ * valid only during the call. Every stream of the session has been closed
+ * (its close callback ran) before on_close runs. */
+typedef void (*h3q_wt_datagram_cb)(h3q_wt_session *session, const uint8_t *data,
+                                   size_t len, void *user);
+typedef void (*h3q_wt_stream_cb)(h3q_wt_session *session, h3q_wt_stream *stream,
+                                 void *user);
+typedef void (*h3q_wt_session_cb)(h3q_wt_session *session, void *user);
+typedef void (*h3q_wt_close_cb)(h3q_wt_session *session, uint32_t code,
+                                const char *reason, size_t reason_len,
+                                void *user);
+H3Q_EXTERN void h3q_wt_session_on_datagram(h3q_wt_session *session,
+                                           h3q_wt_datagram_cb cb, void *user);
+H3Q_EXTERN void h3q_wt_session_on_stream(h3q_wt_session *session,
+                                         h3q_wt_stream_cb cb, void *user);
+H3Q_EXTERN void h3q_wt_session_on_drain(h3q_wt_session *session,
+                                        h3q_wt_session_cb cb, void *user);
+H3Q_EXTERN void h3q_wt_session_on_close(h3q_wt_session *session,
+                                        h3q_wt_close_cb cb, void *user);
+
+/* Sends one datagram (copied) on the session: an HTTP Datagram with the
+ * session id, unreliable, under the datagram queue policy (H3Q_OK means
+ * queued; see enable_dgram). Errors: H3Q_ETOOLARGE (see
+ * h3q_wt_session_datagram_max), H3Q_ECLOSED (the session is closing),
+ * H3Q_EINVAL, H3Q_EAGAIN (a client without QUIC datagrams: no room for
+ * the DATAGRAM capsule now). */
+H3Q_EXTERN int h3q_wt_session_send_datagram(h3q_wt_session *session,
+                                            const void *data, size_t len);
+
+/* The largest datagram payload the session can send now, or a negative
+ * H3Q_E* code. */
+H3Q_EXTERN ssize_t h3q_wt_session_datagram_max(h3q_wt_session *session);
+
+/* Opens a stream to the client, bidirectional or unidirectional; *out is
+ * the library's until its close callback. Errors: H3Q_EAGAIN (the
+ * client's QUIC stream limit: try again later), H3Q_ETOOLARGE
+ * (wt_max_streams_per_session), H3Q_ECLOSED, H3Q_ENOMEM, H3Q_EINVAL. */
+H3Q_EXTERN int h3q_wt_session_open_stream(h3q_wt_session *session, bool bidi,
+                                          h3q_wt_stream **out);
+
+/* Closes the session: a CLOSE_WEBTRANSPORT_SESSION capsule with code and
+ * reason (NULL for none; at most 1024 bytes), the end of the CONNECT
+ * stream, and every stream of the session reset with
+ * H3Q_WT_SESSION_GONE. on_close follows (later, not from inside this
+ * call) with this code and reason. Errors: H3Q_ECLOSED (already closing),
+ * H3Q_EINVAL (reason too long), H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_wt_session_close(h3q_wt_session *session, uint32_t code,
+                                    const char *reason);
+
+/* Asks the client to wind the session down
+ * (DRAIN_WEBTRANSPORT_SESSION); the session stays usable. h3q does this
+ * for every session when the connection is draining (GOAWAY). Errors:
+ * H3Q_ECLOSED, H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_wt_session_drain(h3q_wt_session *session);
+
+/* A stream's QUIC id, its session, its kind (bidirectional or not) and
+ * who opened it (true: this server). */
+H3Q_EXTERN uint64_t h3q_wt_stream_id(const h3q_wt_stream *stream);
+H3Q_EXTERN h3q_wt_session *h3q_wt_stream_session(h3q_wt_stream *stream);
+H3Q_EXTERN bool h3q_wt_stream_is_bidi(const h3q_wt_stream *stream);
+H3Q_EXTERN bool h3q_wt_stream_is_local(const h3q_wt_stream *stream);
+
+/* Stream callbacks (each replaces the previous one). on_readable: bytes,
+ * the end or a reset arrived after a read returned H3Q_EAGAIN (or before
+ * the first read): read until H3Q_EAGAIN to be told again. on_writable:
+ * room appeared after a write took less than asked or H3Q_EAGAIN.
+ * on_close: both directions are finished (or the session ended); aborted
+ * when a direction was reset or stopped by either side. After on_close
+ * returns the stream is freed. */
+typedef void (*h3q_wt_stream_event_cb)(h3q_wt_stream *stream, void *user);
+typedef void (*h3q_wt_stream_close_cb)(h3q_wt_stream *stream, bool aborted,
+                                       void *user);
+H3Q_EXTERN void h3q_wt_stream_on_readable(h3q_wt_stream *stream,
+                                          h3q_wt_stream_event_cb cb,
+                                          void *user);
+H3Q_EXTERN void h3q_wt_stream_on_writable(h3q_wt_stream *stream,
+                                          h3q_wt_stream_event_cb cb,
+                                          void *user);
+H3Q_EXTERN void h3q_wt_stream_on_close(h3q_wt_stream *stream,
+                                       h3q_wt_stream_close_cb cb, void *user);
+
+/* Reads up to len bytes: the count, 0 at the end of the stream (FIN),
+ * H3Q_EAGAIN when nothing is there yet, H3Q_ECLOSED when the client reset
+ * it (h3q_wt_stream_reset_code) or the session ended, H3Q_ESTATE on a
+ * stream without a receive side (one we opened unidirectional). Bytes
+ * stay in QUIC's flow control until read, which holds the client back. */
+H3Q_EXTERN ssize_t h3q_wt_stream_read(h3q_wt_stream *stream, void *buf,
+                                      size_t len);
+
+/* Writes what fits now (the stream's send window and the congestion
+ * window, exactly as h3q_response_write) and returns that count, or
+ * H3Q_EAGAIN when nothing fits (on_writable follows). Errors: H3Q_ESTATE
+ * (ended, or a stream without a send side), H3Q_ECLOSED (reset, stopped
+ * by the client: see h3q_wt_stream_stop_code, or the session ended),
+ * H3Q_EINVAL. */
+H3Q_EXTERN ssize_t h3q_wt_stream_write(h3q_wt_stream *stream, const void *data,
+                                       size_t len);
+
+/* How many bytes a write would take now (0 when blocked), or a negative
+ * code as for h3q_wt_stream_write. */
+H3Q_EXTERN ssize_t h3q_wt_stream_capacity(h3q_wt_stream *stream);
+
+/* Ends the send side (FIN) after what was written. Errors: H3Q_ESTATE,
+ * H3Q_ECLOSED. */
+H3Q_EXTERN int h3q_wt_stream_end(h3q_wt_stream *stream);
+
+/* Resets the send side (RESET_STREAM), or asks the client to stop sending
+ * (STOP_SENDING), with a WebTransport error code (carried as
+ * h3q_wt_code_to_h3(code)). Errors: H3Q_ESTATE (no such side, or it is
+ * finished), H3Q_ECLOSED. */
+H3Q_EXTERN int h3q_wt_stream_reset(h3q_wt_stream *stream, uint32_t code);
+H3Q_EXTERN int h3q_wt_stream_stop(h3q_wt_stream *stream, uint32_t code);
+
+/* The WebTransport code the client reset the stream with
+ * (RESET_STREAM), or asked us to stop sending with (STOP_SENDING):
+ * 0..2^32-1, or -1 when it did not, or -2 when its code carried no
+ * WebTransport code. */
+H3Q_EXTERN int64_t h3q_wt_stream_reset_code(const h3q_wt_stream *stream);
+H3Q_EXTERN int64_t h3q_wt_stream_stop_code(const h3q_wt_stream *stream);
 
 /* --------------------------------------------------------------- request */
 
@@ -497,6 +780,10 @@ H3Q_EXTERN int h3q_request_header_at(const h3q_request *req, size_t i,
  * or for a trailing wildcard the name "*"; NULL when absent. */
 H3Q_EXTERN const char *h3q_request_param(const h3q_request *req,
                                          const char *name);
+
+/* The :protocol pseudo-header of an extended CONNECT (RFC 9220), e.g.
+ * "webtransport", or NULL when the request has none. */
+H3Q_EXTERN const char *h3q_request_protocol(const h3q_request *req);
 
 /* Identifiers: the QUIC stream id, and a server-unique connection number. */
 H3Q_EXTERN uint64_t h3q_request_stream_id(const h3q_request *req);
@@ -546,6 +833,22 @@ H3Q_EXTERN h3q_response *h3q_request_response(h3q_request *req);
 
 /* True once the whole body has been received and read. */
 H3Q_EXTERN bool h3q_request_body_done(const h3q_request *req);
+
+/* HTTP Datagrams (RFC 9297; enable_h3_datagram): see
+ * h3q_request_datagram_cb above. */
+/* Sets the receiver of req's HTTP Datagrams (cb NULL removes it) until
+ * the stream closes. If the request says "capsule-protocol: ?1" (RFC 9297
+ * section 3.4), its body is a capsule stream that h3q reads itself:
+ * DATAGRAM capsules reach cb as well, other capsule types are skipped, and
+ * when the client ends the stream the response is ended too (do not read
+ * the body or set body callbacks yourself). Errors: H3Q_ESTATE (HTTP
+ * Datagrams are off), H3Q_ECLOSED, H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_request_on_datagram(h3q_request *req,
+                                       h3q_request_datagram_cb cb, void *user);
+
+/* True when h3q reads req's body as a capsule stream itself (see
+ * h3q_request_on_datagram; always for WebTransport sessions). */
+H3Q_EXTERN bool h3q_request_uses_capsules(const h3q_request *req);
 
 /* -------------------------------------------------------------- response */
 
@@ -644,6 +947,18 @@ H3Q_EXTERN void h3q_response_resume(h3q_response *res);
  * urgency 0..7 (H3Q_EINVAL otherwise); lower is sent first. */
 H3Q_EXTERN int h3q_response_set_priority(h3q_response *res, uint8_t urgency,
                                          bool incremental);
+
+/* Sends one HTTP Datagram (copied) on res's stream: a QUIC DATAGRAM with
+ * the stream's quarter id when the client announced H3_DATAGRAM, else,
+ * for a request that uses the capsule protocol, a DATAGRAM capsule in the
+ * response body (the header section goes first; the capsule is sent
+ * whole or not at all). Unreliable either way: H3Q_OK means queued.
+ * Errors: H3Q_ESTATE (HTTP Datagrams off, or the client can take neither
+ * form), H3Q_ETOOLARGE (over the datagram limits), H3Q_EAGAIN (capsule:
+ * no room on the stream now), H3Q_ECLOSED, H3Q_EINVAL (data NULL with
+ * len > 0). */
+H3Q_EXTERN int h3q_response_send_datagram(h3q_response *res, const void *data,
+                                          size_t len);
 
 /* The HTTP/3 error code the peer used to reset or stop the stream (valid
  * in the close callback when aborted), or 0 when it did not. */

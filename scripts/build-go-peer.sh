@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds the quic-go HTTP/3 test client (tests/interop/quicgo) into a build
-# directory, only when its sources, this script or the Go version changed.
-#   scripts/build-go-peer.sh [BUILD_DIR]     (default: build)
-# Prints the binary's path on stdout. Needs Go >= 1.26 (quic-go v0.65.0);
+# Builds a Go test peer into a build directory, only when its sources, this
+# script or the Go version changed:
+#   quicgo  the quic-go HTTP/3 test client (tests/interop/quicgo)
+#   wtgo    the webtransport-go v0.10 client (tests/interop/wtgo)
+#   scripts/build-go-peer.sh [BUILD_DIR] [PEER]  (default: build, quicgo)
+# The binary is BUILD_DIR/PEERclient; its path is printed on stdout. Needs
+# Go >= 1.26 (quic-go v0.65.0);
 # looks for $GO, then go on PATH, then /usr/local/go/bin/go. Modules come
 # from the Go module proxy (GOPROXY as configured) into the usual module
 # cache (GOMODCACHE, by default under ~/go), checked against the committed
@@ -10,9 +13,14 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(mkdir -p "${1:-$root/build}" && cd "${1:-$root/build}" && pwd)"
-src="$root/tests/interop/quicgo"
-out="$build/quicgoclient"
-stamp="$build/quicgoclient.stamp"
+peer="${2:-quicgo}"
+case "$peer" in
+  quicgo | wtgo) ;;
+  *) echo "build-go-peer: unknown peer '$peer' (quicgo or wtgo)" >&2; exit 2 ;;
+esac
+src="$root/tests/interop/$peer"
+out="$build/${peer}client"
+stamp="$build/${peer}client.stamp"
 need_minor=26
 
 # The toolchain must not switch itself to a downloaded one: what runs is

@@ -263,6 +263,84 @@ static int hints(h3q_request *req, h3q_response *res, void *user) {
   return h3q_response_send(res, 200, "text/html", body, sizeof body - 1);
 }
 
+/* GET /stats: the server's counters as one JSON object. */
+static int stats(h3q_request *req, h3q_response *res, void *user) {
+  h3q_server_stats st;
+  h3q_server_get_stats(user, &st);
+  const struct {
+    const char *name;
+    uint64_t value;
+  } counters[] = {
+      {"connections_accepted", st.connections_accepted},
+      {"connections_active", st.connections_active},
+      {"requests", st.requests},
+      {"datagrams_received", st.datagrams_received},
+      {"datagrams_sent", st.datagrams_sent},
+      {"datagrams_send_dropped", st.datagrams_send_dropped},
+      {"datagrams_recv_dropped", st.datagrams_recv_dropped},
+      {"datagrams_too_large", st.datagrams_too_large},
+      {"datagrams_unroutable", st.datagrams_unroutable},
+      {"wt_sessions_accepted", st.wt_sessions_accepted},
+      {"wt_sessions_rejected", st.wt_sessions_rejected},
+      {"wt_sessions_active", st.wt_sessions_active},
+      {"wt_streams_opened", st.wt_streams_opened},
+      {"wt_streams_rejected", st.wt_streams_rejected},
+  };
+  char body[2048];
+  size_t len = 0;
+  for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+    int n =
+        snprintf(body + len, sizeof body - len, "%s\"%s\":%llu", i ? "," : "{",
+                 counters[i].name, (unsigned long long)counters[i].value);
+    if (n < 0 || (size_t)n >= sizeof body - len)
+      return H3Q_EINTERNAL;
+    len += (size_t)n;
+  }
+  if (len + 2 >= sizeof body)
+    return H3Q_EINTERNAL;
+  memcpy(body + len, "}\n", 2);
+  return h3q_response_send(res, 200, "application/json", body, len + 2);
+}
+
+static void echo_datagram(h3q_server *srv, uint64_t conn_id,
+                          const uint8_t *data, size_t len, void *user) {
+  /* Best effort, like the datagram itself: a refusal is just a drop. */
+  h3q_server_send_datagram(srv, conn_id, data, len);
+}
+
+static void echo_h3_datagram(h3q_request *req, const uint8_t *data, size_t len,
+                             void *user) {
+  h3q_response_send_datagram(h3q_request_response(req), data, len);
+}
+
+static void discard_body(h3q_request *req, const uint8_t *data, size_t len,
+                         void *user) {}
+
+static void end_with_request(h3q_request *req, void *user) {
+  h3q_response_end(h3q_request_response(req));
+}
+
+/* /dgram/echo: the route's datagram receiver echoes; the handler answers
+ * 200 at once and ends with the request (h3q does that itself for a
+ * capsule stream). */
+static int dgram_echo(h3q_request *req, h3q_response *res, void *user) {
+  if (!h3q_request_uses_capsules(req))
+    h3q_request_on_body(req, discard_body, end_with_request, NULL);
+  ssize_t n = h3q_response_write(res, NULL, 0); /* the header section */
+  return n < 0 && n != H3Q_EAGAIN ? (int)n : H3Q_OK;
+}
+
+int demo_add_datagram_echo(h3q_server *srv, bool h3) {
+  int rc = h3 ? h3q_server_route_datagram(srv, "*", "/dgram/echo",
+                                          echo_h3_datagram, NULL)
+              : h3q_server_on_datagram(srv, echo_datagram, NULL);
+  if (rc == H3Q_OK && h3)
+    rc = h3q_server_route(srv, "*", "/dgram/echo", dgram_echo, NULL);
+  if (rc != H3Q_OK)
+    fprintf(stderr, "h3q-server: datagram echo: %s\n", h3q_strerror(rc));
+  return rc;
+}
+
 typedef struct demo_route {
   const char *method, *pattern;
   h3q_handler handler;
@@ -304,7 +382,12 @@ int demo_add_routes(h3q_server *srv, const char *root, bool list_dirs) {
       return rc;
     }
   }
-  int rc = root ? serve_root(srv, root, list_dirs) : H3Q_OK;
+  int rc = h3q_server_route(srv, "GET", "/stats", stats, srv);
+  if (rc != H3Q_OK) {
+    fprintf(stderr, "h3q-server: route /stats: %s\n", h3q_strerror(rc));
+    return rc;
+  }
+  rc = root ? serve_root(srv, root, list_dirs) : H3Q_OK;
   if (rc != H3Q_OK)
     fprintf(stderr, "h3q-server: root: '%s': %s\n", root, h3q_strerror(rc));
   return rc;

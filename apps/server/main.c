@@ -29,13 +29,15 @@ static h3q_server *g_server;
 /* Command-line options: most set one h3q_config field by name, through
  * the library's own parser (h3q_config_set). */
 typedef enum opt_kind {
-  OPT_FIELD,   /* the field takes the argument as its value */
-  OPT_FLAG,    /* bool field set to true, no argument */
-  OPT_PAYLOAD, /* both UDP payload sizes */
-  OPT_ROOT,    /* served folder (not a config field) */
-  OPT_LIST,    /* directory listings for --root */
-  OPT_TICKET,  /* file holding the 48-byte 0-RTT ticket key */
-  OPT_EMBED,   /* drive the server through the embedding API */
+  OPT_FIELD,    /* the field takes the argument as its value */
+  OPT_FLAG,     /* bool field set to true, no argument */
+  OPT_PAYLOAD,  /* both UDP payload sizes */
+  OPT_DGRAM_Q,  /* both datagram queue lengths */
+  OPT_H3_DGRAM, /* HTTP Datagrams, and so QUIC DATAGRAMs */
+  OPT_ROOT,     /* served folder (not a config field) */
+  OPT_LIST,     /* directory listings for --root */
+  OPT_TICKET,   /* file holding the 48-byte 0-RTT ticket key */
+  OPT_EMBED,    /* drive the server through the embedding API */
   OPT_HELP,
 } opt_kind;
 
@@ -111,6 +113,21 @@ static const opt_def opts[] = {
      CFG(qpack_blocked_streams)},
     {"extended-connect", NULL, "allow extended CONNECT (RFC 9220)", OPT_FLAG,
      CFG(enable_extended_connect)},
+    {"datagrams", NULL,
+     "accept QUIC DATAGRAMs (RFC 9221); the demo echoes them back", OPT_FLAG,
+     CFG(enable_dgram)},
+    {"h3-datagrams", NULL,
+     "HTTP Datagrams (RFC 9297; implies --datagrams); the demo echoes\n"
+     "                           them on /dgram/echo",
+     OPT_H3_DGRAM, CFG(enable_h3_datagram)},
+    {"webtransport", NULL,
+     "WebTransport over HTTP/3 (implies --h3-datagrams); the demo\n"
+     "                           echoes on /wt/echo",
+     OPT_FLAG, CFG(enable_webtransport)},
+    {"dgram-queue", "N", "datagrams queued per direction (256)", OPT_DGRAM_Q,
+     "dgram_recv_queue_len"},
+    {"dgram-max-payload", "N", "largest datagram payload, 16..65527", OPT_FIELD,
+     CFG(dgram_max_payload_size)},
     {"cc", "ALGO", "cubic|reno|bbr2 (default cubic)", OPT_FIELD,
 
      CFG(cc_algorithm)},
@@ -148,9 +165,12 @@ static void usage(FILE *out) {
              opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
     fprintf(out, "  %-26s %s\n", left, opts[i].help);
   }
-  fprintf(out, "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
-               "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-               "POST /digest, GET /hints\n");
+  fprintf(out,
+          "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
+          "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
+          "POST /digest, GET /hints,\n  GET /stats (server counters as "
+          "JSON); --datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
+          "/wt/echo (WebTransport echo), GET /wt/cert-hash\n");
 }
 
 static void on_signal(int sig) {
@@ -227,6 +247,16 @@ static int apply_option(options *o, const opt_def *d, const char *arg) {
                    set_field(o, d, "max_send_udp_payload_size", arg)
                ? -1
                : 0;
+  case OPT_H3_DGRAM:
+    return set_field(o, d, "enable_dgram", "true") ||
+                   set_field(o, d, d->field, "true")
+               ? -1
+               : 0;
+  case OPT_DGRAM_Q:
+    return set_field(o, d, "dgram_recv_queue_len", arg) ||
+                   set_field(o, d, "dgram_send_queue_len", arg)
+               ? -1
+               : 0;
   case OPT_ROOT:
     o->root = arg;
     return 0;
@@ -250,6 +280,8 @@ static const char *flag_for_field(const char *err) {
   size_t len = strcspn(err, ":");
   if (strncmp(err, "max_recv_udp_payload_size", len) == 0)
     return "max-payload"; /* one flag sets both sizes */
+  if (strncmp(err, "dgram_send_queue_len", len) == 0)
+    return "dgram-queue";
   for (size_t i = 0; i < OPT_COUNT; i++)
     if (opts[i].field && strlen(opts[i].field) == len &&
         strncmp(err, opts[i].field, len) == 0)
@@ -314,6 +346,11 @@ static int create_server(options *o) {
     return rc;
   }
   rc = demo_add_routes(g_server, o->root, o->list_dirs);
+  bool wt = o->cfg.enable_webtransport;
+  if (rc == H3Q_OK && (o->cfg.enable_dgram || wt))
+    rc = demo_add_datagram_echo(g_server, o->cfg.enable_h3_datagram || wt);
+  if (rc == H3Q_OK && wt)
+    rc = demo_add_webtransport(g_server, o->cfg.cert_path);
   if (rc != H3Q_OK) {
     h3q_server_free(g_server);
     g_server = NULL;

@@ -40,6 +40,11 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->request_header_timeout_ms = 10000;
   cfg->body_idle_timeout_ms = 30000;
   cfg->drain_timeout_ms = 5000;
+  cfg->dgram_recv_queue_len = 256;
+  cfg->dgram_send_queue_len = 256;
+  cfg->dgram_max_payload_size = 65527;
+  cfg->wt_max_sessions_per_conn = 16;
+  cfg->wt_max_streams_per_session = 256;
   cfg->log_level = H3Q_LOG_WARN;
 }
 
@@ -168,6 +173,33 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
   return H3Q_OK;
 }
 
+#define DGRAM_QUEUE_MAX 65536u
+#define DGRAM_PAYLOAD_MIN 16u
+#define DGRAM_PAYLOAD_MAX 65527u
+
+static int validate_dgram(const h3q_config *c, char *err, size_t errlen) {
+  if (c->dgram_recv_queue_len == 0 || c->dgram_recv_queue_len > DGRAM_QUEUE_MAX)
+    return fail(err, errlen, "dgram_recv_queue_len: must be 1..%u",
+                DGRAM_QUEUE_MAX);
+  if (c->dgram_send_queue_len == 0 || c->dgram_send_queue_len > DGRAM_QUEUE_MAX)
+    return fail(err, errlen, "dgram_send_queue_len: must be 1..%u",
+                DGRAM_QUEUE_MAX);
+  if (c->dgram_max_payload_size < DGRAM_PAYLOAD_MIN ||
+      c->dgram_max_payload_size > DGRAM_PAYLOAD_MAX)
+    return fail(err, errlen, "dgram_max_payload_size: must be %u..%u",
+                DGRAM_PAYLOAD_MIN, DGRAM_PAYLOAD_MAX);
+  if (c->wt_max_sessions_per_conn == 0 || c->wt_max_sessions_per_conn > 65535)
+    return fail(err, errlen, "wt_max_sessions_per_conn: must be 1..65535");
+  if (c->wt_max_streams_per_session == 0 ||
+      c->wt_max_streams_per_session > 1000000)
+    return fail(err, errlen, "wt_max_streams_per_session: must be 1..1000000");
+  if (c->enable_h3_datagram && !c->enable_dgram && !c->enable_webtransport)
+    return fail(err, errlen,
+                "enable_h3_datagram: needs enable_dgram (HTTP Datagrams "
+                "travel in QUIC DATAGRAM frames)");
+  return H3Q_OK;
+}
+
 int config_validate(const h3q_config *c, char *err, size_t errlen) {
   if (!c->bind_addr || !is_ip_literal(c->bind_addr))
     return fail(err, errlen, "bind_addr: '%s' is not an IPv4 or IPv6 address",
@@ -179,6 +211,8 @@ int config_validate(const h3q_config *c, char *err, size_t errlen) {
   if (!c->key_path || !*c->key_path)
     return fail(err, errlen, "key_path: a private key file is required");
   int rc = validate_transport(c, err, errlen);
+  if (rc == H3Q_OK)
+    rc = validate_dgram(c, err, errlen);
   return rc ? rc : validate_limits(c, err, errlen);
 }
 

@@ -34,6 +34,9 @@ void server_on_request(h3q_request *req, h3q_response *res, void *user) {
   h3q_server *srv = user;
   const char *method = h3q_request_method(req);
   const char *path = h3q_request_path(req);
+  if (server_route_webtransport(srv, req))
+    return;
+  server_route_datagrams(srv, req);
   route_match m;
   router_result r = router_match(srv->router, method, path, strlen(path), &m);
   if (r == ROUTER_FOUND) {

@@ -109,6 +109,12 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
     return rc;
   if (config_copy(&srv->cfg, cfg) != H3Q_OK)
     return H3Q_ENOMEM;
+  if (srv->cfg.c.enable_webtransport) {
+    /* WebTransport rides on extended CONNECT and HTTP Datagrams. */
+    srv->cfg.c.enable_extended_connect = true;
+    srv->cfg.c.enable_dgram = true;
+    srv->cfg.c.enable_h3_datagram = true;
+  }
   h3q_log_set_level(cfg->log_level);
   log_apply_env();
   quiche_config *qcfg = NULL;
@@ -125,6 +131,13 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
   srv->h3.user = srv;
   srv->h3.stats = &srv->stats;
   srv->ep.stats = &srv->stats;
+  rc = server_init_datagrams(srv);
+  if (rc == H3Q_OK)
+    rc = wt_ctx_init(&srv->wt, &srv->h3, &srv->cfg.c, &srv->stats);
+  if (rc != H3Q_OK) {
+    quiche_config_free(qcfg);
+    return rc;
+  }
   srv->ep.app = &h3_app_ops;
   srv->ep.app_ctx = &srv->h3;
   rc = endpoint_init(&srv->ep, &srv->cfg.c, qcfg, err, errlen);
@@ -178,6 +191,8 @@ void h3q_server_free(h3q_server *srv) {
   if (srv->ep.loop)
     srv->ep.lo->destroy(srv->ep.loop);
   router_free(srv->router);
+  server_free_webtransport(srv);
+  server_free_datagrams(srv);
   h3q_static_free(srv->static_files);
   config_owned_free(&srv->cfg);
   pthread_mutex_destroy(&srv->post_lock);

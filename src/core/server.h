@@ -6,12 +6,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/cb_routes.h"
 #include "core/config.h"
+#include "dgram/dgram.h"
 #include "h3/session.h"
 #include "h3q.h"
 #include "http/router.h"
 #include "io/loop.h"
 #include "quic/endpoint.h"
+#include "wt/wt.h"
 
 typedef struct post_item {
   struct post_item *next;
@@ -23,6 +26,12 @@ struct h3q_server {
   config_owned cfg;
   quic_endpoint ep;
   h3_config h3; /* shared, read-only, by every HTTP/3 session */
+  dgram_ctx dgram;
+  h3q_datagram_cb on_datagram; /* connection-scoped datagrams */
+  void *datagram_user;
+  cb_routes dgram_routes; /* h3q_server_route_datagram */
+  wt_ctx wt;
+  cb_routes wt_routes; /* h3q_server_webtransport */
 
   loop_timer *tick; /* housekeeping: timeouts, drain deadlines */
   bool draining;    /* stop requested: GOAWAY sent, waiting */
@@ -50,5 +59,17 @@ void server_loop_end(h3q_server *srv);
 
 /* Routes one request (h3_config.on_request). */
 void server_on_request(h3q_request *req, h3q_response *res, void *user);
+
+/* Sets up datagrams (datagram.c) once the HTTP/3 config exists. */
+int server_init_datagrams(h3q_server *srv);
+void server_free_datagrams(h3q_server *srv);
+
+/* Gives req the datagram receiver of its datagram route, if any. */
+void server_route_datagrams(h3q_server *srv, h3q_request *req);
+
+/* webtransport.c: an extended CONNECT for WebTransport goes to its
+ * session handler (or gets 404); returns false for other requests. */
+bool server_route_webtransport(h3q_server *srv, h3q_request *req);
+void server_free_webtransport(h3q_server *srv);
 
 #endif

@@ -99,7 +99,7 @@ static void check_body_timeout(stream *s, uint64_t now) {
   uint64_t limit = s->h->cfg->body_idle_timeout_ns;
   uint64_t since = s->last_body_ns ? s->last_body_ns : s->opened_ns;
   if (!limit || s->rstate != REQ_BODY || s->body_readable || s->paused ||
-      now - since < limit)
+      s->tunnel || now - since < limit)
     return;
   LOG_DEBUG("conn %llu stream %llu: body idle timeout",
             (unsigned long long)s->h->c->number, (unsigned long long)s->id);

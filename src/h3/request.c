@@ -93,7 +93,7 @@ static bool body_within_limit(stream *s, size_t n) {
     stream_abort(s, H3Q_H3_MESSAGE_ERROR);
     return false;
   }
-  if (s->body_bytes <= s->h->cfg->max_request_body_size)
+  if (s->tunnel || s->body_bytes <= s->h->cfg->max_request_body_size)
     return true;
   request_stop_reading(s, H3Q_H3_NO_ERROR);
   if (s->wstate == RES_IDLE)
@@ -225,6 +225,22 @@ const char *h3q_request_param(const h3q_request *req, const char *name) {
         memcmp(s->params[i].name, name, len) == 0)
       return arena_str(&s->rarena, s->params[i].value);
   return NULL;
+}
+
+const char *h3q_request_protocol(const h3q_request *req) {
+  return arena_str(&req->s->rarena, req->s->protocol);
+}
+
+h3_session *h3_request_session(const h3q_request *req) {
+  return req->s->h;
+}
+
+void h3_request_set_tunnel(h3q_request *req) {
+  req->s->tunnel = true;
+}
+
+bool h3_request_is_open(const h3q_request *req) {
+  return !req->s->closed;
 }
 
 uint64_t h3q_request_stream_id(const h3q_request *req) {

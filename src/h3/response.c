@@ -165,15 +165,13 @@ ssize_t h3q_response_capacity(h3q_response *res) {
     return HEAD_CAPACITY;
   if (s->wframes.len)
     return 0; /* a header section still waits for room */
-  ssize_t cap = quiche_conn_stream_capacity(s->q, s->id);
-  if (cap < 0)
-    return H3Q_ECLOSED;
   /* What a write takes: the room less one DATA frame header. */
-  size_t header = 1 + varint_len((uint64_t)cap);
-  cap = (size_t)cap > header ? cap - (ssize_t)header : 0;
-  if (cap == 0)
+  ssize_t room = h3_stream_room(s->q, s->id, RESPONSE_DATA_HEADER_MAX);
+  if (room < 0)
+    return H3Q_ECLOSED;
+  if (room == 0)
     response_block(s);
-  return cap;
+  return room;
 }
 
 int h3q_response_end(h3q_response *res) {
@@ -244,6 +242,33 @@ int h3q_response_send(h3q_response *res, int status, const char *content_type,
   if (len && !s->is_head)
     return send_whole_body(s, body, len);
   return h3q_response_end(res);
+}
+
+int h3_response_queue(h3q_response *res, const void *data, size_t len) {
+  stream *s = res->s;
+  if (!response_open(s))
+    return H3Q_ECLOSED;
+  if (s->end_requested || s->wstate == RES_DONE || s->producer)
+    return H3Q_ESTATE;
+  if (s->is_head || len == 0)
+    return progress(s) == H3Q_ECLOSED ? H3Q_ECLOSED : H3Q_OK;
+  size_t left = s->pending_len - s->pending_off;
+  if (s->pending_off) { /* compact: what was sent is gone */
+    memmove(s->pending_body, s->pending_body + s->pending_off, left);
+    s->pending_off = 0;
+    s->pending_len = left;
+  }
+  if (left + len > s->pending_cap) {
+    uint8_t *grown = realloc(s->pending_body, left + len);
+    if (!grown)
+      return H3Q_ENOMEM;
+    s->pending_body = grown;
+    s->pending_cap = left + len;
+  }
+  memcpy(s->pending_body + left, data, len);
+  s->pending_len = left + len;
+  int rc = progress(s);
+  return rc == H3Q_EAGAIN ? H3Q_OK : rc; /* the rest as room appears */
 }
 
 int h3q_response_set_producer(h3q_response *res, h3q_producer producer,

@@ -57,7 +57,8 @@ static int flush_frames(stream *s) {
     return H3Q_ECLOSED;
   }
   buf_consume(&s->wframes, (size_t)n);
-  stream_wake(s);
+  if (n > 0)
+    stream_wake(s);
   if (s->wframes.len) {
     response_block(s);
     return H3Q_EAGAIN;
@@ -132,18 +133,14 @@ ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
     return rc;
   if (len == 0)
     return fin ? response_finish(s) : 0;
-  ssize_t cap = quiche_conn_stream_capacity(s->q, s->id);
-  if (cap < 0)
-    return send_failed(s, cap, 0);
-  /* The largest payload whose frame header fits too. */
-  size_t room = (size_t)cap < len ? (size_t)cap : len;
-  size_t hmax = 1 + varint_len(room);
-  size_t take = room > hmax ? room - hmax : 0;
-  take = (size_t)cap >= len + 1 + varint_len(len) ? len : take;
-  if (take == 0) {
+  ssize_t room = h3_stream_room(s->q, s->id, RESPONSE_DATA_HEADER_MAX);
+  if (room < 0)
+    return send_failed(s, room, 0);
+  if (room == 0) {
     response_block(s);
     return H3Q_EAGAIN;
   }
+  size_t take = len < (size_t)room ? len : (size_t)room;
   bool last = fin && take == len;
   uint8_t hdr[16];
   size_t hlen = h3_frame_header_encode(hdr, H3_FRAME_DATA, take);

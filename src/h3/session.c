@@ -86,6 +86,29 @@ static int open_uni_streams(h3_session *h) {
   return 0;
 }
 
+void *h3_session_layer_state(const h3_session *h, int index) {
+  return index >= 0 && (size_t)index < h->layers_started ? h->layer_state[index]
+                                                         : NULL;
+}
+
+void h3_layers_stream_closed(h3_session *h, uint64_t id) {
+  for (size_t i = 0; i < h->layers_started; i++) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_stream_closed)
+      l->on_stream_closed(h, h->layer_state[i], id, l->user);
+  }
+}
+
+static int start_layers(h3_session *h) {
+  for (size_t i = 0; i < h->cfg->layer_count; i++) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_start && l->on_start(h, &h->layer_state[i], l->user) != 0)
+      return -1;
+    h->layers_started = i + 1;
+  }
+  return 0;
+}
+
 static void *session_start(conn *c, void *ctx) {
   const h3_config *cfg = ctx;
   h3_session *h = calloc(1, sizeof *h);
@@ -95,10 +118,12 @@ static void *session_start(conn *c, void *ctx) {
   h->q = c->q;
   h->cfg = cfg;
   h->peer_ctrl = h->peer_enc = h->peer_dec = -1;
+  h->next_local_bidi = 1;
+  h->next_local_uni = OUR_DECODER_STREAM + 4;
   h3_settings_init(&h->peer);
   h->qdec = qpack_decoder_new(cfg->local.qpack_max_table_capacity,
                               cfg->local.qpack_blocked_streams);
-  if (!h->qdec || open_uni_streams(h) != 0) {
+  if (!h->qdec || open_uni_streams(h) != 0 || start_layers(h) != 0) {
     h3_app_ops.destroy(h);
     return NULL;
   }
@@ -116,6 +141,12 @@ static void on_readable(h3_session *h, uint64_t id) {
   case 2:
     h3_uni_readable(h, id);
     break;
+  case 1: { /* ours, opened for an extension (h3_open_stream) */
+    const h3_extension *e = u64map_get(&h->claimed, id);
+    if (e)
+      e->on_readable(h, id, e->user);
+    break;
+  }
   default:
     break;
   }
@@ -150,6 +181,7 @@ static void service_streams(h3_session *h) {
 
 static void session_process(void *app) {
   h3_session *h = app;
+  h->processing = true;
   for (int i = 0; i < READABLE_PER_PROCESS && !h->failed; i++) {
     int64_t id = quiche_conn_stream_readable_next(h->q);
     if (id < 0)
@@ -158,11 +190,17 @@ static void session_process(void *app) {
     if (i == READABLE_PER_PROCESS - 1)
       conn_mark_dirty(h->c); /* more to read next round */
   }
+  for (size_t i = 0; i < h->layers_started && !h->failed; i++) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_process)
+      l->on_process(h, h->layer_state[i], l->user);
+  }
   h3_flush_uni(h); /* GOAWAY and QPACK instructions before responses */
   if (!h->failed)
     service_streams(h);
   if (h3_drain_done(h) && !quiche_conn_is_draining(h->q))
     conn_close(h->c, H3Q_H3_NO_ERROR); /* every response delivered */
+  h->processing = false;
 }
 
 static void session_tick(void *app, uint64_t now_ns) {
@@ -170,7 +208,14 @@ static void session_tick(void *app, uint64_t now_ns) {
 }
 
 static void session_goaway(void *app, uint64_t deadline_ns) {
-  h3_drain_goaway(app, deadline_ns);
+  h3_session *h = app;
+  bool first = !h->going_away;
+  h3_drain_goaway(h, deadline_ns);
+  for (size_t i = 0; first && i < h->layers_started; i++) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_goaway)
+      l->on_goaway(h, h->layer_state[i], l->user);
+  }
 }
 
 static void free_map_values(u64map *m) {
@@ -190,6 +235,11 @@ static void session_destroy(void *app) {
     stream_abort_and_free(h->streams.slots[i].value);
   }
   u64map_free(&h->streams);
+  for (size_t i = h->layers_started; i-- > 0;) {
+    const h3_layer *l = &h->cfg->layers[i];
+    if (l->on_destroy)
+      l->on_destroy(h, h->layer_state[i], l->user);
+  }
   free_map_values(&h->uni);
   free_map_values(&h->early_priority);
   u64map_free(&h->claimed);
@@ -213,6 +263,64 @@ const conn_app_ops h3_app_ops = {
     .no_error = H3Q_H3_NO_ERROR,
     .internal_error = H3Q_H3_INTERNAL_ERROR,
 };
+
+int64_t h3_open_stream(h3_session *h, bool bidi, const h3_extension *e) {
+  uint64_t left = bidi ? quiche_conn_peer_streams_left_bidi(h->q)
+                       : quiche_conn_peer_streams_left_uni(h->q);
+  if (left == 0)
+    return H3Q_EAGAIN;
+  uint64_t *next = bidi ? &h->next_local_bidi : &h->next_local_uni;
+  uint64_t id = *next;
+  if (u64map_put(&h->claimed, id, (void *)e) != 0)
+    return H3Q_ENOMEM;
+  *next += 4;
+  return (int64_t)id;
+}
+
+ssize_t h3_stream_room(quiche_conn *q, uint64_t id, size_t header_max) {
+  ssize_t cap = quiche_conn_stream_capacity(q, id);
+  if (cap < 0)
+    return cap;
+  if ((size_t)cap <= header_max) {
+    quiche_conn_stream_writable(q, id, header_max + 1);
+    return 0;
+  }
+  return cap - (ssize_t)header_max;
+}
+
+/* Room a FIN-only STREAM frame needs in the packets sent next, besides
+ * the queued datagrams (which quiche sends before stream frames), and per
+ * datagram the packet overhead. */
+#define FIN_ROOM 64
+#define DGRAM_OVERHEAD 64
+
+bool h3_session_processing(const h3_session *h) {
+  return h->processing;
+}
+
+uint64_t h3_session_send_generation(const h3_session *h) {
+  return h->c->send_generation;
+}
+
+ssize_t h3_stream_send_fin(h3_session *h, uint64_t id, bool data_unsent,
+                           uint64_t *code) {
+  static const uint8_t empty[1];
+  if (data_unsent)
+    return quiche_conn_stream_send(h->q, id, empty, 0, true, code);
+  if (!h->processing)
+    return QUICHE_ERR_DONE;
+  ssize_t queued = quiche_conn_dgram_send_queue_byte_size(h->q);
+  ssize_t count = quiche_conn_dgram_send_queue_len(h->q);
+  size_t need = FIN_ROOM + (queued > 0 ? (size_t)queued : 0) +
+                (count > 0 ? (size_t)count * DGRAM_OVERHEAD : 0);
+  ssize_t room = h3_stream_room(h->q, id, need);
+  if (room < 0)
+    return room;
+  if (room == 0)
+    return QUICHE_ERR_DONE;
+  quiche_conn_stream_priority(h->q, id, CRITICAL_URGENCY, false);
+  return quiche_conn_stream_send(h->q, id, empty, 0, true, code);
+}
 
 bool h3_claim_stream(h3_session *h, uint64_t id, const h3_extension *e,
                      stream *s) {
@@ -243,6 +351,7 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub) {
   cfg->local.max_field_section_size =
       2 * (uint64_t)pub->max_request_headers_size;
   cfg->local.enable_connect_protocol = pub->enable_extended_connect;
+  cfg->local.h3_datagram = pub->enable_dgram && pub->enable_h3_datagram;
   cfg->vlimits = (validate_limits){
       .max_header_count = pub->max_header_count,
       .max_header_name_length = pub->max_header_name_length,
@@ -256,6 +365,15 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub) {
   cfg->max_active_requests = pub->max_active_requests_per_conn;
   cfg->header_timeout_ns = pub->request_header_timeout_ms * 1000000u;
   cfg->body_idle_timeout_ns = pub->body_idle_timeout_ms * 1000000u;
+}
+
+int h3_config_add_layer(h3_config *cfg, const h3_layer *layer) {
+  if (!layer)
+    return H3Q_EINVAL;
+  if (cfg->layer_count == H3_LAYERS_MAX)
+    return H3Q_ETOOLARGE;
+  cfg->layers[cfg->layer_count] = *layer;
+  return (int)cfg->layer_count++;
 }
 
 static bool type_is_h3s_own(uint64_t type, bool bidi) {

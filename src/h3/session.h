@@ -42,6 +42,28 @@ typedef struct h3_extension {
 
 #define H3_EXTENSIONS_MAX 8
 
+/* A layer above HTTP/3 (datagrams, WebTransport) that rides on every
+ * session: per-session state, and the session events it needs besides
+ * the streams it claims. Every callback is optional. */
+typedef struct h3_layer {
+  /* The session started: sets *state (may stay NULL). Returns 0, or -1
+   * when out of memory (the connection is then refused). */
+  int (*on_start)(h3_session *h, void **state, void *user);
+  /* Once per process round, after readable streams were read and before
+   * responses are serviced: QUIC datagrams, blocked writes. */
+  void (*on_process)(h3_session *h, void *state, void *user);
+  /* Request stream id is being freed (after its close callback). */
+  void (*on_stream_closed)(h3_session *h, void *state, uint64_t id, void *user);
+  /* The connection is about to close gracefully (GOAWAY sent). */
+  void (*on_goaway)(h3_session *h, void *state, void *user);
+  /* The session goes away, after every request's close callback: frees
+   * the state. */
+  void (*on_destroy)(h3_session *h, void *state, void *user);
+  void *user;
+} h3_layer;
+
+#define H3_LAYERS_MAX 4
+
 /* A session's own copy of its settings: built once per server, shared by
  * every session of it (read-only). */
 typedef struct h3_config {
@@ -55,6 +77,8 @@ typedef struct h3_config {
   uint64_t max_headers_frame;
   h3_extension extensions[H3_EXTENSIONS_MAX];
   size_t extension_count;
+  h3_layer layers[H3_LAYERS_MAX];
+  size_t layer_count;
   /* A request's header section arrived and passed validation: route it.
    * Called on the loop thread; the request may be answered at once. */
   void (*on_request)(h3q_request *req, h3q_response *res, void *user);
@@ -70,12 +94,57 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub);
  * is one of HTTP/3's own. */
 int h3_config_add_extension(h3_config *cfg, const h3_extension *ext);
 
+/* Adds a layer; returns its index (for h3_session_layer_state), or
+ * H3Q_EINVAL (NULL) or H3Q_ETOOLARGE (no room). */
+int h3_config_add_layer(h3_config *cfg, const h3_layer *layer);
+
+/* The per-session state layer number index set in on_start (or NULL). */
+void *h3_session_layer_state(const h3_session *h, int index);
+
 /* The application interface the QUIC layer calls (quic/conn.h). */
 extern const conn_app_ops h3_app_ops;
 
 /* The QUIC connection under a session, for extensions. */
 quiche_conn *h3_session_quiche(h3_session *h);
 conn *h3_session_conn(h3_session *h);
+
+/* Opens a server-initiated stream (bidi or uni) for extension e: its id
+ * is claimed for e (quiche reports it to e->on_readable), and the first
+ * byte sent on it creates it in quiche. Returns the id, or H3Q_EAGAIN
+ * when the peer's stream limit allows no more now, H3Q_ENOMEM. */
+int64_t h3_open_stream(h3_session *h, bool bidi, const h3_extension *e);
+
+/* How many bytes one write on stream id may take now, less header_max
+ * for a frame header in front of them: the stream's send capacity (flow
+ * control and congestion window). When that leaves nothing, quiche is
+ * asked to report the stream writable again and 0 is returned; a
+ * negative value is quiche's error (QUICHE_ERR_STREAM_STOPPED, ...). The
+ * backpressure of responses and of extension streams alike. */
+ssize_t h3_stream_room(quiche_conn *q, uint64_t id, size_t header_max);
+
+/* Ends stream id with a FIN and no data. quiche 0.30 loses such a FIN
+ * when every data byte has left but is not acknowledged yet and an ACK
+ * for it is processed before the FIN leaves: the send buffer then counts
+ * as complete (SendBuf::is_complete looks at the final size, not at the
+ * FIN) and the stream is collected. A FIN written while some of the
+ * stream's bytes are still unsent travels with them and is safe:
+ * data_unsent says so (data written since the connection last sent, see
+ * conn.send_generation). Otherwise the FIN is written only while the
+ * session is processing (packets go out right after, before anything is
+ * received) and when the connection can send it now, queued datagrams
+ * included, with the stream moved to the front of the send order.
+ * Returns >= 0 when written, QUICHE_ERR_DONE to retry in a processing
+ * round (h3_session_processing), or quiche's error (code: STOP_SENDING's).
+ */
+ssize_t h3_stream_send_fin(h3_session *h, uint64_t id, bool data_unsent,
+                           uint64_t *code);
+
+/* True while the session runs inside conn_process (packets are sent right
+ * after). */
+bool h3_session_processing(const h3_session *h);
+
+/* The connection's send generation (conn.send_generation). */
+uint64_t h3_session_send_generation(const h3_session *h);
 
 /* The peer's SETTINGS, or NULL before they arrived. */
 const h3_settings *h3_session_peer_settings(const h3_session *h);
@@ -143,6 +212,11 @@ struct h3_session {
   u64map flushing;
   struct stream *service; /* streams to service this round */
   bool failed;            /* a connection error was raised */
+  void *layer_state[H3_LAYERS_MAX];
+  bool processing; /* inside session_process */
+  /* Next server-initiated stream ids (3, 7 and 11 are ours already). */
+  uint64_t next_local_bidi, next_local_uni;
+  size_t layers_started; /* on_start ran for layers [0, layers_started) */
 };
 
 /* control.c: the peer's unidirectional streams. */

@@ -52,6 +52,8 @@ static void stream_free(stream *s) {
   if (s->rx == RX_BLOCKED || s->rx == RX_SECTION)
     qpack_decoder_cancel_stream(s->h->qdec, s->id);
   u64map_del(&s->h->streams, s->id);
+  if (!s->forgotten)
+    h3_layers_stream_closed(s->h, s->id);
   buf_free(&s->rx_section);
   buf_free(&s->wframes);
   arena_free(&s->rarena);
@@ -84,6 +86,7 @@ void stream_request_pump(stream *s) {
 
 void stream_forget(stream *s) {
   s->closed = true; /* no handler ever saw it: no close callback */
+  s->forgotten = true;
   s->rx = RX_END;
   stream_free(s);
 }

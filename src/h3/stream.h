@@ -138,7 +138,11 @@ typedef struct stream {
   void *close_user;
 
   bool aborted;
-  bool closed; /* close callback ran or is running: API calls fail */
+  bool closed;    /* close callback ran or is running: API calls fail */
+  bool forgotten; /* an extension took the stream: never a request */
+  /* A tunnel (capsules, WebTransport): its body is a long-lived stream,
+   * exempt from max_request_body_size and the body idle timeout. */
+  bool tunnel;
   bool in_service;
   struct stream *service_next;
 } stream;
@@ -185,5 +189,24 @@ void stream_abort_and_free(stream *s);
 
 /* Queues the stream for stream_service in the next conn_process. */
 void stream_queue(stream *s);
+
+/* For layers above HTTP/3 (datagrams, WebTransport). */
+
+/* The session a request belongs to. */
+h3_session *h3_request_session(const h3q_request *req);
+
+/* Makes the request's body a tunnel (see stream.tunnel). */
+void h3_request_set_tunnel(h3q_request *req);
+
+/* True while the request stream is open (its close callback has not
+ * run). */
+bool h3_request_is_open(const h3q_request *req);
+
+/* Appends bytes (copied) to what the response sends, after the header
+ * section and anything queued before; they go out as flow control
+ * allows, whole and in order. For messages that must not be cut (a
+ * capsule). Errors: H3Q_ECLOSED, H3Q_ESTATE (ended, or a producer
+ * supplies the body), H3Q_ENOMEM. */
+int h3_response_queue(h3q_response *res, const void *data, size_t len);
 
 #endif

@@ -6,6 +6,9 @@
 
 #include "h3/stream.h"
 
+/* A DATA frame header is at most this long (type 1 byte, length 8). */
+#define RESPONSE_DATA_HEADER_MAX 9
+
 /* request.c */
 int request_check_pseudo(stream *s);
 void request_pump(stream *s);
@@ -51,6 +54,9 @@ void stream_forget(stream *s);
 void stream_rx_pump(stream *s);
 void section_complete(stream *s);
 void section_too_large(stream *s);
+
+/* session.c: tells the layers that request stream id is being freed. */
+void h3_layers_stream_closed(h3_session *h, uint64_t id);
 
 /* session.c: hands stream id to extension e (s: the stream object made
  * for it, if any, which is dropped). Returns true (the id is claimed or

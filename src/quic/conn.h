@@ -45,6 +45,9 @@ struct conn {
   socklen_t peer_len;
   loop_timer *timer;
   bool going_away; /* goaway asked before the session started */
+  /* Counts the times quiche was asked for packets: bytes given to quiche
+   * since the last change are certainly still unsent. */
+  uint64_t send_generation;
 
   /* Pacing (see quic/pacing.h): a packet quiche made that is not due yet
    * waits here, and the connection asks for no more, until pace_timer. */

@@ -89,6 +89,7 @@ void conn_send_packets(conn *c) {
   quic_endpoint *ep = c->ep;
   if (!send_held(c))
     return;
+  c->send_generation++; /* quiche is asked for packets from here on */
   uint64_t now = clock_now_ns();
   for (size_t i = 0; i < SEND_BURST_MAX; i++) {
     uint8_t *out = endpoint_tx_slot(ep);

@@ -52,6 +52,10 @@ static void set_transport(quiche_config *q, const h3q_config *c) {
   quiche_config_enable_pacing(q, c->enable_pacing);
   quiche_config_grease(q, c->grease);
   quiche_config_set_cc_algorithm_name(q, c->cc_algorithm);
+  /* quiche announces max_datagram_frame_size 65536 whenever datagrams are
+   * on; dgram_max_payload_size is enforced above it. */
+  quiche_config_enable_dgram(q, c->enable_dgram, c->dgram_recv_queue_len,
+                             c->dgram_send_queue_len);
 }
 
 int qconfig_build(const h3q_config *cfg, const uint8_t *alpn_wire,

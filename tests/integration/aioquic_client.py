@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import ssl
 import time
@@ -35,10 +36,18 @@ from aioquic.asyncio.client import connect as quic_connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
 from aioquic.h3.connection import H3_ALPN, H3Connection, encode_frame
-from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
+from aioquic.h3.connection import FrameType
+from aioquic.h3.events import (
+    DatagramReceived,
+    DataReceived,
+    H3Event,
+    HeadersReceived,
+    WebTransportStreamDataReceived,
+)
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import (
     ConnectionTerminated,
+    DatagramFrameReceived,
     HandshakeCompleted,
     QuicEvent,
     StopSendingReceived,
@@ -266,10 +275,24 @@ class _H3Conn(H3Connection):
         super()._check_content_length(stream)
 
 
+@dataclass
+class WtStream:
+    """What the server sent on one WebTransport stream."""
+    stream_id: int
+    session_id: int
+    data: bytearray = field(default_factory=bytearray)
+    ended: bool = False  # FIN received
+    reset_code: int | None = None  # RESET_STREAM from the server
+    stop_code: int | None = None  # STOP_SENDING from the server
+
+
 class _H3Protocol(QuicConnectionProtocol):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, webtransport: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.h3 = _H3Conn(self._quic)
+        # enable_webtransport also announces H3_DATAGRAM (HTTP Datagrams)
+        self.h3 = _H3Conn(self._quic, enable_webtransport=webtransport)
+        self.h3_datagrams: list[tuple[int, bytes]] = []  # (stream id, payload)
+        self.wt_streams: dict[int, WtStream] = {}
         self.streams: dict[int, _Stream] = {}
         self.terminated: ConnectionTerminated | None = None
         self.progress = asyncio.Event()  # set whenever anything arrives
@@ -277,6 +300,11 @@ class _H3Protocol(QuicConnectionProtocol):
         self.goaway_ids: list[int] = []  # every GOAWAY id the server sent, in order
         self.goaway_at: float | None = None  # time.monotonic() of the first GOAWAY
         self._uni_readers: dict[int, _ControlStreamReader] = {}
+        # QUIC DATAGRAM payloads received, in order, when raw_datagrams is set
+        # (they then bypass aioquic's HTTP/3 layer, which would parse them as
+        # HTTP Datagrams).
+        self.raw_datagrams = False
+        self.datagrams: list[bytes] = []
 
     # Wake up senders waiting for buffer space whenever packets arrive or a
     # timer fires (ACKs free aioquic's send buffer).
@@ -291,6 +319,10 @@ class _H3Protocol(QuicConnectionProtocol):
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, HandshakeCompleted):
             self.handshake = event
+        if isinstance(event, DatagramFrameReceived) and self.raw_datagrams:
+            self.datagrams.append(event.data)
+            self.progress.set()
+            return
         if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 3:
             rd = self._uni_readers.setdefault(event.stream_id, _ControlStreamReader())
             for ftype, payload in rd.feed(event.data):
@@ -315,16 +347,28 @@ class _H3Protocol(QuicConnectionProtocol):
             if st is not None:
                 st.resp.reset_code = event.error_code
                 st.finish()
+            if event.stream_id in self.wt_streams:
+                self.wt_streams[event.stream_id].reset_code = event.error_code
         elif isinstance(event, StopSendingReceived):
             st = self.streams.get(event.stream_id)
             if st is not None:
                 st.resp.stop_sending_code = event.error_code
+            if event.stream_id in self.wt_streams:
+                self.wt_streams[event.stream_id].stop_code = event.error_code
         for h3ev in self.h3.handle_event(event):
             self._h3_event(h3ev)
         # the H3 layer may have closed the connection (protocol error)
         self.progress.set()
 
     def _h3_event(self, ev: H3Event) -> None:
+        if isinstance(ev, DatagramReceived):
+            self.h3_datagrams.append((ev.stream_id, ev.data))
+            return
+        if isinstance(ev, WebTransportStreamDataReceived):
+            w = self.wt_streams.setdefault(ev.stream_id, WtStream(ev.stream_id, ev.session_id))
+            w.data += ev.data
+            w.ended = w.ended or ev.stream_ended
+            return
         st = self.streams.get(getattr(ev, "stream_id", -1))
         if st is None:
             return
@@ -452,6 +496,8 @@ class H3Client:
                       max_data: int = 32 << 20, max_stream_data: int = 16 << 20,
                       alpn: list[str] | None = None, idle_timeout: float = 30.0,
                       max_datagram_size: int | None = None,
+                      max_datagram_frame_size: int | None = None,
+                      raw_datagrams: bool = False, webtransport: bool = False,
                       session_ticket=None, session_ticket_handler=None,
                       wait_connected: bool = True, send_first_flight: bool = True):
         """session_ticket_handler: called with each TLS session ticket the
@@ -463,7 +509,13 @@ class H3Client:
         send_first_flight=False (with wait_connected=False): the ClientHello
         is not sent before the client is yielded; the caller's first send
         (e.g. send_headers) transmits it, so that request's 0-RTT packet is
-        coalesced into the same UDP datagram as the Initial."""
+        coalesced into the same UDP datagram as the Initial.
+        max_datagram_frame_size: announce QUIC DATAGRAM support (RFC 9221);
+        with raw_datagrams, received ones are kept in client.datagrams
+        instead of going through aioquic's HTTP Datagram parsing.
+        webtransport: aioquic's H3Connection(enable_webtransport=True), which
+        announces H3_DATAGRAM and ENABLE_WEBTRANSPORT (and the transport
+        parameter, 65536 unless max_datagram_frame_size says otherwise)."""
         cfg = QuicConfiguration(is_client=True, alpn_protocols=alpn or list(H3_ALPN),
                                 idle_timeout=idle_timeout)
         if session_ticket is not None:
@@ -472,6 +524,8 @@ class H3Client:
         cfg.max_stream_data = max_stream_data
         if max_datagram_size:
             cfg.max_datagram_size = max_datagram_size
+        if max_datagram_frame_size or webtransport:
+            cfg.max_datagram_frame_size = max_datagram_frame_size or 65536
         if cafile:
             cfg.load_verify_locations(cafile)
             cfg.verify_mode = ssl.CERT_REQUIRED
@@ -479,10 +533,12 @@ class H3Client:
             cfg.verify_mode = ssl.CERT_NONE
         if server_name:
             cfg.server_name = server_name
-        cm = quic_connect(host, port, configuration=cfg, create_protocol=_H3Protocol,
+        cm = quic_connect(host, port, configuration=cfg,
+                          create_protocol=functools.partial(_H3Protocol, webtransport=webtransport),
                           session_ticket_handler=session_ticket_handler,
                           wait_connected=False)
         proto = await cm.__aenter__()
+        proto.raw_datagrams = raw_datagrams
         try:
             if wait_connected or send_first_flight:
                 proto.transmit()  # wait_connected=False leaves the Initial unsent
@@ -538,6 +594,103 @@ class H3Client:
         self.quic.send_stream_data(stream_id, data, end_stream)
         if transmit:
             self.proto.transmit()
+
+    def send_datagram(self, data: bytes) -> None:
+        """One QUIC DATAGRAM frame with exactly these bytes."""
+        self.quic.send_datagram_frame(data)
+        self.proto.transmit()
+
+    @property
+    def datagrams(self) -> list[bytes]:
+        """QUIC DATAGRAM payloads received so far (raw_datagrams=True)."""
+        return self.proto.datagrams
+
+    async def wait_datagrams(self, n: int, timeout: float) -> list[bytes]:
+        """Waits until n datagrams arrived (or timeout); returns them all."""
+        deadline = time.monotonic() + timeout
+        while len(self.proto.datagrams) < n and self.proto.terminated is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await self._wait_progress(min(left, 0.1))
+        return self.proto.datagrams
+
+    # --- HTTP Datagrams and WebTransport (connect(webtransport=True)) -------
+
+    def send_h3_datagram(self, stream_id: int, data: bytes) -> None:
+        """An HTTP Datagram (quarter stream id, then data) for stream_id."""
+        self.h3.send_datagram(stream_id, data)
+        self.proto.transmit()
+
+    @property
+    def h3_datagrams(self) -> list[tuple[int, bytes]]:
+        """HTTP Datagrams received: (stream id, payload), in order."""
+        return self.proto.h3_datagrams
+
+    async def wait_until(self, cond: Callable[[], bool], timeout: float) -> bool:
+        """Waits until cond() holds, the connection ends or timeout; returns
+        cond()."""
+        deadline = time.monotonic() + timeout
+        while not cond() and self.proto.terminated is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await self._wait_progress(min(left, 0.1))
+        return cond()
+
+    async def wait_headers(self, stream_id: int, timeout: float = 10.0) -> H3Response:
+        """Waits for the final header section (the stream may stay open)."""
+        st = self.proto.streams[stream_id]
+        await self.wait_until(lambda: st.got_final_headers or st.done.done(), timeout)
+        if not st.got_final_headers:
+            state = "ended" if st.done.done() else "open"
+            raise H3ClientError(f"no response headers on stream {stream_id} "
+                                f"within {timeout}s (stream {state}, reset "
+                                f"{st.resp.reset_code})")
+        return st.resp
+
+    def body_so_far(self, stream_id: int) -> bytes:
+        """Response body bytes received so far on a stream still open."""
+        buf = self.proto.streams[stream_id].buf
+        return bytes(buf) if buf is not None else b""
+
+    def stream_done(self, stream_id: int) -> bool:
+        return self.proto.streams[stream_id].done.done()
+
+    def wt_connect(self, path: str, headers: HeaderList = (), protocol: str = "webtransport",
+                   origin: str | None = "https://127.0.0.1") -> int:
+        """Sends an extended CONNECT for a WebTransport session (draft-02
+        style, as aioquic speaks it); returns the session id (its stream).
+        The CONNECT stream's body (capsules) is kept in its response body."""
+        sid = self.new_stream(hash_body=False)
+        hdrs = [(":method", "CONNECT"), (":protocol", protocol), (":scheme", "https"),
+                (":authority", self.authority), (":path", path)]
+        if origin:
+            hdrs.append(("origin", origin))
+        self.send_headers(sid, hdrs + list(headers))
+        return sid
+
+    def wt_open(self, session_id: int, uni: bool) -> int:
+        """Opens a WebTransport stream (aioquic writes its preface)."""
+        sid = self.h3.create_webtransport_stream(session_id, is_unidirectional=uni)
+        w = self.proto.wt_streams.setdefault(sid, WtStream(sid, session_id))
+        if not uni:
+            # aioquic marks only streams the peer opened as WebTransport
+            # streams; without this it would parse the server's bytes on
+            # our own bidi stream as HTTP/3 frames.
+            with self.h3._get_or_create_stream(sid) as h3s:
+                h3s.frame_type = FrameType.WEBTRANSPORT_STREAM
+                h3s.session_id = session_id
+        return w.stream_id
+
+    def wt_send(self, stream_id: int, data: bytes, end: bool = False) -> None:
+        """Raw bytes on a WebTransport stream (no HTTP/3 framing)."""
+        self.quic.send_stream_data(stream_id, data, end)
+        self.proto.transmit()
+
+    @property
+    def wt_streams(self) -> dict[int, WtStream]:
+        return self.proto.wt_streams
 
     def transmit(self) -> None:
         """Sends whatever is queued."""

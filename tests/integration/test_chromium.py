@@ -10,7 +10,10 @@ Every request must have gone over HTTP/3: performance entries'
 nextHopProtocol and the DevTools protocol's response.protocol both say "h3".
 Chromium's net-log of the run shows one QUIC connection that the server
 neither closed nor reset a request stream of, and the trailers it decoded.
-The demo site in www/ and /hints (103 Early Hints) are loaded too.
+The demo site in www/ and /hints (103 Early Hints) are loaded too, and
+www/webtransport.html runs a WebTransport echo (datagrams, both kinds of
+streams, a close) against h3q-server --webtransport, with
+serverCertificateHashes and with the SPKI flag.
 
 Chromium is told to use QUIC for the server's origin
 (--origin-to-force-quic-on) and to trust the test certificate by the SHA-256
@@ -37,6 +40,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +50,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from aioquic_client import H3Client
+from aioquic_client import run as run_coro
 from harness import SOURCE_DIR, pattern_sha256, require_tool, scaled
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -678,3 +684,95 @@ def test_protocol_check_rejects_http1(certs, spki, tmp_path):
     assert any("nextHopProtocol 'http/1.1'" in p for p in problems), run.describe()
     assert any("navigation /" in p for p in problems), problems
     assert any("resource /style.css" in p for p in problems), problems
+
+
+# --------------------------------------------------------------------------
+# WebTransport: www/webtransport.html runs new WebTransport() against
+# h3q-server --webtransport (/wt/echo): 20 datagrams, a 100 KB bidirectional
+# stream, a 50 KB unidirectional stream (back on a server stream), then a
+# close with code 7. Once with serverCertificateHashes (the page fetches the
+# certificate's SHA-256 from /wt/cert-hash; the test certificate is ECDSA
+# P-256, 14 days), once relying on the SPKI flag (?certhash=0).
+
+WT_WANT = {
+    "ready": True,
+    "datagrams": {"sent": 20, "echoed": 20},
+    "bidi": {"length": 100_000, "same": True},
+    "uni": {"length": 50_000, "same": True},
+    "closed": {"closeCode": 7, "reason": "done"},
+}
+
+
+@pytest.fixture(scope="module")
+def wt_www_server(module_servers):
+    return module_servers.start("--root", str(SOURCE_DIR / "www"), "--webtransport")
+
+
+def webtransport_events(log: dict) -> tuple[list[dict], list[str]]:
+    """Chromium's WebTransport sessions: the READY events' params and every
+    state the client went through."""
+    name_of = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    ready, states = [], []
+    for e in log["events"]:
+        kind, params = name_of.get(e["type"], ""), e.get("params") or {}
+        if kind == "QUIC_SESSION_WEBTRANSPORT_SESSION_READY":
+            ready.append(params)
+        elif kind == "QUIC_SESSION_WEBTRANSPORT_CLIENT_STATE_CHANGED":
+            states.append(params.get("next_state", "?"))
+    return ready, states
+
+
+def server_stats(server) -> dict:
+    """The server's counters (GET /stats), fetched with aioquic."""
+    async def go():
+        async with H3Client.connect(server.host, server.port) as c:
+            r = await c.request("GET", "/stats")
+            return json.loads(r.body)
+    return run_coro(go(), scaled(20))
+
+
+def server_stats_once_idle(server, timeout: float = 10.0) -> dict:
+    """The counters once no WebTransport session is open any more."""
+    deadline = time.monotonic() + scaled(timeout)
+    st = server_stats(server)
+    while st["wt_sessions_active"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        st = server_stats(server)
+    return st
+
+
+@pytest.mark.parametrize("mode", ["certhash", "spki"])
+def test_webtransport_echo(wt_www_server, spki, tmp_path, mode):
+    before = server_stats(wt_www_server)
+    query = "" if mode == "certhash" else "?certhash=0"
+    netlog = tmp_path / "netlog.json"
+    run_ = load_page(wt_www_server.url("/webtransport.html" + query),
+                     chromium_flags(wt_www_server.port, spki, netlog), tmp_path / "home",
+                     selectors=("#results",), netlog=netlog)
+    got = checks(run_)
+    assert got.pop("certHashes") == (mode == "certhash"), run_.describe()
+    assert got == WT_WANT, run_.describe()
+    assert run_.report["console"] == [], run_.describe()
+    log = read_netlog(netlog)
+    t = netlog_traffic(log)
+    assert f"127.0.0.1:{wt_www_server.port}" in t.udp_with_traffic, t
+    assert not {a for a in t.udp_with_traffic if not is_loopback(a)}, t
+    assert not {a for a in t.tcp_connects if not is_loopback(a)}, t
+    ready, states = webtransport_events(log)
+    assert len(ready) == 1 and ready[0].get("http_datagram_version") == "Rfc", ready
+    assert "CONNECTED" in states and "FAILED" not in states, states
+    after = server_stats_once_idle(wt_www_server)
+    assert after["wt_sessions_accepted"] - before["wt_sessions_accepted"] == 1, (before, after)
+    # bidi, the client's uni stream and the server's uni stream
+    assert after["wt_streams_opened"] - before["wt_streams_opened"] == 3, (before, after)
+    assert after["wt_sessions_active"] == 0, after
+    wt_www_server.assert_alive()
+
+
+def test_webtransport_check_can_fail(www_server, spki, tmp_path):
+    """The same page against a server without --webtransport: the session
+    never becomes ready, so the checks above can fail."""
+    run_ = load_page(www_server.url("/webtransport.html?certhash=0"),
+                     chromium_flags(www_server.port, spki), tmp_path / "home")
+    got = checks(run_)
+    assert isinstance(got["ready"], dict) and "error" in got["ready"], run_.describe()

@@ -31,16 +31,21 @@ def test_make_run_serves_tracked_folder(servers):
                                  capture_output=True, text=True, timeout=30).stdout.split()
         assert f"{root}/index.html" in tracked, f"{root}/index.html is not in git"
     # Same flags as `make run`, but our port and test certificate.
-    s = servers.start("--root", str(SOURCE_DIR / root), cwd=SOURCE_DIR)
+    flags = [a for a in argv[1:] if a.startswith("--") and
+             a not in ("--port", "--cert", "--key", "--root")]
+    assert "--webtransport" in flags  # the page's WebTransport echo needs it
+    s = servers.start("--root", str(SOURCE_DIR / root), *flags, cwd=SOURCE_DIR)
 
     async def go():
         async with H3Client.connect(s.host, s.port, timeout=scaled(10)) as c:
             page = await c.request("GET", "/", timeout=scaled(10))
             css = await c.request("GET", "/style.css", timeout=scaled(10))
             hello = await c.request("GET", "/hello", timeout=scaled(10))
-            return page, css, hello
+            wt_page = await c.request("GET", "/webtransport.html", timeout=scaled(10))
+            return page, css, hello, wt_page
 
-    page, css, hello = run(go(), scaled(30))
+    page, css, hello, wt_page = run(go(), scaled(30))
+    assert wt_page.status == 200 and b"/webtransport.js" in wt_page.body
     assert page.status == 200 and b"h3q is serving this page over HTTP/3" in page.body
     assert page.header("content-type").startswith("text/html")
     assert css.status == 200 and css.header("content-type").startswith("text/css")

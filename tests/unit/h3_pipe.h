@@ -75,6 +75,13 @@ static inline int pipe_move(quiche_conn *a, quiche_conn *b,
   return moved;
 }
 
+/* The server's packets to the client, as conn_process's send does (it
+ * also counts the send generation). */
+static inline int pipe_server_send(pipe_ctx *p) {
+  p->sconn.send_generation++;
+  return pipe_move(p->server, p->client, &p->caddr);
+}
+
 /* Runs the session and moves packets both ways until nothing moves. */
 static inline void pipe_run(pipe_ctx *p) {
   for (int round = 0; round < 64; round++) {
@@ -86,8 +93,10 @@ static inline void pipe_run(pipe_ctx *p) {
       h3_app_ops.process(p->h);
     p->ep.dirty = NULL; /* the endpoint's queue: everything runs here */
     p->sconn.dirty = false;
-    int moved = pipe_move(p->client, p->server, &p->saddr);
-    moved += pipe_move(p->server, p->client, &p->caddr);
+    /* As conn_process does: the server's packets leave right after its
+     * session ran, before anything more is received. */
+    int moved = pipe_server_send(p);
+    moved += pipe_move(p->client, p->server, &p->saddr);
     if (!moved && round > 2)
       return;
   }
