@@ -7,13 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Sets extra HTTP/3 SETTINGS pairs sent by the local endpoint (Rust's
- * h3::Config::set_additional_settings). 0, or -1 when quiche refuses. */
-int quiche_h3_config_set_additional_settings(quiche_h3_config *config,
-                                             const uint64_t *ids,
-                                             const uint64_t *values,
-                                             size_t len);
-
 /* Writes a self-signed ECDSA P-256 certificate and key (PEM). 0, or -1 bad
  * input, -2 generation failed, -3 a file could not be written. */
 int h3qshim_generate_self_signed(const char *cert_path, const char *key_path,

@@ -1,41 +1,11 @@
-//! C functions that h3q needs and quiche's `quiche.h` does not export.
+//! C functions that h3q needs and quiche's `quiche.h` does not export
+//! (h3q uses quiche's transport only; its HTTP/3 layer is h3q's own).
 //!
-//! The quiche FFI hands C callers `quiche_h3_config *`, which is a
-//! `*mut quiche::h3::Config`; these functions take the same pointer.
 //! Re-exporting quiche keeps its `#[no_mangle]` FFI symbols in the archive.
 
 pub use quiche;
 
 use std::os::raw::c_int;
-
-/// Sets extra HTTP/3 SETTINGS (identifier, value) pairs that the local
-/// endpoint sends, e.g. the WebTransport settings browsers require.
-///
-/// Returns 0 on success, -1 on a NULL pointer or when quiche refuses the
-/// list (a reserved or duplicate identifier). Replaces any earlier list.
-///
-/// # Safety
-/// `config` must come from `quiche_h3_config_new`; `ids` and `values` must
-/// each point at `len` readable u64 values (or be NULL when `len` is 0).
-#[no_mangle]
-pub unsafe extern "C" fn quiche_h3_config_set_additional_settings(
-    config: *mut quiche::h3::Config,
-    ids: *const u64,
-    values: *const u64,
-    len: usize,
-) -> c_int {
-    if config.is_null() || (len > 0 && (ids.is_null() || values.is_null())) {
-        return -1;
-    }
-    let mut pairs = Vec::with_capacity(len);
-    for i in 0..len {
-        pairs.push((*ids.add(i), *values.add(i)));
-    }
-    match (*config).set_additional_settings(pairs) {
-        Ok(()) => 0,
-        Err(_) => -1,
-    }
-}
 
 /// Writes a new self-signed ECDSA P-256 certificate (PEM) valid for `days`
 /// days for `host` (also localhost, 127.0.0.1 and ::1) and its private key
