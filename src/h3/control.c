@@ -322,8 +322,12 @@ static void read_critical(h3_session *h, uint64_t id, uni_kind kind) {
         quiche_conn_stream_recv(h->q, id, chunk, sizeof chunk, &fin, &code);
     if (n == QUICHE_ERR_DONE)
       return;
-    if (n < 0 || (n > 0 && !critical_bytes(h, kind, chunk, (size_t)n)))
-      return n < 0 ? critical_closed(h) : (void)0;
+    if (n < 0) {
+      critical_closed(h); /* reset by the peer */
+      return;
+    }
+    if (n > 0 && !critical_bytes(h, kind, chunk, (size_t)n))
+      return;
     if (fin)
       return critical_closed(h);
   }

@@ -62,11 +62,10 @@ void section_complete(stream *s) {
   validate_init(&sec.v, &h->cfg->vlimits, trailers);
   uint64_t err = 0;
   /* The validator enforces the configured section size (431); QPACK stops
-   * at twice that before expanding anything. */
-  uint64_t bomb_limit = 2 * (uint64_t)h->cfg->vlimits.max_request_headers_size;
-  qpack_result r = qpack_decode_section(h->qdec, s->id, s->rx_section.data,
-                                        s->rx_section.len, bomb_limit,
-                                        collect_field, &sec, &err);
+   * at the size we announce (twice that) before expanding anything. */
+  qpack_result r = qpack_decode_section(
+      h->qdec, s->id, s->rx_section.data, s->rx_section.len,
+      h->cfg->local.max_field_section_size, collect_field, &sec, &err);
   if (r == QPACK_BLOCKED) {
     s->rx = RX_BLOCKED;
     s->blocked_next = h->blocked;

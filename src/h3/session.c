@@ -360,7 +360,8 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub) {
       .max_path_length = pub->max_path_length,
       .extended_connect = pub->enable_extended_connect,
   };
-  cfg->max_headers_frame = 2 * (uint64_t)pub->max_request_headers_size + 1024;
+  /* An encoded section is never much larger than its decoded size. */
+  cfg->max_headers_frame = cfg->local.max_field_section_size + 1024;
   cfg->max_request_body_size = pub->max_request_body_size;
   cfg->max_active_requests = pub->max_active_requests_per_conn;
   cfg->header_timeout_ns = pub->request_header_timeout_ms * 1000000u;
