@@ -16,6 +16,8 @@
 /* Housekeeping period, and how long closing connections get to send their
  * CONNECTION_CLOSE after the drain deadline before run() returns. */
 #define TICK_NS (250u * 1000000u)
+/* Most finished request streams kept for reuse (h3_stream_pool_init). */
+#define STREAM_POOL_MAX 256
 #define CLOSE_GRACE_NS (1000u * 1000000u)
 
 static void process_dirty(void *arg) {
@@ -130,6 +132,14 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
   srv->h3.on_request = server_on_request;
   srv->h3.user = srv;
   srv->h3.stats = &srv->stats;
+  /* One connection's worth of streams at most: enough for a busy
+   * connection to allocate nothing per request, and independent of how
+   * many connections sit idle. */
+  uint64_t keep = srv->cfg.c.initial_max_streams_bidi;
+  h3_stream_pool_init(
+      &srv->stream_pool,
+      (size_t)(keep < STREAM_POOL_MAX ? keep : STREAM_POOL_MAX));
+  srv->h3.stream_pool = &srv->stream_pool;
   srv->ep.stats = &srv->stats;
   rc = server_init_datagrams(srv);
   if (rc == H3Q_OK)
@@ -180,6 +190,7 @@ void h3q_server_free(h3q_server *srv) {
   if (!srv)
     return;
   endpoint_free(&srv->ep);
+  h3_stream_pool_close(&srv->stream_pool); /* after every session */
   post_item *p = srv->posts;
   while (p) {
     post_item *next = p->next;

@@ -25,7 +25,8 @@ typedef struct post_item {
 struct h3q_server {
   config_owned cfg;
   quic_endpoint ep;
-  h3_config h3; /* shared, read-only, by every HTTP/3 session */
+  h3_config h3;     /* shared, read-only, by every HTTP/3 session */
+  pool stream_pool; /* finished request streams, reused (h3.stream_pool) */
   dgram_ctx dgram;
   h3q_datagram_cb on_datagram; /* connection-scoped datagrams */
   void *datagram_user;

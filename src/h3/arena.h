@@ -48,19 +48,36 @@ static inline void arena_free(arena *a) {
   a->len = a->cap = 0;
 }
 
-/* Appends a field (name, value offsets) to a growable array. 0 or -1. */
+/* Appends a field (name, value offsets) to a growable array that starts
+ * in inline_arr (inline_cap fields; NULL, 0 for none) and moves to the
+ * heap when that is full. 0 or -1. */
 static inline int fields_push(field **arr, size_t *count, size_t *cap,
-                              size_t name, size_t value) {
+                              field *inline_arr, size_t inline_cap, size_t name,
+                              size_t value) {
+  if (!*arr && inline_arr) {
+    *arr = inline_arr;
+    *cap = inline_cap;
+  }
   if (*count == *cap) {
     size_t ncap = *cap ? *cap * 2 : 16;
-    field *n = realloc(*arr, ncap * sizeof *n);
+    bool spill = *arr == inline_arr;
+    field *n =
+        spill ? malloc(ncap * sizeof *n) : realloc(*arr, ncap * sizeof *n);
     if (!n)
       return -1;
+    if (spill && *count)
+      memcpy(n, *arr, *count * sizeof *n);
     *arr = n;
     *cap = ncap;
   }
   (*arr)[(*count)++] = (field){name, value};
   return 0;
+}
+
+/* Frees a field array unless it is the inline one. */
+static inline void fields_free(field *arr, const field *inline_arr) {
+  if (arr != inline_arr)
+    free(arr);
 }
 
 #endif

@@ -51,7 +51,8 @@ int stream_add_request_field(stream *s, const uint8_t *name, size_t nlen,
   size_t n = arena_push(&s->rarena, name, nlen);
   size_t v = arena_push(&s->rarena, value, vlen);
   if (!n || !v ||
-      fields_push(&s->rfields, &s->rfield_count, &s->rfield_cap, n, v) != 0)
+      fields_push(&s->rfields, &s->rfield_count, &s->rfield_cap,
+                  s->rfield_inline, STREAM_INLINE_FIELDS, n, v) != 0)
     return H3Q_ENOMEM;
   return 0;
 }
@@ -61,7 +62,8 @@ int stream_add_request_trailer(stream *s, const uint8_t *name, size_t nlen,
   size_t n = arena_push(&s->rarena, name, nlen);
   size_t v = arena_push(&s->rarena, value, vlen);
   if (!n || !v ||
-      fields_push(&s->rtrailers, &s->rtrailer_count, &s->rtrailer_cap, n, v))
+      fields_push(&s->rtrailers, &s->rtrailer_count, &s->rtrailer_cap, NULL, 0,
+                  n, v))
     return H3Q_ENOMEM;
   return 0;
 }

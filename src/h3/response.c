@@ -19,7 +19,7 @@ static bool response_open(const stream *s) {
 
 /* Checks a field and stores it (name lowercased) in arena a. */
 static int push_field(arena *a, field **arr, size_t *count, size_t *cap,
-                      const char *name, const char *value) {
+                      field *inline_arr, const char *name, const char *value) {
   if (!name || !value)
     return H3Q_EINVAL;
   size_t nlen = strlen(name), vlen = strlen(value);
@@ -27,7 +27,9 @@ static int push_field(arena *a, field **arr, size_t *count, size_t *cap,
     return H3Q_EINVAL;
   size_t n = arena_push(a, name, nlen);
   size_t v = arena_push(a, value, vlen);
-  if (!n || !v || fields_push(arr, count, cap, n, v) != 0)
+  if (!n || !v ||
+      fields_push(arr, count, cap, inline_arr,
+                  inline_arr ? STREAM_INLINE_FIELDS : 0, n, v) != 0)
     return H3Q_ENOMEM;
   ascii_lower(a->buf + n, nlen);
   return H3Q_OK;
@@ -35,7 +37,8 @@ static int push_field(arena *a, field **arr, size_t *count, size_t *cap,
 
 static int add_field(stream *s, field **arr, size_t *count, size_t *cap,
                      const char *name, const char *value) {
-  return push_field(&s->warena, arr, count, cap, name, value);
+  field *inline_arr = arr == &s->wfields ? s->wfield_inline : NULL;
+  return push_field(&s->warena, arr, count, cap, inline_arr, name, value);
 }
 
 int h3q_response_set_status(h3q_response *res, int status) {
@@ -113,7 +116,7 @@ int h3q_response_send_informational(h3q_response *res, int status,
   size_t n = 0, cap = 0;
   int rc = H3Q_OK;
   for (size_t i = 0; i < count && rc == H3Q_OK; i++)
-    rc = push_field(&a, &f, &n, &cap, names[i], values[i]);
+    rc = push_field(&a, &f, &n, &cap, NULL, names[i], values[i]);
   if (rc == H3Q_OK)
     rc = response_send_section(s, &a, f, n, status, false, false);
   if (rc == H3Q_OK)

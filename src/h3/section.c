@@ -72,7 +72,7 @@ void section_complete(stream *s) {
     h->blocked = s;
     return;
   }
-  buf_free(&s->rx_section);
+  stream_section_done(s);
   s->rx = RX_FRAME_HEADER;
   if (r == QPACK_ERROR) {
     s->rx = RX_END;

@@ -19,6 +19,7 @@
 #include "http/validate.h"
 #include "quic/conn.h"
 #include "util/buf.h"
+#include "util/pool.h"
 #include "util/u64map.h"
 
 typedef struct h3_session h3_session;
@@ -84,6 +85,9 @@ typedef struct h3_config {
   void (*on_request)(h3q_request *req, h3q_response *res, void *user);
   void *user;
   h3q_server_stats *stats;
+  /* Finished request streams kept for the next requests of any session on
+   * this loop (h3_stream_pool_init); NULL = plain malloc and free. */
+  pool *stream_pool;
 } h3_config;
 
 /* Fills cfg's HTTP/3 and request limits from a public configuration. */
@@ -93,6 +97,15 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub);
  * taken, H3Q_ETOOLARGE when the registry is full, H3Q_EINVAL when the type
  * is one of HTTP/3's own. */
 int h3_config_add_extension(h3_config *cfg, const h3_extension *ext);
+
+/* Sets up p as a pool of request streams for every session of one loop,
+ * holding at most max idle streams. */
+void h3_stream_pool_init(pool *p, size_t max);
+
+/* Frees the streams p holds and closes it: streams freed later go back to
+ * the heap. Call after every session using it is gone, or before (then
+ * the rest are freed as they finish). */
+void h3_stream_pool_close(pool *p);
 
 /* Adds a layer; returns its index (for h3_session_layer_state), or
  * H3Q_EINVAL (NULL) or H3Q_ETOOLARGE (no room). */

@@ -12,12 +12,100 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+/* Buffers a finished stream keeps for its next request when they are no
+ * larger than this, so a request with huge headers does not pin that
+ * memory. Sanitizer builds keep none: freed strings stay detectable. */
+#define STREAM_KEEP_MAX 4096
+#define STREAM_KEEPS_BUFFERS (!POOL_SANITIZED)
+
+/* The buffers a recycled stream carries over, emptied. */
+typedef struct kept_buffers {
+  buf rx_section, wframes;
+  arena rarena, warena;
+} kept_buffers;
+
+static void keep_buf(buf *from, buf *to) {
+  if (STREAM_KEEPS_BUFFERS && from->cap <= STREAM_KEEP_MAX) {
+    *to = (buf){from->data, 0, from->cap};
+    *from = (buf){0};
+  }
+  buf_free(from);
+}
+
+static void keep_arena(arena *from, arena *to) {
+  if (STREAM_KEEPS_BUFFERS && from->cap <= STREAM_KEEP_MAX) {
+    *to = (arena){from->buf, 0, from->cap};
+    *from = (arena){0};
+  }
+  arena_free(from);
+}
+
+/* Frees what the stream owns, moving small buffers into keep (NULL: free
+ * them all). The stream object itself stays. */
+static void stream_release_storage(stream *s, kept_buffers *keep) {
+  kept_buffers none = {0};
+  kept_buffers *k = keep ? keep : &none;
+  keep_buf(&s->rx_section, &k->rx_section);
+  keep_buf(&s->wframes, &k->wframes);
+  keep_arena(&s->rarena, &k->rarena);
+  keep_arena(&s->warena, &k->warena);
+  if (!keep) {
+    buf_free(&none.rx_section);
+    buf_free(&none.wframes);
+    arena_free(&none.rarena);
+    arena_free(&none.warena);
+  }
+  fields_free(s->rfields, s->rfield_inline);
+  fields_free(s->wfields, s->wfield_inline);
+  free(s->rtrailers);
+  free(s->wtrailers);
+  free(s->pending_body);
+  s->rfields = s->wfields = s->rtrailers = s->wtrailers = NULL;
+  s->pending_body = NULL;
+}
+
+/* A pooled stream holds its kept buffers in its own fields, emptied. */
+static void stream_pool_release(void *obj) {
+  stream_release_storage(obj, NULL);
+  free(obj);
+}
+
+void stream_section_done(stream *s) {
+  if (STREAM_KEEPS_BUFFERS && s->rx_section.cap <= STREAM_KEEP_MAX)
+    s->rx_section.len = 0;
+  else
+    buf_free(&s->rx_section);
+}
+
+void h3_stream_pool_init(pool *p, size_t max) {
+  pool_init(p, sizeof(stream), max);
+}
+
+void h3_stream_pool_close(pool *p) {
+  pool_close(p, stream_pool_release);
+}
+
+/* A zeroed stream: from the pool with its kept buffers, or new. */
+static stream *stream_alloc(h3_session *h) {
+  pool *p = h->cfg->stream_pool;
+  stream *s = p ? pool_take(p) : NULL;
+  if (!s)
+    return calloc(1, sizeof *s);
+  kept_buffers k = {s->rx_section, s->wframes, s->rarena, s->warena};
+  memset(s, 0, sizeof *s);
+  s->rx_section = k.rx_section;
+  s->wframes = k.wframes;
+  s->rarena = k.rarena;
+  s->warena = k.warena;
+  return s;
+}
+
 stream *stream_new(h3_session *h, uint64_t id) {
-  stream *s = calloc(1, sizeof *s);
+  stream *s = stream_alloc(h);
   if (!s)
     return NULL;
   if (u64map_put(&h->streams, id, s) != 0) {
-    free(s);
+    stream_pool_release(s);
     return NULL;
   }
   s->req.s = s;
@@ -54,16 +142,19 @@ static void stream_free(stream *s) {
   u64map_del(&s->h->streams, s->id);
   if (!s->forgotten)
     h3_layers_stream_closed(s->h, s->id);
-  buf_free(&s->rx_section);
-  buf_free(&s->wframes);
-  arena_free(&s->rarena);
-  arena_free(&s->warena);
-  free(s->rfields);
-  free(s->rtrailers);
-  free(s->wfields);
-  free(s->wtrailers);
-  free(s->pending_body);
-  free(s);
+  pool *p = s->h->cfg->stream_pool;
+  if (!p || p->closed || p->count >= p->max) {
+    stream_pool_release(s);
+    return;
+  }
+  kept_buffers k = {0};
+  stream_release_storage(s, &k);
+  s->rx_section = k.rx_section; /* carried to the stream's next use */
+  s->wframes = k.wframes;
+  s->rarena = k.rarena;
+  s->warena = k.warena;
+  if (!pool_give(p, s))
+    stream_pool_release(s);
 }
 
 void stream_queue(stream *s) {

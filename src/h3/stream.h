@@ -57,6 +57,10 @@ typedef struct arena {
   size_t len, cap;
 } arena;
 
+/* Header fields a request or response holds inside the stream object
+ * before its field array spills to the heap: most sections have fewer. */
+#define STREAM_INLINE_FIELDS 16
+
 typedef struct stream {
   struct h3q_request req;
   struct h3q_response res;
@@ -75,9 +79,10 @@ typedef struct stream {
 
   /* Request. */
   req_state rstate;
-  arena rarena; /* request header strings and route params */
-  field *rfields;
+  arena rarena;   /* request header strings and route params */
+  field *rfields; /* rfield_inline, or the heap once that is full */
   size_t rfield_count, rfield_cap;
+  field rfield_inline[STREAM_INLINE_FIELDS];
   field *rtrailers; /* request trailer section, in rarena */
   size_t rtrailer_count, rtrailer_cap;
   bool early_data; /* arrived before the handshake completed */
@@ -111,9 +116,10 @@ typedef struct stream {
   /* Response. */
   res_state wstate;
   int status;
-  arena warena; /* response header strings */
-  field *wfields;
+  arena warena;   /* response header strings */
+  field *wfields; /* wfield_inline, or the heap once that is full */
   size_t wfield_count, wfield_cap;
+  field wfield_inline[STREAM_INLINE_FIELDS];
   field *wtrailers; /* response trailers, in warena */
   size_t wtrailer_count, wtrailer_cap;
   bool informational_sent; /* a 1xx went out: the final section follows */
@@ -147,7 +153,8 @@ typedef struct stream {
   struct stream *service_next;
 } stream;
 
-/* Creates the stream for a new request and registers it with h. */
+/* Creates the stream for a new request and registers it with h (reusing
+ * one from the config's stream pool when it holds any). */
 stream *stream_new(h3_session *h, uint64_t id);
 
 /* Stores one request header field (validated by the caller: validate.c).

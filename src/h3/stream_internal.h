@@ -50,6 +50,10 @@ void stream_request_pump(stream *s);
  * it): no callbacks. */
 void stream_forget(stream *s);
 
+/* stream.c: the collected HEADERS payload was decoded; its buffer is
+ * emptied (kept for trailers and the stream's next use when small). */
+void stream_section_done(stream *s);
+
 /* stream_rx.c, section.c */
 void stream_rx_pump(stream *s);
 void section_complete(stream *s);

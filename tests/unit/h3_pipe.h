@@ -28,6 +28,7 @@ typedef struct pipe_ctx {
   h3q_server_stats stats;
   conn sconn;
   h3_config cfg;
+  pool stream_pool; /* as in the server: finished streams are reused */
   h3_session *h;
   char dir[64];
 } pipe_ctx;
@@ -130,6 +131,8 @@ static inline int pipe_init(pipe_ctx *p) {
   h3_config_init(&p->cfg, &pub);
   p->cfg.on_request = pipe_ignore_request;
   p->cfg.stats = &p->stats;
+  h3_stream_pool_init(&p->stream_pool, 8);
+  p->cfg.stream_pool = &p->stream_pool;
   p->ep.stats = &p->stats;
   p->ep.app = &h3_app_ops;
   p->sconn.ep = &p->ep;
@@ -154,6 +157,7 @@ static inline void pipe_start(pipe_ctx *p) {
 static inline void pipe_free(pipe_ctx *p) {
   if (p->h)
     h3_app_ops.destroy(p->h);
+  h3_stream_pool_close(&p->stream_pool);
   if (p->client)
     quiche_conn_free(p->client);
   if (p->server)
