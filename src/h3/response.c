@@ -12,6 +12,10 @@
 /* Room reported for HEAD responses, whose body bytes are dropped. */
 #define HEAD_CAPACITY (1 << 20)
 #define TRAILER_NAMES_MAX 1024
+/* Bodies up to this size go out with their header section in one stream
+ * write, copied into the stream's reused frame buffer (no allocation once
+ * the buffer has grown; larger ones are sent from the caller's buffer). */
+#define SMALL_RESPONSE_MAX 16384
 
 static bool response_open(const stream *s) {
   return !s->closed && s->wstate != RES_RESET;
@@ -224,6 +228,13 @@ static int send_whole_body(stream *s, const uint8_t *body, size_t len) {
   return h3q_response_end(&s->res);
 }
 
+/* Whether h3q_response_send can hand everything to quiche in one write
+ * (response_send_small): a small body and nothing else to order it with. */
+static bool fits_small_path(const stream *s, size_t len) {
+  return len <= SMALL_RESPONSE_MAX && s->wtrailer_count == 0 &&
+         s->wframes.len == 0 && s->pending_off >= s->pending_len;
+}
+
 int h3q_response_send(h3q_response *res, int status, const char *content_type,
                       const void *body, size_t len) {
   stream *s = res->s;
@@ -233,6 +244,15 @@ int h3q_response_send(h3q_response *res, int status, const char *content_type,
     return H3Q_ESTATE;
   if ((!body && len) || (!status_has_body(status) && len))
     return H3Q_EINVAL;
+  if (status >= 200 && status <= 599 && fits_small_path(s, len)) {
+    bool has_body = status_has_body(status);
+    if (content_type && has_body &&
+        !header_value_is_valid(content_type, strlen(content_type)))
+      return H3Q_EINVAL;
+    s->status = status;
+    return response_send_small(s, has_body ? content_type : NULL, has_body, len,
+                               body, s->is_head ? 0 : len);
+  }
   int rc = h3q_response_set_status(res, status);
   char clen[24];
   snprintf(clen, sizeof clen, "%zu", len);

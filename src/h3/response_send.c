@@ -70,10 +70,10 @@ static int flush_frames(stream *s) {
   return H3Q_OK;
 }
 
-/* Encodes one header section as a HEADERS frame into s->wframes. */
-static int encode_section(stream *s, const arena *a, const field *f, size_t n,
-                          int status, bool trailer) {
-  buf *q = &s->h->scratch;
+/* QPACK-encodes status (unless trailer) and the fields into q, emptied
+ * first. 0 or -1. */
+static int encode_fields(buf *q, const arena *a, const field *f, size_t n,
+                         int status, bool trailer) {
   q->len = 0;
   int rc = qpack_encode_prefix(q);
   if (!trailer && rc == 0)
@@ -84,11 +84,80 @@ static int encode_section(stream *s, const arena *a, const field *f, size_t n,
     rc = qpack_encode_field(q, (const uint8_t *)name, strlen(name),
                             (const uint8_t *)value, strlen(value));
   }
+  return rc;
+}
+
+/* Appends q as one HEADERS frame to s->wframes. 0 or -1. */
+static int append_headers_frame(stream *s, const buf *q) {
+  int rc = h3_frame_write_header(&s->wframes, H3_FRAME_HEADERS, q->len);
+  return rc == 0 ? buf_append(&s->wframes, q->data, q->len) : rc;
+}
+
+/* Encodes one header section as a HEADERS frame into s->wframes. */
+static int encode_section(stream *s, const arena *a, const field *f, size_t n,
+                          int status, bool trailer) {
+  buf *q = &s->h->scratch;
+  int rc = encode_fields(q, a, f, n, status, trailer);
   if (rc == 0)
-    rc = h3_frame_write_header(&s->wframes, H3_FRAME_HEADERS, q->len);
-  if (rc == 0)
-    rc = buf_append(&s->wframes, q->data, q->len);
+    rc = append_headers_frame(s, q);
   return rc == 0 ? H3Q_OK : H3Q_ENOMEM;
+}
+
+static int encode_str_field(buf *q, const char *name, const char *value,
+                            size_t vlen) {
+  return qpack_encode_field(q, (const uint8_t *)name, strlen(name),
+                            (const uint8_t *)value, vlen);
+}
+
+/* Decimal digits of v into out (>= 20 bytes); returns their count. */
+static size_t format_u64(char *out, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v && n < sizeof tmp);
+  for (size_t i = 0; i < n; i++)
+    out[i] = tmp[n - 1 - i];
+  return n;
+}
+
+int response_send_small(stream *s, const char *content_type, bool with_length,
+                        uint64_t content_length, const uint8_t *body,
+                        size_t len) {
+  if (!s->informational_sent)
+    stream_apply_priority(s);
+  buf *q = &s->h->scratch;
+  int rc = encode_fields(q, &s->warena, s->wfields, s->wfield_count, s->status,
+                         false);
+  if (rc == 0 && content_type)
+    rc =
+        encode_str_field(q, "content-type", content_type, strlen(content_type));
+  if (rc == 0 && with_length) {
+    char digits[24];
+    rc = encode_str_field(q, "content-length", digits,
+                          format_u64(digits, content_length));
+  }
+  s->wframes.len = 0; /* nothing queued: the caller checked */
+  if (rc == 0)
+    rc = append_headers_frame(s, q);
+  if (rc == 0 && len)
+    rc = h3_frame_write_header(&s->wframes, H3_FRAME_DATA, len);
+  if (rc == 0)
+    rc = buf_append(&s->wframes, body, len);
+  if (rc != 0) {
+    s->wframes.len = 0;
+    return H3Q_ENOMEM;
+  }
+  response_set_state(s, RES_BODY);
+  s->end_requested = true;
+  s->wframes_fin = true;
+  rc = flush_frames(s); /* what quiche does not take waits for room */
+  if (rc == H3Q_ECLOSED)
+    return rc;
+  if (s->wstate == RES_DONE)
+    stream_queue(s); /* stream_service finishes the request side */
+  return H3Q_OK;
 }
 
 int response_send_section(stream *s, const arena *a, const field *f, size_t n,

@@ -14,8 +14,11 @@
 
 /* Buffers a finished stream keeps for its next request when they are no
  * larger than this, so a request with huge headers does not pin that
- * memory. Sanitizer builds keep none: freed strings stay detectable. */
+ * memory; the frame buffer may hold a whole small response (response.c's
+ * SMALL_RESPONSE_MAX plus its header section). Sanitizer builds keep
+ * none: freed strings stay detectable. */
 #define STREAM_KEEP_MAX 4096
+#define STREAM_KEEP_FRAMES_MAX (20 * 1024)
 #define STREAM_KEEPS_BUFFERS (!POOL_SANITIZED)
 
 /* The buffers a recycled stream carries over, emptied. */
@@ -24,8 +27,8 @@ typedef struct kept_buffers {
   arena rarena, warena;
 } kept_buffers;
 
-static void keep_buf(buf *from, buf *to) {
-  if (STREAM_KEEPS_BUFFERS && from->cap <= STREAM_KEEP_MAX) {
+static void keep_buf(buf *from, buf *to, size_t max) {
+  if (STREAM_KEEPS_BUFFERS && from->cap <= max) {
     *to = (buf){from->data, 0, from->cap};
     *from = (buf){0};
   }
@@ -45,8 +48,8 @@ static void keep_arena(arena *from, arena *to) {
 static void stream_release_storage(stream *s, kept_buffers *keep) {
   kept_buffers none = {0};
   kept_buffers *k = keep ? keep : &none;
-  keep_buf(&s->rx_section, &k->rx_section);
-  keep_buf(&s->wframes, &k->wframes);
+  keep_buf(&s->rx_section, &k->rx_section, STREAM_KEEP_MAX);
+  keep_buf(&s->wframes, &k->wframes, STREAM_KEEP_FRAMES_MAX);
   keep_arena(&s->rarena, &k->rarena);
   keep_arena(&s->warena, &k->warena);
   if (!keep) {

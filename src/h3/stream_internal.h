@@ -26,6 +26,16 @@ int response_send_section(stream *s, const arena *a, const field *f, size_t n,
                           int status, bool trailer, bool fin);
 ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
                            bool fin);
+/* A whole response in one stream write: the final header section (the
+ * handler's fields, then content-type when not NULL and content_length
+ * when with_length), len body bytes (copied; 0 for HEAD) and FIN, built in
+ * s->wframes.
+ * For a response in RES_IDLE with nothing queued and no trailers. Returns
+ * H3Q_OK (sent, or queued until the stream has room), H3Q_ENOMEM or
+ * H3Q_ECLOSED. */
+int response_send_small(stream *s, const char *content_type, bool with_length,
+                        uint64_t content_length, const uint8_t *body,
+                        size_t len);
 /* Moves the response forward as far as the stream allows: header section,
  * pending body, trailers and FIN when ending. 0 when nothing is left
  * waiting, H3Q_EAGAIN when blocked, or H3Q_ECLOSED. */
