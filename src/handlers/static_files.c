@@ -17,6 +17,7 @@
 #include "handlers/static_files.h"
 
 #include "handlers/dir_listing.h"
+#include "handlers/file_cache.h"
 #include "http/conditional.h"
 #include "http/headers.h"
 #include "http/http_range.h"
@@ -34,6 +35,9 @@
 #include <unistd.h>
 
 #define CHUNK_SIZE (64 * 1024)
+/* Parts up to this size are read whole into the handler's buffer and sent
+ * with h3q_response_send (one stream write, no per-request allocation). */
+#define SMALL_PART (16 * 1024)
 #define H3_INTERNAL_ERROR 0x102
 #define INDEX_NAME "index.html"
 #define TEXT_PLAIN "text/plain; charset=utf-8"
@@ -58,6 +62,8 @@ struct h3q_static {
   int dirfd;             /* the root directory, open for the root's lifetime */
   bool list_directories; /* listing for directories without an index file */
   char *index_file;      /* owned; NULL for none */
+  file_cache cache;      /* descriptors and metadata of served files */
+  uint8_t small[SMALL_PART]; /* a small part, read and sent in one call */
 };
 
 typedef struct file_stream {
@@ -102,6 +108,7 @@ h3q_static *h3q_static_new(const char *root, const h3q_static_options *opts,
   int rc = H3Q_ENOMEM;
   if (st != NULL) {
     st->dirfd = -1;
+    file_cache_init(&st->cache);
     rc = static_init(st, root, opts ? opts : &defaults);
   }
   if (rc != H3Q_OK) {
@@ -119,6 +126,7 @@ void h3q_static_free(h3q_static *st) {
     if (st->dirfd >= 0) {
       close(st->dirfd);
     }
+    file_cache_free(&st->cache);
     free(st->index_file);
     free(st);
   }
@@ -236,7 +244,26 @@ typedef struct walk {
   int dir; /* a directory to list (readable, owned), or -1 */
   struct stat st;
   char name[NAME_BUF]; /* last component, for the content type */
+  /* The decoded path below the root ("a/b.txt"), for the file cache;
+   * rel_ok is false when it did not fit (the file is then not cached). */
+  char rel[PATH_MAX];
+  size_t rel_len;
+  bool rel_ok;
 } walk;
+
+/* Appends one decoded component to w->rel. */
+static void walk_append_rel(walk *w, const char *name) {
+  size_t len = strlen(name), sep = w->rel_len ? 1 : 0;
+  if (!w->rel_ok || w->rel_len + sep + len >= sizeof w->rel) {
+    w->rel_ok = false;
+    return;
+  }
+  if (sep) {
+    w->rel[w->rel_len++] = '/';
+  }
+  memcpy(w->rel + w->rel_len, name, len + 1);
+  w->rel_len += len;
+}
 
 static void walk_set_dir(walk *w, int fd) {
   if (w->cur != w->root) {
@@ -257,6 +284,7 @@ static int walk_step(walk *w, const char *seg, size_t len) {
   int rc = decode_segment(seg, len, w->name);
   int fd = -1;
   if (rc == H3Q_OK) {
+    walk_append_rel(w, w->name);
     rc = open_entry(w->cur, w->name, &fd, &w->st);
   }
   if (rc == H3Q_OK && S_ISDIR(w->st.st_mode)) {
@@ -279,6 +307,7 @@ static int open_index(walk *w, const char *index) {
   }
   if (rc == H3Q_OK) {
     w->file = fd;
+    walk_append_rel(w, w->name);
   }
   return rc;
 }
@@ -314,7 +343,11 @@ static int walk_finish(walk *w, const h3q_static *st) {
 /* Resolves path below the root to an open regular file (w->file) or a
  * directory to list (w->dir). */
 static int resolve(const h3q_static *st, const char *path, walk *w) {
-  *w = (walk){.root = st->dirfd, .cur = st->dirfd, .file = -1, .dir = -1};
+  w->root = w->cur = st->dirfd;
+  w->file = w->dir = -1;
+  w->rel[0] = '\0';
+  w->rel_len = 0;
+  w->rel_ok = true;
   if (path == NULL || path[0] != '/') {
     return H3Q_ENOTFOUND;
   }
@@ -378,14 +411,33 @@ typedef struct entity {
 
 static void entity_init(entity *e, const walk *w) {
   const struct stat *st = &w->st;
-  uint64_t ns = (uint64_t)st->st_mtim.tv_sec * UINT64_C(1000000000) +
-                (uint64_t)st->st_mtim.tv_nsec;
   e->size = (uint64_t)st->st_size;
   e->mtime = st->st_mtim.tv_sec;
   e->type = mime_type_for_path(w->name);
-  snprintf(e->etag, sizeof e->etag, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
-           (uint64_t)st->st_ino, e->size, ns);
+  file_cache_etag(st, e->etag);
   http_date_format(e->mtime, e->last_modified);
+}
+
+/* The same, computed once when the file entered the cache. */
+static void entity_from_cache(entity *e, const file_cache_entry *c) {
+  e->size = (uint64_t)c->st.st_size;
+  e->mtime = c->st.st_mtim.tv_sec;
+  e->type = c->type;
+  memcpy(e->etag, c->etag, sizeof e->etag);
+  memcpy(e->last_modified, c->last_modified, sizeof e->last_modified);
+}
+
+/* A descriptor to serve from: the cache's (borrowed) or the request's own
+ * (closed when done). */
+typedef struct file_ref {
+  int fd;
+  bool borrowed;
+} file_ref;
+
+static void file_ref_done(file_ref f) {
+  if (!f.borrowed) {
+    close(f.fd);
+  }
 }
 
 static int add_validators(h3q_response *res, const entity *e) {
@@ -420,20 +472,11 @@ typedef struct part {
   int status; /* 200, 206, or 416 for nothing */
 } part;
 
-/* Status and entity headers of a 200 or 206; the body (if any) follows. */
-static int set_headers(h3q_response *res, const entity *e, const part *p) {
-  char length[24], range[72];
-  snprintf(length, sizeof length, "%" PRIu64, p->end - p->start);
-  int rc = h3q_response_set_status(res, p->status);
-  if (rc == H3Q_OK) {
-    rc = h3q_response_header(res, "content-type", e->type);
-  }
-  if (rc == H3Q_OK) {
-    rc = h3q_response_header(res, "content-length", length);
-  }
-  if (rc == H3Q_OK) {
-    rc = h3q_response_header(res, "accept-ranges", "bytes");
-  }
+/* accept-ranges, the validators and, for a 206, content-range. */
+static int set_entity_headers(h3q_response *res, const entity *e,
+                              const part *p) {
+  char range[72];
+  int rc = h3q_response_header(res, "accept-ranges", "bytes");
   if (rc == H3Q_OK) {
     rc = add_validators(res, e);
   }
@@ -443,6 +486,20 @@ static int set_headers(h3q_response *res, const entity *e, const part *p) {
     rc = h3q_response_header(res, "content-range", range);
   }
   return rc;
+}
+
+/* Status and entity headers of a 200 or 206; the body (if any) follows. */
+static int set_headers(h3q_response *res, const entity *e, const part *p) {
+  char length[24];
+  snprintf(length, sizeof length, "%" PRIu64, p->end - p->start);
+  int rc = h3q_response_set_status(res, p->status);
+  if (rc == H3Q_OK) {
+    rc = h3q_response_header(res, "content-type", e->type);
+  }
+  if (rc == H3Q_OK) {
+    rc = h3q_response_header(res, "content-length", length);
+  }
+  return rc == H3Q_OK ? set_entity_headers(res, e, p) : rc;
 }
 
 /* ------------------------------------------------------------ streaming */
@@ -468,6 +525,45 @@ static int stream_fill(file_stream *fs) {
 static void stream_free(file_stream *fs) {
   close(fs->fd);
   free(fs);
+}
+
+/* Reads [p->start, p->end) (at most SMALL_PART bytes) into out; a short
+ * file (truncated since its metadata was read) is H3Q_EIO. */
+static int read_small(int fd, const part *p, uint8_t *out) {
+  size_t len = (size_t)(p->end - p->start), got = 0;
+  while (got < len) { /* each step reads at least one byte or fails */
+    ssize_t n = pread(fd, out + got, len - got, (off_t)(p->start + got));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return H3Q_EIO;
+    }
+    got += (size_t)n;
+  }
+  return H3Q_OK;
+}
+
+/* A small part: read whole, then headers and body in one response call. */
+static int send_small_part(h3q_response *res, h3q_static *st, file_ref f,
+                           const entity *e, const part *p) {
+  int rc = read_small(f.fd, p, st->small);
+  file_ref_done(f);
+  if (rc != H3Q_OK) {
+    return respond_error(res, rc);
+  }
+  if (h3q_response_set_status(res, p->status) != H3Q_OK ||
+      set_entity_headers(res, e, p) != H3Q_OK) {
+    return reset_internal(res);
+  }
+  return h3q_response_send(res, p->status, e->type, st->small,
+                           (size_t)(p->end - p->start));
+}
+
+/* The stream's own descriptor: a borrowed one is duplicated (the cache may
+ * close its copy while the body still streams). -1 with errno. */
+static int own_fd(file_ref f) {
+  return f.borrowed ? fcntl(f.fd, F_DUPFD_CLOEXEC, 0) : f.fd;
 }
 
 static void stream_closed(h3q_response *res, bool aborted, void *user) {
@@ -533,15 +629,19 @@ static int stream_new(int fd, const part *p, file_stream **out) {
   return H3Q_OK;
 }
 
-/* Takes ownership of fd. An empty part and HEAD need no stream. */
-static int send_part(h3q_response *res, int fd, const entity *e, const part *p,
-                     bool head) {
+/* Done with f when it returns. An empty part and HEAD need no stream. */
+static int send_part(h3q_response *res, h3q_static *st, file_ref f,
+                     const entity *e, const part *p, bool head) {
   file_stream *fs = NULL;
   int rc = H3Q_OK;
+  if (!head && p->end > p->start && p->end - p->start <= SMALL_PART) {
+    return send_small_part(res, st, f, e, p);
+  }
   if (!head && p->end > p->start) {
-    rc = stream_new(fd, p, &fs);
+    int fd = own_fd(f);
+    rc = fd >= 0 ? stream_new(fd, p, &fs) : errno_to_error(errno);
   } else {
-    close(fd);
+    file_ref_done(f);
   }
   if (rc != H3Q_OK) {
     return respond_error(res, rc);
@@ -586,11 +686,11 @@ static part select_part(h3q_request *req, const entity *e, bool head) {
   return p;
 }
 
-/* Takes ownership of w->file. Preconditions first (RFC 9110 section
+/* Done with f when it returns. Preconditions first (RFC 9110 section
  * 13.2.2), then Range. */
-static int serve_file(h3q_request *req, h3q_response *res, walk *w, bool head) {
-  entity e;
-  entity_init(&e, w);
+static int serve_file(h3q_request *req, h3q_response *res, h3q_static *st,
+                      file_ref file, const entity *ep, bool head) {
+  entity e = *ep;
   conditional_fields f = {
       .if_match = h3q_request_header(req, "if-match"),
       .if_unmodified_since = h3q_request_header(req, "if-unmodified-since"),
@@ -600,9 +700,9 @@ static int serve_file(h3q_request *req, h3q_response *res, walk *w, bool head) {
   conditional_result c = conditional_evaluate(&f, e.etag, e.mtime);
   part p = select_part(req, &e, head);
   if (c == COND_PROCEED && p.status != 416) {
-    return send_part(res, w->file, &e, &p, head);
+    return send_part(res, st, file, &e, &p, head);
   }
-  close(w->file);
+  file_ref_done(file);
   if (c == COND_NOT_MODIFIED) {
     return respond_not_modified(res, &e);
   }
@@ -742,8 +842,39 @@ static const char *target_path(h3q_request *req, char **owned) {
   return *owned;
 }
 
+/* A walk that reached a regular file: remembered in the cache (which then
+ * owns the descriptor) when possible, then served. */
+static int serve_walked(h3q_request *req, h3q_response *res, h3q_static *st,
+                        const char *target, walk *w, bool head) {
+  entity e;
+  const file_cache_entry *c =
+      w->rel_ok
+          ? file_cache_put(&st->cache, target, w->rel, w->name, w->file, &w->st)
+          : NULL;
+  if (c != NULL) {
+    entity_from_cache(&e, c);
+    return serve_file(req, res, st, (file_ref){c->fd, true}, &e, head);
+  }
+  entity_init(&e, w);
+  return serve_file(req, res, st, (file_ref){w->file, false}, &e, head);
+}
+
+/* Serves target from the cache when it holds it unchanged. 1 when served
+ * (rc set), 0 when the path must be walked. */
+static int serve_cached(h3q_request *req, h3q_response *res, h3q_static *st,
+                        const char *target, bool head, int *rc) {
+  const file_cache_entry *c = file_cache_get(&st->cache, st->dirfd, target);
+  if (c == NULL) {
+    return 0;
+  }
+  entity e;
+  entity_from_cache(&e, c);
+  *rc = serve_file(req, res, st, (file_ref){c->fd, true}, &e, head);
+  return 1;
+}
+
 int h3q_static_handler(h3q_request *req, h3q_response *res, void *user) {
-  const h3q_static *st = user;
+  h3q_static *st = user;
   const char *method = h3q_request_method(req);
   if (st == NULL || method == NULL) {
     return H3Q_EINTERNAL;
@@ -758,11 +889,16 @@ int h3q_static_handler(h3q_request *req, h3q_response *res, void *user) {
     return respond_error(res, H3Q_ENOMEM);
   }
   walk w;
-  int rc = resolve(st, target, &w);
+  int rc = H3Q_OK;
+  if (serve_cached(req, res, st, target, head, &rc)) {
+    free(owned);
+    return rc;
+  }
+  rc = resolve(st, target, &w);
   if (rc != H3Q_OK) {
     rc = respond_error(res, rc);
   } else if (w.file >= 0) {
-    rc = serve_file(req, res, &w, head);
+    rc = serve_walked(req, res, st, target, &w, head);
   } else {
     rc = serve_listing(req, res, w.dir, target);
   }

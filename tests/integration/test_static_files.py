@@ -269,6 +269,58 @@ def test_etag_and_last_modified_follow_the_file(srv, tree):
     assert_not_modified(get(srv, "/mutable.txt", [("if-none-match", r2.header("etag"))]), p)
 
 
+def assert_current(r: H3Response, path: Path, data: bytes) -> None:
+    assert (r.status, r.body) == (200, data), describe(r)
+    assert r.header("content-length") == str(len(data))
+    assert r.header("etag") == expected_etag(path)
+
+
+def test_changed_files_never_served_stale(srv, tree):
+    """The handler keeps descriptors and metadata of files it served: every
+    kind of change must still give the new bytes, length and etag."""
+    d = tree.root / "cached"
+    d.mkdir(exist_ok=True)
+    p = d / "file.txt"
+
+    def served(data: bytes) -> None:
+        for _ in range(2):  # the second is a cache hit when nothing changed
+            assert_current(get(srv, "/cached/file.txt"), p, data)
+
+    p.write_bytes(b"first\n")
+    served(b"first\n")
+    p.write_bytes(b"grown in place, much longer\n")  # same inode, new size
+    served(b"grown in place, much longer\n")
+    p.write_bytes(b"short\n")  # truncated in place
+    served(b"short\n")
+    tmp = d / "file.tmp"
+    tmp.write_bytes(b"renamed over\n")
+    os.replace(tmp, p)  # a new inode under the same name
+    served(b"renamed over\n")
+    # same size, mtime set back to the old value: only ctime moves
+    st = os.stat(p)
+    p.write_bytes(b"RENAMED OVER\n")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = get(srv, "/cached/file.txt")
+    assert (r.status, r.body) == (200, b"RENAMED OVER\n"), describe(r)
+    p.unlink()
+    assert get(srv, "/cached/file.txt").status == 404
+    p.write_bytes(b"back again\n")
+    served(b"back again\n")
+    # the directory replaced by another one holding the same name
+    os.rename(d, tree.root / "cached.old")
+    d.mkdir()
+    p.write_bytes(b"in a new directory\n")
+    served(b"in a new directory\n")
+    h = get(srv, "/cached/file.txt", method="HEAD")
+    assert (h.status, h.body) == (200, b"")
+    assert h.header("content-length") == str(len(b"in a new directory\n"))
+    assert h.header("etag") == expected_etag(p)
+    # a file that grows past the small-response size streams the new length
+    big = bytes(i % 251 for i in range(200_000))
+    p.write_bytes(big)
+    served(big)
+
+
 def test_other_methods_405(srv):
     rs = get_many(srv, [(m, "/hello.txt", None) for m in ("POST", "PUT", "DELETE", "OPTIONS")])
     for r in rs:
