@@ -104,10 +104,26 @@ static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
   return conn_accept(ep, scid, from, from_len);
 }
 
+/* A short-header (1-RTT) packet starts with one byte, then the DCID,
+ * which is always one of our CONN_SCID_LEN-byte ids: the connection is
+ * found without quiche_header_info, which copies both ids to the heap for
+ * every packet. Anything else takes the full path below. */
+static conn *find_short_header_conn(quic_endpoint *ep, const uint8_t *buf,
+                                    size_t len) {
+  if (len <= CONN_SCID_LEN || (buf[0] & 0x80))
+    return NULL;
+  return conn_table_get(&ep->conns, buf + 1, CONN_SCID_LEN);
+}
+
 void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len) {
   packet_header h;
   ep->stats->udp_datagrams_received++;
+  conn *known = find_short_header_conn(ep, buf, len);
+  if (known) {
+    conn_recv(known, buf, len, from, from_len);
+    return;
+  }
   if (negotiate_unknown_version(ep, buf, len, from, from_len)) {
     ep->stats->packets_dropped++;
     return;
