@@ -3,12 +3,15 @@
  *
  *   cc -shared -fPIC -O2 -o malloc_count.so malloc_count.c
  *   LD_PRELOAD=./malloc_count.so MALLOC_COUNT_OUT=/tmp/m h3q-server ...
- *   kill -USR2 PID   # appends "malloc calloc realloc free" to the file
+ *   kill -USR2 PID   # appends "malloc calloc realloc free inuse heap" to
+ *                    # the file (inuse: bytes in live blocks; heap: bytes
+ *                    # malloc holds from the kernel, both from mallinfo2)
  *
  * Forwards to glibc's __libc_* entry points, so no dlsym (which itself
  * allocates) is needed. Counts are relaxed atomics: the server is one
  * thread, but quiche or libev may start others. */
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -62,13 +65,18 @@ static void on_usr2(int sig) {
   const char *path = getenv("MALLOC_COUNT_OUT");
   if (!path)
     return;
-  char line[128];
+  char line[160];
   size_t len = 0;
-  unsigned long v[4] = {atomic_load(&n_malloc), atomic_load(&n_calloc),
-                        atomic_load(&n_realloc), atomic_load(&n_free)};
-  for (int i = 0; i < 4; i++) {
+  /* mallinfo2 is not async-signal-safe in general; the server is idle
+   * (blocked in epoll) when the bench scripts signal it. */
+  struct mallinfo2 mi = mallinfo2();
+  unsigned long v[6] = {atomic_load(&n_malloc), atomic_load(&n_calloc),
+                        atomic_load(&n_realloc), atomic_load(&n_free),
+                        (unsigned long)(mi.uordblks + mi.hblkhd),
+                        (unsigned long)(mi.arena + mi.hblkhd)};
+  for (int i = 0; i < 6; i++) {
     len += put_num(line + len, v[i]);
-    line[len++] = i == 3 ? '\n' : ' ';
+    line[len++] = i == 5 ? '\n' : ' ';
   }
   int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (fd >= 0) {
