@@ -87,7 +87,7 @@ class H3q:
             if self.counts.exists() and self.counts.read_text().count("\n") > before:
                 break
             time.sleep(0.02)
-        m, c, r, _ = (int(x) for x in self.counts.read_text().splitlines()[-1].split())
+        m, c, r = (int(x) for x in self.counts.read_text().splitlines()[-1].split()[:3])
         return m + c + r
 
     def stop(self) -> None:

@@ -489,7 +489,12 @@ H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
  * current strong etag or the exact last-modified date honours Range, else
  * 200. With list_directories, a directory without its index file gets an
  * HTML listing ("/dir" redirects to "/dir/"). Files stream with one 64 KiB
- * buffer per response. Details: src/handlers/static_files.h. */
+ * buffer per response. The handler keeps descriptors and metadata of up
+ * to 128 recently served files and checks each with one fstatat per
+ * request: a file that changed (size, mtime, ctime or inode) is opened
+ * afresh, so a changed file is never served with its old length or etag.
+ * An h3q_static is used from one loop thread at a time. Details:
+ * src/handlers/static_files.h. */
 typedef struct h3q_static h3q_static;
 typedef struct h3q_static_options {
   bool list_directories;  /* false: directories without index.html 404 */

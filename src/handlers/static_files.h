@@ -76,10 +76,25 @@
  * may be a symlink: it is resolved once, by h3q_static_new. Empty segments
  * ("//") are ignored. Dotfiles are served like any file.
  *
- * Memory: one chunk buffer (64 KiB, or the part's size if smaller) and one
- * descriptor per GET in flight, released in the response's close callback;
- * HEAD, 304, 412, 416 and empty parts hold nothing after the handler
- * returns. A listing is built in one buffer (at most 4 MiB) and handed to
+ * Cache (handlers/file_cache.h): the descriptors and metadata (size,
+ * times, etag, last-modified, content type) of up to 128 files served
+ * recently, keyed by request path. Each request re-checks its entry with
+ * one fstatat of the decoded path below the root; unless that names the
+ * same inode with the same size, mtime and ctime, the entry is dropped and
+ * the path is walked again as above. So a rewritten, renamed-over,
+ * deleted or chmod-ed file is never served from the cache, and the body
+ * is always read from the file itself. (The re-check would follow a
+ * symlink put in place of a directory on the way, but a hit still needs
+ * the very inode the safe walk opened, so nothing new becomes reachable.)
+ * A hit costs fstatat + pread for a small file instead of fstatat,
+ * openat, fstat, pread and close.
+ *
+ * Memory: parts up to 16 KiB are read into one buffer the handler owns and
+ * sent at once with h3q_response_send. Larger ones hold one chunk buffer
+ * (64 KiB, or the part's size if smaller) and one descriptor (a duplicate
+ * of the cached one) per GET in flight, released in the response's close
+ * callback; HEAD, 304, 412, 416 and empty parts hold nothing after the
+ * handler returns. The cache holds at most 128 descriptors. A listing is built in one buffer (at most 4 MiB) and handed to
  * h3q_response_send. Reads use pread() on the loop thread (fine for
  * page-cache-hot files; a slow disk stalls the loop). */
 #ifndef H3Q_HANDLERS_STATIC_FILES_H
