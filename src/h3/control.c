@@ -184,6 +184,8 @@ static bool control_bytes(h3_session *h, const uint8_t *p, size_t len) {
     if (rx->left == 0) {
       rx->in_payload = false;
       on_control_frame(h, rx->type, rx->payload.data, rx->payload.len);
+      if (rx->type == H3_FRAME_SETTINGS)
+        buf_free(&rx->payload); /* once per connection: nothing kept */
     }
   }
   return !h->failed;

@@ -70,13 +70,44 @@ static int flush_frames(stream *s) {
   return H3Q_OK;
 }
 
-/* QPACK-encodes status (unless trailer) and the fields into q, emptied
- * first. 0 or -1. */
+/* HEADERS frames are encoded straight into s->wframes: room for the
+ * largest frame header (type 1 byte, length up to 8) is left first and
+ * closed up once the payload's length is known, so no second buffer is
+ * kept per connection. */
+#define HEADERS_HEADER_MAX 9
+
+/* Starts a HEADERS frame at the end of w (*start: where it begins). 0 or
+ * -1. */
+static int headers_frame_begin(buf *w, size_t *start) {
+  *start = w->len;
+  if (buf_reserve(w, HEADERS_HEADER_MAX) != 0)
+    return -1;
+  w->len += HEADERS_HEADER_MAX;
+  return qpack_encode_prefix(w);
+}
+
+/* Writes the frame header in front of the payload encoded since
+ * headers_frame_begin (rc 0), or drops the partial frame (rc != 0). */
+static int headers_frame_end(buf *w, size_t start, int rc) {
+  if (rc != 0) {
+    w->len = start;
+    return H3Q_ENOMEM;
+  }
+  size_t payload = w->len - start - HEADERS_HEADER_MAX;
+  uint8_t hdr[16];
+  size_t hlen = h3_frame_header_encode(hdr, H3_FRAME_HEADERS, payload);
+  memmove(w->data + start + hlen, w->data + start + HEADERS_HEADER_MAX,
+          payload);
+  memcpy(w->data + start, hdr, hlen);
+  w->len = start + hlen + payload;
+  return H3Q_OK;
+}
+
+/* QPACK-encodes status (unless trailer) and the fields onto q. 0 or -1. */
 static int encode_fields(buf *q, const arena *a, const field *f, size_t n,
                          int status, bool trailer) {
-  q->len = 0;
-  int rc = qpack_encode_prefix(q);
-  if (!trailer && rc == 0)
+  int rc = 0;
+  if (!trailer)
     rc = qpack_encode_status(q, (unsigned)status);
   for (size_t i = 0; i < n && rc == 0; i++) {
     const char *name = arena_str(a, f[i].name);
@@ -87,20 +118,14 @@ static int encode_fields(buf *q, const arena *a, const field *f, size_t n,
   return rc;
 }
 
-/* Appends q as one HEADERS frame to s->wframes. 0 or -1. */
-static int append_headers_frame(stream *s, const buf *q) {
-  int rc = h3_frame_write_header(&s->wframes, H3_FRAME_HEADERS, q->len);
-  return rc == 0 ? buf_append(&s->wframes, q->data, q->len) : rc;
-}
-
-/* Encodes one header section as a HEADERS frame into s->wframes. */
+/* Encodes one header section as a HEADERS frame onto s->wframes. */
 static int encode_section(stream *s, const arena *a, const field *f, size_t n,
                           int status, bool trailer) {
-  buf *q = &s->h->scratch;
-  int rc = encode_fields(q, a, f, n, status, trailer);
+  size_t start;
+  int rc = headers_frame_begin(&s->wframes, &start);
   if (rc == 0)
-    rc = append_headers_frame(s, q);
-  return rc == 0 ? H3Q_OK : H3Q_ENOMEM;
+    rc = encode_fields(&s->wframes, a, f, n, status, trailer);
+  return headers_frame_end(&s->wframes, start, rc);
 }
 
 static int encode_str_field(buf *q, const char *name, const char *value,
@@ -127,26 +152,28 @@ int response_send_small(stream *s, const char *content_type, bool with_length,
                         size_t len) {
   if (!s->informational_sent)
     stream_apply_priority(s);
-  buf *q = &s->h->scratch;
-  int rc = encode_fields(q, &s->warena, s->wfields, s->wfield_count, s->status,
-                         false);
+  buf *w = &s->wframes;
+  size_t start;
+  w->len = 0; /* nothing queued: the caller checked */
+  int rc = headers_frame_begin(w, &start);
+  if (rc == 0)
+    rc = encode_fields(w, &s->warena, s->wfields, s->wfield_count, s->status,
+                       false);
   if (rc == 0 && content_type)
     rc =
-        encode_str_field(q, "content-type", content_type, strlen(content_type));
+        encode_str_field(w, "content-type", content_type, strlen(content_type));
   if (rc == 0 && with_length) {
     char digits[24];
-    rc = encode_str_field(q, "content-length", digits,
+    rc = encode_str_field(w, "content-length", digits,
                           format_u64(digits, content_length));
   }
-  s->wframes.len = 0; /* nothing queued: the caller checked */
-  if (rc == 0)
-    rc = append_headers_frame(s, q);
+  rc = headers_frame_end(w, start, rc) == H3Q_OK ? 0 : -1;
   if (rc == 0 && len)
-    rc = h3_frame_write_header(&s->wframes, H3_FRAME_DATA, len);
+    rc = h3_frame_write_header(w, H3_FRAME_DATA, len);
   if (rc == 0)
-    rc = buf_append(&s->wframes, body, len);
+    rc = buf_append(w, body, len);
   if (rc != 0) {
-    s->wframes.len = 0;
+    w->len = 0;
     return H3Q_ENOMEM;
   }
   response_set_state(s, RES_BODY);

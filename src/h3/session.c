@@ -59,6 +59,8 @@ static void flush_one(h3_session *h, uint64_t id, buf *out) {
     return;
   }
   buf_consume(out, (size_t)n);
+  if (!out->len && id != OUR_DECODER_STREAM)
+    buf_free(out); /* written once or rarely: no memory kept while idle */
 }
 
 void h3_flush_uni(h3_session *h) {
@@ -249,7 +251,6 @@ static void session_destroy(void *app) {
   buf_free(&h->dec_out);
   buf_free(&h->ctrl_rx.payload);
   buf_free(&h->dec_partial);
-  buf_free(&h->scratch);
   qpack_decoder_free(h->qdec);
   free(h);
 }

@@ -200,7 +200,6 @@ struct h3_session {
   u64map claimed;  /* streams an extension took: id -> h3_extension */
 
   qpack_decoder *qdec;
-  buf scratch; /* encoder output, reused */
 
   u64map streams;         /* request streams: id -> struct stream */
   struct stream *blocked; /* waiting for QPACK inserts (linked) */
