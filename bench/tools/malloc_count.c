@@ -70,8 +70,10 @@ static void on_usr2(int sig) {
   /* mallinfo2 is not async-signal-safe in general; the server is idle
    * (blocked in epoll) when the bench scripts signal it. */
   struct mallinfo2 mi = mallinfo2();
-  unsigned long v[6] = {atomic_load(&n_malloc), atomic_load(&n_calloc),
-                        atomic_load(&n_realloc), atomic_load(&n_free),
+  unsigned long v[6] = {atomic_load(&n_malloc),
+                        atomic_load(&n_calloc),
+                        atomic_load(&n_realloc),
+                        atomic_load(&n_free),
                         (unsigned long)(mi.uordblks + mi.hblkhd),
                         (unsigned long)(mi.arena + mi.hblkhd)};
   for (int i = 0; i < 6; i++) {
