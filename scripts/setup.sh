@@ -17,7 +17,7 @@ build_pkgs=(build-essential cmake pkg-config libev-dev libsodium-dev clang libcl
             openssl python3 python3-venv git)
 test_pkgs=(ngtcp2-client ngtcp2-server clang-format libclang-rt-14-dev chromium)
 fuzz_pkgs=(build-essential cmake clang libclang-rt-14-dev)
-bench_pkgs=(ngtcp2-server util-linux)  # util-linux: taskset
+bench_pkgs=(ngtcp2-server util-linux strace)  # util-linux: taskset; strace: req_cost.py --strace
 
 missing=()
 want=("${build_pkgs[@]}")
