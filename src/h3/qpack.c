@@ -512,6 +512,14 @@ static parse_status keep_partial(qpack_decoder *d, const uint8_t *src, size_t n,
   return PARSE_OK;
 }
 
+void qpack_decoder_trim(qpack_decoder *d) {
+  buf_free(&d->scratch); /* only used inside one decode call */
+  if (d->partial.len == 0)
+    buf_free(&d->partial);
+  if (d->instr.len == 0)
+    buf_free(&d->instr);
+}
+
 uint64_t qpack_decoder_on_encoder_stream(qpack_decoder *d, const uint8_t *p,
                                          size_t len) {
   if (d->encoder_failed)

@@ -92,6 +92,11 @@ uint64_t qpack_decoder_insert_count(const qpack_decoder *d);
 /* Streams currently counted as blocked. */
 size_t qpack_decoder_blocked_streams(const qpack_decoder *d);
 
+/* Frees the decoder's working buffers that hold nothing now (decode
+ * scratch, empty instruction buffers); the dynamic table stays. For idle
+ * connections; they grow again when needed. */
+void qpack_decoder_trim(qpack_decoder *d);
+
 /* Current dynamic table size (RFC 9204 section 3.2.1: name + value + 32
  * per entry). */
 uint64_t qpack_decoder_table_size(const qpack_decoder *d);

@@ -205,8 +205,30 @@ static void session_process(void *app) {
   h->processing = false;
 }
 
+/* Frees a map's slots once it is empty (it grows again on the next put). */
+static void map_trim(u64map *m) {
+  if (m->len == 0 && m->cap)
+    u64map_free(m);
+}
+
+/* A session with no request open gives back what its requests left behind
+ * (stream map slots, QPACK's decode scratch), so that idle connections
+ * keep only what they need. From the housekeeping tick: a busy connection
+ * never pays for it. */
+static void session_trim(h3_session *h) {
+  if (h->streams.len)
+    return;
+  map_trim(&h->streams);
+  map_trim(&h->uni);
+  map_trim(&h->claimed);
+  map_trim(&h->flushing);
+  map_trim(&h->early_priority);
+  qpack_decoder_trim(h->qdec);
+}
+
 static void session_tick(void *app, uint64_t now_ns) {
   h3_drain_tick(app, now_ns);
+  session_trim(app);
 }
 
 static void session_goaway(void *app, uint64_t deadline_ns) {
