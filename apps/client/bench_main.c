@@ -85,6 +85,7 @@ int main(int argc, char **argv) {
       .conns = opt.conns,
       .streams = opt.streams,
       .threads = opt.threads,
+      .rate = opt.rate,
       .ok = tot.ok,
       .failed = tot.failed,
       .body_bytes = tot.body_bytes,

@@ -66,3 +66,17 @@ def test_threads_unanswered_requests_fail():
     assert res.returncode == 1, res.describe()
     assert out["ok"] == 0 and out["failed"] == 50, out
     assert "deadline" in res.stderr, res.describe()
+
+
+@pytest.mark.timeout(scaled(120))
+def test_open_loop_rate(server):
+    # --rate paces request starts; -n bounds the run, so the count is exact.
+    n = 200
+    res, out = bench(server.url(f"/bytes/{SIZE}"), "-c", "2", "-s", "50", "-n", str(n),
+                     "--rate", "2000", "-t", "2", "--timeout", str(int(scaled(60))))
+    assert res.returncode == 0, res.describe()
+    assert out["rate"] == 2000 and out["ok"] == n and out["failed"] == 0, out
+    assert out["body_bytes"] == n * SIZE, out
+    # 200 requests at 2000/s cannot all start before 0.1 s have passed.
+    assert out["seconds"] >= 0.09, out
+    check_latency_shape(out)

@@ -16,6 +16,13 @@ static void usage(void) {
         "  -D, --duration SEC    run for SEC seconds (in-flight requests at "
         "the end\n"
         "                        are not counted)\n"
+        "  -r, --rate R          open loop: R requests per second in all, "
+        "evenly\n"
+        "                        spaced per connection (at most -s in flight "
+        "each);\n"
+        "                        default: closed loop, each response starts "
+        "the\n"
+        "                        next request\n"
         "  -t, --threads N       threads, each with its own connections,\n"
         "                        sockets and event loop (default 1; at most\n"
         "                        one per connection); results are merged\n"
@@ -43,6 +50,7 @@ static const struct option longopts[] = {
     {"requests", required_argument, NULL, 'n'},
     {"duration", required_argument, NULL, 'D'},
     {"threads", required_argument, NULL, 't'},
+    {"rate", required_argument, NULL, 'r'},
     {"json", no_argument, NULL, OPT_JSON},
     {NULL, 0, NULL, 0},
 };
@@ -64,6 +72,9 @@ static void apply(bench_opts *o, int c, const char *arg) {
   case 't':
     o->threads = h3c_arg_u64("--threads", arg, 1, BENCH_MAX_THREADS);
     break;
+  case 'r':
+    o->rate = (double)h3c_arg_u64("--rate", arg, 1, 100000000);
+    break;
   case OPT_JSON:
     o->json = true;
     break;
@@ -78,7 +89,7 @@ void bench_opts_parse(bench_opts *o, int argc, char **argv) {
   o->conns = o->streams = o->threads = 1;
   int c;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, H3C_SHARED_SHORT "c:s:n:D:t:", longopts,
+  while ((c = getopt_long(argc, argv, H3C_SHARED_SHORT "c:s:n:D:t:r:", longopts,
                           NULL)) != -1) {
     if (c == '?' || c == ':')
       h3c_usage_error("invalid or incomplete option '%s'", argv[optind - 1]);

@@ -16,6 +16,7 @@ typedef struct bench_opts {
   uint64_t requests; /* -n; 0 with -D */
   double duration;   /* -D seconds; 0 with -n */
   uint64_t threads;  /* -t: event-loop threads, 1..conns */
+  double rate;       /* -r: requests per second in all; 0: closed loop */
   bool json;         /* --json */
   const char *url;
 } bench_opts;

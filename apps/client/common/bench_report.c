@@ -31,9 +31,12 @@ static void print_json(const bench_result *r) {
   h3c_json_num(f, bench_lat_mean(r->lat));
   fputs("},\"connect_ms\":", f);
   h3c_json_num(f, r->connect_ms);
-  fprintf(f, ",\"connections\":%llu,\"streams\":%llu,\"threads\":%llu}\n",
+  fprintf(f, ",\"connections\":%llu,\"streams\":%llu,\"threads\":%llu",
           (unsigned long long)r->conns, (unsigned long long)r->streams,
           (unsigned long long)r->threads);
+  fputs(",\"rate\":", f);
+  h3c_json_num(f, r->rate);
+  fputs("}\n", f);
 }
 
 static void print_human(const bench_result *r) {
@@ -42,6 +45,8 @@ static void print_human(const bench_result *r) {
   printf("  connections %llu x streams %llu, threads %llu, connect %.2f ms\n",
          (unsigned long long)r->conns, (unsigned long long)r->streams,
          (unsigned long long)r->threads, r->connect_ms);
+  if (r->rate > 0)
+    printf("  open loop: %.0f requests/s offered\n", r->rate);
   printf("  requests %llu: ok %llu, failed %llu in %.3f s = %.1f req/s\n",
          (unsigned long long)(r->ok + r->failed), (unsigned long long)r->ok,
          (unsigned long long)r->failed, r->seconds,

@@ -12,6 +12,7 @@ typedef struct bench_result {
   uint64_t conns;
   uint64_t streams;
   uint64_t threads;
+  double rate; /* offered requests/s; 0 for the closed loop */
   uint64_t ok;
   uint64_t failed;
   uint64_t body_bytes;  /* of successful responses */

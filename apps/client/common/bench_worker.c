@@ -43,6 +43,10 @@ struct bench_worker {
   bench_totals t;
   ev_timer deadline, duration;
   ev_async wake; /* start or stop decided by another worker */
+  /* --rate: requests started per connection slot, and the tick that
+   * kicks connections whose next request is due. */
+  uint64_t *started;
+  ev_timer tick;
 };
 
 static void stop_local(bench_worker *w) {
@@ -74,11 +78,35 @@ static bool take_budget(bench_shared *sh) {
   return false;
 }
 
+/* --rate: when request k of connection g is due. Connection g's requests
+ * are 1 / (rate / C) apart and the connections are staggered by 1 / rate,
+ * so the whole client starts one request every 1 / rate seconds. */
+static uint64_t due_ns(const bench_worker *w, size_t g, uint64_t k) {
+  double per_conn = (double)k * (double)w->opt->conns + (double)g;
+  return atomic_load(&w->sh->t_run) + (uint64_t)(per_conn * 1e9 / w->opt->rate);
+}
+
+/* Closed loop: always. Open loop: when c's next request is due. */
+static bool may_start(bench_worker *w, h3c_conn *c) {
+  if (w->opt->rate <= 0)
+    return true;
+  size_t g = h3c_conn_index(c);
+  uint64_t *k = &w->started[g - w->first];
+  if (clock_now_ns() < due_ns(w, g, *k))
+    return false;
+  (*k)++;
+  return true;
+}
+
 static h3c_req *hook_next(void *user, h3c_conn *c) {
-  (void)c;
   bench_worker *w = user;
-  if (w->phase != BENCH_RUNNING || w->nfree == 0 || !take_budget(w->sh))
+  if (w->phase != BENCH_RUNNING || w->nfree == 0 || !may_start(w, c))
     return NULL;
+  if (!take_budget(w->sh)) {
+    if (w->opt->rate > 0)
+      w->started[h3c_conn_index(c) - w->first]--;
+    return NULL;
+  }
   h3c_req *r = w->free_reqs[--w->nfree];
   h3c_req_init(r, &w->tmpl, NULL);
   return r;
@@ -163,6 +191,22 @@ static void begin_run(bench_worker *w) {
     ev_timer_set(&w->duration, left > 1e-6 ? left : 1e-6, 0.);
     ev_timer_start(w->loop, &w->duration);
   }
+  if (w->opt->rate > 0)
+    ev_timer_again(w->loop, &w->tick);
+  for (size_t i = 0; i < w->nconns; i++)
+    if (w->conns[i] && h3c_conn_state_get(w->conns[i]) == H3C_CONN_READY)
+      h3c_conn_kick(w->conns[i]);
+}
+
+/* --rate: lets every connection start what has become due. The period is
+ * the gap between two of a connection's requests, at least 50 us (libev
+ * sleeps in whole milliseconds anyway when nothing else happens). */
+static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents) {
+  (void)loop;
+  (void)revents;
+  bench_worker *w = t->data;
+  if (w->phase != BENCH_RUNNING)
+    return;
   for (size_t i = 0; i < w->nconns; i++)
     if (w->conns[i] && h3c_conn_state_get(w->conns[i]) == H3C_CONN_READY)
       h3c_conn_kick(w->conns[i]);
@@ -275,6 +319,11 @@ bench_worker *bench_worker_new(bench_shared *sh, unsigned id, size_t first,
   w->deadline.data = w;
   ev_init(&w->duration, duration_cb);
   w->duration.data = w;
+  w->started = h3c_xcalloc(n, sizeof(*w->started));
+  ev_init(&w->tick, tick_cb);
+  w->tick.data = w;
+  double gap = w->opt->rate > 0 ? (double)w->opt->conns / w->opt->rate : 0;
+  w->tick.repeat = gap > 50e-6 ? gap : 50e-6;
   ev_async_init(&w->wake, wake_cb);
   w->wake.data = w;
   ev_async_start(w->loop, &w->wake);
@@ -344,6 +393,8 @@ void bench_worker_free(bench_worker *w) {
   ev_async_stop(w->loop, &w->wake);
   ev_timer_stop(w->loop, &w->deadline);
   ev_timer_stop(w->loop, &w->duration);
+  ev_timer_stop(w->loop, &w->tick);
+  free(w->started);
   free(w->retired);
   free(w->conns);
   h3c_ctx_free(&w->x);
