@@ -227,6 +227,8 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
         head = ["scenario", "metric", *servers] + ([f"h3q ÷ {p}" for p in peers_] if has_h3q else [])
         rows = []
         for sc in scenarios:
+            if not any(sc.results.get((client, s)) for s in servers):
+                continue  # not run with this client (open loop: h3q-bench only)
             med, lat, errs = {}, {}, {}
             for s in servers:
                 rs = sc.results.get((client, s), [])
@@ -247,7 +249,7 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
                              *[f"{fmt(lat[s][0])} / {fmt(lat[s][1])} / {fmt(lat[s][2])}"
                                if lat[s][0] is not None else "n/a" for s in servers]]
                             + (["" for _ in peers_] if has_h3q else []))
-            if sc.duration and not sc.rate:
+            if sc.duration and not sc.rate and any(lat[s][2] for s in servers):
                 # Little's law: requests in flight on average = req/s x mean
                 # latency. A closed loop holds that many (at most conns x
                 # streams, less while stream credit runs short), so its mean
@@ -271,6 +273,8 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
     for sc in scenarios:
         unit = "CPU s/GB" if sc.content == "big" else "CPU µs/req"
         for client in clients:
+            if not any(sc.results.get((client, s)) for s in servers):
+                continue
             med = {s: median([c for c in (cpu_cost(x, sc) for x in sc.results.get((client, s), []))
                               if c is not None]) for s in servers}
             rows.append([sc.title, client, unit, *[fmt(med[s], unit) for s in servers]]
@@ -316,6 +320,8 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
         for client in clients:
             for s in servers:
                 rs = sc.results.get((client, s), [])
+                if not rs:
+                    continue
                 vals = [fmt(x.get(sc.metric), sc.unit) if not x.get("error")
                         else "ERROR" for x in rs]
                 cpu = [fmt(cpu_cost(x, sc), "CPU s/GB" if sc.content == "big" else "CPU µs/req")
