@@ -207,8 +207,10 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents) {
   bench_worker *w = t->data;
   if (w->phase != BENCH_RUNNING)
     return;
+  uint64_t now = clock_now_ns();
   for (size_t i = 0; i < w->nconns; i++)
-    if (w->conns[i] && h3c_conn_state_get(w->conns[i]) == H3C_CONN_READY)
+    if (w->conns[i] && h3c_conn_state_get(w->conns[i]) == H3C_CONN_READY &&
+        due_ns(w, w->first + i, w->started[i]) <= now)
       h3c_conn_kick(w->conns[i]);
 }
 
