@@ -158,8 +158,9 @@ static void wake_all(bench_shared *sh) {
  * worker to settle starts the run everywhere (or stops it when no
  * connection could be established at all). */
 static void maybe_settle(bench_worker *w) {
-  if (w->settled || count_state(w, H3C_CONN_CONNECTING) > 0)
-    return;
+  if (w->settled || w->phase == BENCH_STOPPED ||
+      count_state(w, H3C_CONN_CONNECTING) > 0)
+    return; /* stopped: closing connections at the end settles nothing */
   w->settled = true;
   bench_shared *sh = w->sh;
   atomic_fetch_add(&sh->ready, count_state(w, H3C_CONN_READY));
