@@ -124,7 +124,8 @@ static void count(bench_worker *w, h3c_req *r) {
   } else {
     w->t.ok++;
     w->t.body_bytes += r->sink.bytes;
-    bench_lat_add_ns(&w->t.lat, r->t_end - r->t_start);
+    bench_lat_add_ns(&w->t.lat,
+                     r->t_end > r->t_start ? r->t_end - r->t_start : 0);
   }
   uint64_t max = w->opt->requests;
   if (max && atomic_fetch_add(&w->sh->finished, 1) + 1 >= max)
