@@ -6,6 +6,8 @@
 #   make bench-smoke  every bench peer builds and answers (about a minute once built)
 #   make fuzz    libFuzzer targets of tests/fuzz, FUZZ_SECONDS each (clang)
 #   make fuzz-smoke  the same, FUZZ_SMOKE_SECONDS each (CI)
+#   make interop the QUIC Interop Runner's cases with quic-go, ngtcp2 and aioquic
+#                (tests/interop/run.py; INTEROP_ARGS="--cases a,b --clients x")
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
@@ -15,9 +17,10 @@ FUZZ_TARGETS ?=
 PREFIX ?= /usr/local
 PORT ?= 4433
 JOBS ?= $(shell nproc)
+INTEROP_ARGS ?=
 CMAKE_FLAGS ?=
 
-.PHONY: all build setup run test asan bench bench-smoke fuzz fuzz-smoke fuzz-build \
+.PHONY: all build setup run test asan bench bench-smoke fuzz fuzz-smoke fuzz-build interop \
         install format format-check clean
 
 all: build
@@ -59,6 +62,12 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+# Prints the matrix and writes $(BUILD)/interop/matrix.txt; exits 1 when a
+# cell fails.
+interop: build
+	@scripts/setup.sh test
+	.venv/bin/python tests/interop/run.py --build $(BUILD) $(INTEROP_ARGS)
 
 bench-smoke: build
 	@scripts/setup.sh bench

@@ -31,6 +31,7 @@ static h3q_server *g_server;
 typedef enum opt_kind {
   OPT_FIELD,    /* the field takes the argument as its value */
   OPT_FLAG,     /* bool field set to true, no argument */
+  OPT_UNFLAG,   /* bool field set to false, no argument */
   OPT_PAYLOAD,  /* both UDP payload sizes */
   OPT_DGRAM_Q,  /* both datagram queue lengths */
   OPT_H3_DGRAM, /* HTTP Datagrams, and so QUIC DATAGRAMs */
@@ -99,6 +100,9 @@ static const opt_def opts[] = {
     {"drain-timeout", "MS", "graceful shutdown deadline (5000)", OPT_FIELD,
 
      CFG(drain_timeout_ms)},
+    {"active-migration", NULL,
+     "let clients migrate to a new address (clears disable_active_migration)",
+     OPT_UNFLAG, CFG(disable_active_migration)},
     {"early-data", NULL, "accept 0-RTT (unsafe methods get 425)", OPT_FLAG,
      CFG(enable_early_data)},
     {"ticket-key", "FILE", "48-byte session ticket key shared by processes",
@@ -242,6 +246,8 @@ static int apply_option(options *o, const opt_def *d, const char *arg) {
     return set_field(o, d, d->field, arg);
   case OPT_FLAG:
     return set_field(o, d, d->field, "true");
+  case OPT_UNFLAG:
+    return set_field(o, d, d->field, "false");
   case OPT_PAYLOAD:
     return set_field(o, d, "max_recv_udp_payload_size", arg) ||
                    set_field(o, d, "max_send_udp_payload_size", arg)

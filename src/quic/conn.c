@@ -110,6 +110,12 @@ static void arm_timer(conn *c) {
 
 static void start_app(conn *c) {
   const conn_app_ops *app = c->ep->app;
+  /* Says how the handshake went: the interop matrix checks resumption and
+   * 0-RTT on the server's side with this line. */
+  LOG_INFO("conn %llu: started (resumed %s, early data accepted %s)",
+           (unsigned long long)c->number,
+           quiche_conn_is_resumed(c->q) ? "yes" : "no",
+           quiche_conn_is_in_early_data(c->q) ? "yes" : "no");
   c->app = app->start(c, c->ep->app_ctx);
   if (!c->app) {
     LOG_WARN("conn %llu: cannot start the application",
