@@ -266,7 +266,7 @@ static int hints(h3q_request *req, h3q_response *res, void *user) {
 /* GET /stats: the server's counters as one JSON object. */
 static int stats(h3q_request *req, h3q_response *res, void *user) {
   h3q_server_stats st;
-  h3q_server_get_stats(user, &st);
+  h3q_server_get_stats(user, &st, sizeof st);
   const struct {
     const char *name;
     uint64_t value;
