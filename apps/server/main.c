@@ -188,12 +188,13 @@ static void usage(FILE *out) {
              opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
     fprintf(out, "  %-26s %s\n", left, opts[i].help);
   }
-  fprintf(out,
-          "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
-          "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-          "POST /digest, GET /hints,\n  GET /stats (server counters as "
-          "JSON); --datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
-          "/wt/echo (WebTransport echo), GET /wt/cert-hash\n");
+  fprintf(out, "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
+               "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
+               "POST /digest, GET /hints,\n  GET /stats (server counters as "
+               "JSON),\n  GET /connstats (the connection's RTT, cwnd, bytes as "
+               "JSON);\n  "
+               "--datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
+               "/wt/echo (WebTransport echo), GET /wt/cert-hash\n");
 }
 
 static void on_signal(int sig) {
