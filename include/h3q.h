@@ -565,24 +565,28 @@ typedef enum h3q_close_reason {
   H3Q_CLOSE_PEER = 3,         /* the peer closed without error */
   H3Q_CLOSE_PEER_ERROR = 4,   /* the peer closed with an error code */
   H3Q_CLOSE_OTHER = 5,        /* none of these (e.g. the server stopped) */
-  H3Q_CLOSE_REASONS = 6,
+  H3Q_CLOSE_REASONS = 6,      /* reasons so far (new ones are appended) */
 } h3q_close_reason;
+#define H3Q_CLOSE_REASONS_MAX 8 /* room in h3q_server_stats for them */
 
 /* Why received datagrams (or, for SEND, queued ones) were dropped (index
  * of h3q_server_stats.packets_dropped_by). */
 typedef enum h3q_drop_reason {
-  H3Q_DROP_MALFORMED = 0,    /* no parsable QUIC header */
-  H3Q_DROP_UNKNOWN_CONN = 1, /* no connection, and not an Initial that may
-                                open one (short Initial, draining, full) */
-  H3Q_DROP_VERSION = 2,      /* unsupported version (answered by version
-                                negotiation when big enough) */
-  H3Q_DROP_TRUNCATED = 3,    /* larger than the receive buffer */
-  H3Q_DROP_QUIC = 4,         /* quiche refused the packet */
-  H3Q_DROP_SEND = 5,         /* could not be sent (socket error or full
-                                while closing) */
-  H3Q_DROP_OTHER = 6,        /* reserved for further reasons */
-  H3Q_DROP_REASONS = 7,
+  H3Q_DROP_MALFORMED = 0,     /* no parsable QUIC header */
+  H3Q_DROP_UNKNOWN_CONN = 1,  /* no connection, and not an Initial that may
+                                 open one (short Initial, draining, full) */
+  H3Q_DROP_VERSION = 2,       /* unsupported version (answered by version
+                                 negotiation when big enough) */
+  H3Q_DROP_TRUNCATED = 3,     /* larger than the receive buffer */
+  H3Q_DROP_QUIC = 4,          /* quiche refused the packet */
+  H3Q_DROP_SEND = 5,          /* could not be sent (socket error or full
+                                 while closing) */
+  H3Q_DROP_INVALID_TOKEN = 6, /* an Initial with a forged, expired or
+                                 foreign address validation token */
+  H3Q_DROP_OTHER = 7,         /* none of these */
+  H3Q_DROP_REASONS = 8,       /* reasons so far (new ones are appended) */
 } h3q_drop_reason;
+#define H3Q_DROP_REASONS_MAX 16 /* room in h3q_server_stats for them */
 
 /* Upper bounds, in seconds, of the request duration histogram's buckets
  * (Prometheus' default buckets); the last bucket is +Inf. */
@@ -618,8 +622,8 @@ typedef struct h3q_server_stats {
   uint64_t wt_streams_rejected;  /* peer streams refused */
 
   /* Since 0.2. */
-  uint64_t connections_closed[H3Q_CLOSE_REASONS];
-  uint64_t packets_dropped_by[H3Q_DROP_REASONS];
+  uint64_t connections_closed[H3Q_CLOSE_REASONS_MAX]; /* by h3q_close_reason */
+  uint64_t packets_dropped_by[H3Q_DROP_REASONS_MAX];  /* by h3q_drop_reason */
   uint64_t udp_bytes_received; /* payload bytes of udp_datagrams_received */
   uint64_t udp_bytes_sent;     /* payload bytes of udp_datagrams_sent */
   uint64_t version_negotiations_sent;

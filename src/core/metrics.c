@@ -116,8 +116,8 @@ static void duration(text *t, const h3q_server_stats *s) {
 
 static void packets(text *t, const h3q_server_stats *s) {
   static const char *const drops[H3Q_DROP_REASONS] = {
-      "malformed", "unknown_connection", "version", "truncated", "quic", "send",
-      "other"};
+      "malformed", "unknown_connection", "version", "truncated", "quic",
+      "send",      "invalid_token",      "other"};
   single(t, "h3q_udp_datagrams_received_total", "counter",
          "UDP datagrams read.", s->udp_datagrams_received);
   single(t, "h3q_udp_datagrams_sent_total", "counter", "UDP datagrams sent.",
