@@ -52,6 +52,14 @@ static void on_deadline(void *arg) {
   client_close(arg); /* too slow: the slot goes to someone else */
 }
 
+/* Every byte of s[0..n) is within lo..hi. */
+static bool all_in(const char *s, size_t n, int lo, int hi) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < lo || (unsigned char)s[i] > hi)
+      return false;
+  return true;
+}
+
 int http_parse_head(const char *buf, size_t len, char *method,
                     size_t method_cap, char *path, size_t path_cap) {
   const char *end = memmem(buf, len, "\r\n\r\n", 4);
@@ -59,7 +67,8 @@ int http_parse_head(const char *buf, size_t len, char *method,
     end = memmem(buf, len, "\n\n", 2);
   if (!end)
     return len >= HTTP_LISTEN_HEAD_MAX ? -1 : 0;
-  const char *line_end = memchr(buf, '\n', (size_t)(end - buf) + 1);
+  /* end points at a newline, so the first one is found at or before it. */
+  const char *line_end = memchr(buf, '\n', len);
   const char *sp1 = memchr(buf, ' ', (size_t)(line_end - buf));
   if (!sp1 || sp1 == buf || (size_t)(sp1 - buf) >= method_cap)
     return -1;
@@ -68,11 +77,12 @@ int http_parse_head(const char *buf, size_t len, char *method,
   if (!sp2 || sp2 == target || *target != '/' || (size_t)(line_end - sp2) < 9 ||
       memcmp(sp2 + 1, "HTTP/1.", 7) != 0)
     return -1;
-  size_t plen = strcspn(target, "? ");
-  if (plen >= path_cap)
+  size_t mlen = (size_t)(sp1 - buf), plen = strcspn(target, "? ");
+  if (plen >= path_cap || !all_in(buf, mlen, 'A', 'Z') ||
+      !all_in(target, (size_t)(sp2 - target), 0x21, 0x7e))
     return -1;
-  memcpy(method, buf, (size_t)(sp1 - buf));
-  method[sp1 - buf] = '\0';
+  memcpy(method, buf, mlen);
+  method[mlen] = '\0';
   memcpy(path, target, plen);
   path[plen] = '\0';
   return 1;

@@ -75,6 +75,8 @@ static void test_http_head(void) {
       "GET /x\r\n\r\n",
       "GET /x SPDY/3\r\n\r\n",
       "VERYLONGMETHODNAME /x HTTP/1.1\r\n\r\n",
+      "get /x HTTP/1.1\r\n\r\n",
+      "GET /a\tb HTTP/1.1\r\n\r\n",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     CHECK(http_parse_head(bad[i], strlen(bad[i]), m, sizeof m, p, sizeof p) ==
