@@ -13,8 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   memcpy(copy, data, size);
   char method[16], path[1024];
-  int rc = http_parse_head(copy, size, method, sizeof method, path,
-                           sizeof path);
+  int rc =
+      http_parse_head(copy, size, method, sizeof method, path, sizeof path);
   FUZZ_CHECK(rc >= -1 && rc <= 1);
   if (rc == 1) {
     FUZZ_CHECK(method[0] && strlen(method) < sizeof method);
