@@ -116,6 +116,26 @@ typedef enum h3q_log_level {
  * debug, trace), read at server creation, overrides the configured level. */
 H3Q_EXTERN void h3q_log_set_level(h3q_log_level level);
 
+/* Receives each log line instead of stderr: level, the message (without
+ * time, program name, level or newline; NUL-terminated, valid only during
+ * the call) and user. Called on the thread that logs (the loop thread,
+ * mostly), with no h3q lock held; it must not block for long and must not
+ * call h3q_log_set_callback. cb NULL restores stderr. Process-wide, like
+ * the level: set it before servers start (or from the loop thread). */
+typedef void (*h3q_log_cb)(h3q_log_level level, const char *message,
+                           void *user);
+H3Q_EXTERN void h3q_log_set_callback(h3q_log_cb cb, void *user);
+
+/* How lines written to stderr look (h3q_config.log_format):
+ * H3Q_LOG_TEXT "12:00:00.000 h3q warn  message", or H3Q_LOG_JSON one
+ * object per line: {"ts":"2026-11-28T12:00:00.000Z","level":"warn",
+ * "program":"h3q","msg":"..."}. The access log (access_log_path) uses the
+ * same format. */
+typedef enum h3q_log_format {
+  H3Q_LOG_TEXT = 0,
+  H3Q_LOG_JSON = 1,
+} h3q_log_format;
+
 /* ---------------------------------------------------------------- config */
 
 /* The event loop implementation behind a server (h3q_config.loop_backend).
@@ -247,12 +267,44 @@ typedef struct h3q_config {
   size_t wt_max_streams_per_session; /* 256; 1..1000000 */
 
   /* Diagnostics. */
-  const char *qlog_dir;    /* NULL = no qlog; else one file per connection */
-  const char *keylog_path; /* NULL = no TLS key log */
-  h3q_log_level log_level; /* WARN */
+  const char *qlog_dir; /* NULL = no qlog; else one file per connection */
+  /* NULL = no TLS key log; else the NSS key log format (SSLKEYLOGFILE),
+   * appended to, for decrypting captures. Keep it secret. */
+  const char *keylog_path;
+  /* WARN. At TRACE (set here or by H3Q_LOG_LEVEL at server creation)
+   * quiche's own debug log is routed through h3q's log too, at TRACE;
+   * quiche allows that once per process. */
+  h3q_log_level log_level;
+  h3q_log_format log_format; /* H3Q_LOG_TEXT ("text"; or "json") */
+  /* Access log: one line per request when its response completes or is
+   * reset: time, method, path, status (0: none was sent), body bytes
+   * sent, duration, connection number and stream id; in log_format.
+   * NULL = none; "-" = stdout; else a file, appended to. */
+  const char *access_log_path;
+  /* Prometheus metrics (text exposition format 0.0.4) over HTTP/1.1 on a
+   * TCP listener served by the server's own event loop: GET /metrics
+   * (404 for other paths). "ADDR:PORT" ("[::1]:9100" for IPv6); port 0
+   * picks a free port (h3q_server_metrics_port). NULL = off. */
+  const char *metrics_addr;
+
+  /* UDP socket buffers (SO_RCVBUF, SO_SNDBUF) in bytes; the kernel caps
+   * them (net.core.rmem_max / wmem_max) unless the process may pass the
+   * cap, and the effective sizes are logged at debug level. 0 keeps
+   * h3q's default of 8 MiB; else 2048..1 GiB. */
+  size_t recv_buffer_size; /* 0 */
+  size_t send_buffer_size; /* 0 */
+  /* Downloads in progress per connection: GET (and HEAD) requests whose
+   * response has not finished. One more gets 503 without its handler
+   * being called (and a warning in the log); 0 = no limit. */
+  size_t max_active_downloads_per_conn; /* 0 */
 
   /* Event loop. H3Q_LOOP_EPOLL is needed for h3q_server_start. */
   h3q_loop_backend loop_backend; /* H3Q_LOOP_LIBEV ("libev"; or "epoll") */
+  /* true: receive and send one datagram per system call (recvmsg,
+   * sendmsg) instead of batches (recvmmsg, sendmmsg). h3q switches to
+   * this by itself when the kernel lacks the batch calls (ENOSYS), and
+   * the environment variable H3Q_UDP_NO_MMSG=1 forces it. */
+  bool udp_single_syscalls; /* false */
 
   /* Owned by h3q_config_set (its copies); h3q_config_init sets it to NULL.
    * Do not touch. */
@@ -271,7 +323,8 @@ H3Q_EXTERN void h3q_config_init(h3q_config *cfg);
  * e.g. "idle_timeout_ms") from its text form: decimal numbers for integer
  * fields (range-checked against the field's type; the server checks the
  * documented ranges), true/false/1/0/yes/no/on/off for booleans,
- * error..trace for log_level, libev or epoll for loop_backend, 96 hex
+ * error..trace for log_level, libev or epoll for loop_backend, text or
+ * json for log_format, 96 hex
  * digits for ticket_key (also sets ticket_key_len), and any text for
  * strings. Values are copied: the
  * config owns them until h3q_config_free, or h3q_config_release for a
@@ -504,14 +557,53 @@ H3Q_EXTERN void h3q_static_free(h3q_static *st);
 H3Q_EXTERN int h3q_static_handler(h3q_request *req, h3q_response *res,
                                   void *user);
 
-/* Server-wide counters since creation. */
+/* Why connections ended (index of h3q_server_stats.connections_closed). */
+typedef enum h3q_close_reason {
+  H3Q_CLOSE_IDLE_TIMEOUT = 0, /* idle timeout (also handshake timeout) */
+  H3Q_CLOSE_LOCAL = 1,        /* we closed without error (stop, GOAWAY) */
+  H3Q_CLOSE_LOCAL_ERROR = 2,  /* we closed with an error code */
+  H3Q_CLOSE_PEER = 3,         /* the peer closed without error */
+  H3Q_CLOSE_PEER_ERROR = 4,   /* the peer closed with an error code */
+  H3Q_CLOSE_OTHER = 5,        /* none of these (e.g. the server stopped) */
+  H3Q_CLOSE_REASONS = 6,      /* reasons so far (new ones are appended) */
+} h3q_close_reason;
+#define H3Q_CLOSE_REASONS_MAX 8 /* room in h3q_server_stats for them */
+
+/* Why received datagrams (or, for SEND, queued ones) were dropped (index
+ * of h3q_server_stats.packets_dropped_by). */
+typedef enum h3q_drop_reason {
+  H3Q_DROP_MALFORMED = 0,     /* no parsable QUIC header */
+  H3Q_DROP_UNKNOWN_CONN = 1,  /* no connection, and not an Initial that may
+                                 open one (short Initial, draining, full) */
+  H3Q_DROP_VERSION = 2,       /* unsupported version (answered by version
+                                 negotiation when big enough) */
+  H3Q_DROP_TRUNCATED = 3,     /* larger than the receive buffer */
+  H3Q_DROP_QUIC = 4,          /* quiche refused the packet */
+  H3Q_DROP_SEND = 5,          /* could not be sent (socket error or full
+                                 while closing) */
+  H3Q_DROP_INVALID_TOKEN = 6, /* an Initial with a forged, expired or
+                                 foreign address validation token */
+  H3Q_DROP_OTHER = 7,         /* none of these */
+  H3Q_DROP_REASONS = 8,       /* reasons so far (new ones are appended) */
+} h3q_drop_reason;
+#define H3Q_DROP_REASONS_MAX 16 /* room in h3q_server_stats for them */
+
+/* Upper bounds, in seconds, of the request duration histogram's buckets
+ * (Prometheus' default buckets); the last bucket is +Inf. */
+#define H3Q_DURATION_BUCKETS 12
+#define H3Q_DURATION_BOUNDS                                                    \
+  { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0 }
+
+/* Server-wide counters since creation. Fields are only ever added at the
+ * end, so a program built against an older header gets the prefix it
+ * knows (h3q_server_get_stats takes the size it has). */
 typedef struct h3q_server_stats {
   uint64_t connections_accepted;
   uint64_t connections_active;
   uint64_t requests;
   uint64_t udp_datagrams_received; /* UDP datagrams read from the socket */
   uint64_t udp_datagrams_sent;     /* UDP datagrams handed to the kernel */
-  uint64_t packets_dropped; /* malformed, short Initials, unknown conns */
+  uint64_t packets_dropped; /* every drop (the sum of packets_dropped_by) */
   /* QUIC DATAGRAM frames (with HTTP Datagrams, every one is an HTTP
    * Datagram; DATAGRAM capsules are not counted here). */
   uint64_t datagrams_received;     /* read from the connection */
@@ -528,11 +620,45 @@ typedef struct h3q_server_stats {
   uint64_t wt_sessions_active;   /* accepted and not closed yet */
   uint64_t wt_streams_opened;    /* by either side, bound to a session */
   uint64_t wt_streams_rejected;  /* peer streams refused */
+
+  /* Since 0.2. */
+  uint64_t connections_closed[H3Q_CLOSE_REASONS_MAX]; /* by h3q_close_reason */
+  uint64_t packets_dropped_by[H3Q_DROP_REASONS_MAX];  /* by h3q_drop_reason */
+  uint64_t udp_bytes_received; /* payload bytes of udp_datagrams_received */
+  uint64_t udp_bytes_sent;     /* payload bytes of udp_datagrams_sent */
+  uint64_t version_negotiations_sent;
+  uint64_t retries_sent;          /* Retry packets (address validation) */
+  uint64_t stateless_resets_sent; /* RFC 9000 section 10.3 */
+  /* Finished requests (response complete or reset) by the class of the
+   * final status sent: index 1..5 for 1xx..5xx (1xx stays 0: a final
+   * status is 200..599), index 0 when no final status was sent (reset
+   * before the header section). */
+  uint64_t responses_by_class[6];
+  uint64_t response_body_bytes; /* body bytes of responses, into QUIC */
+  uint64_t downloads_rejected;  /* 503 by max_active_downloads_per_conn */
+  /* Request durations, from the stream's opening to the response's end
+   * or reset: finished requests per bucket (not cumulative; bucket i
+   * holds durations above bound i-1 up to bound i of
+   * H3Q_DURATION_BOUNDS, the last one the rest), and their sum. */
+  uint64_t request_duration_buckets[H3Q_DURATION_BUCKETS];
+  uint64_t request_duration_sum_us;
 } h3q_server_stats;
 
-/* Copies the counters into *out. */
-H3Q_EXTERN void h3q_server_get_stats(const h3q_server *srv,
-                                     h3q_server_stats *out);
+/* Copies the counters into *out: min(size, sizeof(h3q_server_stats))
+ * bytes (pass sizeof *out). Returns the number of bytes copied, 0 when
+ * srv or out is NULL. */
+H3Q_EXTERN size_t h3q_server_get_stats(const h3q_server *srv,
+                                       h3q_server_stats *out, size_t size);
+
+/* The TCP port of the metrics listener (metrics_addr), 0 when it is off. */
+H3Q_EXTERN uint16_t h3q_server_metrics_port(const h3q_server *srv);
+
+/* Writes the metrics exposition (Prometheus text format 0.0.4, what GET
+ * /metrics answers) into buf, NUL-terminated. Returns its length without
+ * the NUL (when >= len, the text was cut: call again with a larger
+ * buffer), or H3Q_EINVAL. */
+H3Q_EXTERN ssize_t h3q_server_metrics_text(const h3q_server *srv, char *buf,
+                                           size_t len);
 
 /* ------------------------------------------------------- QUIC datagrams */
 
@@ -819,6 +945,26 @@ H3Q_EXTERN const char *h3q_request_trailer(const h3q_request *req,
 H3Q_EXTERN size_t h3q_request_trailer_count(const h3q_request *req);
 H3Q_EXTERN int h3q_request_trailer_at(const h3q_request *req, size_t i,
                                       const char **name, const char **value);
+
+/* Transport statistics of the connection a request arrived on (its
+ * active path). Fields are only ever added at the end; a program built
+ * against an older header gets the prefix it knows. */
+typedef struct h3q_conn_stats {
+  uint64_t rtt_us;        /* smoothed round-trip time */
+  uint64_t min_rtt_us;    /* smallest round-trip time seen */
+  uint64_t rttvar_us;     /* round-trip time variation */
+  uint64_t cwnd;          /* congestion window, bytes */
+  uint64_t pmtu;          /* path MTU (UDP payload), bytes */
+  uint64_t delivery_rate; /* latest estimate, bytes per second */
+  uint64_t packets_sent, packets_received, packets_lost, packets_retransmitted;
+  uint64_t bytes_sent, bytes_received, bytes_lost; /* UDP payload bytes */
+} h3q_conn_stats;
+
+/* Fills min(size, sizeof(h3q_conn_stats)) bytes of *out (pass sizeof
+ * *out) for req's connection. Errors: H3Q_EINVAL (NULL), H3Q_ECLOSED
+ * (the request's stream has closed). */
+H3Q_EXTERN int h3q_request_conn_stats(const h3q_request *req,
+                                      h3q_conn_stats *out, size_t size);
 
 /* True when the request arrived in 0-RTT early data. */
 H3Q_EXTERN bool h3q_request_is_early_data(const h3q_request *req);

@@ -140,12 +140,35 @@ static const opt_def opts[] = {
     {"qlog-dir", "DIR", "write a qlog file per connection into DIR", OPT_FIELD,
 
      CFG(qlog_dir)},
-    {"loop", "BACKEND", "event loop: libev|epoll (default libev)", OPT_FIELD,
+    {"keylog", "FILE", "append TLS keys to FILE (NSS key log; secret!)",
+     OPT_FIELD, CFG(keylog_path)},
+    {"log-format", "FMT", "text|json log lines (default text)", OPT_FIELD,
+     CFG(log_format)},
+    {"access-log", "FILE|-", "one line per request into FILE (- = stdout)",
+     OPT_FIELD, CFG(access_log_path)},
+    {"metrics", "ADDR:PORT",
+     "Prometheus metrics at http://ADDR:PORT/metrics\n"
+     "                             (TCP; [::1]:PORT for IPv6; port 0 = any)",
+     OPT_FIELD, CFG(metrics_addr)},
+    {"recv-buffer", "BYTES", "UDP SO_RCVBUF, 2048..1 GiB (default 8 MiB)",
+     OPT_FIELD, CFG(recv_buffer_size)},
+    {"send-buffer", "BYTES", "UDP SO_SNDBUF, 2048..1 GiB (default 8 MiB)",
+     OPT_FIELD, CFG(send_buffer_size)},
+    {"max-downloads-per-conn", "N",
+     "GET/HEAD requests in progress per connection\n"
+     "                             beyond get 503 (default 0 = no limit)",
+     OPT_FIELD, CFG(max_active_downloads_per_conn)},
+    {"backend", "BACKEND", "event loop: libev|epoll (default libev)", OPT_FIELD,
      CFG(loop_backend)},
+    {"loop", "BACKEND", "the same as --backend", OPT_FIELD, CFG(loop_backend)},
+    {"udp-no-mmsg", NULL,
+     "one datagram per system call (recvmsg/sendmsg,\n"
+     "                             not recvmmsg/sendmmsg)",
+     OPT_FLAG, CFG(udp_single_syscalls)},
     {"embedded-loop", NULL,
      "run our own poll() loop through the embedding API\n"
-     "                           (h3q_server_start/process; implies "
-     "--loop epoll)",
+     "                             (h3q_server_start/process; implies "
+     "--backend epoll)",
      OPT_EMBED, NULL},
     {"help", NULL, "this text", OPT_HELP, NULL},
 };
@@ -157,7 +180,7 @@ typedef struct options {
   const char *root;
   bool list_dirs;
   bool embedded;   /* --embedded-loop */
-  bool loop_given; /* --loop */
+  bool loop_given; /* --backend (or --loop) */
   uint8_t ticket_key[TICKET_KEY_LEN];
 } options;
 
@@ -169,12 +192,13 @@ static void usage(FILE *out) {
              opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
     fprintf(out, "  %-26s %s\n", left, opts[i].help);
   }
-  fprintf(out,
-          "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
-          "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-          "POST /digest, GET /hints,\n  GET /stats (server counters as "
-          "JSON); --datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
-          "/wt/echo (WebTransport echo), GET /wt/cert-hash\n");
+  fprintf(out, "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
+               "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
+               "POST /digest, GET /hints,\n  GET /stats (server counters as "
+               "JSON),\n  GET /connstats (the connection's RTT, cwnd, bytes as "
+               "JSON);\n  "
+               "--datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
+               "/wt/echo (WebTransport echo), GET /wt/cert-hash\n");
 }
 
 static void on_signal(int sig) {
@@ -319,7 +343,7 @@ static int parse_args(int argc, char **argv, options *o) {
   }
   if (o->embedded) {
     if (o->loop_given && o->cfg.loop_backend != H3Q_LOOP_EPOLL) {
-      fprintf(stderr, "h3q-server: --embedded-loop: needs --loop epoll\n");
+      fprintf(stderr, "h3q-server: --embedded-loop: needs --backend epoll\n");
       return -1;
     }
     o->cfg.loop_backend = H3Q_LOOP_EPOLL;
@@ -390,6 +414,9 @@ static int serve(options *o) {
   install_signals();
   printf("h3q-server listening on %s:%u\n", o->cfg.bind_addr,
          h3q_server_port(g_server));
+  if (o->cfg.metrics_addr)
+    printf("h3q-server metrics on port %u\n",
+           h3q_server_metrics_port(g_server));
   fflush(stdout);
   int rc = o->embedded ? run_embedded(g_server) : h3q_server_run(g_server);
   if (rc != H3Q_OK)

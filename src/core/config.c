@@ -173,6 +173,89 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
   return H3Q_OK;
 }
 
+#define SOCKET_BUFFER_MIN 2048u
+#define SOCKET_BUFFER_MAX (1u << 30)
+
+static int check_buffer(const char *name, size_t v, char *err, size_t errlen) {
+  if (v != 0 && (v < SOCKET_BUFFER_MIN || v > SOCKET_BUFFER_MAX))
+    return fail(err, errlen, "%s: must be 0 (default) or %u..%u (got %zu)",
+                name, SOCKET_BUFFER_MIN, SOCKET_BUFFER_MAX, v);
+  return H3Q_OK;
+}
+
+bool metrics_addr_parse(const char *s, struct sockaddr_storage *out,
+                        socklen_t *out_len) {
+  char host[INET6_ADDRSTRLEN + 2];
+  const char *colon = strrchr(s, ':');
+  if (!colon || (size_t)(colon - s) >= sizeof host || colon == s)
+    return false;
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = '\0';
+  char *h = host;
+  bool bracketed = host[0] == '[';
+  if (bracketed) {
+    size_t n = strlen(host);
+    if (n < 3 || host[n - 1] != ']')
+      return false;
+    host[n - 1] = '\0';
+    h = host + 1;
+  }
+  const char *p = colon + 1;
+  if (!*p || strlen(p) > 5 || strspn(p, "0123456789") != strlen(p))
+    return false;
+  long port = strtol(p, NULL, 10);
+  if (port > 65535)
+    return false;
+  memset(out, 0, sizeof *out);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+  if (!bracketed && inet_pton(AF_INET, h, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *out_len = sizeof *v4;
+    return true;
+  }
+  if (bracketed && inet_pton(AF_INET6, h, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *out_len = sizeof *v6;
+    return true;
+  }
+  return false;
+}
+
+static bool metrics_addr_valid(const char *s) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  return metrics_addr_parse(s, &ss, &len);
+}
+
+/* Diagnostics and socket buffers. Whether files can be opened is checked
+ * when the server starts them (h3q_server_new), not here. */
+static int validate_ops(const h3q_config *c, char *err, size_t errlen) {
+  if (c->log_format != H3Q_LOG_TEXT && c->log_format != H3Q_LOG_JSON)
+    return fail(err, errlen,
+                "log_format: must be H3Q_LOG_TEXT or H3Q_LOG_JSON");
+  if (c->access_log_path && !*c->access_log_path)
+    return fail(err, errlen,
+                "access_log_path: empty (NULL for none, \"-\" for stdout)");
+  if (c->keylog_path && !*c->keylog_path)
+    return fail(err, errlen, "keylog_path: empty (NULL for none)");
+  if (c->metrics_addr && !metrics_addr_valid(c->metrics_addr))
+    return fail(err, errlen,
+                "metrics_addr: '%s' is not ADDR:PORT (an IP literal, IPv6 "
+                "in brackets, and a port 0..65535)",
+                c->metrics_addr);
+  if (check_buffer("recv_buffer_size", c->recv_buffer_size, err, errlen) ||
+      check_buffer("send_buffer_size", c->send_buffer_size, err, errlen))
+    return H3Q_ECONFIG;
+  if (c->max_active_downloads_per_conn > 1000000)
+    return fail(err, errlen,
+                "max_active_downloads_per_conn: at most 1000000 (0 = no "
+                "limit)");
+  return H3Q_OK;
+}
+
 #define DGRAM_QUEUE_MAX 65536u
 #define DGRAM_PAYLOAD_MIN 16u
 #define DGRAM_PAYLOAD_MAX 65527u
@@ -213,6 +296,8 @@ int config_validate(const h3q_config *c, char *err, size_t errlen) {
   int rc = validate_transport(c, err, errlen);
   if (rc == H3Q_OK)
     rc = validate_dgram(c, err, errlen);
+  if (rc == H3Q_OK)
+    rc = validate_ops(c, err, errlen);
   return rc ? rc : validate_limits(c, err, errlen);
 }
 
@@ -234,7 +319,9 @@ int config_copy(config_owned *dst, const h3q_config *cfg) {
       dup_field(&dst->cc_algorithm, cfg->cc_algorithm) ||
       dup_field(&dst->alpn, cfg->alpn) ||
       dup_field(&dst->qlog_dir, cfg->qlog_dir) ||
-      dup_field(&dst->keylog_path, cfg->keylog_path)) {
+      dup_field(&dst->keylog_path, cfg->keylog_path) ||
+      dup_field(&dst->access_log_path, cfg->access_log_path) ||
+      dup_field(&dst->metrics_addr, cfg->metrics_addr)) {
     config_owned_free(dst);
     return H3Q_ENOMEM;
   }
@@ -245,6 +332,8 @@ int config_copy(config_owned *dst, const h3q_config *cfg) {
   dst->c.alpn = dst->alpn;
   dst->c.qlog_dir = dst->qlog_dir;
   dst->c.keylog_path = dst->keylog_path;
+  dst->c.access_log_path = dst->access_log_path;
+  dst->c.metrics_addr = dst->metrics_addr;
   if (cfg->ticket_key && cfg->ticket_key_len == sizeof dst->ticket_key) {
     memcpy(dst->ticket_key, cfg->ticket_key, sizeof dst->ticket_key);
     dst->c.ticket_key = dst->ticket_key;
@@ -264,5 +353,7 @@ void config_owned_free(config_owned *c) {
   free(c->alpn);
   free(c->qlog_dir);
   free(c->keylog_path);
+  free(c->access_log_path);
+  free(c->metrics_addr);
   memset(c, 0, sizeof *c);
 }

@@ -2,13 +2,16 @@
 #ifndef H3Q_CORE_CONFIG_H
 #define H3Q_CORE_CONFIG_H
 
+#include <stdbool.h>
+#include <sys/socket.h>
+
 #include "h3q.h"
 
 /* A validated copy of h3q_config whose strings the server owns. */
 typedef struct config_owned {
   h3q_config c; /* string fields point at the copies below */
   char *bind_addr, *cert_path, *key_path, *cc_algorithm, *alpn, *qlog_dir,
-      *keylog_path;
+      *keylog_path, *access_log_path, *metrics_addr;
   uint8_t ticket_key[48];       /* copy of the caller's key */
   unsigned char alpn_wire[256]; /* length-prefixed ALPN list for quiche */
   size_t alpn_wire_len;
@@ -21,5 +24,9 @@ int config_validate(const h3q_config *cfg, char *err, size_t errlen);
 /* Copies a validated cfg. Returns H3Q_ENOMEM. */
 int config_copy(config_owned *dst, const h3q_config *cfg);
 void config_owned_free(config_owned *c);
+
+/* Parses metrics_addr: "A.B.C.D:PORT" or "[IPV6]:PORT", port 0..65535. */
+bool metrics_addr_parse(const char *s, struct sockaddr_storage *out,
+                        socklen_t *out_len);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/observe.h"
 #include "quic/conn.h"
 #include "quic/endpoint.h"
 #include "quic/qconfig.h"
@@ -31,6 +32,7 @@ static void on_tick(void *arg) {
   h3q_server *srv = arg;
   uint64_t now = clock_now_ns();
   endpoint_tick(&srv->ep, now);
+  server_flush_access_log(srv);
   if (srv->draining && now >= srv->drain_deadline_ns + CLOSE_GRACE_NS)
     srv->ep.lo->break_loop(srv->ep.loop);
   srv->ep.lo->timer_arm(srv->tick, TICK_NS);
@@ -99,7 +101,7 @@ static int server_init_loop(h3q_server *srv, char *err, size_t errlen) {
     snprintf(err, errlen, "event loop: cannot initialize");
     return H3Q_EIO;
   }
-  return H3Q_OK;
+  return server_start_metrics(srv, err, errlen);
 }
 
 static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
@@ -116,7 +118,12 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
     srv->cfg.c.enable_h3_datagram = true;
   }
   h3q_log_set_level(cfg->log_level);
+  log_set_format(cfg->log_format);
   log_apply_env();
+  server_route_quiche_log();
+  rc = server_open_access_log(srv, err, errlen);
+  if (rc != H3Q_OK)
+    return rc;
   quiche_config *qcfg = NULL;
   rc = qconfig_build(&srv->cfg.c, srv->cfg.alpn_wire, srv->cfg.alpn_wire_len,
                      &qcfg, err, errlen);
@@ -130,6 +137,7 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
   srv->h3.on_request = server_on_request;
   srv->h3.user = srv;
   srv->h3.stats = &srv->stats;
+  srv->h3.on_request_done = server_on_request_done;
   srv->ep.stats = &srv->stats;
   rc = server_init_datagrams(srv);
   if (rc == H3Q_OK)
@@ -186,6 +194,7 @@ void h3q_server_free(h3q_server *srv) {
     free(p);
     p = next;
   }
+  server_stop_metrics(srv); /* before the loop it is watched by */
   if (srv->tick)
     srv->ep.lo->timer_free(srv->tick);
   if (srv->ep.loop)
@@ -194,6 +203,7 @@ void h3q_server_free(h3q_server *srv) {
   server_free_webtransport(srv);
   server_free_datagrams(srv);
   h3q_static_free(srv->static_files);
+  server_close_access_log(srv); /* after the last request finished */
   config_owned_free(&srv->cfg);
   pthread_mutex_destroy(&srv->post_lock);
   free(srv);
@@ -298,7 +308,11 @@ int h3q_server_serve_dir(h3q_server *srv, const char *root) {
   return h3q_server_set_fallback(srv, h3q_static_handler, st);
 }
 
-void h3q_server_get_stats(const h3q_server *srv, h3q_server_stats *out) {
-  if (srv && out)
-    *out = srv->stats;
+size_t h3q_server_get_stats(const h3q_server *srv, h3q_server_stats *out,
+                            size_t size) {
+  if (!srv || !out)
+    return 0;
+  size_t n = size < sizeof srv->stats ? size : sizeof srv->stats;
+  memcpy(out, &srv->stats, n);
+  return n;
 }

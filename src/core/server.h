@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "core/cb_routes.h"
 #include "core/config.h"
@@ -49,6 +50,9 @@ struct h3q_server {
   post_item *posts;
 
   h3q_server_stats stats;
+  FILE *access_log;              /* access_log_path; NULL = none */
+  bool access_log_owned;         /* a file we opened (not stdout) */
+  struct http_listener *metrics; /* metrics_addr; NULL = off */
 };
 
 /* What h3q_server_run does around the loop, shared with the embedding API

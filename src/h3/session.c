@@ -364,6 +364,7 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub) {
   cfg->max_headers_frame = cfg->local.max_field_section_size + 1024;
   cfg->max_request_body_size = pub->max_request_body_size;
   cfg->max_active_requests = pub->max_active_requests_per_conn;
+  cfg->max_active_downloads = pub->max_active_downloads_per_conn;
   cfg->header_timeout_ns = pub->request_header_timeout_ms * 1000000u;
   cfg->body_idle_timeout_ns = pub->body_idle_timeout_ms * 1000000u;
 }

@@ -64,14 +64,23 @@ typedef struct h3_layer {
 
 #define H3_LAYERS_MAX 4
 
+/* What a finished request leaves behind (h3_config.on_request_done). */
+typedef struct h3_request_done {
+  int status;           /* final status sent; 0 when none was */
+  uint64_t body_bytes;  /* response body bytes handed to QUIC */
+  uint64_t duration_ns; /* from the stream's opening until now */
+  bool aborted;         /* reset, stopped, or the connection closed */
+} h3_request_done;
+
 /* A session's own copy of its settings: built once per server, shared by
  * every session of it (read-only). */
 typedef struct h3_config {
   h3_settings local; /* what we announce in SETTINGS */
   validate_limits vlimits;
   uint64_t max_request_body_size;
-  size_t max_active_requests; /* 0 = only QUIC's stream limit */
-  uint64_t header_timeout_ns; /* 0 = none */
+  size_t max_active_requests;  /* 0 = only QUIC's stream limit */
+  size_t max_active_downloads; /* GET/HEAD in progress; 0 = no limit */
+  uint64_t header_timeout_ns;  /* 0 = none */
   uint64_t body_idle_timeout_ns;
   /* Largest HEADERS frame buffered; a larger one gets 431 unread. */
   uint64_t max_headers_frame;
@@ -83,6 +92,10 @@ typedef struct h3_config {
    * Called on the loop thread; the request may be answered at once. */
   void (*on_request)(h3q_request *req, h3q_response *res, void *user);
   void *user;
+  /* Optional: a request the handler saw is finishing (called before its
+   * close callback, while its fields can still be read). */
+  void (*on_request_done)(const h3q_request *req, const h3_request_done *d,
+                          void *user);
   h3q_server_stats *stats;
 } h3_config;
 
@@ -216,7 +229,8 @@ struct h3_session {
   bool processing; /* inside session_process */
   /* Next server-initiated stream ids (3, 7 and 11 are ours already). */
   uint64_t next_local_bidi, next_local_uni;
-  size_t layers_started; /* on_start ran for layers [0, layers_started) */
+  size_t layers_started;   /* on_start ran for layers [0, layers_started) */
+  size_t active_downloads; /* streams with stream.download set */
 };
 
 /* control.c: the peer's unidirectional streams. */

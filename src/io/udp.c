@@ -38,8 +38,7 @@ static int fill_addr(const char *addr, uint16_t port,
   return -1;
 }
 
-static void set_buffer(int fd, int opt, int force_opt) {
-  int size = UDP_SOCKET_BUFFER;
+static void set_buffer_to(int fd, int opt, int force_opt, int size) {
   /* SO_*BUFFORCE passes the net.core.{r,w}mem_max caps when privileged;
    * otherwise best effort, capped by the kernel. */
   if (setsockopt(fd, SOL_SOCKET, force_opt, &size, sizeof size) != 0)
@@ -47,8 +46,64 @@ static void set_buffer(int fd, int opt, int force_opt) {
 }
 
 static void set_buffers(int fd) {
-  set_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE);
-  set_buffer(fd, SO_SNDBUF, SO_SNDBUFFORCE);
+  set_buffer_to(fd, SO_RCVBUF, SO_RCVBUFFORCE, UDP_SOCKET_BUFFER);
+  set_buffer_to(fd, SO_SNDBUF, SO_SNDBUFFORCE, UDP_SOCKET_BUFFER);
+}
+
+void udp_set_buffer_sizes(int fd, size_t rcv, size_t snd, int *rcv_out,
+                          int *snd_out) {
+  /* The configuration caps both at 1 GiB, well inside int. */
+  if (rcv)
+    set_buffer_to(fd, SO_RCVBUF, SO_RCVBUFFORCE, (int)rcv);
+  if (snd)
+    set_buffer_to(fd, SO_SNDBUF, SO_SNDBUFFORCE, (int)snd);
+  socklen_t len = sizeof *rcv_out;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, rcv_out, &len) != 0)
+    *rcv_out = -1;
+  len = sizeof *snd_out;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, snd_out, &len) != 0)
+    *snd_out = -1;
+}
+
+void udp_batch_single(udp_batch *b) {
+  b->single = true;
+}
+
+/* The batch calls are missing (ENOSYS: an old kernel, a seccomp filter or
+ * an emulator): one system call per message from now on. */
+static bool mmsg_missing(udp_batch *b, int err) {
+  if (err != ENOSYS || b->single)
+    return false;
+  LOG_WARN("udp: recvmmsg/sendmmsg unavailable (%s); one datagram per "
+           "system call",
+           strerror(err));
+  b->single = true;
+  return true;
+}
+
+/* recvmmsg's contract with recvmsg: messages received, or -1 (errno)
+ * when the first one failed. */
+static int recv_single(int fd, udp_batch *b) {
+  size_t i = 0;
+  for (; i < b->cap; i++) {
+    ssize_t n = recvmsg(fd, &b->msgs[i].msg_hdr, 0);
+    if (n < 0)
+      return i ? (int)i : -1; /* a later error recurs on the next call */
+    b->msgs[i].msg_len = (unsigned)n;
+  }
+  return (int)i;
+}
+
+/* sendmmsg's contract with sendmsg, likewise. */
+static int send_single(int fd, struct mmsghdr *msgs, size_t count) {
+  size_t i = 0;
+  for (; i < count; i++) {
+    ssize_t n = sendmsg(fd, &msgs[i].msg_hdr, 0);
+    if (n < 0)
+      return i ? (int)i : -1;
+    msgs[i].msg_len = (unsigned)n;
+  }
+  return (int)i;
 }
 
 int udp_open(const char *addr, uint16_t port, struct sockaddr_storage *local,
@@ -206,10 +261,11 @@ static bool is_icmp_error(int e) {
 static int recv_batch(int fd, udp_batch *b, int *icmp_errno) {
   prepare_recv(b);
   for (;;) {
-    int n = recvmmsg(fd, b->msgs, (unsigned)b->cap, 0, NULL);
+    int n = b->single ? recv_single(fd, b)
+                      : recvmmsg(fd, b->msgs, (unsigned)b->cap, 0, NULL);
     if (n >= 0)
       return n;
-    if (errno == EINTR)
+    if (errno == EINTR || mmsg_missing(b, errno))
       continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
       return 0;
@@ -345,10 +401,11 @@ static bool socket_full(int err) {
 static int send_pending(int fd, udp_batch *b) {
   size_t total = build_send_msgs(b);
   for (size_t k = 0; k < total;) {
-    int n = sendmmsg(fd, b->msgs + k, (unsigned)(total - k), 0);
+    int n = b->single ? send_single(fd, b->msgs + k, total - k)
+                      : sendmmsg(fd, b->msgs + k, (unsigned)(total - k), 0);
     for (int j = 0; j < n; j++, k++)
       b->sent += b->msgs[k].msg_hdr.msg_iovlen;
-    if (n > 0 || (n < 0 && errno == EINTR))
+    if (n > 0 || (n < 0 && (errno == EINTR || mmsg_missing(b, errno))))
       continue;
     if (n < 0 && socket_full(errno))
       return -1;

@@ -57,9 +57,23 @@ typedef struct udp_batch {
                       the kernel refuses (see udp_batch_enable_gso) */
   bool gro;        /* receive with room for the kernel's UDP_GRO segment
                       size (see udp_batch_enable_gro) */
+  bool single;     /* one recvmsg/sendmsg per message instead of
+                      recvmmsg/sendmmsg: asked for (udp_batch_single), or
+                      set for good when the kernel lacks them (ENOSYS) */
 } udp_batch;
 
 int udp_batch_init(udp_batch *b, size_t cap, size_t buf_size);
+
+/* Makes b use one system call per message (recvmsg, sendmsg; GSO and GRO
+ * still apply) instead of the batch calls. */
+void udp_batch_single(udp_batch *b);
+
+/* Sets fd's SO_RCVBUF / SO_SNDBUF to the given sizes (0 leaves one
+ * alone), past the system cap when the process may (SO_*BUFFORCE), and
+ * stores the sizes the kernel reports afterwards in *rcv_out, *snd_out
+ * (Linux reports twice what was granted, bookkeeping included). */
+void udp_set_buffer_sizes(int fd, size_t rcv, size_t snd, int *rcv_out,
+                          int *snd_out);
 void udp_batch_free(udp_batch *b);
 
 /* Sends from b to fd group datagrams into GSO runs when the kernel

@@ -81,7 +81,7 @@ void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
   ssize_t rc = quiche_conn_recv(c->q, buf, len, &ri);
   if (rc < 0 && rc != QUICHE_ERR_DONE) {
     LOG_DEBUG("conn %llu: recv error %zd", (unsigned long long)c->number, rc);
-    c->ep->stats->packets_dropped++;
+    endpoint_count_drop(c->ep, H3Q_DROP_QUIC);
   }
   conn_mark_dirty(c);
 }
@@ -170,6 +170,26 @@ static void unlink_dirty(conn *c) {
   }
 }
 
+h3q_close_reason conn_close_reason(const conn *c) {
+  bool app = false;
+  uint64_t code = 0;
+  const uint8_t *reason = NULL;
+  size_t reason_len = 0;
+  /* A clean close is NO_ERROR (0) in the transport space or the
+   * application's own no_error code. */
+  const uint64_t no_error = c->ep->app ? c->ep->app->no_error : 0;
+  if (quiche_conn_is_timed_out(c->q))
+    return H3Q_CLOSE_IDLE_TIMEOUT;
+  if (quiche_conn_peer_error(c->q, &app, &code, &reason, &reason_len))
+    return code == 0 || (app && code == no_error) ? H3Q_CLOSE_PEER
+                                                  : H3Q_CLOSE_PEER_ERROR;
+  if (quiche_conn_local_error(c->q, &app, &code, &reason, &reason_len))
+    return (app && code == no_error) || (!app && code == 0)
+               ? H3Q_CLOSE_LOCAL
+               : H3Q_CLOSE_LOCAL_ERROR;
+  return H3Q_CLOSE_OTHER;
+}
+
 void conn_destroy(conn *c) {
   quic_endpoint *ep = c->ep;
   LOG_DEBUG("conn %llu: closed", (unsigned long long)c->number);
@@ -190,6 +210,7 @@ void conn_destroy(conn *c) {
   ep->lo->timer_free(c->timer);
   ep->lo->timer_free(c->pace_timer);
   free(c->held);
+  ep->stats->connections_closed[conn_close_reason(c)]++;
   quiche_conn_free(c->q);
   ep->stats->connections_active--;
   free(c);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "h3q.h"
 #include "io/loop.h"
 
 #define CONN_SCID_LEN 16
@@ -96,6 +97,9 @@ void conn_goaway(conn *c, uint64_t deadline_ns);
 /* Starts closing: CONNECTION_CLOSE with an application error code (the
  * transport's APPLICATION_ERROR before the handshake completed). */
 void conn_close(conn *c, uint64_t app_error);
+
+/* Why c ended, from quiche's view (for h3q_server_stats). */
+h3q_close_reason conn_close_reason(const conn *c);
 
 /* Frees c at once, destroying its session. */
 void conn_destroy(conn *c);

@@ -24,6 +24,7 @@ static void queue_packet(conn *c, const uint8_t *pkt, size_t len,
     memcpy(slot, pkt, len);
   udp_batch_push(tx, len, to, to_len);
   c->ep->stats->udp_datagrams_sent++;
+  c->ep->stats->udp_bytes_sent += len;
 }
 
 /* Keeps a packet that is not due yet and arms the pace timer. Returns
@@ -45,7 +46,7 @@ void conn_release_held(conn *c) {
   if (!c->held_len)
     return;
   if (!endpoint_tx_slot(c->ep)) {
-    c->ep->stats->packets_dropped++; /* closing, socket full: lost */
+    endpoint_count_drop(c->ep, H3Q_DROP_SEND); /* closing, socket full */
   } else {
     queue_packet(c, c->held, c->held_len, (struct sockaddr *)&c->held_to,
                  c->held_to_len);

@@ -66,8 +66,10 @@ static bool negotiate_unknown_version(quic_endpoint *ep, const uint8_t *buf,
     return true; /* socket full: the client will retry */
   ssize_t n = quiche_negotiate_version(buf + 7 + dcid_len, scid_len, buf + 6,
                                        dcid_len, out, ep->tx.buf_size);
-  if (n > 0)
+  if (n > 0) {
     udp_batch_push(&ep->tx, (size_t)n, to, to_len);
+    ep->stats->version_negotiations_sent++;
+  }
   return true;
 }
 
@@ -108,19 +110,20 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len) {
   packet_header h;
   ep->stats->udp_datagrams_received++;
+  ep->stats->udp_bytes_received += len;
   if (negotiate_unknown_version(ep, buf, len, from, from_len)) {
-    ep->stats->packets_dropped++;
+    endpoint_count_drop(ep, H3Q_DROP_VERSION);
     return;
   }
   if (!parse_header(buf, len, &h)) {
-    ep->stats->packets_dropped++;
+    endpoint_count_drop(ep, H3Q_DROP_MALFORMED);
     return;
   }
   conn *c = conn_table_get(&ep->conns, h.dcid, h.dcid_len);
   if (!c)
     c = find_or_accept(ep, &h, len, from, from_len);
   if (!c) {
-    ep->stats->packets_dropped++;
+    endpoint_count_drop(ep, H3Q_DROP_UNKNOWN_CONN);
     return;
   }
   conn_recv(c, buf, len, from, from_len);
@@ -131,7 +134,8 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
 static void handle_message(quic_endpoint *ep, size_t i) {
   struct msghdr *m = &ep->rx.msgs[i].msg_hdr;
   if (m->msg_flags & MSG_TRUNC) {
-    ep->stats->packets_dropped++; /* larger than any size we accept */
+    /* larger than any size we accept */
+    endpoint_count_drop(ep, H3Q_DROP_TRUNCATED);
     return;
   }
   udp_segments s;
@@ -153,6 +157,23 @@ void endpoint_on_readable(void *arg) {
     handle_message(ep, (size_t)i);
 }
 
+/* Socket buffer sizes (recv_buffer_size, send_buffer_size) and the
+ * single-datagram system calls (udp_single_syscalls, H3Q_UDP_NO_MMSG=1). */
+static void setup_socket(quic_endpoint *ep, const h3q_config *cfg) {
+  int rcv = 0, snd = 0;
+  udp_set_buffer_sizes(ep->fd, cfg->recv_buffer_size, cfg->send_buffer_size,
+                       &rcv, &snd);
+  LOG_DEBUG("udp: socket buffers: receive %d, send %d bytes (asked %zu, %zu; "
+            "0 = default)",
+            rcv, snd, cfg->recv_buffer_size, cfg->send_buffer_size);
+  const char *env = getenv("H3Q_UDP_NO_MMSG");
+  if (cfg->udp_single_syscalls || (env && strcmp(env, "1") == 0)) {
+    udp_batch_single(&ep->rx);
+    udp_batch_single(&ep->tx);
+    LOG_INFO("udp: one datagram per system call (recvmsg/sendmsg)");
+  }
+}
+
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                   char *err, size_t errlen) {
   ep->qcfg = qcfg;
@@ -172,6 +193,7 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   if (udp_batch_init(&ep->rx, cfg->recv_batch, RX_DATAGRAM_MAX) ||
       udp_batch_init(&ep->tx, TX_BATCH, cfg->max_send_udp_payload_size))
     return H3Q_ENOMEM;
+  setup_socket(ep, cfg);
   if (!udp_batch_enable_gso(&ep->tx, ep->fd))
     LOG_INFO("udp: no GSO on this socket; sending datagram by datagram");
   if (!udp_batch_enable_gro(&ep->rx, ep->fd))
@@ -226,6 +248,7 @@ void endpoint_flush(quic_endpoint *ep) {
     /* Cannot wait: drop the backlog rather than stall (QUIC recovers). */
     LOG_WARN("udp: cannot watch the socket for writability");
     ep->stats->packets_dropped += ep->tx.count - ep->tx.sent;
+    ep->stats->packets_dropped_by[H3Q_DROP_SEND] += ep->tx.count - ep->tx.sent;
     ep->tx.count = ep->tx.sent = 0;
     return;
   }

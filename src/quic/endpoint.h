@@ -47,6 +47,12 @@ typedef struct quic_endpoint {
   void *app_ctx;
 } quic_endpoint;
 
+/* Counts a dropped datagram (the total and its reason). */
+static inline void endpoint_count_drop(quic_endpoint *ep, h3q_drop_reason why) {
+  ep->stats->packets_dropped++;
+  ep->stats->packets_dropped_by[why]++;
+}
+
 /* Opens the socket and tables. Returns H3Q_OK, H3Q_EIO (message in err) or
  * H3Q_ENOMEM. qcfg is owned by the endpoint from now on, even on failure. */
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,

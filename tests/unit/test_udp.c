@@ -322,6 +322,26 @@ static void test_gso_fallback(void) {
   udp_pair_close(&p);
 }
 
+/* One recvmsg/sendmsg per message (udp_batch_single, the fallback when
+ * the kernel lacks recvmmsg/sendmmsg): the same datagrams arrive, in
+ * order, with GSO runs too; the buffer sizes set are read back. */
+static void test_single_syscalls(void) {
+  udp_pair p;
+  udp_pair_open(&p);
+  udp_batch_single(&p.tx);
+  udp_batch_single(&p.rx);
+  CHECK(p.tx.single && p.rx.single);
+  send_run_and_check(&p);
+  send_run_and_check(&p);
+  int rcv = 0, snd = 0;
+  udp_set_buffer_sizes(p.rx_fd, 65536, 0, &rcv, &snd);
+  CHECK(rcv >= 65536 && rcv <= 2 * 65536); /* Linux reports it doubled */
+  CHECK(snd > 0);                          /* left as it was */
+  udp_set_buffer_sizes(p.rx_fd, 0, 0, &rcv, &snd);
+  CHECK(rcv >= 65536 && rcv <= 2 * 65536);
+  udp_pair_close(&p);
+}
+
 /* Writes a UDP_GRO control message with segment size seg into message
  * i's control buffer, as the kernel would. */
 static void fake_gro_cmsg(udp_batch *b, size_t i, int seg, size_t len) {
@@ -428,6 +448,7 @@ int main(void) {
   test_gso_limits();
   test_gso_send();
   test_gso_fallback();
+  test_single_syscalls();
   test_gro_split();
   test_gro_receive();
   test_connected_roundtrip();
