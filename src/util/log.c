@@ -1,6 +1,7 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -8,6 +9,9 @@
 
 int log_runtime_level = H3Q_LOG_WARN;
 static const char *log_name = "h3q";
+/* Set by h3q_log_set_callback; read on every line (any thread). */
+static _Atomic(h3q_log_fn) log_fn;
+static void *_Atomic log_fn_user;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug",
                                           "trace"};
@@ -15,6 +19,11 @@ static const char *const level_names[] = {"error", "warn", "info", "debug",
 void h3q_log_set_level(h3q_log_level level) {
   if ((int)level >= H3Q_LOG_ERROR && level <= H3Q_LOG_TRACE)
     log_runtime_level = (int)level;
+}
+
+void h3q_log_set_callback(h3q_log_fn fn, void *user) {
+  atomic_store(&log_fn_user, user);
+  atomic_store(&log_fn, fn);
 }
 
 int log_level_parse(const char *s) {
@@ -51,6 +60,11 @@ void log_write(h3q_log_level level, const char *fmt, ...) {
   if (n > 0 && (size_t)n < sizeof line)
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
   va_end(ap);
+  h3q_log_fn fn = atomic_load(&log_fn);
+  if (fn) {
+    fn((int)level, line, atomic_load(&log_fn_user));
+    return;
+  }
   /* One fputs per line so lines from threads do not interleave. */
   fprintf(stderr, "%s\n", line);
 }

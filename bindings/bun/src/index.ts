@@ -1,0 +1,600 @@
+// h3q for Bun: an HTTP/3 server with Bun.serve's shape, on libh3q.
+//
+// The server loop runs on a thread of libh3q's own. It queues events
+// (request, body chunk, body end, bytes written, stream closed) and calls a
+// threadsafe JSCallback, without arguments, once when the queue stops being
+// empty; that callback runs on the JS thread, which then drains the queue
+// with poll calls and field getters. Responses go back as commands that the
+// loop thread picks up once per batch. Nothing crosses the boundary but
+// numbers and pointers, and no pointer to JS stack memory ever reaches the
+// other thread (commands copy what they are given).
+import { JSCallback, toArrayBuffer } from "bun:ffi";
+import { END, EVENT, lib, type H3qLib } from "./ffi.ts";
+
+export { libraryCandidates } from "./ffi.ts";
+
+type MaybePromise<T> = T | Promise<T>;
+export type Handler = (req: H3qRequest, server: Server) => MaybePromise<Response>;
+type MethodMap = Partial<Record<string, Handler | Response>>;
+export type RouteValue = Handler | Response | MethodMap;
+
+/** A Web Request with the route parameters of the matched route. */
+export interface H3qRequest extends Request {
+  params: Record<string, string>;
+}
+
+export interface ServeOptions {
+  port?: number; // 0 (default) picks a free port
+  hostname?: string; // default "0.0.0.0"
+  cert: string | { path: string }; // PEM file path (or Bun.file(path))
+  key: string | { path: string };
+  fetch?: Handler;
+  routes?: Record<string, RouteValue>;
+  /** Called with a handler's exception; its Response replaces the 500. */
+  error?: (err: unknown) => MaybePromise<Response>;
+  /** Request body bytes read ahead per stream (default 256 KiB). */
+  bodyWindow?: number;
+  /** Response body bytes queued per stream before writes wait (1 MiB). */
+  writeWindow?: number;
+  /** Events waiting for JS before new requests get 503 (65536). */
+  maxEvents?: number;
+  /** Any h3q_config field by name, e.g. { idle_timeout_ms: 10000 }. */
+  config?: Record<string, string | number | boolean>;
+  /** Shorthands for common h3q_config limits. */
+  maxRequestBodySize?: number;
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+}
+
+export interface Server {
+  readonly port: number;
+  readonly hostname: string;
+  readonly url: URL;
+  /** Stops the server. graceful (default true) lets requests in progress
+   * finish within drain_timeout_ms; false resets them. Resolves when the
+   * loop thread has ended and everything is freed. */
+  stop(graceful?: boolean): Promise<void>;
+  /** Counters of the C server (h3q_server_stats). */
+  stats(): Record<string, number>;
+  /** Streams the JS side currently tracks. */
+  readonly pendingRequests: number;
+}
+
+// ----------------------------------------------------------- trailers
+
+const responseTrailers = new WeakMap<Response, TrailerSource>();
+const requestTrailerMap = new WeakMap<Request, Promise<Headers>>();
+type TrailerSource = HeadersInit | (() => MaybePromise<HeadersInit>);
+
+/** Attaches trailers to a response: sent after the body. Pass a function
+ * (sync or async) to compute them once the body has been sent. Returns the
+ * same Response. */
+export function withTrailers(res: Response, trailers: TrailerSource): Response {
+  responseTrailers.set(res, trailers);
+  return res;
+}
+
+/** The request's trailers; resolves once the body has been read to the
+ * end (empty Headers when the client sent none). */
+export function requestTrailers(req: Request): Promise<Headers> {
+  return requestTrailerMap.get(req) ?? Promise.resolve(new Headers());
+}
+
+// ------------------------------------------------------------- helpers
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const EMPTY = new Uint8Array(0);
+
+function fieldsBlob(fields: Iterable<[string, string]>): Uint8Array {
+  let s = "";
+  for (const [n, v] of fields) s += n + "\0" + v + "\0";
+  return s.length ? encoder.encode(s) : EMPTY;
+}
+
+function parseFields(parts: string[], from: number): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = from; i + 1 < parts.length; i += 2) out.push([parts[i], parts[i + 1]]);
+  return out;
+}
+
+function cstr(s: string): Uint8Array {
+  return encoder.encode(s + "\0");
+}
+
+function toBytes(chunk: unknown): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (typeof chunk === "string") return encoder.encode(chunk);
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw new TypeError("h3q: response body chunks must be bytes or strings");
+}
+
+function filePath(v: string | { path: string } | undefined, what: string): string {
+  if (typeof v === "string") return v;
+  if (v && typeof v === "object" && typeof v.path === "string") return v.path;
+  throw new TypeError(`h3q: serve() needs ${what} as a PEM file path or Bun.file(path)`);
+}
+
+// --------------------------------------------------------------- routes
+
+interface CompiledRoute {
+  segments: string[];
+  wildcard: boolean;
+  value: RouteValue;
+}
+
+function compileRoutes(routes: Record<string, RouteValue> | undefined) {
+  const exact = new Map<string, RouteValue>();
+  const patterns: CompiledRoute[] = [];
+  for (const [path, value] of Object.entries(routes ?? {})) {
+    if (!path.includes(":") && !path.endsWith("*")) {
+      exact.set(path, value);
+      continue;
+    }
+    const wildcard = path.endsWith("/*");
+    const segments = (wildcard ? path.slice(0, -2) : path).split("/");
+    patterns.push({ segments, wildcard, value });
+  }
+  // Literal segments before parameters, longer before wildcards.
+  patterns.sort((a, b) => Number(a.wildcard) - Number(b.wildcard) || b.segments.length - a.segments.length);
+  return (path: string): [RouteValue, Record<string, string>] | null => {
+    const hit = exact.get(path);
+    if (hit !== undefined) return [hit, {}];
+    const parts = path.split("/");
+    for (const r of patterns) {
+      if (r.wildcard ? parts.length < r.segments.length : parts.length !== r.segments.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < r.segments.length && ok; i++) {
+        const seg = r.segments[i];
+        if (seg.startsWith(":")) {
+          if (parts[i] === "") ok = false;
+          else params[seg.slice(1)] = decodeURIComponent(parts[i]);
+        } else ok = seg === parts[i];
+      }
+      if (ok) return [r.value, params];
+    }
+    return null;
+  };
+}
+
+function pickHandler(value: RouteValue, method: string): Handler | Response | null {
+  if (typeof value === "function" || value instanceof Response) return value;
+  const m = value[method] ?? (method === "HEAD" ? value.GET : undefined);
+  return m ?? null;
+}
+
+// -------------------------------------------------------------- streams
+
+/** JS state of one HTTP/3 request stream. */
+class Stream {
+  closed = false;
+  closeCode = 0;
+  body: ReadableStreamDefaultController<Uint8Array> | null = null;
+  bodyQueued = 0; // request bytes enqueued and not yet credited
+  trailers: ((h: Headers) => void) | null = null;
+  inflight = 0; // response bytes written and not yet taken by the stream
+  waiter: (() => void) | null = null;
+  constructor(readonly id: number) {}
+
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) w();
+  }
+}
+
+// ---------------------------------------------------------------- serve
+
+const STATS_FIELDS = [
+  "connections_accepted", "connections_active", "requests", "udp_datagrams_received",
+  "udp_datagrams_sent", "packets_dropped", "datagrams_received", "datagrams_sent",
+  "datagrams_send_dropped", "datagrams_recv_dropped", "datagrams_too_large",
+  "datagrams_unroutable", "wt_sessions_accepted", "wt_sessions_rejected",
+  "wt_sessions_active", "wt_streams_opened", "wt_streams_rejected",
+];
+
+function makeConfig(L: H3qLib, o: ServeOptions): number {
+  const cfg = L.h3q_config_new();
+  if (!cfg) throw new Error("h3q: out of memory");
+  const fields: Record<string, string | number | boolean> = {
+    bind_addr: o.hostname ?? "0.0.0.0",
+    port: o.port ?? 0,
+    cert_path: filePath(o.cert, "cert"),
+    key_path: filePath(o.key, "key"),
+    ...(o.maxRequestBodySize !== undefined && { max_request_body_size: o.maxRequestBodySize }),
+    ...(o.idleTimeoutMs !== undefined && { idle_timeout_ms: o.idleTimeoutMs }),
+    ...(o.maxConnections !== undefined && { max_connections: o.maxConnections }),
+    ...o.config,
+  };
+  for (const [name, value] of Object.entries(fields)) {
+    const rc = L.h3q_config_set(cfg, cstr(name), cstr(String(value)));
+    if (rc !== 0) {
+      L.h3q_config_free(cfg);
+      throw new Error(`h3q: config ${name}=${value}: ${L.h3q_strerror(rc)}`);
+    }
+  }
+  return cfg as number;
+}
+
+/** Starts an HTTP/3 server. Throws when the library is missing or the
+ * configuration is refused (the message names the field). */
+export function serve(options: ServeOptions): Server {
+  if (!options.fetch && !options.routes) throw new TypeError("h3q: serve() needs fetch or routes");
+  const L = lib();
+  const cfg = makeConfig(L, options);
+  const out = new BigUint64Array(1);
+  const err = new Uint8Array(256);
+  const rc = L.h3q_host_new(cfg, options.bodyWindow ?? 0, options.maxEvents ?? 0, out, err, err.length);
+  L.h3q_config_free(cfg);
+  if (rc !== 0) {
+    const msg = decoder.decode(err.subarray(0, err.indexOf(0)));
+    throw new Error(`h3q: cannot start server: ${msg || L.h3q_strerror(rc)}`);
+  }
+  return new HostServer(L, Number(out[0]), options);
+}
+
+class HostServer implements Server {
+  readonly port: number;
+  readonly hostname: string;
+  private streams = new Map<number, Stream>();
+  private route: ReturnType<typeof compileRoutes>;
+  private notify: JSCallback;
+  private keepAlive: ReturnType<typeof setInterval>;
+  private stopped: Promise<void>;
+  private resolveStopped!: () => void;
+  private draining = false;
+  private freed = false;
+  private writeWindow: number;
+  private bodyHighWater: number;
+  private freeData: number;
+
+  constructor(private L: H3qLib, private host: number, private o: ServeOptions) {
+    this.port = L.h3q_host_port(host);
+    this.hostname = o.hostname ?? "0.0.0.0";
+    this.route = compileRoutes(o.routes);
+    this.writeWindow = o.writeWindow ?? 1 << 20;
+    this.bodyHighWater = 64 * 1024;
+    this.freeData = (L.h3q_host_data_free as unknown as { ptr: number }).ptr;
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+    // Runs on the JS thread, queued by the loop thread; carries no data.
+    this.notify = new JSCallback(() => this.drain(), { args: [], returns: "void", threadsafe: true });
+    // The threadsafe callback alone does not keep the process alive.
+    this.keepAlive = setInterval(() => {}, 1 << 30);
+    const rc = L.h3q_host_start(host, this.notify.ptr);
+    if (rc !== 0) {
+      this.release();
+      throw new Error(`h3q: cannot start the server thread: ${L.h3q_strerror(rc)}`);
+    }
+  }
+
+  get url(): URL {
+    return new URL(`https://${this.hostname === "0.0.0.0" ? "127.0.0.1" : this.hostname}:${this.port}/`);
+  }
+
+  get pendingRequests(): number {
+    return this.streams.size;
+  }
+
+  stop(graceful = true): Promise<void> {
+    if (!this.freed && !this.draining) {
+      this.draining = true;
+      this.L.h3q_host_stop(this.host, graceful);
+    }
+    return this.stopped;
+  }
+
+  stats(): Record<string, number> {
+    const buf = new BigUint64Array(32); // larger than the struct, for newer libraries
+    if (!this.freed) this.L.h3q_server_get_stats(this.L.h3q_host_server(this.host), buf);
+    const out: Record<string, number> = {};
+    STATS_FIELDS.forEach((name, i) => (out[name] = Number(buf[i])));
+    return out;
+  }
+
+  private release(): void {
+    if (this.freed) return;
+    this.freed = true;
+    clearInterval(this.keepAlive);
+    this.L.h3q_host_free(this.host);
+    this.notify.close();
+    this.resolveStopped();
+  }
+
+  // Drains the event queue until a poll returns 0 (which re-arms notify).
+  private drain(): void {
+    const L = this.L;
+    const host = this.host;
+    // Bounded per turn so that promises and timers run in between; a
+    // batch left over continues in a later macrotask.
+    for (let round = 0; round < 64 && !this.freed; round++) {
+      const n = L.h3q_host_poll(host);
+      if (n === 0) return;
+      for (let i = 0; i < n && !this.freed; i++) this.dispatch(i);
+    }
+    if (!this.freed) setImmediate(() => this.drain());
+  }
+
+  private dispatch(i: number): void {
+    const L = this.L;
+    const host = this.host;
+    const type = L.h3q_host_event_type(host, i);
+    const id = L.h3q_host_event_id(host, i);
+    switch (type) {
+      case EVENT.REQUEST:
+        this.onRequest(i, id, L.h3q_host_event_value(host, i) === 1);
+        break;
+      case EVENT.BODY:
+        this.onBody(i, id);
+        break;
+      case EVENT.BODY_END:
+        this.onBodyEnd(i, id);
+        break;
+      case EVENT.WRITTEN: {
+        const st = this.streams.get(id);
+        if (st) {
+          st.inflight -= Number(L.h3q_host_event_value(host, i));
+          if (st.inflight <= this.writeWindow / 2) st.wake();
+        }
+        break;
+      }
+      case EVENT.CLOSED:
+        this.onClosed(id, Number(L.h3q_host_event_value(host, i)));
+        break;
+      case EVENT.STOPPED:
+        for (const st of this.streams.values()) this.onClosed(st.id, 0x102);
+        this.release();
+        break;
+    }
+  }
+
+  private text(i: number): string {
+    const len = this.L.h3q_host_event_len(this.host, i);
+    if (len === 0) return "";
+    const data = this.L.h3q_host_event_data(this.host, i)!;
+    return decoder.decode(new Uint8Array(toArrayBuffer(data, 0, len)));
+  }
+
+  private onRequest(i: number, id: number, noBody: boolean): void {
+    const parts = this.text(i).split("\0");
+    const [method, path, query, authority, scheme] = parts;
+    const st = new Stream(id);
+    this.streams.set(id, st);
+    const url = `${scheme || "https"}://${authority}${path}${query ? "?" + query : ""}`;
+    const init: RequestInit & { duplex?: string } = { method, headers: parseFields(parts, 5) };
+    if (!noBody && method !== "GET" && method !== "HEAD") {
+      init.body = this.requestBody(st);
+      init.duplex = "half";
+    }
+    let req: H3qRequest;
+    try {
+      req = new Request(url, init) as H3qRequest;
+    } catch {
+      this.L.h3q_host_respond(this.host, id, 400, null, 0, null, 0, END);
+      return;
+    }
+    if (!noBody) {
+      requestTrailerMap.set(req, new Promise((r) => (st.trailers = r)));
+    }
+    this.handle(st, req, path);
+  }
+
+  private requestBody(st: Stream): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          st.body = c;
+        },
+        // Room in the JS queue: give the bytes the reader took back to the
+        // library as credit, which resumes a paused stream.
+        pull: (c) => {
+          const queued = Math.max(0, this.bodyHighWater - (c.desiredSize ?? 0));
+          const taken = st.bodyQueued - queued;
+          if (taken > 0 && !st.closed) {
+            st.bodyQueued -= taken;
+            this.L.h3q_host_consume(this.host, st.id, taken);
+          }
+        },
+        cancel: () => {
+          st.body = null;
+          if (!st.closed) this.L.h3q_host_reset(this.host, st.id, 0x10c); // H3_REQUEST_CANCELLED
+        },
+      },
+      { highWaterMark: this.bodyHighWater, size: (chunk) => chunk.byteLength },
+    );
+  }
+
+  private onBody(i: number, id: number): void {
+    const st = this.streams.get(id);
+    if (!st?.body) return;
+    const len = this.L.h3q_host_event_len(this.host, i);
+    // The chunk's memory becomes the ArrayBuffer's (freed by its finalizer).
+    const data = this.L.h3q_host_event_take(this.host, i)!;
+    const chunk = new Uint8Array(toArrayBuffer(data, 0, len, data as never, this.freeData as never));
+    st.bodyQueued += len;
+    try {
+      st.body.enqueue(chunk);
+    } catch {
+      st.body = null;
+    }
+    // A reader that keeps up is pulled again at once; credit now.
+    if (st.body && (st.body.desiredSize ?? 0) > 0) {
+      const queued = this.bodyHighWater - (st.body.desiredSize ?? 0);
+      const taken = st.bodyQueued - queued;
+      if (taken > 0) {
+        st.bodyQueued -= taken;
+        this.L.h3q_host_consume(this.host, st.id, taken);
+      }
+    }
+  }
+
+  private onBodyEnd(i: number, id: number): void {
+    const st = this.streams.get(id);
+    if (!st) return;
+    const parts = this.text(i).split("\0");
+    st.trailers?.(new Headers(parseFields(parts, 0)));
+    st.trailers = null;
+    try {
+      st.body?.close();
+    } catch {}
+    st.body = null;
+  }
+
+  private onClosed(id: number, code: number): void {
+    const st = this.streams.get(id);
+    if (!st) return;
+    this.streams.delete(id);
+    st.closed = true;
+    st.closeCode = code;
+    if (st.body && code !== 0) {
+      try {
+        st.body.error(new Error(`h3q: stream reset (0x${code.toString(16)})`));
+      } catch {}
+    }
+    st.body = null;
+    st.trailers?.(new Headers());
+    st.wake();
+  }
+
+  // ------------------------------------------------------------ handler
+
+  private handle(st: Stream, req: H3qRequest, path: string): void {
+    let result: MaybePromise<Response>;
+    try {
+      result = this.callHandler(req, path);
+    } catch (e) {
+      this.fail(st, e);
+      return;
+    }
+    if (result instanceof Response) {
+      this.send(st, result);
+      return;
+    }
+    const settled = Bun.peek(result);
+    if (settled instanceof Response) {
+      this.send(st, settled);
+      return;
+    }
+    Promise.resolve(result).then(
+      (res) => this.send(st, res),
+      (e) => this.fail(st, e),
+    );
+  }
+
+  private callHandler(req: H3qRequest, path: string): MaybePromise<Response> {
+    const hit = this.route(path);
+    if (hit) {
+      const h = pickHandler(hit[0], req.method);
+      if (!h) return new Response(null, { status: 405 });
+      req.params = hit[1];
+      return h instanceof Response ? h.clone() : h(req, this);
+    }
+    req.params = {};
+    if (this.o.fetch) return this.o.fetch(req, this);
+    return new Response(null, { status: 404 });
+  }
+
+  private fail(st: Stream, e: unknown): void {
+    if (!this.o.error) {
+      console.error("h3q: handler failed:", e);
+      this.sendStatus(st, 500);
+      return;
+    }
+    try {
+      Promise.resolve(this.o.error(e)).then(
+        (r) => this.send(st, r),
+        () => this.sendStatus(st, 500),
+      );
+    } catch {
+      this.sendStatus(st, 500);
+    }
+  }
+
+  private sendStatus(st: Stream, status: number): void {
+    if (!st.closed && !this.freed) this.L.h3q_host_respond(this.host, st.id, status, null, 0, null, 0, END);
+  }
+
+  private send(st: Stream, res: unknown): void {
+    if (!(res instanceof Response)) {
+      this.fail(st, new TypeError("h3q: the handler did not return a Response"));
+      return;
+    }
+    if (st.closed || this.freed) return;
+    this.sendResponse(st, res).catch((e) => {
+      if (!st.closed && !this.freed) {
+        console.error("h3q: response body failed:", e);
+        this.L.h3q_host_reset(this.host, st.id, 0x102);
+      }
+    });
+  }
+
+  private async sendResponse(st: Stream, res: Response): Promise<void> {
+    const L = this.L;
+    const head = fieldsBlob(res.headers as unknown as Iterable<[string, string]>);
+    const trailers = responseTrailers.get(res);
+    const body = res.body;
+    if (!body) {
+      if (trailers === undefined) {
+        L.h3q_host_respond(this.host, st.id, res.status, head, head.length, null, 0, END);
+        return;
+      }
+      L.h3q_host_respond(this.host, st.id, res.status, head, head.length, null, 0, 0);
+      return this.sendTrailers(st, trailers);
+    }
+    const reader = body.getReader();
+    // Bodies that are already whole (strings, buffers, small files) leave
+    // in one command with the header section and the end of the stream.
+    let first = await peekRead(reader);
+    if (first.done) {
+      if (trailers === undefined) {
+        L.h3q_host_respond(this.host, st.id, res.status, head, head.length, null, 0, END);
+        return;
+      }
+      L.h3q_host_respond(this.host, st.id, res.status, head, head.length, null, 0, 0);
+      return this.sendTrailers(st, trailers);
+    }
+    let chunk = toBytes(first.value);
+    const next = reader.read();
+    const peeked = Bun.peek(next);
+    if (peeked !== next && (peeked as ReadableStreamReadResult<unknown>).done && trailers === undefined) {
+      L.h3q_host_respond(this.host, st.id, res.status, head, head.length, chunk, chunk.length, END);
+      return;
+    }
+    L.h3q_host_respond(this.host, st.id, res.status, head, head.length, chunk, chunk.length, 0);
+    st.inflight += chunk.length;
+    let r = await next;
+    // Bounded by the body: every round consumes one chunk.
+    while (!r.done) {
+      if (st.closed || this.freed) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
+      chunk = toBytes(r.value);
+      if (chunk.length) {
+        L.h3q_host_write(this.host, st.id, chunk, chunk.length, 0);
+        st.inflight += chunk.length;
+      }
+      if (st.inflight > this.writeWindow) await new Promise<void>((w) => (st.waiter = w));
+      r = await reader.read();
+    }
+    if (st.closed || this.freed) return;
+    if (trailers === undefined) L.h3q_host_write(this.host, st.id, null, 0, END);
+    else await this.sendTrailers(st, trailers);
+  }
+
+  private async sendTrailers(st: Stream, source: TrailerSource): Promise<void> {
+    const init = typeof source === "function" ? await source() : source;
+    if (st.closed || this.freed) return;
+    const blob = fieldsBlob(new Headers(init) as unknown as Iterable<[string, string]>);
+    if (blob.length === 0) this.L.h3q_host_write(this.host, st.id, null, 0, END);
+    else this.L.h3q_host_trailers(this.host, st.id, blob, blob.length);
+  }
+}
+
+function peekRead<T>(reader: ReadableStreamDefaultReader<T>): MaybePromise<ReadableStreamReadResult<T>> {
+  const p = reader.read();
+  const v = Bun.peek(p);
+  return v === p ? p : (v as ReadableStreamReadResult<T>);
+}
+
