@@ -134,7 +134,8 @@ typedef struct h3q_config {
   /* Network and TLS. */
   const char *bind_addr; /* IPv4 or IPv6 literal; default "0.0.0.0" ("::" is
                             dual-stack) */
-  uint32_t port;         /* 1..65535; default 4433 */
+  uint32_t port;         /* 0..65535 (0: any free port, see
+                            h3q_server_port); default 4433 */
   const char *cert_path; /* PEM certificate chain; required */
   const char *key_path;  /* PEM private key; required */
 

@@ -14,6 +14,7 @@ const symbols = {
   h3q_config_new: { args: [], returns: ptr },
   h3q_config_set: { args: [ptr, ptr, ptr], returns: i32 },
   h3q_config_free: { args: [ptr], returns: v },
+  h3q_generate_self_signed_cert: { args: [ptr, ptr, ptr, u32], returns: i32 },
   h3q_server_get_stats: { args: [ptr, ptr], returns: v },
   h3q_host_new: { args: [ptr, usize, usize, ptr, ptr, usize], returns: i32 },
   h3q_host_start: { args: [ptr, fn], returns: i32 },
@@ -41,8 +42,10 @@ export type H3qLib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
 /** Where libh3q.so is looked for, in order. */
 export function libraryCandidates(): string[] {
   const here = dirname(new URL(import.meta.url).pathname);
+  // An explicit H3Q_LIB is the only candidate: a wrong path is an error,
+  // not a reason to load some other copy.
+  if (process.env.H3Q_LIB) return [resolve(process.env.H3Q_LIB)];
   const list: string[] = [];
-  if (process.env.H3Q_LIB) list.push(resolve(process.env.H3Q_LIB));
   list.push(join(here, "..", "libh3q.so")); // next to the package
   list.push(join(here, "..", "..", "..", "build", "libh3q.so")); // source tree
   return list;

@@ -85,6 +85,7 @@ export function requestTrailers(req: Request): Promise<Headers> {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const EMPTY = new Uint8Array(0);
+const SMALL_BODY = 64 * 1024;
 
 function fieldsBlob(fields: Iterable<[string, string]>): Uint8Array {
   let s = "";
@@ -114,6 +115,14 @@ function filePath(v: string | { path: string } | undefined, what: string): strin
   if (typeof v === "string") return v;
   if (v && typeof v === "object" && typeof v.path === "string") return v.path;
   throw new TypeError(`h3q: serve() needs ${what} as a PEM file path or Bun.file(path)`);
+}
+
+/** Writes a self-signed ECDSA certificate and key (PEM) for host, valid
+ * for days days; for tests and local development. */
+export function generateSelfSignedCert(certPath: string, keyPath: string, host = "localhost", days = 14): void {
+  const L = lib();
+  const rc = L.h3q_generate_self_signed_cert(cstr(certPath), cstr(keyPath), cstr(host), days);
+  if (rc !== 0) throw new Error(`h3q: cannot generate a certificate: ${L.h3q_strerror(rc)}`);
 }
 
 // --------------------------------------------------------------- routes
@@ -222,8 +231,12 @@ function makeConfig(L: H3qLib, o: ServeOptions): number {
  * configuration is refused (the message names the field). */
 export function serve(options: ServeOptions): Server {
   if (!options.fetch && !options.routes) throw new TypeError("h3q: serve() needs fetch or routes");
+  return serveOn(options, options.port ?? 0);
+}
+
+function serveOn(options: ServeOptions, port: number): Server {
   const L = lib();
-  const cfg = makeConfig(L, options);
+  const cfg = makeConfig(L, { ...options, port });
   const out = new BigUint64Array(1);
   const err = new Uint8Array(256);
   const rc = L.h3q_host_new(cfg, options.bodyWindow ?? 0, options.maxEvents ?? 0, out, err, err.length);
@@ -555,15 +568,36 @@ class HostServer implements Server {
       return this.sendTrailers(st, trailers);
     }
     let chunk = toBytes(first.value);
-    const next = reader.read();
-    const peeked = Bun.peek(next);
-    if (peeked !== next && (peeked as ReadableStreamReadResult<unknown>).done && trailers === undefined) {
-      L.h3q_host_respond(this.host, st.id, res.status, head, head.length, chunk, chunk.length, END);
-      return;
+    // A small first chunk may be the whole body: look at the next read
+    // before sending, so that the response leaves as one command. Streams
+    // may reuse a chunk's memory for the next read, hence the copy.
+    if (chunk.length <= SMALL_BODY && trailers === undefined) {
+      chunk = chunk.slice();
+      const next = reader.read();
+      const peeked = Bun.peek(next);
+      if (peeked !== next && (peeked as ReadableStreamReadResult<unknown>).done) {
+        L.h3q_host_respond(this.host, st.id, res.status, head, head.length, chunk, chunk.length, END);
+        return;
+      }
+      L.h3q_host_respond(this.host, st.id, res.status, head, head.length, chunk, chunk.length, 0);
+      st.inflight += chunk.length;
+      return this.pump(st, reader, await next, undefined);
     }
     L.h3q_host_respond(this.host, st.id, res.status, head, head.length, chunk, chunk.length, 0);
     st.inflight += chunk.length;
-    let r = await next;
+    return this.pump(st, reader, await reader.read(), trailers);
+  }
+
+  // Writes the rest of a body, waiting whenever more than writeWindow
+  // bytes are queued in the library (WRITTEN events bring it down).
+  private async pump(
+    st: Stream,
+    reader: ReadableStreamDefaultReader<unknown>,
+    r: ReadableStreamReadResult<unknown>,
+    trailers: TrailerSource | undefined,
+  ): Promise<void> {
+    const L = this.L;
+    let chunk: Uint8Array;
     // Bounded by the body: every round consumes one chunk.
     while (!r.done) {
       if (st.closed || this.freed) {
