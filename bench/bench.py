@@ -190,6 +190,8 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
            started: str, peak_rss: dict, mach: list) -> str:
     peers_ = [s for s in servers if s != H3Q]
     has_h3q = H3Q in servers
+    # The Bun package against Bun's own HTTP/3 server, same handler.
+    bun_pairs = [p for p in ("h3q-bun", "h3q-bun-files") if p in servers and "bun" in servers]
     L = [f"# HTTP/3 servers side by side ({started} UTC)", ""]
     L.append(
         f"Loopback 127.0.0.1, UDP payload {PAYLOAD} for every party, same files "
@@ -211,7 +213,8 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
     L.append("")
     for client in clients:
         L += [f"## Client: {client}", ""]
-        head = ["scenario", "metric", *servers] + ([f"h3q ÷ {p}" for p in peers_] if has_h3q else [])
+        head = (["scenario", "metric", *servers] + ([f"h3q ÷ {p}" for p in peers_] if has_h3q else [])
+                + [f"{p} ÷ bun" for p in bun_pairs])
         rows = []
         for sc in scenarios:
             med, lat, errs = {}, {}, {}
@@ -226,12 +229,14 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
             cells = [fmt(med[s], sc.unit) + (f" ({errs[s]} failed)" if errs[s] else "")
                      for s in servers]
             rows.append([sc.title, sc.unit, *cells]
-                        + ([ratio(med[H3Q], med[p]) for p in peers_] if has_h3q else []))
+                        + ([ratio(med[H3Q], med[p]) for p in peers_] if has_h3q else [])
+                        + [ratio(med[p], med["bun"]) for p in bun_pairs])
             if sc.duration:
                 rows.append(["", "p50 / p99 ms",
                              *[f"{fmt(lat[s][0])} / {fmt(lat[s][1])}" if lat[s][0] is not None
                                else "n/a" for s in servers]]
-                            + (["" for _ in peers_] if has_h3q else []))
+                            + (["" for _ in peers_] if has_h3q else [])
+                            + ["" for _ in bun_pairs])
         L += table(head, rows) + [""]
     # server CPU
     L += ["## Server CPU time", "",

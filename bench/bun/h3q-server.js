@@ -1,12 +1,14 @@
 // bench/ only: the h3q Bun package (bindings/bun) serving a directory with
 // the same fetch handler as server.js (Bun.serve with http3), so the two
 // compare the HTTP/3 stacks under one JavaScript handler.
-//   H3Q_LIB=build/libh3q.so bun bench/bun/h3q-server.js PORT CERT KEY ROOT
+//   H3Q_LIB=build/libh3q.so bun bench/bun/h3q-server.js PORT CERT KEY ROOT [--files]
+// With --files the package serves ROOT natively instead (its files option:
+// libh3q's static handler, no JavaScript per request).
 // Prints "h3q-bun listening on 127.0.0.1:PORT" once the server is up.
 import { resolve, sep } from "node:path";
 import { serve } from "../../bindings/bun/src/index.ts";
 
-const [portArg, cert, key, rootArg] = process.argv.slice(2);
+const [portArg, cert, key, rootArg, mode] = process.argv.slice(2);
 if (!rootArg) {
   console.error("usage: bun h3q-server.js PORT CERT KEY ROOT");
   process.exit(2);
@@ -22,6 +24,7 @@ const server = serve({
   port: Number(portArg),
   cert,
   key,
+  ...(mode === "--files" && { files: { "/": root } }),
   async fetch(req) {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return new Response(null, { status: 405 });

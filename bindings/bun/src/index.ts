@@ -30,6 +30,11 @@ export interface ServeOptions {
   key: string | { path: string };
   fetch?: Handler;
   routes?: Record<string, RouteValue>;
+  /** Directories served by libh3q itself, without JavaScript per request:
+   * URL prefix -> directory, e.g. { "/assets": "./public" }. GET and HEAD,
+   * with ranges, etags and 304s; no symlinks, nothing outside the
+   * directory. These paths never reach fetch or routes. */
+  files?: Record<string, string>;
   /** Called with a handler's exception; its Response replaces the 500. */
   error?: (err: unknown) => MaybePromise<Response>;
   /** Request body bytes read ahead per stream (default 256 KiB). */
@@ -230,7 +235,9 @@ function makeConfig(L: H3qLib, o: ServeOptions): number {
 /** Starts an HTTP/3 server. Throws when the library is missing or the
  * configuration is refused (the message names the field). */
 export function serve(options: ServeOptions): Server {
-  if (!options.fetch && !options.routes) throw new TypeError("h3q: serve() needs fetch or routes");
+  if (!options.fetch && !options.routes && !options.files) {
+    throw new TypeError("h3q: serve() needs fetch, routes or files");
+  }
   return serveOn(options, options.port ?? 0);
 }
 
@@ -245,7 +252,38 @@ function serveOn(options: ServeOptions, port: number): Server {
     const msg = decoder.decode(err.subarray(0, err.indexOf(0)));
     throw new Error(`h3q: cannot start server: ${msg || L.h3q_strerror(rc)}`);
   }
-  return new HostServer(L, Number(out[0]), options);
+  const host = Number(out[0]);
+  let statics: number[];
+  try {
+    statics = addFileRoutes(L, host, options.files ?? {});
+  } catch (e) {
+    L.h3q_host_free(host);
+    throw e;
+  }
+  return new HostServer(L, host, options, statics);
+}
+
+// Registers h3q's static file handler under each prefix; returns the
+// handler objects to free after the server.
+function addFileRoutes(L: H3qLib, host: number, files: Record<string, string>): number[] {
+  const made: number[] = [];
+  const srv = L.h3q_host_server(host);
+  const handler = (L.h3q_static_handler as unknown as { ptr: number }).ptr;
+  try {
+    for (const [prefix, dirPath] of Object.entries(files)) {
+      const err = new Int32Array(1);
+      const st = L.h3q_static_new(cstr(dirPath), null, err);
+      if (!st) throw new Error(`h3q: files ${prefix}: ${dirPath}: ${L.h3q_strerror(err[0])}`);
+      made.push(st as number);
+      const pattern = (prefix.endsWith("/") ? prefix : prefix + "/") + "*";
+      const rc = L.h3q_server_route(srv, cstr("GET"), cstr(pattern), handler, st);
+      if (rc !== 0) throw new Error(`h3q: files ${prefix}: ${L.h3q_strerror(rc)}`);
+    }
+    return made;
+  } catch (e) {
+    for (const st of made) L.h3q_static_free(st);
+    throw e;
+  }
 }
 
 class HostServer implements Server {
@@ -263,7 +301,12 @@ class HostServer implements Server {
   private bodyHighWater: number;
   private freeData: number;
 
-  constructor(private L: H3qLib, private host: number, private o: ServeOptions) {
+  constructor(
+    private L: H3qLib,
+    private host: number,
+    private o: ServeOptions,
+    private statics: number[] = [],
+  ) {
     this.port = L.h3q_host_port(host);
     this.hostname = o.hostname ?? "0.0.0.0";
     this.route = compileRoutes(o.routes);
@@ -311,6 +354,7 @@ class HostServer implements Server {
     this.freed = true;
     clearInterval(this.keepAlive);
     this.L.h3q_host_free(this.host);
+    for (const st of this.statics) this.L.h3q_static_free(st);
     this.notify.close();
     this.resolveStopped();
   }
@@ -534,58 +578,77 @@ class HostServer implements Server {
       return;
     }
     if (st.closed || this.freed) return;
-    this.sendResponse(st, res).catch((e) => {
+    const onError = (e: unknown) => {
       if (!st.closed && !this.freed) {
         console.error("h3q: response body failed:", e);
         this.L.h3q_host_reset(this.host, st.id, 0x102);
       }
-    });
+    };
+    try {
+      this.sendResponse(st, res)?.catch(onError);
+    } catch (e) {
+      onError(e);
+    }
   }
 
-  private async sendResponse(st: Stream, res: Response): Promise<void> {
+  // Synchronous as long as the body's reads are (strings, buffers): most
+  // responses leave without a trip through the microtask queue.
+  private sendResponse(st: Stream, res: Response): Promise<void> | void {
     const L = this.L;
     const head = fieldsBlob(res.headers as unknown as Iterable<[string, string]>);
     const trailers = responseTrailers.get(res);
     const body = res.body;
-    if (!body) {
-      if (trailers === undefined) {
-        L.h3q_host_respond(this.host, st.id, res.status, head, head.length, null, 0, END);
-        return;
-      }
-      L.h3q_host_respond(this.host, st.id, res.status, head, head.length, null, 0, 0);
-      return this.sendTrailers(st, trailers);
-    }
+    if (!body) return this.sendEmpty(st, res.status, head, trailers);
     const reader = body.getReader();
-    // Bodies that are already whole (strings, buffers, small files) leave
-    // in one command with the header section and the end of the stream.
-    let first = await peekRead(reader);
-    if (first.done) {
-      if (trailers === undefined) {
-        L.h3q_host_respond(this.host, st.id, res.status, head, head.length, null, 0, END);
-        return;
-      }
-      L.h3q_host_respond(this.host, st.id, res.status, head, head.length, null, 0, 0);
-      return this.sendTrailers(st, trailers);
+    const p = reader.read();
+    const first = Bun.peek(p);
+    if (first === p) return p.then((r) => this.sendFirst(st, res.status, head, trailers, reader, r));
+    return this.sendFirst(st, res.status, head, trailers, reader, first as ReadableStreamReadResult<unknown>);
+  }
+
+  private sendEmpty(st: Stream, status: number, head: Uint8Array, trailers: TrailerSource | undefined) {
+    if (trailers === undefined) {
+      this.L.h3q_host_respond(this.host, st.id, status, head, head.length, null, 0, END);
+      return;
     }
+    this.L.h3q_host_respond(this.host, st.id, status, head, head.length, null, 0, 0);
+    return this.sendTrailers(st, trailers);
+  }
+
+  private sendFirst(
+    st: Stream,
+    status: number,
+    head: Uint8Array,
+    trailers: TrailerSource | undefined,
+    reader: ReadableStreamDefaultReader<unknown>,
+    first: ReadableStreamReadResult<unknown>,
+  ): Promise<void> | void {
+    if (st.closed || this.freed) {
+      reader.cancel().catch(() => {});
+      return;
+    }
+    const L = this.L;
+    if (first.done) return this.sendEmpty(st, status, head, trailers);
     let chunk = toBytes(first.value);
     // A small first chunk may be the whole body: look at the next read
-    // before sending, so that the response leaves as one command. Streams
-    // may reuse a chunk's memory for the next read, hence the copy.
+    // before sending, so that the response leaves as one command with its
+    // header section and end. Streams may reuse a chunk's memory for the
+    // next read, hence the copy.
     if (chunk.length <= SMALL_BODY && trailers === undefined) {
       chunk = chunk.slice();
       const next = reader.read();
       const peeked = Bun.peek(next);
       if (peeked !== next && (peeked as ReadableStreamReadResult<unknown>).done) {
-        L.h3q_host_respond(this.host, st.id, res.status, head, head.length, chunk, chunk.length, END);
+        L.h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, END);
         return;
       }
-      L.h3q_host_respond(this.host, st.id, res.status, head, head.length, chunk, chunk.length, 0);
+      L.h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, 0);
       st.inflight += chunk.length;
-      return this.pump(st, reader, await next, undefined);
+      return next.then((r) => this.pump(st, reader, r, undefined));
     }
-    L.h3q_host_respond(this.host, st.id, res.status, head, head.length, chunk, chunk.length, 0);
+    L.h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, 0);
     st.inflight += chunk.length;
-    return this.pump(st, reader, await reader.read(), trailers);
+    return reader.read().then((r) => this.pump(st, reader, r, trailers));
   }
 
   // Writes the rest of a body, waiting whenever more than writeWindow
@@ -625,10 +688,3 @@ class HostServer implements Server {
     else this.L.h3q_host_trailers(this.host, st.id, blob, blob.length);
   }
 }
-
-function peekRead<T>(reader: ReadableStreamDefaultReader<T>): MaybePromise<ReadableStreamReadResult<T>> {
-  const p = reader.read();
-  const v = Bun.peek(p);
-  return v === p ? p : (v as ReadableStreamReadResult<T>);
-}
-
