@@ -191,7 +191,9 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
     peers_ = [s for s in servers if s != H3Q]
     has_h3q = H3Q in servers
     # The Bun package against Bun's own HTTP/3 server, same handler.
-    bun_pairs = [p for p in ("h3q-bun", "h3q-bun-files") if p in servers and "bun" in servers]
+    bun_pairs = [(p, q) for p, q in (("h3q-bun", "bun"), ("h3q-bun-files", "bun"),
+                                     ("h3q-bun-memory", "bun-memory"))
+                 if p in servers and q in servers]
     L = [f"# HTTP/3 servers side by side ({started} UTC)", ""]
     L.append(
         f"Loopback 127.0.0.1, UDP payload {PAYLOAD} for every party, same files "
@@ -214,7 +216,7 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
     for client in clients:
         L += [f"## Client: {client}", ""]
         head = (["scenario", "metric", *servers] + ([f"h3q ÷ {p}" for p in peers_] if has_h3q else [])
-                + [f"{p} ÷ bun" for p in bun_pairs])
+                + [f"{p} ÷ {q}" for p, q in bun_pairs])
         rows = []
         for sc in scenarios:
             med, lat, errs = {}, {}, {}
@@ -230,7 +232,7 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
                      for s in servers]
             rows.append([sc.title, sc.unit, *cells]
                         + ([ratio(med[H3Q], med[p]) for p in peers_] if has_h3q else [])
-                        + [ratio(med[p], med["bun"]) for p in bun_pairs])
+                        + [ratio(med[p], med[q]) for p, q in bun_pairs])
             if sc.duration:
                 rows.append(["", "p50 / p99 ms",
                              *[f"{fmt(lat[s][0])} / {fmt(lat[s][1])}" if lat[s][0] is not None
@@ -373,8 +375,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--idle-conns", type=int, default=10000, help="connections of the idle scenario")
     ap.add_argument("--only", default="",
                     help="comma list of scenarios: download,rps1,rps20,rps5,idle (default all)")
-    ap.add_argument("--servers", default=",".join(peers.SERVER_NAMES),
-                    help="comma list of servers (default all): " + ",".join(peers.SERVER_NAMES))
+    ap.add_argument("--servers", default=",".join(peers.DEFAULT_SERVERS),
+                    help="comma list of servers (default: " + ",".join(peers.DEFAULT_SERVERS)
+                    + "; also known: " + ",".join(sorted(set(peers.SERVER_NAMES) - set(peers.DEFAULT_SERVERS)))
+                    + ")")
     ap.add_argument("--clients", default=",".join(peers.CLIENT_NAMES),
                     help="comma list of clients (default both): " + ",".join(peers.CLIENT_NAMES))
     ap.add_argument("--no-pin", action="store_true", help="do not pin servers/clients to CPUs")

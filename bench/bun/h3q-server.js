@@ -3,7 +3,8 @@
 // compare the HTTP/3 stacks under one JavaScript handler.
 //   H3Q_LIB=build/libh3q.so bun bench/bun/h3q-server.js PORT CERT KEY ROOT [--files]
 // With --files the package serves ROOT natively instead (its files option:
-// libh3q's static handler, no JavaScript per request).
+// libh3q's static handler, no JavaScript per request); with --memory every
+// request gets ROOT/1k's bytes from memory, as server.js --memory does.
 // Prints "h3q-bun listening on 127.0.0.1:PORT" once the server is up.
 import { resolve, sep } from "node:path";
 import { serve } from "../../bindings/bun/src/index.ts";
@@ -14,6 +15,7 @@ if (!rootArg) {
   process.exit(2);
 }
 const root = resolve(rootArg);
+const oneK = mode === "--memory" ? await Bun.file(resolve(root, "1k")).bytes() : null;
 
 function notFound() {
   return new Response(null, { status: 404 });
@@ -26,6 +28,7 @@ const server = serve({
   key,
   ...(mode === "--files" && { files: { "/": root } }),
   async fetch(req) {
+    if (oneK) return new Response(oneK);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return new Response(null, { status: 405 });
     }

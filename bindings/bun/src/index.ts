@@ -368,7 +368,14 @@ class HostServer implements Server {
     for (let round = 0; round < 64 && !this.freed; round++) {
       const n = L.h3q_host_poll(host);
       if (n === 0) return;
-      for (let i = 0; i < n && !this.freed; i++) this.dispatch(i);
+      for (let i = 0; i < n && !this.freed; i++) {
+        try {
+          this.dispatch(i);
+        } catch (e) {
+          // A bug here must not take the server (or the process) down.
+          console.error("h3q: event handling failed:", e);
+        }
+      }
     }
     if (!this.freed) setImmediate(() => this.drain());
   }
