@@ -1027,6 +1027,16 @@ typedef enum h3q_host_event_kind {
   /* The server loop has ended (value: 0, or a negative H3Q_E* code); no
    * events follow. Free the host now. */
   H3Q_HOST_STOPPED = 6,
+  /* A WebTransport session was accepted (h3q_host_webtransport): data is
+   * its CONNECT request's head as for H3Q_HOST_REQUEST; the id names the
+   * session. Streams the client opens in it are refused (reset); the host
+   * API carries the session and its datagrams. */
+  H3Q_HOST_WT_SESSION = 7,
+  /* A datagram of session id: data/len. Dropped when max_events wait. */
+  H3Q_HOST_WT_DATAGRAM = 8,
+  /* Session id ended: value is the close code, data/len the reason (from
+   * the client's CLOSE_WEBTRANSPORT_SESSION, ours, or 0 and empty). */
+  H3Q_HOST_WT_CLOSED = 9,
 } h3q_host_event_kind;
 
 /* h3q_host_respond / h3q_host_write flag: end the response after this. */
@@ -1119,6 +1129,21 @@ H3Q_EXTERN int h3q_host_trailers(h3q_host *host, uint32_t id,
                                  const uint8_t *fields, size_t len);
 H3Q_EXTERN int h3q_host_reset(h3q_host *host, uint32_t id, uint64_t h3_error);
 H3Q_EXTERN int h3q_host_consume(h3q_host *host, uint32_t id, size_t n);
+
+/* WebTransport through the host API (needs enable_webtransport): sessions
+ * for pattern (as for h3q_server_webtransport) are accepted with 200 and
+ * reported as H3Q_HOST_WT_SESSION events; before h3q_host_start. To refuse
+ * one, close it at once. wt_send_datagram queues one datagram (copied;
+ * unreliable: dropped when too large or the session is closing).
+ * wt_close closes the session with a code and a reason (at most 1024
+ * bytes); H3Q_HOST_WT_CLOSED follows. Errors as for the other commands;
+ * h3q_host_webtransport: H3Q_EINVAL, H3Q_ESTATE (started, or WebTransport
+ * off), H3Q_EEXIST, H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_host_webtransport(h3q_host *host, const char *pattern);
+H3Q_EXTERN int h3q_host_wt_send_datagram(h3q_host *host, uint32_t id,
+                                         const uint8_t *data, size_t len);
+H3Q_EXTERN int h3q_host_wt_close(h3q_host *host, uint32_t id, uint32_t code,
+                                 const uint8_t *reason, size_t len);
 
 /* Sends log lines to fn(level, line, user) instead of stderr (line valid
  * during the call; any thread, so fn must be thread-safe). NULL restores

@@ -42,6 +42,8 @@ typedef enum cmd_kind {
   CMD_TRAILERS,
   CMD_RESET,
   CMD_CONSUME,
+  CMD_WT_DATAGRAM,
+  CMD_WT_CLOSE,
 } cmd_kind;
 
 /* One command; a RESPOND or WRITE then waits in its stream's output queue
@@ -94,7 +96,8 @@ struct h3q_host {
   bool wake_pending; /* a drain is posted and has not started */
   atomic_bool stopped;
 
-  u64map streams; /* id -> host_stream; loop thread only */
+  u64map streams;  /* id -> host_stream; loop thread only */
+  u64map sessions; /* id -> host_wt (WebTransport); loop thread only */
   uint32_t next_id;
 };
 
@@ -155,11 +158,15 @@ static int push_event(h3q_host *host, int type, uint32_t id, int64_t value,
       memcpy(copy, data, len);
   }
   pthread_mutex_lock(&host->ev_lock);
-  if ((type == H3Q_HOST_REQUEST && host->pending.len >= host->max_events) ||
+  /* New work (requests, sessions, datagrams) waits only up to max_events;
+   * the rest is bounded by flow control and must not be lost. */
+  bool limited = type == H3Q_HOST_REQUEST || type == H3Q_HOST_WT_SESSION ||
+                 type == H3Q_HOST_WT_DATAGRAM;
+  if ((limited && host->pending.len >= host->max_events) ||
       vec_reserve(&host->pending) != H3Q_OK) {
     pthread_mutex_unlock(&host->ev_lock);
     free(copy);
-    return type == H3Q_HOST_REQUEST ? H3Q_ETOOLARGE : H3Q_ENOMEM;
+    return limited ? H3Q_ETOOLARGE : H3Q_ENOMEM;
   }
   bool was_empty = host->pending.len == 0;
   host->pending.v[host->pending.len++] =
@@ -425,11 +432,12 @@ static void on_stream_close(h3q_response *res, bool aborted, void *user) {
 }
 
 static uint32_t new_stream_id(h3q_host *host) {
-  /* Bounded: the map holds far fewer than 2^32 live streams. */
+  /* Bounded: the maps hold far fewer than 2^32 live ids. */
   do {
     host->next_id++;
   } while (host->next_id == 0 ||
-           u64map_get(&host->streams, host->next_id) != NULL);
+           u64map_get(&host->streams, host->next_id) != NULL ||
+           u64map_get(&host->sessions, host->next_id) != NULL);
   return host->next_id;
 }
 
@@ -462,6 +470,88 @@ static int host_handler(h3q_request *req, h3q_response *res, void *user) {
   if (!no_body)
     h3q_request_on_body(req, on_body_data, on_body_end, st);
   return H3Q_OK;
+}
+
+/* ------------------------------------------ WebTransport (loop thread) */
+
+/* One accepted WebTransport session the host knows by id. */
+typedef struct host_wt {
+  h3q_host *host;
+  uint32_t id;
+  h3q_wt_session *session;
+} host_wt;
+
+static void on_wt_datagram(h3q_wt_session *session, const uint8_t *data,
+                           size_t len, void *user) {
+  (void)session;
+  host_wt *w = user;
+  /* Unreliable by nature: dropped when the host is max_events behind. */
+  push_event(w->host, H3Q_HOST_WT_DATAGRAM, w->id, 0, data, len, len);
+}
+
+static void on_wt_stream(h3q_wt_session *session, h3q_wt_stream *stream,
+                         void *user) {
+  (void)session;
+  (void)user;
+  /* The host API carries sessions and datagrams only: refuse streams. */
+  h3q_wt_stream_stop(stream, 0);
+  h3q_wt_stream_reset(stream, 0);
+}
+
+static void on_wt_close(h3q_wt_session *session, uint32_t code,
+                        const char *reason, size_t reason_len, void *user) {
+  (void)session;
+  host_wt *w = user;
+  push_event(w->host, H3Q_HOST_WT_CLOSED, w->id, code, (const uint8_t *)reason,
+             reason_len, reason_len);
+  u64map_del(&w->host->sessions, w->id);
+  free(w);
+}
+
+static int host_wt_handler(h3q_request *req, h3q_wt_session *session,
+                           void *user) {
+  h3q_host *host = user;
+  host_wt *w = calloc(1, sizeof *w);
+  size_t head_len = 0;
+  uint8_t *head = w ? request_head(req, &head_len) : NULL;
+  if (!head) {
+    free(w);
+    return H3Q_ENOMEM;
+  }
+  *w = (host_wt){.host = host, .session = session};
+  w->id = new_stream_id(host);
+  int rc = u64map_put(&host->sessions, w->id, w);
+  if (rc == H3Q_OK)
+    rc = push_event(host, H3Q_HOST_WT_SESSION, w->id, 0, head, head_len,
+                    head_len);
+  free(head);
+  if (rc != H3Q_OK) {
+    u64map_del(&host->sessions, w->id);
+    free(w);
+    return rc == H3Q_ETOOLARGE ? 503 : rc;
+  }
+  h3q_wt_session_on_datagram(session, on_wt_datagram, w);
+  h3q_wt_session_on_stream(session, on_wt_stream, w);
+  h3q_wt_session_on_close(session, on_wt_close, w);
+  return 200;
+}
+
+static void run_wt_cmd(h3q_host *host, host_cmd *c) {
+  host_wt *w = u64map_get(&host->sessions, c->id);
+  if (w && c->kind == CMD_WT_DATAGRAM)
+    h3q_wt_session_send_datagram(w->session, c->bytes, c->body_len);
+  else if (w && c->kind == CMD_WT_CLOSE)
+    h3q_wt_session_close(w->session, (uint32_t)c->num,
+                         (const char *)c->bytes); /* NUL-terminated */
+  free(c); /* errors (closing, too large) drop it: datagrams are lossy */
+}
+
+int h3q_host_webtransport(h3q_host *host, const char *pattern) {
+  if (!host || !pattern)
+    return H3Q_EINVAL;
+  if (host->started)
+    return H3Q_ESTATE;
+  return h3q_server_webtransport(host->srv, pattern, host_wt_handler, host);
 }
 
 /* ------------------------------------------------ commands (loop thread) */
@@ -536,6 +626,10 @@ static void cmd_consume(host_stream *st, host_cmd *c) {
 }
 
 static void run_cmd(h3q_host *host, host_cmd *c) {
+  if (c->kind == CMD_WT_DATAGRAM || c->kind == CMD_WT_CLOSE) {
+    run_wt_cmd(host, c);
+    return;
+  }
   host_stream *st = u64map_get(&host->streams, c->id);
   if (!st || st->ended) {
     free(c); /* the stream is gone; its CLOSED event tells the host */
@@ -558,6 +652,10 @@ static void run_cmd(h3q_host *host, host_cmd *c) {
     break;
   case CMD_CONSUME:
     cmd_consume(st, c);
+    break;
+  case CMD_WT_DATAGRAM:
+  case CMD_WT_CLOSE:
+    free(c); /* handled above */
     break;
   }
 }
@@ -609,8 +707,10 @@ static host_cmd *new_cmd(cmd_kind kind, uint32_t id, const uint8_t *head,
       .kind = kind, .id = id, .head_len = head_len, .body_len = body_len};
   if (head_len)
     memcpy(c->bytes, head, head_len);
-  if (body_len)
+  if (body_len && body)
     memcpy(c->bytes + head_len, body, body_len);
+  else if (body_len)
+    memset(c->bytes + head_len, 0, body_len);
   return c;
 }
 
@@ -668,6 +768,27 @@ int h3q_host_consume(h3q_host *host, uint32_t id, size_t n) {
   if (!c)
     return H3Q_ENOMEM;
   c->num = n;
+  return submit(host, c);
+}
+
+int h3q_host_wt_send_datagram(h3q_host *host, uint32_t id, const uint8_t *data,
+                              size_t len) {
+  if (!args_ok(host, id, NULL, 0, data, len))
+    return H3Q_EINVAL;
+  host_cmd *c = new_cmd(CMD_WT_DATAGRAM, id, NULL, 0, data, len);
+  return c ? submit(host, c) : H3Q_ENOMEM;
+}
+
+int h3q_host_wt_close(h3q_host *host, uint32_t id, uint32_t code,
+                      const uint8_t *reason, size_t len) {
+  if (!args_ok(host, id, reason, len, NULL, 0) || len > 1024)
+    return H3Q_EINVAL;
+  /* Room for the NUL that h3q_wt_session_close wants. */
+  host_cmd *c = new_cmd(CMD_WT_CLOSE, id, reason, len, NULL, 1);
+  if (!c)
+    return H3Q_ENOMEM;
+  c->bytes[len] = 0;
+  c->num = code;
   return submit(host, c);
 }
 
@@ -768,8 +889,10 @@ void h3q_host_free(h3q_host *host) {
     h3q_host_stop(host, false);
     pthread_join(host->thread, NULL);
   }
-  /* Streams still in the map were closed by the loop's end; anything left
-   * (never started) is freed here. */
+  /* The loop's end closed every stream and session (their close callbacks
+   * freed them); freeing the server closes what a never-started host may
+   * hold, then anything left is freed here. */
+  h3q_server_free(host->srv);
   for (size_t i = 0; i < host->streams.cap; i++) {
     host_stream *st = host->streams.slots[i].value;
     if (st) {
@@ -778,7 +901,9 @@ void h3q_host_free(h3q_host *host) {
     }
   }
   u64map_free(&host->streams);
-  h3q_server_free(host->srv);
+  for (size_t i = 0; i < host->sessions.cap; i++)
+    free(host->sessions.slots[i].value);
+  u64map_free(&host->sessions);
   free_cmds(host->cmd_head);
   vec_clear(&host->pending);
   vec_clear(&host->batch);

@@ -13,11 +13,14 @@ import subprocess
 
 import pytest
 
+from aioquic.buffer import encode_uint_var
 from aioquic_client import H3Client, run
 from harness import (BUILD_DIR, file_sha256, make_data_file, require_exe, run_client,
                      sanitizer_env, sanitizer_reports, scaled, _read_line, _kill, free_udp_port)
 
 HOST_TOOL = BUILD_DIR / "tests" / "host_tool"
+CLOSE_SESSION = 0x2843  # CLOSE_WEBTRANSPORT_SESSION capsule
+DRAFT02 = [("sec-webtransport-http3-draft02", "1")]
 ECHO_SIZE = 30_000_000
 
 
@@ -121,3 +124,34 @@ def test_graceful_stop_with_open_stream(host):
     r = run(go(), scaled(40))
     assert r.status == 200 and r.body == b"before stop after stop", r
     assert proc.wait(scaled(20)) == 0
+
+
+@pytest.mark.timeout(scaled(60))
+def test_webtransport_datagrams(host):
+    proc, port = host()
+
+    async def go():
+        async with H3Client.connect("127.0.0.1", port, webtransport=True,
+                                    timeout=scaled(10)) as c:
+            sid = c.wt_connect("/wt/echo", headers=DRAFT02)
+            head = await c.wait_headers(sid, scaled(10))
+            assert head.status == 200, head
+            sent = [b"d%d" % i for i in range(30)]
+            for d in sent:
+                c.send_h3_datagram(sid, d)
+            await c.wait_until(lambda: len(c.h3_datagrams) >= len(sent), scaled(10))
+            got = sorted(d for s, d in c.h3_datagrams if s == sid)
+            # A stream inside the session is refused (the host API carries
+            # sessions and datagrams).
+            uni = c.wt_open(sid, uni=True)
+            c.wt_send(uni, b"ignored", end=True)
+            value = (3).to_bytes(4, "big") + b"done"
+            c.send_data(sid, encode_uint_var(CLOSE_SESSION) + encode_uint_var(len(value)) + value,
+                        end_stream=True)
+            closed = await c.wait_until(lambda: c.stream_done(sid), scaled(10))
+            return sorted(sent), got, closed
+
+    sent, got, closed = run(go(), scaled(40))
+    assert got == sent
+    assert closed
+    stop(proc)

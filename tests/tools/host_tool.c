@@ -6,7 +6,8 @@
  * GET /hello answers "hello"; POST /echo streams the body back (consumed
  * credit returned as the bytes are written back); GET /stream sends 64
  * chunks of 16 KiB, waiting for WRITTEN events to keep at most 256 KiB
- * queued, then trailers. SIGTERM stops gracefully; exit 0 after STOPPED. */
+ * queued, then trailers. WebTransport sessions on /wt/echo get their
+ * datagrams back. SIGTERM stops gracefully; exit 0 after STOPPED. */
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -111,6 +112,10 @@ static bool on_event(h3q_host *host, size_t i) {
     if (s->id == id)
       s->id = 0;
     break;
+  case H3Q_HOST_WT_DATAGRAM:
+    h3q_host_wt_send_datagram(host, id, h3q_host_event_data(host, i),
+                              h3q_host_event_len(host, i));
+    break;
   case H3Q_HOST_STOPPED:
     return false;
   default:
@@ -128,7 +133,8 @@ int main(int argc, char **argv) {
   if (!cfg || h3q_config_set(cfg, "bind_addr", "127.0.0.1") ||
       h3q_config_set(cfg, "port", argv[1]) ||
       h3q_config_set(cfg, "cert_path", argv[2]) ||
-      h3q_config_set(cfg, "key_path", argv[3])) {
+      h3q_config_set(cfg, "key_path", argv[3]) ||
+      h3q_config_set(cfg, "enable_webtransport", "true")) {
     fprintf(stderr, "host_tool: bad arguments\n");
     h3q_config_free(cfg);
     return 2;
@@ -141,6 +147,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "host_tool: %s\n", err);
     return 1;
   }
+  if (h3q_host_webtransport(host, "/wt/echo") != H3Q_OK)
+    return 1;
   signal(SIGTERM, on_term);
   if (h3q_host_start(host, NULL) != H3Q_OK)
     return 1;

@@ -39,6 +39,9 @@ const symbols = {
   h3q_host_trailers: { args: [ptr, u32, ptr, usize], returns: i32 },
   h3q_host_reset: { args: [ptr, u32, u64], returns: i32 },
   h3q_host_consume: { args: [ptr, u32, usize], returns: i32 },
+  h3q_host_webtransport: { args: [ptr, ptr], returns: i32 },
+  h3q_host_wt_send_datagram: { args: [ptr, u32, ptr, usize], returns: i32 },
+  h3q_host_wt_close: { args: [ptr, u32, u32, ptr, usize], returns: i32 },
 } as const;
 
 export type H3qLib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -68,7 +71,11 @@ export function lib(): H3qLib {
         "`make build` in the h3q source tree, or set H3Q_LIB=/path/to/libh3q.so.",
     );
   }
-  loaded = dlopen(path, symbols).symbols;
+  try {
+    loaded = dlopen(path, symbols).symbols;
+  } catch (e) {
+    throw new Error(`h3q: cannot use ${path} (${(e as Error).message}); is it older than this package? Rebuild it.`);
+  }
   return loaded;
 }
 
@@ -79,6 +86,9 @@ export const EVENT = {
   WRITTEN: 4,
   CLOSED: 5,
   STOPPED: 6,
+  WT_SESSION: 7,
+  WT_DATAGRAM: 8,
+  WT_CLOSED: 9,
 } as const;
 
 export const END = 1;

@@ -23,6 +23,23 @@ export interface H3qRequest extends Request {
   params: Record<string, string>;
 }
 
+export interface WebTransportCloseInfo {
+  closeCode?: number;
+  reason?: string;
+}
+
+/** A WebTransport session, shaped like the browser's WebTransport object:
+ * datagrams as a readable and a writable stream, closed, close(). Streams
+ * inside sessions are not carried yet (the library refuses them). */
+export interface WebTransportSession {
+  readonly request: H3qRequest;
+  readonly datagrams: { readonly readable: ReadableStream<Uint8Array>; readonly writable: WritableStream<Uint8Array> };
+  readonly closed: Promise<WebTransportCloseInfo>;
+  close(info?: WebTransportCloseInfo): void;
+}
+
+export type WebTransportHandler = (session: WebTransportSession) => void | Promise<void>;
+
 export interface ServeOptions {
   port?: number; // 0 (default) picks a free port
   hostname?: string; // default "0.0.0.0"
@@ -35,6 +52,9 @@ export interface ServeOptions {
    * with ranges, etags and 304s; no symlinks, nothing outside the
    * directory. These paths never reach fetch or routes. */
   files?: Record<string, string>;
+  /** WebTransport: path pattern -> handler, called once per accepted
+   * session (patterns as in routes: ":param" segments, a final "*"). */
+  webtransport?: Record<string, WebTransportHandler>;
   /** Called with a handler's exception; its Response replaces the 500. */
   error?: (err: unknown) => MaybePromise<Response>;
   /** Request body bytes read ahead per stream (default 256 KiB). */
@@ -220,6 +240,7 @@ function makeConfig(L: H3qLib, o: ServeOptions): number {
     ...(o.maxRequestBodySize !== undefined && { max_request_body_size: o.maxRequestBodySize }),
     ...(o.idleTimeoutMs !== undefined && { idle_timeout_ms: o.idleTimeoutMs }),
     ...(o.maxConnections !== undefined && { max_connections: o.maxConnections }),
+    ...(o.webtransport && { enable_webtransport: true }),
     ...o.config,
   };
   for (const [name, value] of Object.entries(fields)) {
@@ -235,7 +256,7 @@ function makeConfig(L: H3qLib, o: ServeOptions): number {
 /** Starts an HTTP/3 server. Throws when the library is missing or the
  * configuration is refused (the message names the field). */
 export function serve(options: ServeOptions): Server {
-  if (!options.fetch && !options.routes && !options.files) {
+  if (!options.fetch && !options.routes && !options.files && !options.webtransport) {
     throw new TypeError("h3q: serve() needs fetch, routes or files");
   }
   return serveOn(options, options.port ?? 0);
@@ -256,6 +277,10 @@ function serveOn(options: ServeOptions, port: number): Server {
   let statics: number[];
   try {
     statics = addFileRoutes(L, host, options.files ?? {});
+    for (const pattern of Object.keys(options.webtransport ?? {})) {
+      const rc = L.h3q_host_webtransport(host, cstr(pattern));
+      if (rc !== 0) throw new Error(`h3q: webtransport ${pattern}: ${L.h3q_strerror(rc)}`);
+    }
   } catch (e) {
     L.h3q_host_free(host);
     throw e;
@@ -286,10 +311,20 @@ function addFileRoutes(L: H3qLib, host: number, files: Record<string, string>): 
   }
 }
 
+/** JS state of one WebTransport session. */
+class WtState {
+  readable: ReadableStreamDefaultController<Uint8Array> | null = null;
+  resolveClosed!: (info: WebTransportCloseInfo) => void;
+  closed = false;
+  constructor(readonly id: number) {}
+}
+
 class HostServer implements Server {
   readonly port: number;
   readonly hostname: string;
   private streams = new Map<number, Stream>();
+  private sessions = new Map<number, WtState>();
+  private wtRoute: ReturnType<typeof compileRoutes>;
   private route: ReturnType<typeof compileRoutes>;
   private notify: JSCallback;
   private keepAlive: ReturnType<typeof setInterval>;
@@ -310,6 +345,7 @@ class HostServer implements Server {
     this.port = L.h3q_host_port(host);
     this.hostname = o.hostname ?? "0.0.0.0";
     this.route = compileRoutes(o.routes);
+    this.wtRoute = compileRoutes(o.webtransport);
     this.writeWindow = o.writeWindow ?? 1 << 20;
     this.bodyHighWater = 64 * 1024;
     this.freeData = (L.h3q_host_data_free as unknown as { ptr: number }).ptr;
@@ -355,7 +391,11 @@ class HostServer implements Server {
     clearInterval(this.keepAlive);
     this.L.h3q_host_free(this.host);
     for (const st of this.statics) this.L.h3q_static_free(st);
-    this.notify.close();
+    // The loop thread is joined, so nothing calls notify any more, but a
+    // call it made just before may still wait in Bun's task queue: close
+    // the callback only after that has run (drain sees freed and returns).
+    const notify = this.notify;
+    setTimeout(() => notify.close(), 50);
     this.resolveStopped();
   }
 
@@ -406,8 +446,25 @@ class HostServer implements Server {
       case EVENT.CLOSED:
         this.onClosed(id, Number(L.h3q_host_event_value(host, i)));
         break;
+      case EVENT.WT_SESSION:
+        this.onSession(i, id);
+        break;
+      case EVENT.WT_DATAGRAM: {
+        const w = this.sessions.get(id);
+        const len = L.h3q_host_event_len(host, i);
+        if (w?.readable && (w.readable.desiredSize ?? 0) > 0) {
+          // Datagrams are small: one copy, and the batch frees the original.
+          const data = len ? new Uint8Array(toArrayBuffer(L.h3q_host_event_data(host, i)!, 0, len)).slice() : EMPTY;
+          w.readable.enqueue(data);
+        } // else dropped, as datagrams may be
+        break;
+      }
+      case EVENT.WT_CLOSED:
+        this.onSessionClosed(id, Number(L.h3q_host_event_value(host, i)), this.text(i));
+        break;
       case EVENT.STOPPED:
         for (const st of this.streams.values()) this.onClosed(st.id, 0x102);
+        for (const w of this.sessions.values()) this.onSessionClosed(w.id, 0, "");
         this.release();
         break;
     }
@@ -519,6 +576,67 @@ class HostServer implements Server {
     st.body = null;
     st.trailers?.(new Headers());
     st.wake();
+  }
+
+  // ------------------------------------------------------- webtransport
+
+  private onSession(i: number, id: number): void {
+    const parts = this.text(i).split("\0");
+    const [, path, query, authority, scheme] = parts;
+    const w = new WtState(id);
+    this.sessions.set(id, w);
+    const url = `${scheme || "https"}://${authority}${path}${query ? "?" + query : ""}`;
+    const request = new Request(url, { method: "CONNECT", headers: parseFields(parts, 5) }) as H3qRequest;
+    const hit = this.wtRoute(path);
+    request.params = hit ? hit[1] : {};
+    const L = this.L;
+    const host = this.host;
+    const closeSession = (info?: WebTransportCloseInfo) => {
+      if (w.closed || this.freed) return;
+      const reason = encoder.encode(info?.reason ?? "");
+      L.h3q_host_wt_close(host, id, (info?.closeCode ?? 0) >>> 0, reason, Math.min(reason.length, 1024));
+    };
+    const session: WebTransportSession = {
+      request,
+      datagrams: {
+        readable: new ReadableStream<Uint8Array>(
+          { start: (c) => void (w.readable = c) },
+          { highWaterMark: 256 }, // datagrams beyond this wait nowhere: dropped
+        ),
+        writable: new WritableStream<Uint8Array>({
+          write: (chunk) => {
+            if (w.closed || this.freed) throw new Error("h3q: WebTransport session closed");
+            const b = toBytes(chunk);
+            L.h3q_host_wt_send_datagram(host, id, b, b.length);
+          },
+        }),
+      },
+      closed: new Promise((r) => (w.resolveClosed = r)),
+      close: closeSession,
+    };
+    const handler = hit?.[0] as WebTransportHandler | undefined;
+    if (!handler) return closeSession({ closeCode: 0, reason: "no handler" });
+    try {
+      Promise.resolve(handler(session)).catch((e) => {
+        console.error("h3q: WebTransport handler failed:", e);
+        closeSession({ closeCode: 1, reason: "handler failed" });
+      });
+    } catch (e) {
+      console.error("h3q: WebTransport handler failed:", e);
+      closeSession({ closeCode: 1, reason: "handler failed" });
+    }
+  }
+
+  private onSessionClosed(id: number, code: number, reason: string): void {
+    const w = this.sessions.get(id);
+    if (!w) return;
+    this.sessions.delete(id);
+    w.closed = true;
+    try {
+      w.readable?.close();
+    } catch {}
+    w.readable = null;
+    w.resolveClosed({ closeCode: code, reason });
   }
 
   // ------------------------------------------------------------ handler

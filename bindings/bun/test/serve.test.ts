@@ -317,6 +317,47 @@ describe("errors", () => {
   });
 });
 
+describe("webtransport", () => {
+  test("a session echoes datagrams and sees the client's close (aioquic)", async () => {
+    let closeInfo: unknown = null;
+    let params: unknown = null;
+    const s = serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      cert,
+      key,
+      fetch: () => new Response("no"),
+      webtransport: {
+        "/wt/:room": async (session) => {
+          params = session.request.params;
+          session.closed.then((info) => (closeInfo = info));
+          const writer = session.datagrams.writable.getWriter();
+          for await (const d of session.datagrams.readable) await writer.write(d);
+        },
+      },
+    });
+    try {
+      const p = Bun.spawn([PYTHON, join(import.meta.dir, "aioquic_peer.py"), String(s.port), "wt", "/wt/lobby"], {
+        env: { ...process.env, PYTHONPATH: join(ROOT, "tests", "integration") },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      expect(err).toBe("");
+      expect(code).toBe(0);
+      const res = JSON.parse(out);
+      expect(res.status).toBe(200);
+      expect(res.echoes).toEqual(Array.from({ length: 20 }, (_, i) => `dgram-${i}`).sort());
+      expect(res.closed).toBe(true);
+      for (let i = 0; i < 100 && closeInfo === null; i++) await Bun.sleep(20);
+      expect(closeInfo).toEqual({ closeCode: 7, reason: "bye" });
+      expect(params).toEqual({ room: "lobby" });
+    } finally {
+      await s.stop(false);
+    }
+  }, 60_000);
+});
+
 describe("example", () => {
   test("examples/serve.ts serves /hello and streams /echo back", async () => {
     const port = 20000 + Math.floor(Math.random() * 20000);
