@@ -260,18 +260,38 @@ void endpoint_forget(quic_endpoint *ep, conn *c) {
   c->tx_waiting = false;
 }
 
+/* conn_mark_dirty pushes on the front; reversed, the list is served in
+ * the order connections became dirty (mostly: the order their datagrams
+ * arrived), so the one that waited longest is not served last. */
+static conn *take_dirty_in_order(quic_endpoint *ep) {
+  conn *in = ep->dirty, *out = NULL;
+  ep->dirty = NULL;
+  while (in) {
+    conn *c = in;
+    in = c->dirty_next;
+    c->dirty_next = out;
+    out = c;
+  }
+  return out;
+}
+
 bool endpoint_process(quic_endpoint *ep) {
   for (int round = 0; round < PROCESS_ROUNDS && ep->dirty; round++) {
-    conn *list = ep->dirty;
-    ep->dirty = NULL;
+    conn *list = take_dirty_in_order(ep);
     while (list) {
       conn *c = list;
       list = c->dirty_next;
       c->dirty = false;
       conn_process(c);
+      /* A connection's packets leave as soon as it is done, not after
+       * every other connection's requests were handled: with several busy
+       * connections that wait would add their whole processing time to
+       * this one's latency. A GSO run cannot span two peers anyway, so
+       * this costs a syscall per busy connection, not datagrams. */
+      endpoint_flush(ep);
     }
   }
-  endpoint_flush(ep);
+  endpoint_flush(ep); /* what no connection sent (version negotiation) */
   return ep->dirty != NULL;
 }
 
