@@ -203,6 +203,10 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
            started: str, peak_rss: dict, mach: list) -> str:
     peers_ = [s for s in servers if s != H3Q]
     has_h3q = H3Q in servers
+    # The Bun package against Bun's own HTTP/3 server, same handler.
+    bun_pairs = [(p, q) for p, q in (("h3q-bun", "bun"), ("h3q-bun-files", "bun"),
+                                     ("h3q-bun-memory", "bun-memory"))
+                 if p in servers and q in servers]
     L = [f"# HTTP/3 servers side by side ({started} UTC)", ""]
     L.append(
         f"Loopback 127.0.0.1, UDP payload {PAYLOAD} for every party, same files "
@@ -224,7 +228,8 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
     L.append("")
     for client in clients:
         L += [f"## Client: {client}", ""]
-        head = ["scenario", "metric", *servers] + ([f"h3q ÷ {p}" for p in peers_] if has_h3q else [])
+        head = (["scenario", "metric", *servers] + ([f"h3q ÷ {p}" for p in peers_] if has_h3q else [])
+                + [f"{p} ÷ {q}" for p, q in bun_pairs])
         rows = []
         for sc in scenarios:
             if not any(sc.results.get((client, s)) for s in servers):
@@ -243,12 +248,14 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
             cells = [fmt(med[s], sc.unit) + (f" ({errs[s]} failed)" if errs[s] else "")
                      for s in servers]
             rows.append([sc.title, sc.unit, *cells]
-                        + ([ratio(med[H3Q], med[p]) for p in peers_] if has_h3q else []))
+                        + ([ratio(med[H3Q], med[p]) for p in peers_] if has_h3q else [])
+                        + [ratio(med[p], med[q]) for p, q in bun_pairs])
             if sc.duration:
                 rows.append(["", "p50 / p99 / mean ms",
                              *[f"{fmt(lat[s][0])} / {fmt(lat[s][1])} / {fmt(lat[s][2])}"
                                if lat[s][0] is not None else "n/a" for s in servers]]
-                            + (["" for _ in peers_] if has_h3q else []))
+                            + (["" for _ in peers_] if has_h3q else [])
+                            + ["" for _ in bun_pairs])
             if sc.duration and not sc.rate and any(lat[s][2] for s in servers):
                 # Little's law: requests in flight on average = req/s x mean
                 # latency. A closed loop holds that many (at most conns x
@@ -258,7 +265,8 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
                 rows.append(["", "in flight (req/s × mean)",
                              *[f"{med[s] * lat[s][2] / 1e3:.0f}" if med[s] and lat[s][2]
                                else "n/a" for s in servers]]
-                            + (["" for _ in peers_] if has_h3q else []))
+                            + (["" for _ in peers_] if has_h3q else [])
+                            + ["" for _ in bun_pairs])
         L += table(head, rows) + [""]
     # server CPU
     L += ["## Server CPU time", "",
@@ -417,8 +425,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--only", default="",
                     help="comma list of scenarios: download,rps1,rps20,rps5,rps5open,idle "
                          "(default all)")
-    ap.add_argument("--servers", default=",".join(peers.SERVER_NAMES),
-                    help="comma list of servers (default all): " + ",".join(peers.SERVER_NAMES))
+    ap.add_argument("--servers", default=",".join(peers.DEFAULT_SERVERS),
+                    help="comma list of servers (default: " + ",".join(peers.DEFAULT_SERVERS)
+                    + "; also known: " + ",".join(sorted(set(peers.SERVER_NAMES) - set(peers.DEFAULT_SERVERS)))
+                    + ")")
     ap.add_argument("--clients", default=",".join(peers.CLIENT_NAMES),
                     help="comma list of clients (default both): " + ",".join(peers.CLIENT_NAMES))
     ap.add_argument("--no-pin", action="store_true", help="do not pin servers/clients to CPUs")

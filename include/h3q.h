@@ -119,9 +119,11 @@ H3Q_EXTERN void h3q_log_set_level(h3q_log_level level);
 /* Receives each log line instead of stderr: level, the message (without
  * time, program name, level or newline; NUL-terminated, valid only during
  * the call) and user. Called on the thread that logs (the loop thread,
- * mostly), with no h3q lock held; it must not block for long and must not
- * call h3q_log_set_callback. cb NULL restores stderr. Process-wide, like
- * the level: set it before servers start (or from the loop thread). */
+ * mostly; the h3q_host thread for hosted servers), with no h3q lock held,
+ * so cb must be thread-safe; it must not block for long and must not call
+ * h3q_log_set_callback. cb NULL restores stderr. Process-wide; best set
+ * before servers start (a line logged while it changes may still reach the
+ * old callback). */
 typedef void (*h3q_log_cb)(h3q_log_level level, const char *message,
                            void *user);
 H3Q_EXTERN void h3q_log_set_callback(h3q_log_cb cb, void *user);
@@ -154,7 +156,8 @@ typedef struct h3q_config {
   /* Network and TLS. */
   const char *bind_addr; /* IPv4 or IPv6 literal; default "0.0.0.0" ("::" is
                             dual-stack) */
-  uint32_t port;         /* 1..65535; default 4433 */
+  uint32_t port;         /* 0..65535 (0: any free port, see
+                            h3q_server_port); default 4433 */
   const char *cert_path; /* PEM certificate chain; required */
   const char *key_path;  /* PEM private key; required */
 
@@ -384,8 +387,9 @@ H3Q_EXTERN int h3q_server_run(h3q_server *srv);
 H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
 
 /* Runs fn(user) on the loop thread soon. Safe from any thread (not from a
- * signal handler). Calls posted before h3q_server_free() that have not run
- * are dropped. Returns H3Q_ENOMEM or H3Q_ESTATE (server stopping). */
+ * signal handler). Posts still run while a stopped server drains. Calls
+ * posted before h3q_server_free() that have not run are dropped. Returns
+ * H3Q_ENOMEM or H3Q_ESTATE (the server's loop has ended). */
 H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
                                void *user);
 
@@ -1112,6 +1116,182 @@ H3Q_EXTERN uint64_t h3q_response_peer_error(const h3q_response *res);
 
 /* The request this response answers. */
 H3Q_EXTERN h3q_request *h3q_response_request(h3q_response *res);
+
+/* ------------------------------------------------ host (foreign runtimes)
+ *
+ * For runtimes that call C through an FFI and cannot run C callbacks on
+ * their own thread at any time (Bun's bun:ffi, Deno, Python's ctypes): the
+ * server loop runs on a thread the library owns, every request goes to the
+ * host, and the two sides meet in two queues. Only scalars and pointers
+ * cross the boundary.
+ *
+ *   events   (loop thread -> host): a request arrived, a body chunk, the
+ *            body ended, queued response bytes left, a stream closed, the
+ *            server stopped. The host drains them in batches with
+ *            h3q_host_poll and reads each event's fields with getters.
+ *   commands (host -> loop thread): respond, write, end with trailers,
+ *            reset, consume (request body credit). Any thread; the loop
+ *            thread is woken once per batch of commands.
+ *
+ * Streams are named by a 32-bit id (never 0) given in the request event;
+ * commands for a stream that has closed are dropped silently (its CLOSED
+ * event is on its way). A stream id is not reused while 2^32 - 1 newer
+ * requests have not arrived.
+ *
+ * Waiting for events: h3q_host_start's notify function is called (on the
+ * loop thread, without arguments, so a runtime may bounce it to its own
+ * thread) once when an event arrives after h3q_host_poll has returned 0.
+ * Hosts that prefer to block use h3q_host_wait (e.g. in a worker thread);
+ * hosts with an fd-based loop watch h3q_host_fd.
+ *
+ * Backpressure: a request body is delivered up to body_window bytes ahead
+ * of what the host has consumed (h3q_host_consume); beyond that the stream
+ * is paused and QUIC flow control holds the client back. Response bytes
+ * the host writes wait in the library until the stream takes them; each
+ * H3Q_HOST_WRITTEN event reports how many have left, so the host can keep
+ * its own bytes-in-flight bounded. */
+
+typedef struct h3q_host h3q_host;
+
+typedef enum h3q_host_event_kind {
+  /* A request: data is its head, NUL-separated: method, path, query,
+   * authority, scheme, then name and value of each header field.
+   * value is 1 when the request has no body (no BODY events follow), else
+   * 0. */
+  H3Q_HOST_REQUEST = 1,
+  /* A request body chunk: data/len. The host returns the credit with
+   * h3q_host_consume once it has used the bytes. */
+  H3Q_HOST_BODY = 2,
+  /* The request body is complete; data holds the request trailers in the
+   * same name\0value\0 form (len 0 when none). */
+  H3Q_HOST_BODY_END = 3,
+  /* value response body bytes written by the host have left the library's
+   * queue for the stream (sent only while the response is not ended). */
+  H3Q_HOST_WRITTEN = 4,
+  /* The stream is finished and its id is dead: value is 0 when the
+   * response was sent completely, else the peer's HTTP/3 error code, or
+   * 0x102 (H3_INTERNAL_ERROR) when it was cut short without one. */
+  H3Q_HOST_CLOSED = 5,
+  /* The server loop has ended (value: 0, or a negative H3Q_E* code); no
+   * events follow. Free the host now. */
+  H3Q_HOST_STOPPED = 6,
+  /* A WebTransport session was accepted (h3q_host_webtransport): data is
+   * its CONNECT request's head as for H3Q_HOST_REQUEST; the id names the
+   * session. Streams the client opens in it are refused (reset); the host
+   * API carries the session and its datagrams. */
+  H3Q_HOST_WT_SESSION = 7,
+  /* A datagram of session id: data/len. Dropped when max_events wait. */
+  H3Q_HOST_WT_DATAGRAM = 8,
+  /* Session id ended: value is the close code, data/len the reason (from
+   * the client's CLOSE_WEBTRANSPORT_SESSION, ours, or 0 and empty). */
+  H3Q_HOST_WT_CLOSED = 9,
+} h3q_host_event_kind;
+
+/* h3q_host_respond / h3q_host_write flag: end the response after this. */
+#define H3Q_HOST_END 1
+
+/* Creates a host server from cfg (see h3q_server_new for validation,
+ * errors and err/errlen); the loop does not run yet. body_window is the
+ * request body read-ahead per stream in bytes (0 means 256 KiB).
+ * max_events bounds the events waiting for the host (0 means 65536): a
+ * request arriving while that many wait gets 503 without reaching the
+ * host; body chunks are bounded by body_window instead. The caller owns
+ * *out (h3q_host_free). */
+H3Q_EXTERN int h3q_host_new(const h3q_config *cfg, size_t body_window,
+                            size_t max_events, h3q_host **out, char *err,
+                            size_t errlen);
+
+/* Starts the loop thread. notify may be NULL (see above). Errors:
+ * H3Q_EINVAL, H3Q_ESTATE (started before), H3Q_EIO (no thread). */
+H3Q_EXTERN int h3q_host_start(h3q_host *host, void (*notify)(void));
+
+/* The bound UDP port. */
+H3Q_EXTERN uint16_t h3q_host_port(const h3q_host *host);
+
+/* The underlying server, for h3q_server_get_stats (any thread) and for
+ * configuration before h3q_host_start (h3q_server_route etc. are then
+ * served in C without reaching the host). Owned by the host. */
+H3Q_EXTERN h3q_server *h3q_host_server(h3q_host *host);
+
+/* Stops the server: graceful lets streams in progress finish (within
+ * drain_timeout_ms; keep serving their commands), otherwise every open
+ * stream is reset first. A STOPPED event follows. Any thread; returns
+ * immediately. Errors: H3Q_EINVAL, H3Q_ESTATE (not started). */
+H3Q_EXTERN int h3q_host_stop(h3q_host *host, bool graceful);
+
+/* Stops the server if still running (not gracefully), joins the loop
+ * thread and frees everything, including data of polled events not taken
+ * with h3q_host_event_take. Accepts NULL. Not from the notify function. */
+H3Q_EXTERN void h3q_host_free(h3q_host *host);
+
+/* Takes the next batch of events: frees the previous batch and returns how
+ * many events the new one holds (0 when none; then the next event calls
+ * notify). Events are indexed 0..count-1 and valid until the next poll or
+ * h3q_host_free. Host thread only (one thread polls). */
+H3Q_EXTERN size_t h3q_host_poll(h3q_host *host);
+
+/* Fields of event i of the current batch; for an index out of range the
+ * type is 0 and the rest 0 or NULL. data is owned by the batch. */
+H3Q_EXTERN int h3q_host_event_type(const h3q_host *host, size_t i);
+H3Q_EXTERN uint32_t h3q_host_event_id(const h3q_host *host, size_t i);
+H3Q_EXTERN int64_t h3q_host_event_value(const h3q_host *host, size_t i);
+H3Q_EXTERN const uint8_t *h3q_host_event_data(const h3q_host *host, size_t i);
+H3Q_EXTERN size_t h3q_host_event_len(const h3q_host *host, size_t i);
+
+/* Takes ownership of event i's data (so that it can back a runtime's
+ * buffer without a copy); NULL when it has none. Free it with
+ * h3q_host_data_free, whose (bytes, context) shape is that of a
+ * JavaScriptCore array buffer deallocator (bun:ffi toArrayBuffer). */
+H3Q_EXTERN uint8_t *h3q_host_event_take(h3q_host *host, size_t i);
+H3Q_EXTERN void h3q_host_data_free(void *bytes, void *context);
+
+/* Blocks until an event is waiting or timeout_ms passes (-1: no limit).
+ * Returns 1 when events wait, 0 on timeout. Any thread. */
+H3Q_EXTERN int h3q_host_wait(h3q_host *host, int timeout_ms);
+
+/* An eventfd that is readable while events wait (level: the library
+ * clears it when h3q_host_poll empties the queue). Owned by the host; do
+ * not read or close it. */
+H3Q_EXTERN int h3q_host_fd(const h3q_host *host);
+
+/* Commands; any thread; copies everything it is given. They return H3Q_OK
+ * once queued, H3Q_EINVAL (NULL host, id 0, bad lengths), H3Q_ESTATE (the
+ * server has stopped) or H3Q_ENOMEM. Errors found later on the loop thread
+ * (an invalid header, a stream already gone) reset the stream or are
+ * dropped, and end in a CLOSED event.
+ *
+ * respond: the status (200..599) and header fields (head: name\0value\0
+ * pairs, head_len bytes), optionally a first body part; flags
+ * H3Q_HOST_END ends the response after it. write: more body; flags as for
+ * respond. trailers: fields sent after the body (same form), then the
+ * response ends. reset: resets the stream with an HTTP/3 error code.
+ * consume: the host has used n request body bytes (returns credit, see
+ * backpressure). */
+H3Q_EXTERN int h3q_host_respond(h3q_host *host, uint32_t id, int status,
+                                const uint8_t *head, size_t head_len,
+                                const uint8_t *body, size_t body_len,
+                                int flags);
+H3Q_EXTERN int h3q_host_write(h3q_host *host, uint32_t id, const uint8_t *body,
+                              size_t len, int flags);
+H3Q_EXTERN int h3q_host_trailers(h3q_host *host, uint32_t id,
+                                 const uint8_t *fields, size_t len);
+H3Q_EXTERN int h3q_host_reset(h3q_host *host, uint32_t id, uint64_t h3_error);
+H3Q_EXTERN int h3q_host_consume(h3q_host *host, uint32_t id, size_t n);
+
+/* WebTransport through the host API (needs enable_webtransport): sessions
+ * for pattern (as for h3q_server_webtransport) are accepted with 200 and
+ * reported as H3Q_HOST_WT_SESSION events; before h3q_host_start. To refuse
+ * one, close it at once. wt_send_datagram queues one datagram (copied;
+ * unreliable: dropped when too large or the session is closing).
+ * wt_close closes the session with a code and a reason (at most 1024
+ * bytes); H3Q_HOST_WT_CLOSED follows. Errors as for the other commands;
+ * h3q_host_webtransport: H3Q_EINVAL, H3Q_ESTATE (started, or WebTransport
+ * off), H3Q_EEXIST, H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_host_webtransport(h3q_host *host, const char *pattern);
+H3Q_EXTERN int h3q_host_wt_send_datagram(h3q_host *host, uint32_t id,
+                                         const uint8_t *data, size_t len);
+H3Q_EXTERN int h3q_host_wt_close(h3q_host *host, uint32_t id, uint32_t code,
+                                 const uint8_t *reason, size_t len);
 
 #ifdef __cplusplus
 }

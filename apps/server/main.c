@@ -53,7 +53,8 @@ typedef struct opt_def {
 static const opt_def opts[] = {
     {"addr", "ADDR", "bind address (default 0.0.0.0; :: for IPv4+IPv6)",
      OPT_FIELD, CFG(bind_addr)},
-    {"port", "PORT", "UDP port 1..65535 (default 4433)", OPT_FIELD, CFG(port)},
+    {"port", "PORT", "UDP port 0..65535, 0 = any free one (default 4433)",
+     OPT_FIELD, CFG(port)},
     {"cert", "FILE", "PEM certificate chain", OPT_FIELD, CFG(cert_path)},
     {"key", "FILE",
      "PEM private key (without --cert/--key a self-signed ECDSA\n"

@@ -287,8 +287,8 @@ int config_validate(const h3q_config *c, char *err, size_t errlen) {
   if (!c->bind_addr || !is_ip_literal(c->bind_addr))
     return fail(err, errlen, "bind_addr: '%s' is not an IPv4 or IPv6 address",
                 c->bind_addr ? c->bind_addr : "(null)");
-  if (c->port == 0 || c->port > 65535)
-    return fail(err, errlen, "port: %u is out of range 1..65535", c->port);
+  if (c->port > 65535) /* 0: the kernel picks one (h3q_server_port) */
+    return fail(err, errlen, "port: %u is out of range 0..65535", c->port);
   if (!c->cert_path || !*c->cert_path)
     return fail(err, errlen, "cert_path: a certificate file is required");
   if (!c->key_path || !*c->key_path)

@@ -173,6 +173,7 @@ int h3q_server_new(const h3q_config *cfg, h3q_server **out, char *err,
   srv->ep.fd = -1;
   pthread_mutex_init(&srv->post_lock, NULL);
   atomic_init(&srv->stop_requested, false);
+  atomic_init(&srv->loop_ended, false);
   int rc = server_init(srv, cfg, err, errlen);
   if (rc != H3Q_OK) {
     if (!err[0])
@@ -225,6 +226,7 @@ void server_loop_end(h3q_server *srv) {
   srv->ep.lo->timer_stop(srv->tick);
   close_all(srv);
   srv->running = false;
+  atomic_store(&srv->loop_ended, true);
 }
 
 int h3q_server_run(h3q_server *srv) {
@@ -250,7 +252,9 @@ void h3q_server_stop(h3q_server *srv) {
 int h3q_server_post(h3q_server *srv, void (*fn)(void *user), void *user) {
   if (!srv || !fn)
     return H3Q_EINVAL;
-  if (atomic_load(&srv->stop_requested))
+  /* A stopping server still runs posts while it drains (a host may be
+   * finishing responses); once its loop has ended nothing would run them. */
+  if (atomic_load(&srv->loop_ended))
     return H3Q_ESTATE;
   post_item *p = malloc(sizeof *p);
   if (!p)

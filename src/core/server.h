@@ -43,6 +43,7 @@ struct h3q_server {
   struct h3q_static *static_files; /* owned: installed by serve_dir */
 
   atomic_bool stop_requested;
+  atomic_bool loop_ended; /* the loop has closed everything: posts refused */
   bool running;
   bool embedded;   /* started by h3q_server_start: the host runs the loop */
   bool in_process; /* inside h3q_server_process (refuses re-entry) */

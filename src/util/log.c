@@ -1,6 +1,7 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -9,10 +10,10 @@
 int log_runtime_level = H3Q_LOG_WARN;
 static const char *log_name = "h3q";
 static h3q_log_format log_format = H3Q_LOG_TEXT;
-/* Set by h3q_log_set_callback; read on every line (same thread rules as
- * the level: set before servers start). */
-static h3q_log_cb log_cb;
-static void *log_cb_user;
+/* Set by h3q_log_set_callback; read on every line, from any thread (a
+ * hosted server logs from its own thread). */
+static _Atomic(h3q_log_cb) log_cb;
+static void *_Atomic log_cb_user;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug",
                                           "trace"};
@@ -23,8 +24,8 @@ void h3q_log_set_level(h3q_log_level level) {
 }
 
 void h3q_log_set_callback(h3q_log_cb cb, void *user) {
-  log_cb = cb;
-  log_cb_user = user;
+  atomic_store(&log_cb_user, user);
+  atomic_store(&log_cb, cb);
 }
 
 void log_set_format(h3q_log_format format) {
@@ -119,9 +120,9 @@ void log_write(h3q_log_level level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  h3q_log_cb cb = log_cb;
+  h3q_log_cb cb = atomic_load(&log_cb);
   if (cb)
-    cb(level, msg, log_cb_user);
+    cb(level, msg, atomic_load(&log_cb_user));
   else
     write_line(level, msg);
 }
