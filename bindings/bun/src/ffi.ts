@@ -15,7 +15,7 @@ const symbols = {
   h3q_config_set: { args: [ptr, ptr, ptr], returns: i32 },
   h3q_config_free: { args: [ptr], returns: v },
   h3q_generate_self_signed_cert: { args: [ptr, ptr, ptr, u32], returns: i32 },
-  h3q_server_get_stats: { args: [ptr, ptr], returns: v },
+  h3q_server_get_stats: { args: [ptr, ptr, usize], returns: usize },
   h3q_server_route: { args: [ptr, ptr, ptr, ptr, ptr], returns: i32 },
   h3q_static_new: { args: [ptr, ptr, ptr], returns: ptr },
   h3q_static_free: { args: [ptr], returns: v },

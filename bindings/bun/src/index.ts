@@ -379,7 +379,8 @@ class HostServer implements Server {
 
   stats(): Record<string, number> {
     const buf = new BigUint64Array(32); // larger than the struct, for newer libraries
-    if (!this.freed) this.L.h3q_server_get_stats(this.L.h3q_host_server(this.host), buf);
+    if (!this.freed)
+      this.L.h3q_server_get_stats(this.L.h3q_host_server(this.host), buf, buf.byteLength);
     const out: Record<string, number> = {};
     STATS_FIELDS.forEach((name, i) => (out[name] = Number(buf[i])));
     return out;
