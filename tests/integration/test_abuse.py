@@ -14,7 +14,7 @@ reasons unrelated to h3q. The README's Reliability section records the
 measured ratios, dated.
 
 Sizes: `make test` runs smaller attacks (counts below, "short"); with
-H3Q_ABUSE_LONG=1 (`make soak` runs this file that way) the full sizes the
+H3Q_ABUSE_LONG=1 (`make abuse-long`) the full sizes the
 reliability goals name: 1,000 slowloris connections, 10,000 idle ones,
 20,000 Initials.
 
@@ -382,11 +382,13 @@ def test_amplification_limit(servers):
 def test_rapid_reset_closed(servers, split):
     """CVE-2023-44487 pattern: request streams opened and reset at once, as
     fast as the attacker can (respecting MAX_STREAMS). Beyond
-    max_request_resets_per_sec (200 by default) the connection is closed
-    with H3_EXCESSIVE_LOAD; the normal client is unaffected.
+    max_request_resets_per_sec the connection is closed with
+    H3_EXCESSIVE_LOAD; the normal client is unaffected. The limit is 50
+    here rather than the default 200 so that the outcome does not depend on
+    how fast this machine lets a Python attacker go.
     later-packet: RESET_STREAM after the HEADERS arrived, so the request was
     dispatched (the expensive case)."""
-    s, idle = start(servers)
+    s, idle = start(servers, "--max-resets-per-sec", "50")
     limit = proc_kb(s.pid, "VmRSS") + SLACK_KB
     args = ["--count", "2"] + (["--split"] if split else [])
     a = Attack(s, "rapid-reset", *args, setup=30, hold=5.0)
@@ -405,7 +407,7 @@ def test_rapid_reset_without_limit_bounded(servers):
     a = Attack(s, "rapid-reset", "--count", "2", "--split", setup=30, hold=5.0)
     done = under_attack(s, a, "rapid reset, no limit (later packet)", limit, idle=idle)
     assert done["server_closed"] == 0, f"closed although the limit is off: {done}"
-    assert done["streams_reset"] > 400, f"attack too small to mean anything: {done}"
+    assert done["streams_reset"] > 200, f"attack too small to mean anything: {done}"
 
 
 def test_few_resets_keep_connection(servers):
