@@ -44,7 +44,6 @@ import hashlib
 import heapq
 import itertools
 import json
-import os
 import selectors
 import socket
 import ssl
@@ -70,7 +69,7 @@ def emit(**kw) -> None:
     print(json.dumps(kw), flush=True)
 
 
-def quic_config(idle_timeout: float = 120.0) -> QuicConfiguration:
+def quic_config(idle_timeout: float = 900.0) -> QuicConfiguration:
     cfg = QuicConfiguration(is_client=True, alpn_protocols=["h3"], idle_timeout=idle_timeout)
     cfg.verify_mode = ssl.CERT_NONE
     cfg.server_name = "localhost"
