@@ -171,7 +171,7 @@ typedef struct h3q_config {
   uint64_t qpack_blocked_streams;    /* 16; at most 1000 */
 
   /* Server-wide limits. */
-  size_t max_connections; /* 10000; new connections beyond are refused */
+  size_t max_connections; /* 10000; Initials beyond are dropped */
   size_t recv_batch;      /* datagrams read per wakeup, 1..1024; 32 */
   /* Requests in progress per connection beyond this get 503 (0 = only
    * QUIC's stream limit, initial_max_streams_bidi, applies). */
