@@ -194,11 +194,16 @@ typedef struct h3q_config {
   uint64_t qpack_blocked_streams;    /* 16; at most 1000 */
 
   /* Server-wide limits. */
-  size_t max_connections; /* 10000; new connections beyond are refused */
+  size_t max_connections; /* 10000; Initials beyond are dropped */
   size_t recv_batch;      /* datagrams read per wakeup, 1..1024; 32 */
   /* Requests in progress per connection beyond this get 503 (0 = only
    * QUIC's stream limit, initial_max_streams_bidi, applies). */
   size_t max_active_requests_per_conn;
+  /* Rapid reset (the CVE-2023-44487 pattern): a connection whose peer
+   * resets more request streams than this within one second is closed
+   * with H3_EXCESSIVE_LOAD. QUIC's stream limit alone does not bound the
+   * rate, since a reset stream returns its credit at once. 0 = no limit. */
+  size_t max_request_resets_per_sec; /* 200 */
 
   /* Request limits. Header count, name, value and section size give 431,
    * the path (without query) 414; a body over max_request_body_size gives

@@ -76,6 +76,13 @@ static const opt_def opts[] = {
      "requests in progress per connection before 503 (0: no limit)", OPT_FIELD,
 
      CFG(max_active_requests_per_conn)},
+    {"max-resets-per-sec", "N",
+     "request streams a client may reset per second before the\n"
+     "                           connection closes (200; 0: no limit)",
+     OPT_FIELD, CFG(max_request_resets_per_sec)},
+    {"max-connections", "N",
+     "connections at once; Initials beyond are dropped (10000)", OPT_FIELD,
+     CFG(max_connections)},
     {"max-header-count", "N", "request header fields (100) -> 431", OPT_FIELD,
 
      CFG(max_header_count)},

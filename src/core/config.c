@@ -31,6 +31,7 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->max_connections = 10000;
   cfg->recv_batch = 32;
   cfg->max_active_requests_per_conn = 0;
+  cfg->max_request_resets_per_sec = 200;
   cfg->max_header_count = 100;
   cfg->max_header_name_length = 256;
   cfg->max_header_value_length = 8192;

@@ -58,6 +58,7 @@ static const field_def fields[] = {
     FIELD(max_connections, F_SIZE),
     FIELD(recv_batch, F_SIZE),
     FIELD(max_active_requests_per_conn, F_SIZE),
+    FIELD(max_request_resets_per_sec, F_SIZE),
     FIELD(max_header_count, F_SIZE),
     FIELD(max_header_name_length, F_SIZE),
     FIELD(max_header_value_length, F_SIZE),

@@ -80,6 +80,7 @@ typedef struct h3_config {
   uint64_t max_request_body_size;
   size_t max_active_requests;  /* 0 = only QUIC's stream limit */
   size_t max_active_downloads; /* GET/HEAD in progress; 0 = no limit */
+  size_t max_resets_per_sec;   /* peer resets of requests; 0 = no limit */
   uint64_t header_timeout_ns;  /* 0 = none */
   uint64_t body_idle_timeout_ns;
   /* Largest HEADERS frame buffered; a larger one gets 431 unread. */
@@ -165,6 +166,10 @@ const h3_settings *h3_session_peer_settings(const h3_session *h);
 /* Closes the connection with an HTTP/3 error code (connection error). */
 void h3_session_fail(h3_session *h, uint64_t code, const char *why);
 
+/* The peer reset a request stream: beyond max_resets_per_sec in one
+ * second, the connection fails with H3_EXCESSIVE_LOAD (rapid reset). */
+void h3_session_count_peer_reset(h3_session *h);
+
 /* ---- internal to src/h3 ---- */
 
 /* Ids of peer unidirectional streams whose type is still being read. */
@@ -231,6 +236,9 @@ struct h3_session {
   uint64_t next_local_bidi, next_local_uni;
   size_t layers_started;   /* on_start ran for layers [0, layers_started) */
   size_t active_downloads; /* streams with stream.download set */
+  /* Request streams the peer reset in the current one-second window. */
+  uint64_t reset_window_start_ns;
+  size_t resets_in_window;
 };
 
 /* control.c: the peer's unidirectional streams. */

@@ -277,6 +277,7 @@ void stream_on_reset(stream *s, uint64_t h3_error) {
             (unsigned long long)s->h->c->number, (unsigned long long)s->id,
             (unsigned long long)h3_error);
   stream_abort(s, H3Q_H3_REQUEST_CANCELLED);
+  h3_session_count_peer_reset(s->h);
 }
 
 /* Stops both directions and marks the stream for freeing. */

@@ -78,6 +78,8 @@ void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
       .to = (struct sockaddr *)&c->ep->local,
       .to_len = c->ep->local_len,
   };
+  if (!c->addr_validated)
+    c->unvalidated_rx += len;
   ssize_t rc = quiche_conn_recv(c->q, buf, len, &ri);
   if (rc < 0 && rc != QUICHE_ERR_DONE) {
     LOG_DEBUG("conn %llu: recv error %zd", (unsigned long long)c->number, rc);

@@ -59,6 +59,15 @@ struct conn {
   struct sockaddr_storage held_to;
   socklen_t held_to_len;
 
+  /* Anti-amplification (RFC 9000 section 8.1), enforced here as well as
+   * in quiche: quiche 0.30 does not charge the padding of Initial
+   * datagrams to its budget, so its PTO probes took a lone Initial to
+   * over 5x. Until the handshake completes (the client's Finished is in a
+   * Handshake packet, which validates its address) at most 3x the bytes
+   * received are sent; packets beyond are dropped as if lost. */
+  bool addr_validated;
+  uint64_t unvalidated_rx, unvalidated_tx;
+
   conn *dirty_next;
   bool dirty;
   conn *tx_wait_next; /* ep->tx_waiters */

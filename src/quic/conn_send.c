@@ -86,6 +86,24 @@ static bool paced(conn *c, const uint8_t *out, size_t len,
   return wait && hold(c, out, len, si, at, wait);
 }
 
+#define AMPLIFICATION_FACTOR 3
+
+/* Whether a datagram of len bytes may go to a peer whose address is not
+ * validated yet (see conn.addr_validated); counts it if so. */
+static bool amplification_allows(conn *c, size_t len) {
+  if (!c->addr_validated && quiche_conn_is_established(c->q))
+    c->addr_validated = true;
+  if (c->addr_validated)
+    return true;
+  if (c->unvalidated_tx + len > AMPLIFICATION_FACTOR * c->unvalidated_rx) {
+    LOG_DEBUG("conn %llu: %zu bytes held back by the amplification limit",
+              (unsigned long long)c->number, len);
+    return false;
+  }
+  c->unvalidated_tx += len;
+  return true;
+}
+
 void conn_send_packets(conn *c) {
   quic_endpoint *ep = c->ep;
   if (!send_held(c))
@@ -106,6 +124,8 @@ void conn_send_packets(conn *c) {
       LOG_DEBUG("conn %llu: send error %zd", (unsigned long long)c->number, n);
       return;
     }
+    if (!amplification_allows(c, (size_t)n))
+      return; /* quiche counts it sent: it is lost and resent later */
     if (paced(c, out, (size_t)n, &si, &now))
       return;
     queue_packet(c, out, (size_t)n, (struct sockaddr *)&si.to, si.to_len);

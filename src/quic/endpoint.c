@@ -99,8 +99,14 @@ static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
       !ep->accepting)
     return NULL;
   if (ep->stats->connections_active >= ep->max_connections) {
-    LOG_WARN("refusing connection: max_connections (%zu) reached",
-             ep->max_connections);
+    /* Not one line per refused Initial: under a flood the log would become
+     * the attack. The 1st, 2nd, 4th, 8th... refusal is logged. */
+    ep->connections_refused++;
+    if ((ep->connections_refused & (ep->connections_refused - 1)) == 0)
+      LOG_WARN("refusing connections: max_connections (%zu) reached "
+               "(%llu refused so far)",
+               ep->max_connections,
+               (unsigned long long)ep->connections_refused);
     return NULL;
   }
   return conn_accept(ep, scid, from, from_len);
@@ -180,6 +186,7 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->fd = -1;
   ep->accepting = true;
   ep->max_connections = cfg->max_connections;
+  ep->connections_refused = 0;
   ep->pacing = cfg->enable_pacing;
   ep->qlog_dir = cfg->qlog_dir;
   ep->keylog_path = cfg->keylog_path;

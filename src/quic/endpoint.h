@@ -38,6 +38,7 @@ typedef struct quic_endpoint {
   uint64_t next_conn_number;
 
   size_t max_connections;
+  uint64_t connections_refused; /* Initials dropped at max_connections */
   bool pacing;    /* honour send_info.at (h3q_config.enable_pacing) */
   bool accepting; /* false while draining: new Initials are dropped */
   const char *qlog_dir, *keylog_path; /* borrowed from the server config */
