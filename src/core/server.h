@@ -42,6 +42,8 @@ struct h3q_server {
   struct h3q_static *static_files; /* owned: installed by serve_dir */
 
   atomic_bool stop_requested;
+  atomic_bool reload_requested; /* h3q_server_reload_tls */
+  uint8_t ticket_key[48];       /* from the secret, for reloaded configs */
   bool running;
   bool embedded;   /* started by h3q_server_start: the host runs the loop */
   bool in_process; /* inside h3q_server_process (refuses re-entry) */
