@@ -16,6 +16,9 @@
  * peer's active_connection_id_limit allows, capped here (RFC 9000 §5.1.1:
  * a peer that allows more is not owed more). */
 #define CONN_SPARE_SCIDS 7
+/* The first SCID stays registered after the peer retires it (a late
+ * Initial may name it), so one more slot holds its replacement. */
+#define CONN_SCID_SLOTS (CONN_SPARE_SCIDS + 1)
 
 typedef struct conn conn;
 struct quic_endpoint;
@@ -47,8 +50,8 @@ struct conn {
   uint8_t scid[CONN_SCID_LEN];
   /* Spare SCIDs issued with NEW_CONNECTION_ID (each in the endpoint's
    * table until quiche reports it retired). */
-  uint8_t spare[CONN_SPARE_SCIDS][CONN_SCID_LEN];
-  bool spare_used[CONN_SPARE_SCIDS];
+  uint8_t spare[CONN_SCID_SLOTS][CONN_SCID_LEN];
+  bool spare_used[CONN_SCID_SLOTS];
   bool tls_checked; /* ALPN and client certificate checked once */
   bool tls_refused; /* ... and found wanting: closing, no application */
   struct sockaddr_storage peer;

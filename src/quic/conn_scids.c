@@ -10,7 +10,7 @@
 #include "util/log.h"
 
 static int free_slot(const conn *c) {
-  for (int i = 0; i < CONN_SPARE_SCIDS; i++)
+  for (int i = 0; i < CONN_SCID_SLOTS; i++)
     if (!c->spare_used[i])
       return i;
   return -1;
@@ -49,7 +49,7 @@ static void forget_retired(conn *c) {
   while (quiche_connection_id_iter_next(it, &cid, &len)) {
     if (len != CONN_SCID_LEN)
       continue;
-    for (int i = 0; i < CONN_SPARE_SCIDS; i++) {
+    for (int i = 0; i < CONN_SCID_SLOTS; i++) {
       if (c->spare_used[i] && memcmp(c->spare[i], cid, len) == 0) {
         conn_table_del(&c->ep->conns, cid, len);
         c->spare_used[i] = false;
@@ -72,7 +72,7 @@ void conn_update_scids(conn *c) {
 }
 
 void conn_forget_scids(conn *c) {
-  for (int i = 0; i < CONN_SPARE_SCIDS; i++) {
+  for (int i = 0; i < CONN_SCID_SLOTS; i++) {
     if (c->spare_used[i])
       conn_table_del(&c->ep->conns, c->spare[i], CONN_SCID_LEN);
     c->spare_used[i] = false;

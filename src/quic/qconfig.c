@@ -1,5 +1,7 @@
 #include "quic/qconfig.h"
 
+#include "quic/conn.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -69,6 +71,9 @@ static void set_transport(quiche_config *q, const h3q_config *c) {
   quiche_config_set_initial_max_streams_bidi(q, c->initial_max_streams_bidi);
   quiche_config_set_initial_max_streams_uni(q, c->initial_max_streams_uni);
   quiche_config_set_disable_active_migration(q, c->disable_active_migration);
+  /* quiche issues at most min(ours, the peer's) CIDs: ours is the first
+   * SCID plus the spares a connection may hold (quic/conn.h). */
+  quiche_config_set_active_connection_id_limit(q, CONN_SPARE_SCIDS + 1);
   quiche_config_enable_pacing(q, c->enable_pacing);
   quiche_config_grease(q, c->grease);
   quiche_config_set_cc_algorithm_name(q, c->cc_algorithm);
