@@ -831,6 +831,12 @@ H3Q_EXTERN const char *h3q_request_protocol(const h3q_request *req);
 H3Q_EXTERN uint64_t h3q_request_stream_id(const h3q_request *req);
 H3Q_EXTERN uint64_t h3q_request_connection_id(const h3q_request *req);
 
+/* Whether the client of this request's connection presented a certificate
+ * that verified against client_ca_path (false without client_ca_path, or
+ * when the client sent none; a certificate that does not verify never
+ * gets this far: its handshake fails). */
+H3Q_EXTERN bool h3q_request_client_cert_verified(const h3q_request *req);
+
 /* Body events. on_data is called with each chunk as it arrives (the chunk is
  * valid only during the call); on_end when the body is complete (also
  * called, with no data, for requests without a body). Setting callbacks is

@@ -183,7 +183,8 @@ static void usage(FILE *out) {
   fprintf(out,
           "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
           "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-          "POST /digest, GET /hints,\n  GET /stats (server counters as "
+          "POST /digest, GET /hints,\n  GET /client-cert (verified|none), GET "
+          "/stats (server counters as "
           "JSON); --datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
           "/wt/echo (WebTransport echo), GET /wt/cert-hash\n"
           "Signals: SIGINT/SIGTERM stop gracefully; SIGHUP reloads --cert "
