@@ -8,7 +8,7 @@ static const char KDF_CONTEXT[crypto_kdf_CONTEXTBYTES] = {'h', '3', 'q', 's',
 enum { SUBKEY_CID = 1, SUBKEY_RESET, SUBKEY_TOKEN, SUBKEY_TICKET };
 
 int secrets_derive(quic_secrets *s, const uint8_t *secret, size_t len) {
-  if (!secret || len < SECRET_MIN_LEN)
+  if (!secret || len < SECRET_MIN_LEN || sodium_init() < 0)
     return -1;
   /* The secret may be any length >= 32: hash it to crypto_kdf's master
    * key size so every byte counts. */
