@@ -23,7 +23,7 @@ from aioquic.quic.logger import QuicLogger
 
 from aioquic_client import H3Client, run
 from harness import require_tool, scaled
-from test_ngtcp2 import gtlsclient
+from test_quicgo import assert_text, quicgo, run_quicgo  # noqa: F401 (fixture)
 
 LONG_TYPE_RETRY = 0x30  # bits 4-5 of a v1 long header
 
@@ -78,6 +78,19 @@ def test_gtlsclient_sees_retry_and_connects(retry_server, tmp_path):
     assert "type=Retry" in out, "gtlsclient received no Retry"
     assert "retry_source_connection_id=" in out
     assert "[:status: 200]" in out
+
+
+@pytest.mark.timeout(scaled(660))
+def test_quicgo_connects_through_retry(servers, quicgo):
+    """quic-go has no packet log here; the server's debug log shows the
+    Retry and that the connection was accepted only after it."""
+    s = servers.start("--retry", "--log-level", "debug")
+    r = run_quicgo(quicgo, s, "-req", "GET /hello", "-req", "GET /bytes/100000")
+    r.assert_clean()
+    assert_text(r["GET /hello"], "hello from h3q\n")
+    log = s.stderr_text()
+    assert "retry sent" in log and log.index("retry sent") < log.index(": accepted"), log[-2000:]
+    assert log.count(": accepted") == 1, log[-2000:]
 
 
 # --------------------------------------------------------------------------
