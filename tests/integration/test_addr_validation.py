@@ -10,7 +10,9 @@ with, forged, used from another port, or has expired (10 s)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import struct
 import socket
 import ssl
 import subprocess
@@ -204,3 +206,38 @@ def _still_connects(server) -> None:
     r, retries = run(_get_hello(server), scaled(30))
     assert r.status == 200 and retries == 1
     server.assert_alive()
+
+
+def _initial(dcid: bytes, scid: bytes, size: int = 1200) -> bytes:
+    """A v1 Initial header without a token, padded with junk to size (the
+    server answers Retry before it decrypts anything)."""
+    hdr = bytes([0xC0]) + struct.pack("!I", 1) + bytes([len(dcid)]) + dcid
+    hdr += bytes([len(scid)]) + scid + b"\x00"  # token length 0
+    rest = size - len(hdr) - 2
+    return hdr + struct.pack("!H", 0x4000 | rest) + os.urandom(rest)
+
+
+@pytest.mark.timeout(scaled(90))
+def test_initial_flood_creates_no_connections(retry_server):
+    """Spoofed-looking Initials (each its own DCID) get a Retry each, and
+    the server accepts no connection for any of them: nothing is kept per
+    attempt. Its /stats counters say how many connections it accepted."""
+    async def accepted() -> int:
+        async with H3Client.connect(retry_server.host, retry_server.port,
+                                    timeout=scaled(10)) as c:
+            r = await c.request("GET", "/stats", timeout=scaled(10))
+            assert r.status == 200
+            return json.loads(r.body)["connections_accepted"]
+    before = run(accepted(), scaled(30))
+    n, retries = 300, 0
+    with _sock() as sock:
+        addr = (retry_server.host, retry_server.port)
+        # One at a time, so no socket buffer overflows on a busy machine.
+        for i in range(n):
+            sock.sendto(_initial(os.urandom(8 + i % 13), os.urandom(8)), addr)
+            d = _recv(sock, scaled(2))
+            retries += d is not None and d[0] & 0xF0 == 0xC0 | LONG_TYPE_RETRY
+    assert retries == n, f"{retries} Retries for {n} Initials"
+    after = run(accepted(), scaled(30))
+    # Only the two /stats clients themselves were accepted.
+    assert after == before + 1, (before, after)
