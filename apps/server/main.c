@@ -106,9 +106,9 @@ static const opt_def opts[] = {
      "                           (--secret-file derives one; this wins)",
      OPT_TICKET, "ticket_key_len"},
     {"secret-file", "FILE",
-     "32..4096 secret bytes shared by restarts and workers: keys\n"
-     "                           for Retry tokens, stateless resets, CIDs, "
-     "tickets",
+     "32..4096 secret bytes shared by restarts and workers:\n"
+     "                           keys for Retry tokens, stateless resets, "
+     "CIDs, tickets",
      OPT_FIELD, CFG(secret_file)},
     {"retry", NULL, "validate client addresses with a Retry first", OPT_FLAG,
      CFG(enable_retry)},
@@ -183,10 +183,10 @@ static void usage(FILE *out) {
   fprintf(out,
           "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
           "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-          "POST /digest, GET /hints,\n  GET /client-cert (verified|none), GET "
-          "/stats (server counters as "
-          "JSON); --datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
-          "/wt/echo (WebTransport echo), GET /wt/cert-hash\n"
+          "POST /digest, GET /hints,\n  GET /client-cert (verified|none), "
+          "GET /stats (server counters as JSON);\n  --datagrams echoes every "
+          "QUIC DATAGRAM; --webtransport: /wt/echo\n  (WebTransport echo), "
+          "GET /wt/cert-hash\n"
           "Signals: SIGINT/SIGTERM stop gracefully; SIGHUP reloads --cert "
           "and --key\n  (and --client-ca) for new connections.\n");
 }
