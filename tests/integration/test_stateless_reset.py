@@ -17,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import os
+import select
 import signal
 import struct
+import subprocess
 import time
 
 import pytest
 
 from aioquic_client import H3Client, run
 from harness import scaled
+from test_quicgo import quicgo  # noqa: F401 (fixture)
 
 IDLE_TIMEOUT_MS = 30000
 
@@ -150,6 +154,49 @@ def test_restart_with_another_secret_cannot_reset(servers, tmp_path):
                      scaled(60))
     assert got, "the restarted server sent nothing"
     assert all(d[-16:] != token for _, d in got)
+
+
+def _read_event(proc: subprocess.Popen, name: str, timeout: float, seen: list) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if not r:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            break
+        obj = json.loads(line)
+        seen.append(obj)
+        if obj.get("event") == name:
+            return obj
+    pytest.fail(f"quicgoclient: no {name!r} event within {timeout:.0f}s; got {seen}", pytrace=False)
+
+
+@pytest.mark.timeout(scaled(660))
+def test_quicgo_connection_ends_by_stateless_reset_after_kill9(servers, tmp_path, quicgo):
+    """quic-go checks stateless resets itself: after kill -9 and a restart
+    with the same secret, its next request ends the connection with a
+    StatelessResetError at once (its idle timeout is 30 s)."""
+    secret = _secret_file(tmp_path / "secret", os.urandom(48))
+    s1 = servers.start("--secret-file", secret)
+    cmd = [str(quicgo), "-addr", f"{s1.host}:{s1.port}", "-insecure", "-scenario", "reset",
+           "-timeout", f"{int(scaled(60))}s", "-req-timeout", f"{int(scaled(40))}s"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen: list = []
+    try:
+        _read_event(proc, "ready", scaled(20), seen)
+        _kill9(s1)
+        servers.start("--secret-file", secret, port=s1.port)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        ended = _read_event(proc, "ended", scaled(50), seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+    assert ended["conn"].get("error_kind") == "stateless_reset", seen
+    assert ended["ms"] < scaled(2000), f"the reset took {ended['ms']} ms"
 
 
 @pytest.mark.timeout(scaled(60))
