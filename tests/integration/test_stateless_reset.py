@@ -19,10 +19,11 @@ import hashlib
 import hmac
 import json
 import os
-import select
+import queue
 import signal
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -156,14 +157,27 @@ def test_restart_with_another_secret_cannot_reset(servers, tmp_path):
     assert all(d[-16:] != token for _, d in got)
 
 
-def _read_event(proc: subprocess.Popen, name: str, timeout: float, seen: list) -> dict:
+def _line_reader(proc: subprocess.Popen) -> "queue.Queue[str | None]":
+    """A thread moves the client's stdout lines into a queue (select() on a
+    buffered pipe would miss a second line already read into the buffer)."""
+    q: "queue.Queue[str | None]" = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            q.put(line)
+        q.put(None)
+    threading.Thread(target=pump, daemon=True).start()
+    return q
+
+
+def _read_event(lines, name: str, timeout: float, seen: list) -> dict:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if not r:
-            continue
-        line = proc.stdout.readline()
-        if not line:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
             break
         obj = json.loads(line)
         seen.append(obj)
@@ -184,13 +198,14 @@ def test_quicgo_connection_ends_by_stateless_reset_after_kill9(servers, tmp_path
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     seen: list = []
+    lines = _line_reader(proc)
     try:
-        _read_event(proc, "ready", scaled(20), seen)
+        _read_event(lines, "ready", scaled(20), seen)
         _kill9(s1)
         servers.start("--secret-file", secret, port=s1.port)
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        ended = _read_event(proc, "ended", scaled(50), seen)
+        ended = _read_event(lines, "ended", scaled(50), seen)
     finally:
         if proc.poll() is None:
             proc.kill()
