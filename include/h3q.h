@@ -230,7 +230,8 @@ typedef struct h3q_config {
   /* 0-RTT. With enable_early_data, requests that arrive as early data
    * with an unsafe method get 425 Too Early. ticket_key (48 bytes, or NULL
    * for a random per-process key) lets several processes resume each
-   * other's sessions. */
+   * other's sessions (without it the ticket key derives from the server
+   * secret, see below). */
   bool enable_early_data; /* false */
   const uint8_t *ticket_key;
   size_t ticket_key_len;
@@ -273,6 +274,38 @@ typedef struct h3q_config {
   bool enable_webtransport;          /* false */
   size_t wt_max_sessions_per_conn;   /* 16; 1..65535 */
   size_t wt_max_streams_per_session; /* 256; 1..1000000 */
+
+  /* Address validation (RFC 9000 §8.1). With enable_retry every new
+   * connection is first answered with a Retry carrying a token (sealed
+   * with a key from the server secret, bound to the client's address and
+   * port and its original DCID, valid 10 s); only an Initial bearing such
+   * a token creates a connection, so a flood of spoofed Initials costs no
+   * per-connection state. An Initial with an invalid or expired token is
+   * dropped (RFC 9000 §8.1.2 allows this instead of an INVALID_TOKEN
+   * close). quiche 0.30 cannot send NEW_TOKEN frames, so returning
+   * clients are validated by a Retry again. */
+  bool enable_retry; /* false */
+
+  /* The server secret: at least 32 bytes (secret/secret_len; copied), or
+   * a file holding them (secret_file, read at h3q_server_new; at most
+   * 4096 bytes). Retry-token keys, stateless-reset tokens, connection IDs
+   * and the TLS session-ticket key (unless ticket_key is set) derive from
+   * it, so servers that share it (restarts, workers, machines) accept each
+   * other's tokens and tickets, and a restarted server ends the old
+   * server's connections at once with a stateless reset. Without either,
+   * the keys are random for each server object. */
+  const uint8_t *secret;
+  size_t secret_len;
+  const char *secret_file;
+
+  /* Client certificates. With client_ca_path (PEM CA certificates) the
+   * server asks clients for a certificate and refuses the handshake when
+   * one does not verify against those CAs; a client may still send none
+   * unless client_cert_required (then the connection closes with TLS
+   * alert certificate_required). h3q_request_client_cert_verified tells a
+   * handler which case it serves. */
+  const char *client_ca_path;
+  bool client_cert_required; /* false; needs client_ca_path */
 
   /* Diagnostics. */
   const char *qlog_dir; /* NULL = no qlog; else one file per connection */
@@ -390,6 +423,15 @@ H3Q_EXTERN int h3q_server_run(h3q_server *srv);
  * run() return at once. An embedded server stops through
  * h3q_server_process, which returns H3Q_SERVER_STOPPED when done. */
 H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
+
+/* Asks the server to read cert_path and key_path (and client_ca_path)
+ * again: connections accepted afterwards use the new certificate, open
+ * connections and their transfers go on with the old one. Safe to call
+ * from any thread and from a signal handler (h3q-server calls it on
+ * SIGHUP); returns immediately and the reload happens on the loop thread.
+ * If the new files do not load, the server logs an error naming the field
+ * and keeps serving the old certificate. */
+H3Q_EXTERN void h3q_server_reload_tls(h3q_server *srv);
 
 /* Runs fn(user) on the loop thread soon. Safe from any thread (not from a
  * signal handler). Posts still run while a stopped server drains. Calls
@@ -923,6 +965,12 @@ H3Q_EXTERN const char *h3q_request_protocol(const h3q_request *req);
 /* Identifiers: the QUIC stream id, and a server-unique connection number. */
 H3Q_EXTERN uint64_t h3q_request_stream_id(const h3q_request *req);
 H3Q_EXTERN uint64_t h3q_request_connection_id(const h3q_request *req);
+
+/* Whether the client of this request's connection presented a certificate
+ * that verified against client_ca_path (false without client_ca_path, or
+ * when the client sent none; a certificate that does not verify never
+ * gets this far: its handshake fails). */
+H3Q_EXTERN bool h3q_request_client_cert_verified(const h3q_request *req);
 
 /* Body events. on_data is called with each chunk as it arrives (the chunk is
  * valid only during the call); on_end when the body is complete (also

@@ -40,6 +40,14 @@ static int hello(h3q_request *req, h3q_response *res, void *user) {
                            sizeof body - 1);
 }
 
+/* Whether this connection's client proved a certificate (--client-ca). */
+static int client_cert(h3q_request *req, h3q_response *res, void *user) {
+  const char *body =
+      h3q_request_client_cert_verified(req) ? "verified\n" : "none\n";
+  return h3q_response_send(res, 200, "text/plain; charset=utf-8", body,
+                           strlen(body));
+}
+
 static int user_page(h3q_request *req, h3q_response *res, void *user) {
   char body[4200];
   const char *q = h3q_request_query(req);
@@ -372,10 +380,15 @@ typedef struct demo_route {
 } demo_route;
 
 static const demo_route routes[] = {
-    {"GET", "/hello", hello},         {"POST", "/echo", echo},
-    {"GET", "/bytes/:n", bytes},      {"GET", "/user/:id", user_page},
-    {"GET", "/trailers", trailers},   {"GET", "/produce/:n", produce_route},
-    {"POST", "/digest", digest},      {"GET", "/hints", hints},
+    {"GET", "/hello", hello},
+    {"POST", "/echo", echo},
+    {"GET", "/bytes/:n", bytes},
+    {"GET", "/user/:id", user_page},
+    {"GET", "/trailers", trailers},
+    {"GET", "/produce/:n", produce_route},
+    {"POST", "/digest", digest},
+    {"GET", "/hints", hints},
+    {"GET", "/client-cert", client_cert},
     {"GET", "/connstats", connstats},
 };
 

@@ -113,8 +113,23 @@ static const opt_def opts[] = {
      OPT_UNFLAG, CFG(disable_active_migration)},
     {"early-data", NULL, "accept 0-RTT (unsafe methods get 425)", OPT_FLAG,
      CFG(enable_early_data)},
-    {"ticket-key", "FILE", "48-byte session ticket key shared by processes",
+    {"ticket-key", "FILE",
+     "48-byte session ticket key shared by processes\n"
+     "                           (--secret-file derives one; this wins)",
      OPT_TICKET, "ticket_key_len"},
+    {"secret-file", "FILE",
+     "32..4096 secret bytes shared by restarts and workers:\n"
+     "                           keys for Retry tokens, stateless resets, "
+     "CIDs, tickets",
+     OPT_FIELD, CFG(secret_file)},
+    {"retry", NULL, "validate client addresses with a Retry first", OPT_FLAG,
+     CFG(enable_retry)},
+    {"client-ca", "FILE",
+     "PEM CAs for client certificates (asks clients for one)", OPT_FIELD,
+     CFG(client_ca_path)},
+    {"client-cert-required", NULL,
+     "refuse clients without a certificate (needs --client-ca)", OPT_FLAG,
+     CFG(client_cert_required)},
     {"qpack-max-table-capacity", "N",
      "QPACK dynamic table for request headers, bytes (4096; 0 off)", OPT_FIELD,
 
@@ -200,18 +215,23 @@ static void usage(FILE *out) {
              opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
     fprintf(out, "  %-26s %s\n", left, opts[i].help);
   }
-  fprintf(out, "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
-               "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-               "POST /digest, GET /hints,\n  GET /stats (server counters as "
-               "JSON),\n  GET /connstats (the connection's RTT, cwnd, bytes as "
-               "JSON);\n  "
-               "--datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
-               "/wt/echo (WebTransport echo), GET /wt/cert-hash\n");
+  fprintf(out,
+          "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
+          "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
+          "POST /digest, GET /hints,\n  GET /client-cert (verified|none), "
+          "GET /stats (server counters as JSON),\n  GET /connstats (the "
+          "connection's RTT, cwnd, bytes as JSON);\n  --datagrams echoes "
+          "every QUIC DATAGRAM; --webtransport: /wt/echo\n  (WebTransport "
+          "echo), GET /wt/cert-hash\n"
+          "Signals: SIGINT/SIGTERM stop gracefully; SIGHUP reloads --cert "
+          "and --key\n  (and --client-ca) for new connections.\n");
 }
 
 static void on_signal(int sig) {
-  (void)sig;
-  h3q_server_stop(g_server); /* async-signal-safe */
+  if (sig == SIGHUP)
+    h3q_server_reload_tls(g_server); /* async-signal-safe */
+  else
+    h3q_server_stop(g_server); /* async-signal-safe */
 }
 
 static int ensure_cert(const char **cert, const char **key) {
@@ -371,6 +391,7 @@ static void install_signals(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL); /* reload --cert/--key */
   signal(SIGPIPE, SIG_IGN);
 }
 

@@ -1,6 +1,8 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,7 +165,7 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
     return fail(err, errlen, "max_request_body_size: must be > 0");
   if (c->drain_timeout_ms > 3600000)
     return fail(err, errlen, "drain_timeout_ms: at most 3600000 (one hour)");
-  if (c->enable_early_data && c->ticket_key && c->ticket_key_len != 48)
+  if (c->ticket_key && c->ticket_key_len != 48)
     return fail(err, errlen, "ticket_key_len: must be 48 bytes (got %zu)",
                 c->ticket_key_len);
   if ((int)c->log_level < H3Q_LOG_ERROR || c->log_level > H3Q_LOG_TRACE)
@@ -284,6 +286,50 @@ static int validate_dgram(const h3q_config *c, char *err, size_t errlen) {
   return H3Q_OK;
 }
 
+#define SECRET_MIN 32u
+#define SECRET_MAX 4096u
+
+static int validate_ops(const h3q_config *c, char *err, size_t errlen) {
+  if (c->secret && (c->secret_len < SECRET_MIN || c->secret_len > SECRET_MAX))
+    return fail(err, errlen, "secret_len: must be %u..%u bytes (got %zu)",
+                SECRET_MIN, SECRET_MAX, c->secret_len);
+  if (c->secret && c->secret_file)
+    return fail(err, errlen,
+                "secret_file: set either secret or secret_file, not both");
+  if (c->secret_file && !*c->secret_file)
+    return fail(err, errlen, "secret_file: must not be empty");
+  if (c->client_ca_path && !*c->client_ca_path)
+    return fail(err, errlen, "client_ca_path: must not be empty");
+  if (c->client_cert_required && !c->client_ca_path)
+    return fail(err, errlen,
+                "client_cert_required: needs client_ca_path (the CAs that "
+                "sign client certificates)");
+  return H3Q_OK;
+}
+
+int config_load_secret(const char *path, uint8_t **out, size_t *out_len,
+                       char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return fail(err, errlen, "secret_file: cannot read '%s': %s", path,
+                strerror(errno));
+  uint8_t *buf = malloc(SECRET_MAX + 1);
+  size_t n = buf ? fread(buf, 1, SECRET_MAX + 1, f) : 0;
+  fclose(f);
+  if (!buf)
+    return H3Q_ENOMEM;
+  if (n < SECRET_MIN || n > SECRET_MAX) {
+    free(buf);
+    fail(err, errlen, "secret_file: '%s' must hold %u..%u bytes (got %s%zu)",
+         path, SECRET_MIN, SECRET_MAX, n > SECRET_MAX ? "more than " : "",
+         n > SECRET_MAX ? (size_t)SECRET_MAX : n);
+    return H3Q_ECONFIG;
+  }
+  *out = buf;
+  *out_len = n;
+  return H3Q_OK;
+}
+
 int config_validate(const h3q_config *c, char *err, size_t errlen) {
   if (!c->bind_addr || !is_ip_literal(c->bind_addr))
     return fail(err, errlen, "bind_addr: '%s' is not an IPv4 or IPv6 address",
@@ -310,6 +356,16 @@ static int dup_field(char **dst, const char *src) {
   return *dst ? H3Q_OK : H3Q_ENOMEM;
 }
 
+static int copy_secret(config_owned *dst, const h3q_config *cfg) {
+  if (!cfg->secret)
+    return H3Q_OK;
+  dst->secret = malloc(cfg->secret_len);
+  if (!dst->secret)
+    return H3Q_ENOMEM;
+  memcpy(dst->secret, cfg->secret, cfg->secret_len);
+  return H3Q_OK;
+}
+
 int config_copy(config_owned *dst, const h3q_config *cfg) {
   memset(dst, 0, sizeof *dst);
   dst->c = *cfg;
@@ -322,7 +378,11 @@ int config_copy(config_owned *dst, const h3q_config *cfg) {
       dup_field(&dst->qlog_dir, cfg->qlog_dir) ||
       dup_field(&dst->keylog_path, cfg->keylog_path) ||
       dup_field(&dst->access_log_path, cfg->access_log_path) ||
-      dup_field(&dst->metrics_addr, cfg->metrics_addr)) {
+      dup_field(&dst->metrics_addr, cfg->metrics_addr) ||
+
+      dup_field(&dst->secret_file, cfg->secret_file) ||
+      dup_field(&dst->client_ca_path, cfg->client_ca_path) ||
+      copy_secret(dst, cfg)) {
     config_owned_free(dst);
     return H3Q_ENOMEM;
   }
@@ -335,6 +395,9 @@ int config_copy(config_owned *dst, const h3q_config *cfg) {
   dst->c.keylog_path = dst->keylog_path;
   dst->c.access_log_path = dst->access_log_path;
   dst->c.metrics_addr = dst->metrics_addr;
+  dst->c.secret_file = dst->secret_file;
+  dst->c.client_ca_path = dst->client_ca_path;
+  dst->c.secret = dst->secret;
   if (cfg->ticket_key && cfg->ticket_key_len == sizeof dst->ticket_key) {
     memcpy(dst->ticket_key, cfg->ticket_key, sizeof dst->ticket_key);
     dst->c.ticket_key = dst->ticket_key;
@@ -356,5 +419,10 @@ void config_owned_free(config_owned *c) {
   free(c->keylog_path);
   free(c->access_log_path);
   free(c->metrics_addr);
+  free(c->secret_file);
+  free(c->client_ca_path);
+  if (c->secret)
+    sodium_memzero(c->secret, c->c.secret_len);
+  free(c->secret);
   memset(c, 0, sizeof *c);
 }

@@ -81,9 +81,29 @@ static void close_all(h3q_server *srv) {
   process_dirty(srv);
 }
 
+/* A new quiche config from the certificate files as they are now; new
+ * connections use it, open ones keep theirs. Failures keep the old one. */
+static void reload_tls(h3q_server *srv) {
+  char err[512] = "";
+  quiche_config *q = NULL;
+  int rc =
+      qconfig_build(&srv->cfg.c, srv->cfg.alpn_wire, srv->cfg.alpn_wire_len,
+                    srv->ticket_key, &q, err, sizeof err);
+  if (rc != H3Q_OK) {
+    LOG_ERROR("tls reload failed, keeping the current certificate: %s",
+              err[0] ? err : h3q_strerror(rc));
+    return;
+  }
+  endpoint_swap_qconfig(&srv->ep, q);
+  LOG_WARN("tls: reloaded %s and %s for new connections", srv->cfg.c.cert_path,
+           srv->cfg.c.key_path);
+}
+
 static void on_wakeup(void *arg) {
   h3q_server *srv = arg;
   run_posts(srv);
+  if (atomic_exchange(&srv->reload_requested, false))
+    reload_tls(srv);
   if (atomic_load(&srv->stop_requested))
     begin_drain(srv);
 }
@@ -102,6 +122,29 @@ static int server_init_loop(h3q_server *srv, char *err, size_t errlen) {
     return H3Q_EIO;
   }
   return server_start_metrics(srv, err, errlen);
+}
+
+/* The keys behind Retry tokens, stateless resets, CIDs and tickets: from
+ * the configured secret (buffer or file), else random for this server. */
+static int server_load_secrets(h3q_server *srv, quic_secrets *out, char *err,
+                               size_t errlen) {
+  const h3q_config *c = &srv->cfg.c;
+  if (c->secret)
+    return secrets_derive(out, c->secret, c->secret_len) == 0 ? H3Q_OK
+                                                              : H3Q_ECONFIG;
+  if (!c->secret_file) {
+    secrets_random(out);
+    return H3Q_OK;
+  }
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  int rc = config_load_secret(c->secret_file, &bytes, &len, err, errlen);
+  if (rc != H3Q_OK)
+    return rc;
+  rc = secrets_derive(out, bytes, len) == 0 ? H3Q_OK : H3Q_ECONFIG;
+  sodium_memzero(bytes, len);
+  free(bytes);
+  return rc;
 }
 
 static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
@@ -124,11 +167,17 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
   rc = server_open_access_log(srv, err, errlen);
   if (rc != H3Q_OK)
     return rc;
-  quiche_config *qcfg = NULL;
-  rc = qconfig_build(&srv->cfg.c, srv->cfg.alpn_wire, srv->cfg.alpn_wire_len,
-                     &qcfg, err, errlen);
+  quic_secrets secrets;
+  rc = server_load_secrets(srv, &secrets, err, errlen);
   if (rc != H3Q_OK)
     return rc;
+  quiche_config *qcfg = NULL;
+  rc = qconfig_build(&srv->cfg.c, srv->cfg.alpn_wire, srv->cfg.alpn_wire_len,
+                     secrets.ticket, &qcfg, err, errlen);
+  if (rc != H3Q_OK) {
+    sodium_memzero(&secrets, sizeof secrets);
+    return rc;
+  }
   if (!(srv->router = router_new())) {
     quiche_config_free(qcfg);
     return H3Q_ENOMEM;
@@ -148,7 +197,11 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
   }
   srv->ep.app = &h3_app_ops;
   srv->ep.app_ctx = &srv->h3;
-  rc = endpoint_init(&srv->ep, &srv->cfg.c, qcfg, err, errlen);
+  srv->ep.alpn_wire = srv->cfg.alpn_wire;
+  srv->ep.alpn_wire_len = srv->cfg.alpn_wire_len;
+  memcpy(srv->ticket_key, secrets.ticket, sizeof srv->ticket_key);
+  rc = endpoint_init(&srv->ep, &srv->cfg.c, qcfg, &secrets, err, errlen);
+  sodium_memzero(&secrets, sizeof secrets);
   return rc == H3Q_OK ? server_init_loop(srv, err, errlen) : rc;
 }
 
@@ -174,6 +227,7 @@ int h3q_server_new(const h3q_config *cfg, h3q_server **out, char *err,
   pthread_mutex_init(&srv->post_lock, NULL);
   atomic_init(&srv->stop_requested, false);
   atomic_init(&srv->loop_ended, false);
+  atomic_init(&srv->reload_requested, false);
   int rc = server_init(srv, cfg, err, errlen);
   if (rc != H3Q_OK) {
     if (!err[0])
@@ -246,6 +300,13 @@ void h3q_server_stop(h3q_server *srv) {
   if (!srv)
     return;
   atomic_store(&srv->stop_requested, true);
+  srv->ep.lo->wakeup(srv->ep.loop);
+}
+
+void h3q_server_reload_tls(h3q_server *srv) {
+  if (!srv)
+    return;
+  atomic_store(&srv->reload_requested, true);
   srv->ep.lo->wakeup(srv->ep.loop);
 }
 

@@ -44,6 +44,8 @@ struct h3q_server {
 
   atomic_bool stop_requested;
   atomic_bool loop_ended; /* the loop has closed everything: posts refused */
+  atomic_bool reload_requested; /* h3q_server_reload_tls */
+  uint8_t ticket_key[48];       /* from the secret, for reloaded configs */
   bool running;
   bool embedded;   /* started by h3q_server_start: the host runs the loop */
   bool in_process; /* inside h3q_server_process (refuses re-entry) */

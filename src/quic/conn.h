@@ -13,6 +13,13 @@
 #include "io/loop.h"
 
 #define CONN_SCID_LEN 16
+/* Connection IDs we keep issued per connection beyond the first: what the
+ * peer's active_connection_id_limit allows, capped here (RFC 9000 §5.1.1:
+ * a peer that allows more is not owed more). */
+#define CONN_SPARE_SCIDS 7
+/* The first SCID stays registered after the peer retires it (a late
+ * Initial may name it), so one more slot holds its replacement. */
+#define CONN_SCID_SLOTS (CONN_SPARE_SCIDS + 1)
 
 typedef struct conn conn;
 struct quic_endpoint;
@@ -42,6 +49,12 @@ struct conn {
   void *app;       /* the session, once started */
   uint64_t number; /* endpoint-unique, for logs and the request API */
   uint8_t scid[CONN_SCID_LEN];
+  /* Spare SCIDs issued with NEW_CONNECTION_ID (each in the endpoint's
+   * table until quiche reports it retired). */
+  uint8_t spare[CONN_SCID_SLOTS][CONN_SCID_LEN];
+  bool spare_used[CONN_SCID_SLOTS];
+  bool tls_checked; /* ALPN and client certificate checked once */
+  bool tls_refused; /* ... and found wanting: closing, no application */
   struct sockaddr_storage peer;
   socklen_t peer_len;
   loop_timer *timer;
@@ -75,10 +88,25 @@ struct conn {
   conn *prev, *next;  /* ep->all */
 };
 
-/* Creates a server-side connection for a client Initial. Returns NULL when
+/* Creates a server-side connection for a client Initial; odcid is the
+ * client's original DCID after a Retry (else NULL). Our stateless-reset
+ * token for scid goes into the transport parameters. Returns NULL when
  * quiche refuses it or memory runs out. */
 conn *conn_accept(struct quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
+                  const uint8_t *odcid, size_t odcid_len,
                   const struct sockaddr *peer, socklen_t peer_len);
+
+/* Issues spare SCIDs up to what the peer accepts (each registered in the
+ * endpoint's table, with its stateless-reset token) and unregisters those
+ * quiche reports retired. */
+void conn_update_scids(conn *c);
+
+/* Unregisters every spare SCID (the connection is going away). */
+void conn_forget_scids(conn *c);
+
+/* Whether the client presented a certificate (verified against the
+ * configured CA: quiche fails the handshake otherwise). */
+bool conn_peer_cert_verified(const conn *c);
 
 /* Feeds one datagram to quiche and marks the connection dirty. */
 void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,

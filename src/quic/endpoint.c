@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "quic/token.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* Datagrams per sendmmsg call, and receive buffer size: any datagram a
@@ -74,30 +76,69 @@ static bool negotiate_unknown_version(quic_endpoint *ep, const uint8_t *buf,
 }
 
 /* Our SCID for a client's first DCID, stable across its retransmissions. */
-static void derive_scid(const quic_endpoint *ep, const packet_header *h,
-                        uint8_t out[CONN_SCID_LEN]) {
+static void derive_scid(const quic_endpoint *ep, const uint8_t *dcid,
+                        size_t dcid_len, uint8_t out[CONN_SCID_LEN]) {
   uint8_t mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256(mac, h->dcid, h->dcid_len, ep->cid_secret);
+  crypto_auth_hmacsha256(mac, dcid, dcid_len, ep->secrets.cid);
   memcpy(out, mac, CONN_SCID_LEN);
 }
 
-static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
-                            size_t len, const struct sockaddr *from,
-                            socklen_t from_len) {
-  /* Until the client learns our SCID, its Initial and 0-RTT packets carry
-   * the DCID it chose; ours was derived from that. */
-  if (h->type != QUIC_TYPE_INITIAL && h->type != QUIC_TYPE_ZERO_RTT)
-    return NULL;
-  uint8_t scid[CONN_SCID_LEN];
-  derive_scid(ep, h, scid);
-  conn *c = conn_table_get(&ep->conns, scid, CONN_SCID_LEN);
-  if (c)
-    return c;
+/* Answers an Initial without a token with a Retry (RFC 9000 §8.1.2): the
+ * token carries the client's DCID, and our SCID in it is the one the
+ * connection will have, so nothing is kept until the client comes back. */
+static void send_retry(quic_endpoint *ep, const packet_header *h,
+                       const struct sockaddr *from, socklen_t from_len) {
+  uint8_t scid[CONN_SCID_LEN], token[TOKEN_MAX_LEN];
+  derive_scid(ep, h->dcid, h->dcid_len, scid);
+  size_t token_len =
+      token_seal(ep->secrets.token, TOKEN_KIND_RETRY, from, h->dcid,
+                 h->dcid_len, token_now_ms(), token, sizeof token);
+  uint8_t *out = endpoint_tx_slot(ep);
+  if (!token_len || !out)
+    return; /* socket full: the client retransmits its Initial */
+  ssize_t n = quiche_retry(h->scid, h->scid_len, h->dcid, h->dcid_len, scid,
+                           CONN_SCID_LEN, token, token_len, h->version, out,
+                           ep->tx.buf_size);
+  if (n > 0) {
+    udp_batch_push(&ep->tx, (size_t)n, from, from_len);
+    ep->stats->retries_sent++;
+    LOG_DEBUG("retry sent");
+  }
+}
+
+/* Checks the Retry token of an Initial. On success the connection's SCID
+ * is the client's DCID (our Retry's SCID, which must be the one derived
+ * from the original DCID in the token) and odcid is filled. A token that
+ * fails is dropped: it may be forged, and RFC 9000 §8.1.2 allows a server
+ * to discard the packet rather than spend a handshake on an
+ * INVALID_TOKEN close. */
+static bool check_retry_token(quic_endpoint *ep, const packet_header *h,
+                              const struct sockaddr *from, uint8_t *odcid,
+                              size_t *odcid_len) {
+  token_result r = token_open(ep->secrets.token, TOKEN_KIND_RETRY, from,
+                              h->token, h->token_len, token_now_ms(),
+                              RETRY_TOKEN_LIFETIME_MS, odcid, odcid_len);
+  if (r != TOKEN_OK) {
+    LOG_DEBUG("initial dropped: %s address token",
+              r == TOKEN_EXPIRED ? "expired" : "invalid");
+    return false;
+  }
+  uint8_t expected[CONN_SCID_LEN];
+  derive_scid(ep, odcid, *odcid_len, expected);
+  if (h->dcid_len != CONN_SCID_LEN ||
+      sodium_memcmp(expected, h->dcid, CONN_SCID_LEN) != 0) {
+    LOG_DEBUG("initial dropped: token for another connection ID");
+    return false;
+  }
+  return true;
+}
+
+static bool may_accept(quic_endpoint *ep, const packet_header *h, size_t len) {
   /* A draining server takes no new connections: clients retry elsewhere
    * (or after the restart) while existing ones finish. */
   if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM ||
       !ep->accepting)
-    return NULL;
+    return false;
   if (ep->stats->connections_active >= ep->max_connections) {
     /* Not one line per refused Initial: under a flood the log would become
      * the attack. The 1st, 2nd, 4th, 8th... refusal is logged. */
@@ -107,9 +148,64 @@ static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
                "(%llu refused so far)",
                ep->max_connections,
                (unsigned long long)ep->connections_refused);
+    return false;
+  }
+  return true;
+}
+
+/* Finds the connection of an Initial or 0-RTT packet, or accepts a new
+ * one. NULL when there is none: *drop says why (H3Q_DROP_REASONS when the
+ * packet was answered with a Retry, which is not a drop). */
+static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
+                            size_t len, const struct sockaddr *from,
+                            socklen_t from_len, h3q_drop_reason *drop) {
+  *drop = H3Q_DROP_UNKNOWN_CONN;
+  /* Until the client learns our SCID, its Initial and 0-RTT packets carry
+   * the DCID it chose; ours was derived from that. */
+  if (h->type != QUIC_TYPE_INITIAL && h->type != QUIC_TYPE_ZERO_RTT)
+    return NULL;
+  uint8_t scid[CONN_SCID_LEN];
+  derive_scid(ep, h->dcid, h->dcid_len, scid);
+  conn *c = conn_table_get(&ep->conns, scid, CONN_SCID_LEN);
+  if (c || !may_accept(ep, h, len))
+    return c;
+  if (!ep->retry)
+    return conn_accept(ep, scid, NULL, 0, from, from_len);
+  if (h->token_len == 0) {
+    send_retry(ep, h, from, from_len);
+    *drop = H3Q_DROP_REASONS;
     return NULL;
   }
-  return conn_accept(ep, scid, from, from_len);
+  uint8_t odcid[CID_MAX_LEN];
+  size_t odcid_len = 0;
+  if (!check_retry_token(ep, h, from, odcid, &odcid_len)) {
+    *drop = H3Q_DROP_INVALID_TOKEN;
+    return NULL;
+  }
+  return conn_accept(ep, h->dcid, odcid, odcid_len, from, from_len);
+}
+
+/* A short-header packet for a connection we do not have (we restarted, or
+ * it closed): a stateless reset tells the peer at once (RFC 9000 §10.3).
+ * Our CIDs are CONN_SCID_LEN long, so the DCID sits right after the first
+ * byte; its token is derived from the secret like the one we announced. */
+static void send_stateless_reset(quic_endpoint *ep, const uint8_t *buf,
+                                 size_t len, const struct sockaddr *to,
+                                 socklen_t to_len) {
+  if (len < 1 + CONN_SCID_LEN || (buf[0] & 0x80) ||
+      !reset_limiter_take(&ep->resets, clock_now_ns()))
+    return;
+  uint8_t token[RESET_TOKEN_LEN];
+  secrets_reset_token(&ep->secrets, buf + 1, CONN_SCID_LEN, token);
+  uint8_t *out = endpoint_tx_slot(ep);
+  if (!out)
+    return;
+  size_t n = stateless_reset_build(token, len, out, ep->tx.buf_size);
+  if (n) {
+    udp_batch_push(&ep->tx, n, to, to_len);
+    ep->stats->stateless_resets_sent++;
+    LOG_DEBUG("stateless reset sent (%zu bytes)", n);
+  }
 }
 
 void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
@@ -126,10 +222,14 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
     return;
   }
   conn *c = conn_table_get(&ep->conns, h.dcid, h.dcid_len);
+  h3q_drop_reason drop = H3Q_DROP_UNKNOWN_CONN;
   if (!c)
-    c = find_or_accept(ep, &h, len, from, from_len);
+    c = find_or_accept(ep, &h, len, from, from_len, &drop);
   if (!c) {
-    endpoint_count_drop(ep, H3Q_DROP_UNKNOWN_CONN);
+    if (drop != H3Q_DROP_REASONS)
+      endpoint_count_drop(ep, drop);
+    if (!(buf[0] & 0x80))
+      send_stateless_reset(ep, buf, len, from, from_len);
     return;
   }
   conn_recv(c, buf, len, from, from_len);
@@ -181,7 +281,7 @@ static void setup_socket(quic_endpoint *ep, const h3q_config *cfg) {
 }
 
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
-                  char *err, size_t errlen) {
+                  const quic_secrets *secrets, char *err, size_t errlen) {
   ep->qcfg = qcfg;
   ep->fd = -1;
   ep->accepting = true;
@@ -190,7 +290,9 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->pacing = cfg->enable_pacing;
   ep->qlog_dir = cfg->qlog_dir;
   ep->keylog_path = cfg->keylog_path;
-  randombytes_buf(ep->cid_secret, sizeof ep->cid_secret);
+  ep->secrets = *secrets;
+  ep->retry = cfg->enable_retry;
+  ep->client_cert_required = cfg->client_cert_required;
   if (conn_table_init(&ep->conns) != 0)
     return H3Q_ENOMEM;
   ep->fd = udp_open(cfg->bind_addr, (uint16_t)cfg->port, &ep->local,
@@ -223,6 +325,14 @@ void endpoint_free(quic_endpoint *ep) {
   if (ep->qcfg)
     quiche_config_free(ep->qcfg);
   ep->qcfg = NULL;
+}
+
+void endpoint_swap_qconfig(quic_endpoint *ep, quiche_config *qcfg) {
+  /* A quiche connection holds its own reference to the TLS context, so
+   * freeing the old config leaves open connections untouched. */
+  if (ep->qcfg)
+    quiche_config_free(ep->qcfg);
+  ep->qcfg = qcfg;
 }
 
 /* Every connection that waited for room goes back to work. */

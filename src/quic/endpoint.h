@@ -14,6 +14,8 @@
 #include "io/udp.h"
 #include "quic/conn.h"
 #include "quic/conn_table.h"
+#include "quic/secrets.h"
+#include "quic/stateless_reset.h"
 
 typedef struct quic_endpoint {
   const loop_ops *lo;
@@ -32,9 +34,15 @@ typedef struct quic_endpoint {
    * until tx drained; those that wanted to are in tx_waiters. */
   bool tx_blocked;
   conn *tx_waiters;
-  /* Our SCID for a new connection is HMAC(cid_secret, client's DCID), so
-   * a retransmitted Initial finds the connection it already created. */
-  uint8_t cid_secret[crypto_auth_hmacsha256_KEYBYTES];
+  /* Our SCID for a new connection is HMAC(secrets.cid, client's DCID), so
+   * a retransmitted Initial finds the connection it already created (and,
+   * after a Retry, the client's new DCID is that same SCID). */
+  quic_secrets secrets;
+  bool retry;                /* h3q_config.enable_retry */
+  reset_limiter resets;      /* stateless resets sent */
+  bool client_cert_required; /* h3q_config.client_cert_required */
+  const uint8_t *alpn_wire;  /* the ALPN list we serve (borrowed) */
+  size_t alpn_wire_len;
   uint64_t next_conn_number;
 
   size_t max_connections;
@@ -55,9 +63,14 @@ static inline void endpoint_count_drop(quic_endpoint *ep, h3q_drop_reason why) {
 }
 
 /* Opens the socket and tables. Returns H3Q_OK, H3Q_EIO (message in err) or
- * H3Q_ENOMEM. qcfg is owned by the endpoint from now on, even on failure. */
+ * H3Q_ENOMEM. qcfg is owned by the endpoint from now on, even on failure;
+ * secrets are copied. */
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
-                  char *err, size_t errlen);
+                  const quic_secrets *secrets, char *err, size_t errlen);
+
+/* Serves new connections with qcfg from now on (a reloaded certificate);
+ * open connections keep the TLS context they started with. Takes qcfg. */
+void endpoint_swap_qconfig(quic_endpoint *ep, quiche_config *qcfg);
 
 /* Destroys every connection, closes the socket, frees the tables. */
 void endpoint_free(quic_endpoint *ep);

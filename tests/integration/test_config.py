@@ -16,7 +16,8 @@ from harness import (SERVER_BIN, free_udp_port, require_exe, run_client, sanitiz
                      sanitizer_reports, scaled)
 
 ALL_FLAGS = ["--addr", "--port", "--cert", "--key", "--root", "--log-level", "--idle-timeout",
-             "--max-streams", "--cc", "--max-payload", "--qlog-dir", "--help"]
+             "--max-streams", "--cc", "--max-payload", "--qlog-dir", "--retry", "--secret-file",
+             "--client-ca", "--client-cert-required", "--ticket-key", "--help"]
 
 
 def run_server_expect_exit(args: list[str], cwd: Path | None = None, timeout: float = 10.0):
