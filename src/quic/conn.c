@@ -40,8 +40,7 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
     return NULL;
   c->ep = ep;
   memcpy(c->scid, scid, CONN_SCID_LEN);
-  memcpy(&c->peer, peer, peer_len);
-  c->peer_len = peer_len;
+  conn_path_init(c, peer, peer_len);
   c->number = ep->next_conn_number++;
   c->q =
       quiche_accept(scid, CONN_SCID_LEN, NULL, 0, (struct sockaddr *)&ep->local,
@@ -72,13 +71,19 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
 
 void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
                socklen_t from_len) {
+  const struct sockaddr *qfrom = from;
+  socklen_t qfrom_len = from_len;
+  bool new_port = conn_path_recv_from(c, from, &qfrom, &qfrom_len);
+  size_t mark = new_port ? conn_path_mark(c) : 0;
   quiche_recv_info ri = {
-      .from = (struct sockaddr *)from,
-      .from_len = from_len,
+      .from = (struct sockaddr *)qfrom,
+      .from_len = qfrom_len,
       .to = (struct sockaddr *)&c->ep->local,
       .to_len = c->ep->local_len,
   };
   ssize_t rc = quiche_conn_recv(c->q, buf, len, &ri);
+  if (new_port)
+    conn_path_adopt_if_proved(c, mark, from, from_len);
   if (rc < 0 && rc != QUICHE_ERR_DONE) {
     LOG_DEBUG("conn %llu: recv error %zd", (unsigned long long)c->number, rc);
     c->ep->stats->packets_dropped++;
@@ -126,6 +131,7 @@ void conn_process(conn *c) {
     start_app(c);
   if (c->app && !quiche_conn_is_closed(c->q))
     c->ep->app->process(c->app);
+  conn_path_events(c);
   conn_send_packets(c);
   if (quiche_conn_is_closed(c->q)) {
     conn_release_held(c); /* e.g. a CONNECTION_CLOSE: send it unpaced */

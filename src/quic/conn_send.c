@@ -105,6 +105,7 @@ void conn_send_packets(conn *c) {
       LOG_DEBUG("conn %llu: send error %zd", (unsigned long long)c->number, n);
       return;
     }
+    conn_path_send_to(c, &si);
     if (paced(c, out, (size_t)n, &si, &now))
       return;
     queue_packet(c, out, (size_t)n, (struct sockaddr *)&si.to, si.to_len);
