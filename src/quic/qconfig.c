@@ -49,6 +49,7 @@ static void set_transport(quiche_config *q, const h3q_config *c) {
   quiche_config_set_initial_max_streams_bidi(q, c->initial_max_streams_bidi);
   quiche_config_set_initial_max_streams_uni(q, c->initial_max_streams_uni);
   quiche_config_set_disable_active_migration(q, c->disable_active_migration);
+  quiche_config_discover_pmtu(q, c->enable_pmtud);
   quiche_config_enable_pacing(q, c->enable_pacing);
   quiche_config_grease(q, c->grease);
   quiche_config_set_cc_algorithm_name(q, c->cc_algorithm);

@@ -21,7 +21,7 @@ def download_through(server, rebind_bytes: list[int], seed: int, extra=()):
     args = [a for b in rebind_bytes for a in ("--rebind-after-bytes", b)]
     with Relay(server, "--seed", seed, *args, *extra, duration=60) as relay:
         res = run_client("--verify-bytes", "--no-body", relay.url(f"/bytes/{SIZE}"),
-                         timeout=scaled(30))
+                         timeout=scaled(20))
         counters = relay.stop()
     desc = res.describe() + "\n" + relay.describe()
     return res, counters, desc
@@ -72,3 +72,19 @@ def test_rebinding_aioquic(server):
     assert counters["flows"]["rebinds"] == 2, desc
     assert resp.status == 200 and resp.complete, desc
     assert resp.body_len == SIZE and resp.sha256 == pattern_sha256(SIZE), desc
+
+
+def test_rebinding_gtlsclient(server, tmp_path):
+    """ngtcp2's client across two rebindings."""
+    from harness import pattern_bytes
+    from test_ngtcp2 import gtlsclient
+
+    with Relay(server, "--rebind-after-bytes", 700_000, "--rebind-after-bytes", 1_600_000,
+               duration=60) as relay:
+        rc, st, desc = gtlsclient(relay, [f"/bytes/{SIZE}"], tmp_path / "dl", tmp_path / "log",
+                                  timeout=30)
+        counters = relay.stop()
+    desc += relay.describe()
+    assert counters["flows"]["rebinds"] == 2, desc
+    assert rc == 0 and st == {0: 200}, desc
+    assert (tmp_path / "dl" / str(SIZE)).read_bytes() == pattern_bytes(0, SIZE), desc
