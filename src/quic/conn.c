@@ -43,8 +43,8 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
   conn_path_init(c, peer, peer_len);
   c->number = ep->next_conn_number++;
   c->q =
-      quiche_accept(scid, CONN_SCID_LEN, NULL, 0, (struct sockaddr *)&ep->local,
-                    ep->local_len, peer, peer_len, ep->qcfg);
+      quiche_accept(scid, CONN_SCID_LEN, NULL, 0, (struct sockaddr *)&ep->rx_to,
+                    ep->rx_to_len, peer, peer_len, ep->qcfg);
   c->timer = c->q ? ep->lo->timer_new(ep->loop, on_timer, c) : NULL;
   c->pace_timer = c->q ? ep->lo->timer_new(ep->loop, on_pace_timer, c) : NULL;
   if (!c->q || !c->timer || !c->pace_timer ||
@@ -78,8 +78,8 @@ void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
   quiche_recv_info ri = {
       .from = (struct sockaddr *)qfrom,
       .from_len = qfrom_len,
-      .to = (struct sockaddr *)&c->ep->local,
-      .to_len = c->ep->local_len,
+      .to = (struct sockaddr *)&c->ep->rx_to,
+      .to_len = c->ep->rx_to_len,
   };
   ssize_t rc = quiche_conn_recv(c->q, buf, len, &ri);
   if (new_port)

@@ -60,8 +60,8 @@ struct conn {
   uint8_t *held;   /* ep->tx.buf_size bytes, allocated on first use */
   size_t held_len; /* 0: nothing held */
   uint64_t held_at_ns;
-  struct sockaddr_storage held_to;
-  socklen_t held_to_len;
+  struct sockaddr_storage held_to, held_from;
+  socklen_t held_to_len, held_from_len;
 
   conn *dirty_next;
   bool dirty;
