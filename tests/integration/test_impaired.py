@@ -202,9 +202,14 @@ async def _fetch_hashed(relay, path):
 BLACKHOLE = ("--mtu", 1300)  # below the server's 1350-byte packets
 
 
-def test_pmtu_blackhole_h3q_client(server):
+@pytest.fixture(scope="module")
+def pmtud_server(module_servers):
+    return module_servers.start("--pmtud", "on")
+
+
+def test_pmtu_blackhole_h3q_client(pmtud_server):
     size = 2 * MB
-    with Relay(server, *BLACKHOLE) as relay:
+    with Relay(pmtud_server, *BLACKHOLE) as relay:
         res = run_client("--verify-bytes", "--no-body", relay.url(f"/bytes/{size}"),
                          timeout=scaled(30))
         relay.stop()
@@ -215,9 +220,9 @@ def test_pmtu_blackhole_h3q_client(server):
     assert relay.counters["down"]["too_big"] > 0, desc
 
 
-def test_pmtu_blackhole_gtlsclient_and_aioquic(server, tmp_path):
+def test_pmtu_blackhole_gtlsclient_and_aioquic(pmtud_server, tmp_path):
     size = 2 * MB
-    with Relay(server, *BLACKHOLE) as relay:
+    with Relay(pmtud_server, *BLACKHOLE) as relay:
         rc, st, desc = gtlsclient(relay, [f"/bytes/{size}"], tmp_path / "dl", tmp_path / "log",
                                   timeout=30)
         r = run(_fetch_hashed(relay, f"/bytes/{size}"), scaled(60))
@@ -231,7 +236,7 @@ def test_pmtu_blackhole_gtlsclient_and_aioquic(server, tmp_path):
 def test_pmtu_blackhole_needs_pmtud(servers):
     """The control: with path MTU discovery off, every full-size packet
     falls into the hole and the download cannot finish."""
-    s = servers.start("--pmtud", "off")
+    s = servers.start()  # path MTU discovery is off by default
     with Relay(s, *BLACKHOLE) as relay:
         res = run_client("--verify-bytes", "--no-body", "--timeout", "3",
                          relay.url(f"/bytes/{2 * MB}"), timeout=scaled(20))

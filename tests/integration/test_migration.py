@@ -88,3 +88,20 @@ def test_rebinding_gtlsclient(server, tmp_path):
     assert counters["flows"]["rebinds"] == 2, desc
     assert rc == 0 and st == {0: 200}, desc
     assert (tmp_path / "dl" / str(SIZE)).read_bytes() == pattern_bytes(0, SIZE), desc
+
+
+def test_address_change_while_idle(servers):
+    """A new IP address (127.0.0.2) goes through quiche's own migration with
+    path validation. It is tested while nothing is in flight (the client
+    stalls its reads, the server's window is used up and acknowledged):
+    with packets in flight, quiche 0.30 strands them on the old path as it
+    does for a port change, and a new address is not followed by h3q (that
+    would skip path validation toward another host)."""
+    s = servers.start("--log-level", "info")
+    with Relay(s, "--rebind-after-ms", 300, "--rebind-addr", "127.0.0.2", duration=60) as relay:
+        res = run_client("--verify-bytes", "--no-body", "--stall-after", "1000000",
+                         "--stall-ms", "700", relay.url(f"/bytes/{SIZE}"), timeout=scaled(20))
+        counters = relay.stop()
+    desc = res.describe() + relay.describe() + s.stderr_text()[-2000:]
+    check_download(res, counters, desc, 1)
+    assert "peer migrated to a new address" in s.stderr_text(), desc

@@ -53,6 +53,7 @@ typedef struct options {
   size_t n_rebind_bytes;
   double rebind_ms[MAX_REBINDS]; /* since the flow's first datagram */
   size_t n_rebind_ms;
+  const char *rebind_addr; /* NULL: a rebinding changes only the port */
   double duration_s;
   uint64_t seed;
   const char *listen_host;
@@ -222,13 +223,20 @@ static int open_listen(relay *r) {
 }
 
 /* A new socket toward the server: a new source port, as after a NAT
- * rebinding. */
-static int open_upstream(relay *r) {
+ * rebinding, and from bind_ip when given (an address change). */
+static int open_upstream(relay *r, const char *bind_ip) {
   int fd =
       socket(r->server.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
   big_buffers(fd);
+  struct sockaddr_storage local;
+  socklen_t local_len;
+  if (bind_ip && (resolve(bind_ip, 0, &local, &local_len) != 0 ||
+                  bind(fd, (struct sockaddr *)&local, local_len) != 0)) {
+    close(fd);
+    return -1;
+  }
   if (connect(fd, (struct sockaddr *)&r->server, r->server_len) != 0) {
     close(fd);
     return -1;
@@ -247,7 +255,7 @@ static flow *find_flow(relay *r, const struct sockaddr_storage *from,
     flow *f = &r->flows[i];
     if (f->used)
       continue;
-    int fd = open_upstream(r);
+    int fd = open_upstream(r, NULL);
     if (fd < 0)
       return NULL;
     memset(f, 0, sizeof *f);
@@ -281,9 +289,12 @@ static bool rebind_due(const relay *r, const flow *f, double now) {
  * port. Datagrams the server still sends to the old port are dropped (the
  * old mapping is gone). */
 static void rebind(relay *r, flow *f) {
-  int fd = open_upstream(r);
-  if (fd < 0)
+  int fd = open_upstream(r, r->o.rebind_addr);
+  if (fd < 0) {
+    fprintf(stderr, "h3q-relay: cannot open a socket for the rebinding\n");
+    f->rebinds++; /* skipped, not retried on every datagram */
     return;
+  }
   if (f->stale_fd >= 0)
     close(f->stale_fd);
   f->stale_fd = f->up_fd;
@@ -534,6 +545,9 @@ static void usage(FILE *f) {
       "                       went down to that client (repeat up to %d "
       "times, ascending)\n"
       "  --rebind-after-ms MS same, MS after the client's first datagram\n"
+      "  --rebind-addr IP     rebindings also move to this local IP (an "
+      "address change,\n"
+      "                       e.g. 127.0.0.2)\n"
       "  -h, --help           this text\n",
       MAX_REBINDS);
 }
@@ -596,6 +610,7 @@ enum {
   OPT_DIRECTION,
   OPT_REBIND_BYTES,
   OPT_REBIND_MS,
+  OPT_REBIND_ADDR,
 };
 
 static const struct option long_opts[] = {
@@ -617,6 +632,7 @@ static const struct option long_opts[] = {
     {"direction", required_argument, 0, OPT_DIRECTION},
     {"rebind-after-bytes", required_argument, 0, OPT_REBIND_BYTES},
     {"rebind-after-ms", required_argument, 0, OPT_REBIND_MS},
+    {"rebind-addr", required_argument, 0, OPT_REBIND_ADDR},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -701,6 +717,9 @@ static int apply_option(options *o, int opt, const char *arg) {
   case OPT_REBIND_MS:
     return add_rebind("--rebind-after-ms", arg, o->rebind_ms, NULL,
                       &o->n_rebind_ms);
+  case OPT_REBIND_ADDR:
+    o->rebind_addr = arg;
+    return 0;
   default:
     return -1;
   }
