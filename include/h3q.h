@@ -172,6 +172,13 @@ typedef struct h3q_config {
   size_t max_recv_udp_payload_size;             /* 1350; 1200..65527 */
   size_t max_send_udp_payload_size;             /* 1350; 1200..65527 */
   bool disable_active_migration;                /* true */
+  /* Path MTU discovery (RFC 8899, quiche's DPLPMTUD): packets start at
+   * 1200 bytes and grow by probing up to max_send_udp_payload_size, so a
+   * path that silently drops large datagrams (a PMTU blackhole) still
+   * carries the connection. false: every packet is sent at the full
+   * size the peer allows. Off by default for now: it has not yet run
+   * under the whole test suite for long (the blackhole tests turn it on). */
+  bool enable_pmtud; /* false */
   /* true: quiche's pacer stamps each packet with a release time and h3q
    * holds a connection's packets until at most 1 ms before that time (a
    * timer, no busy waiting; what is due within 1 ms leaves together, in

@@ -160,6 +160,8 @@ static const opt_def opts[] = {
      CFG(cc_algorithm)},
     {"max-payload", "N", "max UDP payload size, 1200..65527 (1350)",
      OPT_PAYLOAD, "max_send_udp_payload_size"},
+    {"pmtud", "on|off", "path MTU discovery from 1200 bytes up (off)",
+     OPT_FIELD, CFG(enable_pmtud)},
     {"qlog-dir", "DIR", "write a qlog file per connection into DIR", OPT_FIELD,
 
      CFG(qlog_dir)},

@@ -24,6 +24,7 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->max_recv_udp_payload_size = 1350;
   cfg->max_send_udp_payload_size = 1350;
   cfg->disable_active_migration = true;
+  cfg->enable_pmtud = false;
   cfg->enable_pacing = true;
   cfg->cc_algorithm = "cubic";
   cfg->grease = true;

@@ -49,6 +49,7 @@ static const field_def fields[] = {
     FIELD(max_recv_udp_payload_size, F_SIZE),
     FIELD(max_send_udp_payload_size, F_SIZE),
     FIELD(disable_active_migration, F_BOOL),
+    FIELD(enable_pmtud, F_BOOL),
     FIELD(enable_pacing, F_BOOL),
     FIELD(cc_algorithm, F_STR),
     FIELD(grease, F_BOOL),

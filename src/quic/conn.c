@@ -44,8 +44,7 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
     return NULL;
   c->ep = ep;
   memcpy(c->scid, scid, CONN_SCID_LEN);
-  memcpy(&c->peer, peer, peer_len);
-  c->peer_len = peer_len;
+  conn_path_init(c, peer, peer_len);
   c->number = ep->next_conn_number++;
   /* A valid Retry token proves the client owns its address: no 3x limit. */
   c->addr_validated = odcid != NULL;
@@ -55,7 +54,7 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
   secrets_reset_token(&ep->secrets, scid, CONN_SCID_LEN, token);
   quiche_config_set_stateless_reset_token(ep->qcfg, token);
   c->q = quiche_accept(scid, CONN_SCID_LEN, odcid, odcid_len,
-                       (struct sockaddr *)&ep->local, ep->local_len, peer,
+                       (struct sockaddr *)&ep->rx_to, ep->rx_to_len, peer,
                        peer_len, ep->qcfg);
   c->timer = c->q ? ep->lo->timer_new(ep->loop, on_timer, c) : NULL;
   c->pace_timer = c->q ? ep->lo->timer_new(ep->loop, on_pace_timer, c) : NULL;
@@ -83,15 +82,21 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
 
 void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
                socklen_t from_len) {
+  const struct sockaddr *qfrom = from;
+  socklen_t qfrom_len = from_len;
+  bool new_port = conn_path_recv_from(c, from, &qfrom, &qfrom_len);
+  size_t mark = new_port ? conn_path_mark(c) : 0;
   quiche_recv_info ri = {
-      .from = (struct sockaddr *)from,
-      .from_len = from_len,
-      .to = (struct sockaddr *)&c->ep->local,
-      .to_len = c->ep->local_len,
+      .from = (struct sockaddr *)qfrom,
+      .from_len = qfrom_len,
+      .to = (struct sockaddr *)&c->ep->rx_to,
+      .to_len = c->ep->rx_to_len,
   };
   if (!c->addr_validated)
     c->unvalidated_rx += len;
   ssize_t rc = quiche_conn_recv(c->q, buf, len, &ri);
+  if (new_port)
+    conn_path_adopt_if_proved(c, mark, from, from_len);
   if (rc < 0 && rc != QUICHE_ERR_DONE) {
     LOG_DEBUG("conn %llu: recv error %zd", (unsigned long long)c->number, rc);
     endpoint_count_drop(c->ep, H3Q_DROP_QUIC);
@@ -198,6 +203,7 @@ void conn_process(conn *c) {
     start_app(c);
   if (c->app && !quiche_conn_is_closed(c->q))
     c->ep->app->process(c->app);
+  conn_path_events(c);
   conn_send_packets(c);
   if (quiche_conn_is_closed(c->q)) {
     conn_release_held(c); /* e.g. a CONNECTION_CLOSE: send it unpaced */

@@ -55,8 +55,13 @@ struct conn {
   bool spare_used[CONN_SCID_SLOTS];
   bool tls_checked; /* ALPN and client certificate checked once */
   bool tls_refused; /* ... and found wanting: closing, no application */
+  /* The peer's address as quiche knows it, and where it is now: after a
+   * NAT rebinding (a new port, same IP) they differ (quic/conn_path.c). */
   struct sockaddr_storage peer;
   socklen_t peer_len;
+  struct sockaddr_storage peer_now;
+  socklen_t peer_now_len;
+  uint64_t rebindings; /* port changes followed (for logs and tests) */
   loop_timer *timer;
   bool going_away; /* goaway asked before the session started */
   /* Counts the times quiche was asked for packets: bytes given to quiche
@@ -69,8 +74,8 @@ struct conn {
   uint8_t *held;   /* ep->tx.buf_size bytes, allocated on first use */
   size_t held_len; /* 0: nothing held */
   uint64_t held_at_ns;
-  struct sockaddr_storage held_to;
-  socklen_t held_to_len;
+  struct sockaddr_storage held_to, held_from;
+  socklen_t held_to_len, held_from_len;
 
   /* Anti-amplification (RFC 9000 section 8.1), enforced here as well as
    * in quiche: quiche 0.30 does not charge the padding of Initial
@@ -87,6 +92,27 @@ struct conn {
   bool tx_waiting;    /* stopped sending: the socket buffer was full */
   conn *prev, *next;  /* ep->all */
 };
+
+/* Peer addresses (conn_path.c). Sets both to peer. */
+void conn_path_init(conn *c, const struct sockaddr *peer, socklen_t len);
+
+/* For a datagram from `from`: the address to give quiche (*qfrom). Returns
+ * true when it came from a new port of the peer's IP: then take
+ * conn_path_mark before quiche_conn_recv and call
+ * conn_path_adopt_if_proved after it. Returns false with *qfrom untouched
+ * when from is another IP (quiche's migration handles it). */
+bool conn_path_recv_from(const conn *c, const struct sockaddr *from,
+                         const struct sockaddr **qfrom, socklen_t *qfrom_len);
+size_t conn_path_mark(const conn *c);
+/* Moves c's sends to `from` if quiche processed a packet since mark. */
+void conn_path_adopt_if_proved(conn *c, size_t mark,
+                               const struct sockaddr *from, socklen_t from_len);
+
+/* Rewrites si->to from the address quiche knows to where the peer is. */
+void conn_path_send_to(const conn *c, quiche_send_info *si);
+
+/* Drains quiche's path events (a migration to a new IP moves c->peer). */
+void conn_path_events(conn *c);
 
 /* Creates a server-side connection for a client Initial; odcid is the
  * client's original DCID after a Retry (else NULL). Our stateless-reset

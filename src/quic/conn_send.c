@@ -17,12 +17,15 @@
 #define SEND_BURST_MAX 512
 
 static void queue_packet(conn *c, const uint8_t *pkt, size_t len,
-                         const struct sockaddr *to, socklen_t to_len) {
+                         const struct sockaddr_storage *to, socklen_t to_len,
+                         const struct sockaddr_storage *from,
+                         socklen_t from_len) {
   udp_batch *tx = &c->ep->tx;
   uint8_t *slot = udp_batch_buf(tx, tx->count);
   if (slot != pkt)
     memcpy(slot, pkt, len);
-  udp_batch_push(tx, len, to, to_len);
+  endpoint_tx_push(c->ep, len, (const struct sockaddr *)to, to_len,
+                   (const struct sockaddr *)from, from_len);
   c->ep->stats->udp_datagrams_sent++;
   c->ep->stats->udp_bytes_sent += len;
 }
@@ -38,6 +41,8 @@ static bool hold(conn *c, const uint8_t *pkt, size_t len,
   c->held_at_ns = at_ns;
   memcpy(&c->held_to, &si->to, si->to_len);
   c->held_to_len = si->to_len;
+  memcpy(&c->held_from, &si->from, si->from_len);
+  c->held_from_len = si->from_len;
   c->ep->lo->timer_arm(c->pace_timer, wait);
   return true;
 }
@@ -48,8 +53,8 @@ void conn_release_held(conn *c) {
   if (!endpoint_tx_slot(c->ep)) {
     endpoint_count_drop(c->ep, H3Q_DROP_SEND); /* closing, socket full */
   } else {
-    queue_packet(c, c->held, c->held_len, (struct sockaddr *)&c->held_to,
-                 c->held_to_len);
+    queue_packet(c, c->held, c->held_len, &c->held_to, c->held_to_len,
+                 &c->held_from, c->held_from_len);
   }
   c->held_len = 0;
 }
@@ -126,9 +131,10 @@ void conn_send_packets(conn *c) {
     }
     if (!amplification_allows(c, (size_t)n))
       return; /* quiche counts it sent: it is lost and resent later */
+    conn_path_send_to(c, &si);
     if (paced(c, out, (size_t)n, &si, &now))
       return;
-    queue_packet(c, out, (size_t)n, (struct sockaddr *)&si.to, si.to_len);
+    queue_packet(c, out, (size_t)n, &si.to, si.to_len, &si.from, si.from_len);
   }
   conn_mark_dirty(c);
 }

@@ -1,5 +1,6 @@
 #include "quic/endpoint.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,7 +70,8 @@ static bool negotiate_unknown_version(quic_endpoint *ep, const uint8_t *buf,
   ssize_t n = quiche_negotiate_version(buf + 7 + dcid_len, scid_len, buf + 6,
                                        dcid_len, out, ep->tx.buf_size);
   if (n > 0) {
-    udp_batch_push(&ep->tx, (size_t)n, to, to_len);
+    endpoint_tx_push(ep, (size_t)n, to, to_len, (struct sockaddr *)&ep->rx_to,
+                     ep->rx_to_len);
     ep->stats->version_negotiations_sent++;
   }
   return true;
@@ -100,7 +102,8 @@ static void send_retry(quic_endpoint *ep, const packet_header *h,
                            CONN_SCID_LEN, token, token_len, h->version, out,
                            ep->tx.buf_size);
   if (n > 0) {
-    udp_batch_push(&ep->tx, (size_t)n, from, from_len);
+    endpoint_tx_push(ep, (size_t)n, from, from_len,
+                     (struct sockaddr *)&ep->rx_to, ep->rx_to_len);
     ep->stats->retries_sent++;
     LOG_DEBUG("retry sent");
   }
@@ -202,7 +205,8 @@ static void send_stateless_reset(quic_endpoint *ep, const uint8_t *buf,
     return;
   size_t n = stateless_reset_build(token, len, out, ep->tx.buf_size);
   if (n) {
-    udp_batch_push(&ep->tx, n, to, to_len);
+    endpoint_tx_push(ep, n, to, to_len, (struct sockaddr *)&ep->rx_to,
+                     ep->rx_to_len);
     ep->stats->stateless_resets_sent++;
     LOG_DEBUG("stateless reset sent (%zu bytes)", n);
   }
@@ -235,6 +239,23 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
   conn_recv(c, buf, len, from, from_len);
 }
 
+static uint16_t local_port(const quic_endpoint *ep) {
+  if (ep->local.ss_family == AF_INET6)
+    return ((const struct sockaddr_in6 *)&ep->local)->sin6_port;
+  return ((const struct sockaddr_in *)&ep->local)->sin_port;
+}
+
+/* Where message m was sent to: its pktinfo on a wildcard socket. */
+static void set_rx_to(quic_endpoint *ep, const struct msghdr *m) {
+  ep->rx_to_len = sizeof ep->rx_to;
+  if (ep->rx.pktinfo &&
+      udp_msg_local_addr(m, ep->local.ss_family, local_port(ep), &ep->rx_to,
+                         &ep->rx_to_len))
+    return;
+  memcpy(&ep->rx_to, &ep->local, ep->local_len);
+  ep->rx_to_len = ep->local_len;
+}
+
 /* Hands each datagram of received message i to the endpoint; with GRO a
  * message holds several. */
 static void handle_message(quic_endpoint *ep, size_t i) {
@@ -244,6 +265,7 @@ static void handle_message(quic_endpoint *ep, size_t i) {
     endpoint_count_drop(ep, H3Q_DROP_TRUNCATED);
     return;
   }
+  set_rx_to(ep, m);
   udp_segments s;
   udp_segments_init(&s, &ep->rx, i);
   uint8_t *data;
@@ -280,6 +302,13 @@ static void setup_socket(quic_endpoint *ep, const h3q_config *cfg) {
   }
 }
 
+static bool is_wildcard(const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr == INADDR_ANY;
+  return a->ss_family == AF_INET6 &&
+         IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                   const quic_secrets *secrets, char *err, size_t errlen) {
   ep->qcfg = qcfg;
@@ -299,6 +328,8 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                     &ep->local_len, err, errlen);
   if (ep->fd < 0)
     return H3Q_EIO;
+  memcpy(&ep->rx_to, &ep->local, ep->local_len);
+  ep->rx_to_len = ep->local_len;
   if (udp_batch_init(&ep->rx, cfg->recv_batch, RX_DATAGRAM_MAX) ||
       udp_batch_init(&ep->tx, TX_BATCH, cfg->max_send_udp_payload_size))
     return H3Q_ENOMEM;
@@ -307,6 +338,11 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
     LOG_INFO("udp: no GSO on this socket; sending datagram by datagram");
   if (!udp_batch_enable_gro(&ep->rx, ep->fd))
     LOG_INFO("udp: no GRO on this socket; receiving datagram by datagram");
+  ep->wildcard = is_wildcard(&ep->local);
+  if (ep->wildcard &&
+      !udp_batch_enable_pktinfo(&ep->rx, ep->fd, ep->local.ss_family))
+    LOG_WARN("udp: no IP_PKTINFO: answers from a wildcard bind may leave "
+             "from another address than the client wrote to");
   return H3Q_OK;
 }
 
@@ -378,6 +414,14 @@ uint8_t *endpoint_tx_slot(quic_endpoint *ep) {
   if (ep->tx_blocked || ep->tx.count == ep->tx.cap)
     return NULL;
   return udp_batch_buf(&ep->tx, ep->tx.count);
+}
+
+void endpoint_tx_push(quic_endpoint *ep, size_t len, const struct sockaddr *to,
+                      socklen_t to_len, const struct sockaddr *from,
+                      socklen_t from_len) {
+  udp_batch_push(&ep->tx, len, to, to_len);
+  if (ep->wildcard && from_len > 0)
+    udp_batch_set_source(&ep->tx, from, from_len);
 }
 
 void endpoint_wait_writable(quic_endpoint *ep, conn *c) {

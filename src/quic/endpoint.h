@@ -23,6 +23,13 @@ typedef struct quic_endpoint {
   int fd;
   struct sockaddr_storage local;
   socklen_t local_len;
+  /* Bound to a wildcard address (0.0.0.0, ::): each datagram's own
+   * destination (IP_PKTINFO) is what quiche sees as the local address, and
+   * answers leave from it. rx_to is that of the datagram being handled
+   * (ep->local when unknown). */
+  bool wildcard;
+  struct sockaddr_storage rx_to;
+  socklen_t rx_to_len;
   udp_batch rx, tx;
   quiche_config *qcfg; /* owned */
 
@@ -78,7 +85,8 @@ void endpoint_free(quic_endpoint *ep);
 /* Loop callback for the readable socket (arg is the endpoint). */
 void endpoint_on_readable(void *arg);
 
-/* Processes one datagram (buf is modified in place). */
+/* Processes one datagram (buf is modified in place), addressed to
+ * ep->rx_to. */
 void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len);
 
@@ -94,6 +102,12 @@ void endpoint_flush(quic_endpoint *ep);
  * it with udp_batch_push on &ep->tx), flushing a full batch first; NULL
  * while the socket buffer is full. */
 uint8_t *endpoint_tx_slot(quic_endpoint *ep);
+
+/* Queues the datagram written into the next slot, len bytes, to `to` from
+ * `from` (the local address quiche chose; used on a wildcard socket). */
+void endpoint_tx_push(quic_endpoint *ep, size_t len, const struct sockaddr *to,
+                      socklen_t to_len, const struct sockaddr *from,
+                      socklen_t from_len);
 
 /* c stopped sending because endpoint_tx_slot said the socket is full: it
  * is marked dirty (processed again) once the backlog drained. */

@@ -74,6 +74,7 @@ static void set_transport(quiche_config *q, const h3q_config *c) {
   /* quiche issues at most min(ours, the peer's) CIDs: ours is the first
    * SCID plus the spares a connection may hold (quic/conn.h). */
   quiche_config_set_active_connection_id_limit(q, CONN_SPARE_SCIDS + 1);
+  quiche_config_discover_pmtu(q, c->enable_pmtud);
   quiche_config_enable_pacing(q, c->enable_pacing);
   quiche_config_grease(q, c->grease);
   quiche_config_set_cc_algorithm_name(q, c->cc_algorithm);
