@@ -236,7 +236,7 @@ static bool metrics_addr_valid(const char *s) {
 
 /* Diagnostics and socket buffers. Whether files can be opened is checked
  * when the server starts them (h3q_server_new), not here. */
-static int validate_ops(const h3q_config *c, char *err, size_t errlen) {
+static int validate_observability(const h3q_config *c, char *err, size_t errlen) {
   if (c->log_format != H3Q_LOG_TEXT && c->log_format != H3Q_LOG_JSON)
     return fail(err, errlen,
                 "log_format: must be H3Q_LOG_TEXT or H3Q_LOG_JSON");
@@ -290,7 +290,8 @@ static int validate_dgram(const h3q_config *c, char *err, size_t errlen) {
 #define SECRET_MIN 32u
 #define SECRET_MAX 4096u
 
-static int validate_ops(const h3q_config *c, char *err, size_t errlen) {
+/* The server secret and client certificates. */
+static int validate_secrets_tls(const h3q_config *c, char *err, size_t errlen) {
   if (c->secret && (c->secret_len < SECRET_MIN || c->secret_len > SECRET_MAX))
     return fail(err, errlen, "secret_len: must be %u..%u bytes (got %zu)",
                 SECRET_MIN, SECRET_MAX, c->secret_len);
@@ -345,7 +346,9 @@ int config_validate(const h3q_config *c, char *err, size_t errlen) {
   if (rc == H3Q_OK)
     rc = validate_dgram(c, err, errlen);
   if (rc == H3Q_OK)
-    rc = validate_ops(c, err, errlen);
+    rc = validate_observability(c, err, errlen);
+  if (rc == H3Q_OK)
+    rc = validate_secrets_tls(c, err, errlen);
   return rc ? rc : validate_limits(c, err, errlen);
 }
 
