@@ -217,16 +217,15 @@ static void usage(FILE *out) {
              opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
     fprintf(out, "  %-26s %s\n", left, opts[i].help);
   }
-  fprintf(out,
-          "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
-          "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-          "POST /digest, GET /hints,\n  GET /client-cert (verified|none), "
-          "GET /stats (server counters as JSON),\n  GET /connstats (the "
-          "connection's RTT, cwnd, bytes as JSON);\n  --datagrams echoes "
-          "every QUIC DATAGRAM; --webtransport: /wt/echo\n  (WebTransport "
-          "echo), GET /wt/cert-hash\n"
-          "Signals: SIGINT/SIGTERM stop gracefully; SIGHUP reloads --cert "
-          "and --key\n  (and --client-ca) for new connections.\n");
+  fprintf(out, "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
+               "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
+               "POST /digest, GET /hints,\n  GET /client-cert (verified|none), "
+               "GET /stats (server counters as JSON),\n  GET /connstats (the "
+               "connection's RTT, cwnd, bytes as JSON);\n  --datagrams echoes "
+               "every QUIC DATAGRAM; --webtransport: /wt/echo\n  (WebTransport "
+               "echo), GET /wt/cert-hash\n"
+               "Signals: SIGINT/SIGTERM stop gracefully; SIGHUP reloads --cert "
+               "and --key\n  (and --client-ca) for new connections.\n");
 }
 
 static void on_signal(int sig) {

@@ -236,7 +236,8 @@ static bool metrics_addr_valid(const char *s) {
 
 /* Diagnostics and socket buffers. Whether files can be opened is checked
  * when the server starts them (h3q_server_new), not here. */
-static int validate_observability(const h3q_config *c, char *err, size_t errlen) {
+static int validate_observability(const h3q_config *c, char *err,
+                                  size_t errlen) {
   if (c->log_format != H3Q_LOG_TEXT && c->log_format != H3Q_LOG_JSON)
     return fail(err, errlen,
                 "log_format: must be H3Q_LOG_TEXT or H3Q_LOG_JSON");
