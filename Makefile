@@ -6,19 +6,26 @@
 #   make bench-smoke  every bench peer builds and answers (about a minute once built)
 #   make fuzz    libFuzzer targets of tests/fuzz, FUZZ_SECONDS each (clang)
 #   make fuzz-smoke  the same, FUZZ_SMOKE_SECONDS each (CI)
+#   make interop the QUIC Interop Runner's cases with quic-go, ngtcp2 and aioquic
+#                (tests/interop/run.py; INTEROP_ARGS="--cases a,b --clients x")
+#   make soak    SOAK_SECONDS (600) of mixed load on the ASan build: RSS, fds flat, no leaks
+#   make abuse-long  tests/integration/test_abuse.py at full size (1,000 slowloris,
+#                10,000 idle connections, 20,000 Initials); make test runs it smaller
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_TARGETS ?=
+SOAK_SECONDS ?= 600
 PREFIX ?= /usr/local
 PORT ?= 4433
 JOBS ?= $(shell nproc)
+INTEROP_ARGS ?=
 CMAKE_FLAGS ?=
 
-.PHONY: all build setup run test asan bench bench-smoke fuzz fuzz-smoke fuzz-build \
-        install format format-check clean
+.PHONY: all build setup run test asan bench bench-smoke fuzz fuzz-smoke fuzz-build interop \
+        install format format-check clean soak abuse-long
 
 all: build
 
@@ -59,6 +66,24 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+# Prints the matrix and writes $(BUILD)/interop/matrix.txt; exits 1 when a
+# cell fails.
+interop: build
+	@scripts/setup.sh test
+	.venv/bin/python tests/interop/run.py --build $(BUILD) $(INTEROP_ARGS)
+# Not part of make test (10 minutes); test_soak.py runs 25 s of it there.
+soak: setup
+	@scripts/setup.sh test
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DH3Q_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	.venv/bin/python scripts/soak.py --build $(ASAN_BUILD) --seconds $(SOAK_SECONDS)
+
+# The abuse suite at the sizes the reliability goals name (about 15 minutes).
+abuse-long: build
+	@scripts/setup.sh test
+	H3Q_ABUSE_LONG=1 H3Q_BUILD_DIR=$(abspath $(BUILD)) H3Q_SOURCE_DIR=$(CURDIR) \
+	  .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/integration/test_abuse.py
 
 bench-smoke: build
 	@scripts/setup.sh bench

@@ -89,14 +89,23 @@ class Scenario:
     streams: int
     content: str  # "big" or "small"
     duration: float | None  # None: one request per stream (-n)
+    rate: int = 0  # open loop: requests/s offered (h3q-bench --rate); 0: closed loop
     results: dict[tuple[str, str], list[dict]] = field(default_factory=dict)  # (client, server)
 
 
-def client_cmd(client: str, t: Tools, url: str, sc: Scenario, timeout: float) -> list[str]:
+def client_cmd(client: str, t: Tools, url: str, sc: Scenario, timeout: float,
+               threads: int = 1) -> list[str] | None:
+    """The client's command line, or None when it cannot run sc."""
     if client == "h3q-bench":
         cmd = [str(t.h3q_bench), url, "-c", str(sc.conns), "-s", str(sc.streams), "-k",
                "--max-payload", str(PAYLOAD), "--json", "--timeout", str(int(timeout) - 10)]
+        if threads > 1 and sc.conns > 1:
+            cmd += ["--threads", str(min(threads, sc.conns))]
+        if sc.rate:
+            cmd += ["--rate", str(sc.rate)]
         return cmd + (["-D", f"{sc.duration:g}"] if sc.duration else ["-n", str(sc.conns * sc.streams)])
+    if sc.rate:
+        return None  # quic-go's load client has no open-loop mode
     cmd = [str(t.quicgo), "load", "-url", url, "-c", str(sc.conns), "-s", str(sc.streams),
            "-timeout", str(int(timeout) - 10)]
     return cmd + (["-D", f"{sc.duration:g}"] if sc.duration else ["-n", str(sc.conns * sc.streams)])
@@ -127,6 +136,9 @@ def run_client(cmd: list[str], cpu: int | None, timeout: float, srv: Server) -> 
         return {"error": f"exit {p.returncode}, no JSON result: {p.stderr.strip()[-300:]}",
                 "cmd": " ".join(cmd)}
     obj.update(wall_s=wall, exit=p.returncode, load1=load1)
+    # The client is the only child running meanwhile: its CPU time shows
+    # whether it, not the server, was the bottleneck.
+    obj["client_cpu_s"] = kids1 - kids0
     if srv_cpu0 is not None and srv_cpu1 is not None:
         obj["server_cpu_s"] = srv_cpu1 - srv_cpu0
         # What the rest of the machine did meanwhile: busy CPU time that was
@@ -140,9 +152,10 @@ def run_client(cmd: list[str], cpu: int | None, timeout: float, srv: Server) -> 
     return obj
 
 
-def cpu_cost(res: dict, sc: Scenario) -> float | None:
-    """Server CPU per GB (seconds) for downloads, per request (µs) otherwise."""
-    cpu = res.get("server_cpu_s")
+def cpu_cost(res: dict, sc: Scenario, who: str = "server") -> float | None:
+    """Server (or client) CPU per GB (seconds) for downloads, per request
+    (µs) otherwise."""
+    cpu = res.get(f"{who}_cpu_s")
     if cpu is None or res.get("error"):
         return None
     if sc.content == "big":
@@ -190,6 +203,10 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
            started: str, peak_rss: dict, mach: list) -> str:
     peers_ = [s for s in servers if s != H3Q]
     has_h3q = H3Q in servers
+    # The Bun package against Bun's own HTTP/3 server, same handler.
+    bun_pairs = [(p, q) for p, q in (("h3q-bun", "bun"), ("h3q-bun-files", "bun"),
+                                     ("h3q-bun-memory", "bun-memory"))
+                 if p in servers and q in servers]
     L = [f"# HTTP/3 servers side by side ({started} UTC)", ""]
     L.append(
         f"Loopback 127.0.0.1, UDP payload {PAYLOAD} for every party, same files "
@@ -211,9 +228,12 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
     L.append("")
     for client in clients:
         L += [f"## Client: {client}", ""]
-        head = ["scenario", "metric", *servers] + ([f"h3q ÷ {p}" for p in peers_] if has_h3q else [])
+        head = (["scenario", "metric", *servers] + ([f"h3q ÷ {p}" for p in peers_] if has_h3q else [])
+                + [f"{p} ÷ {q}" for p, q in bun_pairs])
         rows = []
         for sc in scenarios:
+            if not any(sc.results.get((client, s)) for s in servers):
+                continue  # not run with this client (open loop: h3q-bench only)
             med, lat, errs = {}, {}, {}
             for s in servers:
                 rs = sc.results.get((client, s), [])
@@ -222,16 +242,31 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
                 errs[s] = len(rs) - len(g)
                 p50 = median([x["latency_ms"]["p50"] for x in g if x.get("latency_ms")])
                 p99 = median([x["latency_ms"]["p99"] for x in g if x.get("latency_ms")])
-                lat[s] = (p50, p99)
+                mean = median([x["latency_ms"]["mean"] for x in g
+                               if "mean" in (x.get("latency_ms") or {})])
+                lat[s] = (p50, p99, mean)
             cells = [fmt(med[s], sc.unit) + (f" ({errs[s]} failed)" if errs[s] else "")
                      for s in servers]
             rows.append([sc.title, sc.unit, *cells]
-                        + ([ratio(med[H3Q], med[p]) for p in peers_] if has_h3q else []))
+                        + ([ratio(med[H3Q], med[p]) for p in peers_] if has_h3q else [])
+                        + [ratio(med[p], med[q]) for p, q in bun_pairs])
             if sc.duration:
-                rows.append(["", "p50 / p99 ms",
-                             *[f"{fmt(lat[s][0])} / {fmt(lat[s][1])}" if lat[s][0] is not None
+                rows.append(["", "p50 / p99 / mean ms",
+                             *[f"{fmt(lat[s][0])} / {fmt(lat[s][1])} / {fmt(lat[s][2])}"
+                               if lat[s][0] is not None else "n/a" for s in servers]]
+                            + (["" for _ in peers_] if has_h3q else [])
+                            + ["" for _ in bun_pairs])
+            if sc.duration and not sc.rate and any(lat[s][2] for s in servers):
+                # Little's law: requests in flight on average = req/s x mean
+                # latency. A closed loop holds that many (at most conns x
+                # streams, less while stream credit runs short), so its mean
+                # latency is in flight / req/s whatever the server does:
+                # a mean under 1 ms needs in flight x 1000 req/s.
+                rows.append(["", "in flight (req/s × mean)",
+                             *[f"{med[s] * lat[s][2] / 1e3:.0f}" if med[s] and lat[s][2]
                                else "n/a" for s in servers]]
-                            + (["" for _ in peers_] if has_h3q else []))
+                            + (["" for _ in peers_] if has_h3q else [])
+                            + ["" for _ in bun_pairs])
         L += table(head, rows) + [""]
     # server CPU
     L += ["## Server CPU time", "",
@@ -242,14 +277,33 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
           "h3q ÷ peer below 1 favours h3q.", ""]
     head = ["scenario", "client", "unit", *servers] + ([f"h3q ÷ {p}" for p in peers_] if has_h3q else [])
     rows = []
+    crow = []
     for sc in scenarios:
         unit = "CPU s/GB" if sc.content == "big" else "CPU µs/req"
         for client in clients:
+            if not any(sc.results.get((client, s)) for s in servers):
+                continue
             med = {s: median([c for c in (cpu_cost(x, sc) for x in sc.results.get((client, s), []))
                               if c is not None]) for s in servers}
             rows.append([sc.title, client, unit, *[fmt(med[s], unit) for s in servers]]
                         + ([ratio(med[H3Q], med[p]) for p in peers_] if has_h3q else []))
+            rs = {s: [x for x in sc.results.get((client, s), []) if not x.get("error")]
+                  for s in servers}
+            cmed = {s: median([c for c in (cpu_cost(x, sc, "client") for x in rs[s])
+                               if c is not None]) for s in servers}
+            busy = {s: median([100 * x["client_cpu_s"] / x["wall_s"] for x in rs[s]
+                               if x.get("client_cpu_s") is not None and x.get("wall_s")])
+                    for s in servers}
+            crow.append([sc.title, client, unit,
+                         *[f"{fmt(cmed[s], unit)} ({busy[s]:.0f}%)" if cmed[s] is not None
+                           else "n/a" for s in servers]])
     L += table(head, rows) + [""]
+    if any(c != "n/a" for r in crow for c in r[3:]):
+        L += ["Client CPU time (utime+stime of the client process, from the rusage of "
+              "bench.py's children) per unit of work, and in brackets the share of one CPU "
+              "it used over the run's wall time (handshakes included): near 100% the client "
+              "limits the result, well below it the server (or the machine's load) does.", ""]
+        L += table(["scenario", "client", "unit", *servers], crow) + [""]
     if idle is not None:
         L += [f"## Memory: {a.idle_conns:,} idle connections", "",
               "A fresh server alone on CPU 0; quic-go's client opens the connections (each "
@@ -274,6 +328,8 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
         for client in clients:
             for s in servers:
                 rs = sc.results.get((client, s), [])
+                if not rs:
+                    continue
                 vals = [fmt(x.get(sc.metric), sc.unit) if not x.get("error")
                         else "ERROR" for x in rs]
                 cpu = [fmt(cpu_cost(x, sc), "CPU s/GB" if sc.content == "big" else "CPU µs/req")
@@ -367,12 +423,20 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--size", type=int, default=GIB, help="download size in bytes (1 GiB)")
     ap.add_argument("--idle-conns", type=int, default=10000, help="connections of the idle scenario")
     ap.add_argument("--only", default="",
-                    help="comma list of scenarios: download,rps1,rps20,rps5,idle (default all)")
-    ap.add_argument("--servers", default=",".join(peers.SERVER_NAMES),
-                    help="comma list of servers (default all): " + ",".join(peers.SERVER_NAMES))
+                    help="comma list of scenarios: download,rps1,rps20,rps5,rps5open,idle "
+                         "(default all)")
+    ap.add_argument("--servers", default=",".join(peers.DEFAULT_SERVERS),
+                    help="comma list of servers (default: " + ",".join(peers.DEFAULT_SERVERS)
+                    + "; also known: " + ",".join(sorted(set(peers.SERVER_NAMES) - set(peers.DEFAULT_SERVERS)))
+                    + ")")
     ap.add_argument("--clients", default=",".join(peers.CLIENT_NAMES),
                     help="comma list of clients (default both): " + ",".join(peers.CLIENT_NAMES))
     ap.add_argument("--no-pin", action="store_true", help="do not pin servers/clients to CPUs")
+    ap.add_argument("--client-threads", type=int, default=0,
+                    help="h3q-bench --threads for scenarios with several connections "
+                         "(default: the CPUs the client may run on: 1 when pinned)")
+    ap.add_argument("--open-rate", type=int, default=5000,
+                    help="requests/s offered in the open-loop 5 x 100 scenario (rps5open)")
     ap.add_argument("--smoke", action="store_true",
                     help="quick check that every peer builds and answers: 1 MiB download, "
                          "1 s request-rate runs, 1 run, 50 idle connections")
@@ -395,13 +459,23 @@ def make_scenarios(a) -> list[Scenario]:
         Scenario("rps1", "1 KB GETs, 1 conn x 100 streams", "req_per_s", "req/s", 1, 100, "small", d),
         Scenario("rps20", "1 KB GETs, 20 conns x 10 streams", "req_per_s", "req/s", 20, 10, "small", d),
         Scenario("rps5", "1 KB GETs, 5 conns x 100 streams", "req_per_s", "req/s", 5, 100, "small", d),
+        Scenario("rps5open", f"1 KB GETs, 5 x 100, open loop {a.open_rate:,} req/s", "req_per_s",
+                 "req/s", 5, 100, "small", d, rate=a.open_rate),
     ]
     keep = set(a.only.split(",")) if a.only else None
     return [s for s in all_ if keep is None or s.key in keep]
 
 
+def client_threads(a, client_cpu) -> int:
+    """h3q-bench threads: more than the client's CPUs only adds switches."""
+    if a.client_threads > 0:
+        return a.client_threads
+    return 1 if client_cpu is not None else (os.cpu_count() or 1)
+
+
 def run_throughput(a, t: Tools, scenarios, servers, clients, srv: dict[str, Server],
                    client_cpu) -> None:
+    threads = client_threads(a, client_cpu)
     for name in servers:  # warm-up: code paths, page cache of the small file
         for client in clients:
             warm = Scenario("warm", "", "", "", 1, 1, "small", None)
@@ -415,8 +489,10 @@ def run_throughput(a, t: Tools, scenarios, servers, clients, srv: dict[str, Serv
                 for name in order:
                     s = srv[name]
                     timeout = 600 if sc.content == "big" else sc.duration + 60
-                    res = run_client(client_cmd(client, t, s.url(sc.content), sc, timeout),
-                                     client_cpu, timeout, s)
+                    cmd = client_cmd(client, t, s.url(sc.content), sc, timeout, threads)
+                    if cmd is None:
+                        continue
+                    res = run_client(cmd, client_cpu, timeout, s)
                     sc.results.setdefault((client, name), []).append(res)
                     val = res.get(sc.metric)
                     log(f"  run {r + 1}/{a.runs} {sc.key:8} {client:9} {name:12} "
@@ -529,7 +605,8 @@ def main() -> int:
     failed = any(x.get("error") for sc in scenarios for rs in sc.results.values() for x in rs)
     failed |= any(x.get("error") for rs in (idle or {}).values() for x in rs)
     missing = [f"{sc.key}/{c}/{s}" for sc in scenarios for c in clients for s in servers
-               if not good(sc.results.get((c, s), []))]
+               if not good(sc.results.get((c, s), []))
+               and client_cmd(c, t, "", sc, 60) is not None]
     if missing:
         log(f"bench: no successful run for: {', '.join(missing)}")
     return 1 if failed or missing else 0

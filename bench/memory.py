@@ -147,7 +147,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--build", default=str(ROOT / "build"))
-    ap.add_argument("--servers", default=",".join(peers.SERVER_NAMES))
+    ap.add_argument("--servers", default=",".join(peers.DEFAULT_SERVERS))
     ap.add_argument("--connections", type=int, default=10000)
     ap.add_argument("--streams", type=int, default=100)
     ap.add_argument("--no-streams", action="store_true", help="skip h3q's per-stream part")

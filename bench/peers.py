@@ -6,6 +6,13 @@ and ngtcp2 are built here on demand (never by make test):
   tokio-quiche  bench/tokio-quiche-server (cargo build --release --locked)
   quic-go       bench/quicgo              (go build, GOFLAGS=-mod=readonly)
   bun           bench/bun/node_modules    (npm ci by scripts/setup.sh bench)
+  h3q-bun       the h3q Bun package (bindings/bun) on build/libh3q.so, run by
+                that same Bun with the same fetch handler (bench/bun/h3q-server.js)
+  h3q-bun-files the same package serving the directory natively (its files
+                option: libh3q's static handler, no JavaScript per request)
+  bun-memory, h3q-bun-memory  both Bun servers answering every request with
+                the 1 KB file's bytes held in memory (no file I/O per request);
+                not in the default list, and only meaningful for request rates
 """
 
 from __future__ import annotations
@@ -30,7 +37,11 @@ GO_MIN_MINOR = 26  # quic-go v0.65.0
 BUN_VERSION = "1.4.4"
 
 # Order of columns in every table; h3q first, then the peers.
-SERVER_NAMES = ["h3q", "ngtcp2", "tokio-quiche", "quic-go", "bun"]
+SERVER_NAMES = ["h3q", "ngtcp2", "tokio-quiche", "quic-go", "bun", "h3q-bun", "h3q-bun-files",
+                "bun-memory", "h3q-bun-memory"]
+# What runs unless --servers says otherwise.
+DEFAULT_SERVERS = SERVER_NAMES[:7]
+BUN_SERVERS = ("bun", "h3q-bun", "h3q-bun-files", "bun-memory", "h3q-bun-memory")
 CLIENT_NAMES = ["h3q-bench", "quic-go"]
 
 
@@ -262,7 +273,7 @@ class Tools:
             self.quicgo = build_quicgo(self.build, self.logdir)
         if "tokio-quiche" in servers:
             self.tq = build_tokio_quiche(self.logdir)
-        if "bun" in servers:
+        if any(s in servers for s in BUN_SERVERS):
             self.bun = find_bun()
 
 
@@ -289,8 +300,15 @@ def make_server(name: str, t: Tools, htdocs: Path, cert: Path, key: Path, cpu: i
         cmd = [str(t.quicgo), "server", "-addr", f"127.0.0.1:{port}", "-cert", str(cert),
                "-key", str(key), "-root", str(htdocs)]
         return Server(name, cmd, port, "quicgo-bench server listening on", cpu, files)
-    if name == "bun":
+    if name in ("bun", "bun-memory"):
         cmd = [str(t.bun), str(BENCH / "bun" / "server.js"), str(port), str(cert), str(key),
-               str(htdocs)]
+               str(htdocs), *(["--memory"] if name == "bun-memory" else [])]
         return Server(name, cmd, port, "bun listening on", cpu, files)
+    if name in ("h3q-bun", "h3q-bun-files", "h3q-bun-memory"):
+        # env execs too (same pid); the package finds the library by H3Q_LIB.
+        mode = {"h3q-bun": [], "h3q-bun-files": ["--files"], "h3q-bun-memory": ["--memory"]}[name]
+        cmd = ["env", f"H3Q_LIB={t.build / 'libh3q.so'}", str(t.bun),
+               str(BENCH / "bun" / "h3q-server.js"), str(port), str(cert), str(key), str(htdocs),
+               *mode]
+        return Server(name, cmd, port, "h3q-bun listening on", cpu, files)
     raise PeerError(f"unknown server {name!r} (known: {', '.join(SERVER_NAMES)})")

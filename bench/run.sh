@@ -7,7 +7,8 @@
 # make bench runs it after scripts/setup.sh bench. Results: bench/results/latest.md
 # (--smoke: bench/results/smoke.md). Exit 1 when any run failed.
 # A full run then compares the WebTransport echo with webtransport-go
-# (bench/wt_bench.py, bench/results/wt-latest.md).
+# (bench/wt_bench.py, bench/results/wt-latest.md) and the goodput under loss
+# (bench/lossy.py, bench/results/lossy-latest.md).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build"
@@ -28,6 +29,8 @@ case " $* " in
       "$py" "$root/bench/memory.py" --build "$build" --no-idle | tail -1; } \
       | tee -a "$root/bench/results/latest.md" || status=1
     "$py" "$root/bench/wt_bench.py" --build "$build" || status=1
+    # Goodput at 1, 5 and 10% loss through h3q-relay (bench/results/lossy-latest.md).
+    "$py" "$root/bench/lossy.py" --build "$build" || status=1
     ;;
 esac
 exit "$status"

@@ -116,6 +116,28 @@ typedef enum h3q_log_level {
  * debug, trace), read at server creation, overrides the configured level. */
 H3Q_EXTERN void h3q_log_set_level(h3q_log_level level);
 
+/* Receives each log line instead of stderr: level, the message (without
+ * time, program name, level or newline; NUL-terminated, valid only during
+ * the call) and user. Called on the thread that logs (the loop thread,
+ * mostly; the h3q_host thread for hosted servers), with no h3q lock held,
+ * so cb must be thread-safe; it must not block for long and must not call
+ * h3q_log_set_callback. cb NULL restores stderr. Process-wide; best set
+ * before servers start (a line logged while it changes may still reach the
+ * old callback). */
+typedef void (*h3q_log_cb)(h3q_log_level level, const char *message,
+                           void *user);
+H3Q_EXTERN void h3q_log_set_callback(h3q_log_cb cb, void *user);
+
+/* How lines written to stderr look (h3q_config.log_format):
+ * H3Q_LOG_TEXT "12:00:00.000 h3q warn  message", or H3Q_LOG_JSON one
+ * object per line: {"ts":"2026-11-28T12:00:00.000Z","level":"warn",
+ * "program":"h3q","msg":"..."}. The access log (access_log_path) uses the
+ * same format. */
+typedef enum h3q_log_format {
+  H3Q_LOG_TEXT = 0,
+  H3Q_LOG_JSON = 1,
+} h3q_log_format;
+
 /* ---------------------------------------------------------------- config */
 
 /* The event loop implementation behind a server (h3q_config.loop_backend).
@@ -134,7 +156,8 @@ typedef struct h3q_config {
   /* Network and TLS. */
   const char *bind_addr; /* IPv4 or IPv6 literal; default "0.0.0.0" ("::" is
                             dual-stack) */
-  uint32_t port;         /* 1..65535; default 4433 */
+  uint32_t port;         /* 0..65535 (0: any free port, see
+                            h3q_server_port); default 4433 */
   const char *cert_path; /* PEM certificate chain; required */
   const char *key_path;  /* PEM private key; required */
 
@@ -149,6 +172,13 @@ typedef struct h3q_config {
   size_t max_recv_udp_payload_size;             /* 1350; 1200..65527 */
   size_t max_send_udp_payload_size;             /* 1350; 1200..65527 */
   bool disable_active_migration;                /* true */
+  /* Path MTU discovery (RFC 8899, quiche's DPLPMTUD): packets start at
+   * 1200 bytes and grow by probing up to max_send_udp_payload_size, so a
+   * path that silently drops large datagrams (a PMTU blackhole) still
+   * carries the connection. false: every packet is sent at the full
+   * size the peer allows. Off by default for now: it has not yet run
+   * under the whole test suite for long (the blackhole tests turn it on). */
+  bool enable_pmtud; /* false */
   /* true: quiche's pacer stamps each packet with a release time and h3q
    * holds a connection's packets until at most 1 ms before that time (a
    * timer, no busy waiting; what is due within 1 ms leaves together, in
@@ -171,11 +201,16 @@ typedef struct h3q_config {
   uint64_t qpack_blocked_streams;    /* 16; at most 1000 */
 
   /* Server-wide limits. */
-  size_t max_connections; /* 10000; new connections beyond are refused */
+  size_t max_connections; /* 10000; Initials beyond are dropped */
   size_t recv_batch;      /* datagrams read per wakeup, 1..1024; 32 */
   /* Requests in progress per connection beyond this get 503 (0 = only
    * QUIC's stream limit, initial_max_streams_bidi, applies). */
   size_t max_active_requests_per_conn;
+  /* Rapid reset (the CVE-2023-44487 pattern): a connection whose peer
+   * resets more request streams than this within one second is closed
+   * with H3_EXCESSIVE_LOAD. QUIC's stream limit alone does not bound the
+   * rate, since a reset stream returns its credit at once. 0 = no limit. */
+  size_t max_request_resets_per_sec; /* 200 */
 
   /* Request limits. Header count, name, value and section size give 431,
    * the path (without query) 414; a body over max_request_body_size gives
@@ -202,7 +237,8 @@ typedef struct h3q_config {
   /* 0-RTT. With enable_early_data, requests that arrive as early data
    * with an unsafe method get 425 Too Early. ticket_key (48 bytes, or NULL
    * for a random per-process key) lets several processes resume each
-   * other's sessions. */
+   * other's sessions (without it the ticket key derives from the server
+   * secret, see below). */
   bool enable_early_data; /* false */
   const uint8_t *ticket_key;
   size_t ticket_key_len;
@@ -246,13 +282,77 @@ typedef struct h3q_config {
   size_t wt_max_sessions_per_conn;   /* 16; 1..65535 */
   size_t wt_max_streams_per_session; /* 256; 1..1000000 */
 
+  /* Address validation (RFC 9000 §8.1). With enable_retry every new
+   * connection is first answered with a Retry carrying a token (sealed
+   * with a key from the server secret, bound to the client's address and
+   * port and its original DCID, valid 10 s); only an Initial bearing such
+   * a token creates a connection, so a flood of spoofed Initials costs no
+   * per-connection state. An Initial with an invalid or expired token is
+   * dropped (RFC 9000 §8.1.2 allows this instead of an INVALID_TOKEN
+   * close). quiche 0.30 cannot send NEW_TOKEN frames, so returning
+   * clients are validated by a Retry again. */
+  bool enable_retry; /* false */
+
+  /* The server secret: at least 32 bytes (secret/secret_len; copied), or
+   * a file holding them (secret_file, read at h3q_server_new; at most
+   * 4096 bytes). Retry-token keys, stateless-reset tokens, connection IDs
+   * and the TLS session-ticket key (unless ticket_key is set) derive from
+   * it, so servers that share it (restarts, workers, machines) accept each
+   * other's tokens and tickets, and a restarted server ends the old
+   * server's connections at once with a stateless reset. Without either,
+   * the keys are random for each server object. */
+  const uint8_t *secret;
+  size_t secret_len;
+  const char *secret_file;
+
+  /* Client certificates. With client_ca_path (PEM CA certificates) the
+   * server asks clients for a certificate and refuses the handshake when
+   * one does not verify against those CAs; a client may still send none
+   * unless client_cert_required (then the connection closes with TLS
+   * alert certificate_required). h3q_request_client_cert_verified tells a
+   * handler which case it serves. */
+  const char *client_ca_path;
+  bool client_cert_required; /* false; needs client_ca_path */
+
   /* Diagnostics. */
-  const char *qlog_dir;    /* NULL = no qlog; else one file per connection */
-  const char *keylog_path; /* NULL = no TLS key log */
-  h3q_log_level log_level; /* WARN */
+  const char *qlog_dir; /* NULL = no qlog; else one file per connection */
+  /* NULL = no TLS key log; else the NSS key log format (SSLKEYLOGFILE),
+   * appended to, for decrypting captures. Keep it secret. */
+  const char *keylog_path;
+  /* WARN. At TRACE (set here or by H3Q_LOG_LEVEL at server creation)
+   * quiche's own debug log is routed through h3q's log too, at TRACE;
+   * quiche allows that once per process. */
+  h3q_log_level log_level;
+  h3q_log_format log_format; /* H3Q_LOG_TEXT ("text"; or "json") */
+  /* Access log: one line per request when its response completes or is
+   * reset: time, method, path, status (0: none was sent), body bytes
+   * sent, duration, connection number and stream id; in log_format.
+   * NULL = none; "-" = stdout; else a file, appended to. */
+  const char *access_log_path;
+  /* Prometheus metrics (text exposition format 0.0.4) over HTTP/1.1 on a
+   * TCP listener served by the server's own event loop: GET /metrics
+   * (404 for other paths). "ADDR:PORT" ("[::1]:9100" for IPv6); port 0
+   * picks a free port (h3q_server_metrics_port). NULL = off. */
+  const char *metrics_addr;
+
+  /* UDP socket buffers (SO_RCVBUF, SO_SNDBUF) in bytes; the kernel caps
+   * them (net.core.rmem_max / wmem_max) unless the process may pass the
+   * cap, and the effective sizes are logged at debug level. 0 keeps
+   * h3q's default of 8 MiB; else 2048..1 GiB. */
+  size_t recv_buffer_size; /* 0 */
+  size_t send_buffer_size; /* 0 */
+  /* Downloads in progress per connection: GET (and HEAD) requests whose
+   * response has not finished. One more gets 503 without its handler
+   * being called (and a warning in the log); 0 = no limit. */
+  size_t max_active_downloads_per_conn; /* 0 */
 
   /* Event loop. H3Q_LOOP_EPOLL is needed for h3q_server_start. */
   h3q_loop_backend loop_backend; /* H3Q_LOOP_LIBEV ("libev"; or "epoll") */
+  /* true: receive and send one datagram per system call (recvmsg,
+   * sendmsg) instead of batches (recvmmsg, sendmmsg). h3q switches to
+   * this by itself when the kernel lacks the batch calls (ENOSYS), and
+   * the environment variable H3Q_UDP_NO_MMSG=1 forces it. */
+  bool udp_single_syscalls; /* false */
 
   /* Owned by h3q_config_set (its copies); h3q_config_init sets it to NULL.
    * Do not touch. */
@@ -271,7 +371,8 @@ H3Q_EXTERN void h3q_config_init(h3q_config *cfg);
  * e.g. "idle_timeout_ms") from its text form: decimal numbers for integer
  * fields (range-checked against the field's type; the server checks the
  * documented ranges), true/false/1/0/yes/no/on/off for booleans,
- * error..trace for log_level, libev or epoll for loop_backend, 96 hex
+ * error..trace for log_level, libev or epoll for loop_backend, text or
+ * json for log_format, 96 hex
  * digits for ticket_key (also sets ticket_key_len), and any text for
  * strings. Values are copied: the
  * config owns them until h3q_config_free, or h3q_config_release for a
@@ -330,9 +431,19 @@ H3Q_EXTERN int h3q_server_run(h3q_server *srv);
  * h3q_server_process, which returns H3Q_SERVER_STOPPED when done. */
 H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
 
+/* Asks the server to read cert_path and key_path (and client_ca_path)
+ * again: connections accepted afterwards use the new certificate, open
+ * connections and their transfers go on with the old one. Safe to call
+ * from any thread and from a signal handler (h3q-server calls it on
+ * SIGHUP); returns immediately and the reload happens on the loop thread.
+ * If the new files do not load, the server logs an error naming the field
+ * and keeps serving the old certificate. */
+H3Q_EXTERN void h3q_server_reload_tls(h3q_server *srv);
+
 /* Runs fn(user) on the loop thread soon. Safe from any thread (not from a
- * signal handler). Calls posted before h3q_server_free() that have not run
- * are dropped. Returns H3Q_ENOMEM or H3Q_ESTATE (server stopping). */
+ * signal handler). Posts still run while a stopped server drains. Calls
+ * posted before h3q_server_free() that have not run are dropped. Returns
+ * H3Q_ENOMEM or H3Q_ESTATE (the server's loop has ended). */
 H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
                                void *user);
 
@@ -509,14 +620,53 @@ H3Q_EXTERN void h3q_static_free(h3q_static *st);
 H3Q_EXTERN int h3q_static_handler(h3q_request *req, h3q_response *res,
                                   void *user);
 
-/* Server-wide counters since creation. */
+/* Why connections ended (index of h3q_server_stats.connections_closed). */
+typedef enum h3q_close_reason {
+  H3Q_CLOSE_IDLE_TIMEOUT = 0, /* idle timeout (also handshake timeout) */
+  H3Q_CLOSE_LOCAL = 1,        /* we closed without error (stop, GOAWAY) */
+  H3Q_CLOSE_LOCAL_ERROR = 2,  /* we closed with an error code */
+  H3Q_CLOSE_PEER = 3,         /* the peer closed without error */
+  H3Q_CLOSE_PEER_ERROR = 4,   /* the peer closed with an error code */
+  H3Q_CLOSE_OTHER = 5,        /* none of these (e.g. the server stopped) */
+  H3Q_CLOSE_REASONS = 6,      /* reasons so far (new ones are appended) */
+} h3q_close_reason;
+#define H3Q_CLOSE_REASONS_MAX 8 /* room in h3q_server_stats for them */
+
+/* Why received datagrams (or, for SEND, queued ones) were dropped (index
+ * of h3q_server_stats.packets_dropped_by). */
+typedef enum h3q_drop_reason {
+  H3Q_DROP_MALFORMED = 0,     /* no parsable QUIC header */
+  H3Q_DROP_UNKNOWN_CONN = 1,  /* no connection, and not an Initial that may
+                                 open one (short Initial, draining, full) */
+  H3Q_DROP_VERSION = 2,       /* unsupported version (answered by version
+                                 negotiation when big enough) */
+  H3Q_DROP_TRUNCATED = 3,     /* larger than the receive buffer */
+  H3Q_DROP_QUIC = 4,          /* quiche refused the packet */
+  H3Q_DROP_SEND = 5,          /* could not be sent (socket error or full
+                                 while closing) */
+  H3Q_DROP_INVALID_TOKEN = 6, /* an Initial with a forged, expired or
+                                 foreign address validation token */
+  H3Q_DROP_OTHER = 7,         /* none of these */
+  H3Q_DROP_REASONS = 8,       /* reasons so far (new ones are appended) */
+} h3q_drop_reason;
+#define H3Q_DROP_REASONS_MAX 16 /* room in h3q_server_stats for them */
+
+/* Upper bounds, in seconds, of the request duration histogram's buckets
+ * (Prometheus' default buckets); the last bucket is +Inf. */
+#define H3Q_DURATION_BUCKETS 12
+#define H3Q_DURATION_BOUNDS                                                    \
+  { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0 }
+
+/* Server-wide counters since creation. Fields are only ever added at the
+ * end, so a program built against an older header gets the prefix it
+ * knows (h3q_server_get_stats takes the size it has). */
 typedef struct h3q_server_stats {
   uint64_t connections_accepted;
   uint64_t connections_active;
   uint64_t requests;
   uint64_t udp_datagrams_received; /* UDP datagrams read from the socket */
   uint64_t udp_datagrams_sent;     /* UDP datagrams handed to the kernel */
-  uint64_t packets_dropped; /* malformed, short Initials, unknown conns */
+  uint64_t packets_dropped; /* every drop (the sum of packets_dropped_by) */
   /* QUIC DATAGRAM frames (with HTTP Datagrams, every one is an HTTP
    * Datagram; DATAGRAM capsules are not counted here). */
   uint64_t datagrams_received;     /* read from the connection */
@@ -533,11 +683,45 @@ typedef struct h3q_server_stats {
   uint64_t wt_sessions_active;   /* accepted and not closed yet */
   uint64_t wt_streams_opened;    /* by either side, bound to a session */
   uint64_t wt_streams_rejected;  /* peer streams refused */
+
+  /* Since 0.2. */
+  uint64_t connections_closed[H3Q_CLOSE_REASONS_MAX]; /* by h3q_close_reason */
+  uint64_t packets_dropped_by[H3Q_DROP_REASONS_MAX];  /* by h3q_drop_reason */
+  uint64_t udp_bytes_received; /* payload bytes of udp_datagrams_received */
+  uint64_t udp_bytes_sent;     /* payload bytes of udp_datagrams_sent */
+  uint64_t version_negotiations_sent;
+  uint64_t retries_sent;          /* Retry packets (address validation) */
+  uint64_t stateless_resets_sent; /* RFC 9000 section 10.3 */
+  /* Finished requests (response complete or reset) by the class of the
+   * final status sent: index 1..5 for 1xx..5xx (1xx stays 0: a final
+   * status is 200..599), index 0 when no final status was sent (reset
+   * before the header section). */
+  uint64_t responses_by_class[6];
+  uint64_t response_body_bytes; /* body bytes of responses, into QUIC */
+  uint64_t downloads_rejected;  /* 503 by max_active_downloads_per_conn */
+  /* Request durations, from the stream's opening to the response's end
+   * or reset: finished requests per bucket (not cumulative; bucket i
+   * holds durations above bound i-1 up to bound i of
+   * H3Q_DURATION_BOUNDS, the last one the rest), and their sum. */
+  uint64_t request_duration_buckets[H3Q_DURATION_BUCKETS];
+  uint64_t request_duration_sum_us;
 } h3q_server_stats;
 
-/* Copies the counters into *out. */
-H3Q_EXTERN void h3q_server_get_stats(const h3q_server *srv,
-                                     h3q_server_stats *out);
+/* Copies the counters into *out: min(size, sizeof(h3q_server_stats))
+ * bytes (pass sizeof *out). Returns the number of bytes copied, 0 when
+ * srv or out is NULL. */
+H3Q_EXTERN size_t h3q_server_get_stats(const h3q_server *srv,
+                                       h3q_server_stats *out, size_t size);
+
+/* The TCP port of the metrics listener (metrics_addr), 0 when it is off. */
+H3Q_EXTERN uint16_t h3q_server_metrics_port(const h3q_server *srv);
+
+/* Writes the metrics exposition (Prometheus text format 0.0.4, what GET
+ * /metrics answers) into buf, NUL-terminated. Returns its length without
+ * the NUL (when >= len, the text was cut: call again with a larger
+ * buffer), or H3Q_EINVAL. */
+H3Q_EXTERN ssize_t h3q_server_metrics_text(const h3q_server *srv, char *buf,
+                                           size_t len);
 
 /* ------------------------------------------------------- QUIC datagrams */
 
@@ -794,6 +978,12 @@ H3Q_EXTERN const char *h3q_request_protocol(const h3q_request *req);
 H3Q_EXTERN uint64_t h3q_request_stream_id(const h3q_request *req);
 H3Q_EXTERN uint64_t h3q_request_connection_id(const h3q_request *req);
 
+/* Whether the client of this request's connection presented a certificate
+ * that verified against client_ca_path (false without client_ca_path, or
+ * when the client sent none; a certificate that does not verify never
+ * gets this far: its handshake fails). */
+H3Q_EXTERN bool h3q_request_client_cert_verified(const h3q_request *req);
+
 /* Body events. on_data is called with each chunk as it arrives (the chunk is
  * valid only during the call); on_end when the body is complete (also
  * called, with no data, for requests without a body). Setting callbacks is
@@ -824,6 +1014,26 @@ H3Q_EXTERN const char *h3q_request_trailer(const h3q_request *req,
 H3Q_EXTERN size_t h3q_request_trailer_count(const h3q_request *req);
 H3Q_EXTERN int h3q_request_trailer_at(const h3q_request *req, size_t i,
                                       const char **name, const char **value);
+
+/* Transport statistics of the connection a request arrived on (its
+ * active path). Fields are only ever added at the end; a program built
+ * against an older header gets the prefix it knows. */
+typedef struct h3q_conn_stats {
+  uint64_t rtt_us;        /* smoothed round-trip time */
+  uint64_t min_rtt_us;    /* smallest round-trip time seen */
+  uint64_t rttvar_us;     /* round-trip time variation */
+  uint64_t cwnd;          /* congestion window, bytes */
+  uint64_t pmtu;          /* path MTU (UDP payload), bytes */
+  uint64_t delivery_rate; /* latest estimate, bytes per second */
+  uint64_t packets_sent, packets_received, packets_lost, packets_retransmitted;
+  uint64_t bytes_sent, bytes_received, bytes_lost; /* UDP payload bytes */
+} h3q_conn_stats;
+
+/* Fills min(size, sizeof(h3q_conn_stats)) bytes of *out (pass sizeof
+ * *out) for req's connection. Errors: H3Q_EINVAL (NULL), H3Q_ECLOSED
+ * (the request's stream has closed). */
+H3Q_EXTERN int h3q_request_conn_stats(const h3q_request *req,
+                                      h3q_conn_stats *out, size_t size);
 
 /* True when the request arrived in 0-RTT early data. */
 H3Q_EXTERN bool h3q_request_is_early_data(const h3q_request *req);
@@ -971,6 +1181,182 @@ H3Q_EXTERN uint64_t h3q_response_peer_error(const h3q_response *res);
 
 /* The request this response answers. */
 H3Q_EXTERN h3q_request *h3q_response_request(h3q_response *res);
+
+/* ------------------------------------------------ host (foreign runtimes)
+ *
+ * For runtimes that call C through an FFI and cannot run C callbacks on
+ * their own thread at any time (Bun's bun:ffi, Deno, Python's ctypes): the
+ * server loop runs on a thread the library owns, every request goes to the
+ * host, and the two sides meet in two queues. Only scalars and pointers
+ * cross the boundary.
+ *
+ *   events   (loop thread -> host): a request arrived, a body chunk, the
+ *            body ended, queued response bytes left, a stream closed, the
+ *            server stopped. The host drains them in batches with
+ *            h3q_host_poll and reads each event's fields with getters.
+ *   commands (host -> loop thread): respond, write, end with trailers,
+ *            reset, consume (request body credit). Any thread; the loop
+ *            thread is woken once per batch of commands.
+ *
+ * Streams are named by a 32-bit id (never 0) given in the request event;
+ * commands for a stream that has closed are dropped silently (its CLOSED
+ * event is on its way). A stream id is not reused while 2^32 - 1 newer
+ * requests have not arrived.
+ *
+ * Waiting for events: h3q_host_start's notify function is called (on the
+ * loop thread, without arguments, so a runtime may bounce it to its own
+ * thread) once when an event arrives after h3q_host_poll has returned 0.
+ * Hosts that prefer to block use h3q_host_wait (e.g. in a worker thread);
+ * hosts with an fd-based loop watch h3q_host_fd.
+ *
+ * Backpressure: a request body is delivered up to body_window bytes ahead
+ * of what the host has consumed (h3q_host_consume); beyond that the stream
+ * is paused and QUIC flow control holds the client back. Response bytes
+ * the host writes wait in the library until the stream takes them; each
+ * H3Q_HOST_WRITTEN event reports how many have left, so the host can keep
+ * its own bytes-in-flight bounded. */
+
+typedef struct h3q_host h3q_host;
+
+typedef enum h3q_host_event_kind {
+  /* A request: data is its head, NUL-separated: method, path, query,
+   * authority, scheme, then name and value of each header field.
+   * value is 1 when the request has no body (no BODY events follow), else
+   * 0. */
+  H3Q_HOST_REQUEST = 1,
+  /* A request body chunk: data/len. The host returns the credit with
+   * h3q_host_consume once it has used the bytes. */
+  H3Q_HOST_BODY = 2,
+  /* The request body is complete; data holds the request trailers in the
+   * same name\0value\0 form (len 0 when none). */
+  H3Q_HOST_BODY_END = 3,
+  /* value response body bytes written by the host have left the library's
+   * queue for the stream (sent only while the response is not ended). */
+  H3Q_HOST_WRITTEN = 4,
+  /* The stream is finished and its id is dead: value is 0 when the
+   * response was sent completely, else the peer's HTTP/3 error code, or
+   * 0x102 (H3_INTERNAL_ERROR) when it was cut short without one. */
+  H3Q_HOST_CLOSED = 5,
+  /* The server loop has ended (value: 0, or a negative H3Q_E* code); no
+   * events follow. Free the host now. */
+  H3Q_HOST_STOPPED = 6,
+  /* A WebTransport session was accepted (h3q_host_webtransport): data is
+   * its CONNECT request's head as for H3Q_HOST_REQUEST; the id names the
+   * session. Streams the client opens in it are refused (reset); the host
+   * API carries the session and its datagrams. */
+  H3Q_HOST_WT_SESSION = 7,
+  /* A datagram of session id: data/len. Dropped when max_events wait. */
+  H3Q_HOST_WT_DATAGRAM = 8,
+  /* Session id ended: value is the close code, data/len the reason (from
+   * the client's CLOSE_WEBTRANSPORT_SESSION, ours, or 0 and empty). */
+  H3Q_HOST_WT_CLOSED = 9,
+} h3q_host_event_kind;
+
+/* h3q_host_respond / h3q_host_write flag: end the response after this. */
+#define H3Q_HOST_END 1
+
+/* Creates a host server from cfg (see h3q_server_new for validation,
+ * errors and err/errlen); the loop does not run yet. body_window is the
+ * request body read-ahead per stream in bytes (0 means 256 KiB).
+ * max_events bounds the events waiting for the host (0 means 65536): a
+ * request arriving while that many wait gets 503 without reaching the
+ * host; body chunks are bounded by body_window instead. The caller owns
+ * *out (h3q_host_free). */
+H3Q_EXTERN int h3q_host_new(const h3q_config *cfg, size_t body_window,
+                            size_t max_events, h3q_host **out, char *err,
+                            size_t errlen);
+
+/* Starts the loop thread. notify may be NULL (see above). Errors:
+ * H3Q_EINVAL, H3Q_ESTATE (started before), H3Q_EIO (no thread). */
+H3Q_EXTERN int h3q_host_start(h3q_host *host, void (*notify)(void));
+
+/* The bound UDP port. */
+H3Q_EXTERN uint16_t h3q_host_port(const h3q_host *host);
+
+/* The underlying server, for h3q_server_get_stats (any thread) and for
+ * configuration before h3q_host_start (h3q_server_route etc. are then
+ * served in C without reaching the host). Owned by the host. */
+H3Q_EXTERN h3q_server *h3q_host_server(h3q_host *host);
+
+/* Stops the server: graceful lets streams in progress finish (within
+ * drain_timeout_ms; keep serving their commands), otherwise every open
+ * stream is reset first. A STOPPED event follows. Any thread; returns
+ * immediately. Errors: H3Q_EINVAL, H3Q_ESTATE (not started). */
+H3Q_EXTERN int h3q_host_stop(h3q_host *host, bool graceful);
+
+/* Stops the server if still running (not gracefully), joins the loop
+ * thread and frees everything, including data of polled events not taken
+ * with h3q_host_event_take. Accepts NULL. Not from the notify function. */
+H3Q_EXTERN void h3q_host_free(h3q_host *host);
+
+/* Takes the next batch of events: frees the previous batch and returns how
+ * many events the new one holds (0 when none; then the next event calls
+ * notify). Events are indexed 0..count-1 and valid until the next poll or
+ * h3q_host_free. Host thread only (one thread polls). */
+H3Q_EXTERN size_t h3q_host_poll(h3q_host *host);
+
+/* Fields of event i of the current batch; for an index out of range the
+ * type is 0 and the rest 0 or NULL. data is owned by the batch. */
+H3Q_EXTERN int h3q_host_event_type(const h3q_host *host, size_t i);
+H3Q_EXTERN uint32_t h3q_host_event_id(const h3q_host *host, size_t i);
+H3Q_EXTERN int64_t h3q_host_event_value(const h3q_host *host, size_t i);
+H3Q_EXTERN const uint8_t *h3q_host_event_data(const h3q_host *host, size_t i);
+H3Q_EXTERN size_t h3q_host_event_len(const h3q_host *host, size_t i);
+
+/* Takes ownership of event i's data (so that it can back a runtime's
+ * buffer without a copy); NULL when it has none. Free it with
+ * h3q_host_data_free, whose (bytes, context) shape is that of a
+ * JavaScriptCore array buffer deallocator (bun:ffi toArrayBuffer). */
+H3Q_EXTERN uint8_t *h3q_host_event_take(h3q_host *host, size_t i);
+H3Q_EXTERN void h3q_host_data_free(void *bytes, void *context);
+
+/* Blocks until an event is waiting or timeout_ms passes (-1: no limit).
+ * Returns 1 when events wait, 0 on timeout. Any thread. */
+H3Q_EXTERN int h3q_host_wait(h3q_host *host, int timeout_ms);
+
+/* An eventfd that is readable while events wait (level: the library
+ * clears it when h3q_host_poll empties the queue). Owned by the host; do
+ * not read or close it. */
+H3Q_EXTERN int h3q_host_fd(const h3q_host *host);
+
+/* Commands; any thread; copies everything it is given. They return H3Q_OK
+ * once queued, H3Q_EINVAL (NULL host, id 0, bad lengths), H3Q_ESTATE (the
+ * server has stopped) or H3Q_ENOMEM. Errors found later on the loop thread
+ * (an invalid header, a stream already gone) reset the stream or are
+ * dropped, and end in a CLOSED event.
+ *
+ * respond: the status (200..599) and header fields (head: name\0value\0
+ * pairs, head_len bytes), optionally a first body part; flags
+ * H3Q_HOST_END ends the response after it. write: more body; flags as for
+ * respond. trailers: fields sent after the body (same form), then the
+ * response ends. reset: resets the stream with an HTTP/3 error code.
+ * consume: the host has used n request body bytes (returns credit, see
+ * backpressure). */
+H3Q_EXTERN int h3q_host_respond(h3q_host *host, uint32_t id, int status,
+                                const uint8_t *head, size_t head_len,
+                                const uint8_t *body, size_t body_len,
+                                int flags);
+H3Q_EXTERN int h3q_host_write(h3q_host *host, uint32_t id, const uint8_t *body,
+                              size_t len, int flags);
+H3Q_EXTERN int h3q_host_trailers(h3q_host *host, uint32_t id,
+                                 const uint8_t *fields, size_t len);
+H3Q_EXTERN int h3q_host_reset(h3q_host *host, uint32_t id, uint64_t h3_error);
+H3Q_EXTERN int h3q_host_consume(h3q_host *host, uint32_t id, size_t n);
+
+/* WebTransport through the host API (needs enable_webtransport): sessions
+ * for pattern (as for h3q_server_webtransport) are accepted with 200 and
+ * reported as H3Q_HOST_WT_SESSION events; before h3q_host_start. To refuse
+ * one, close it at once. wt_send_datagram queues one datagram (copied;
+ * unreliable: dropped when too large or the session is closing).
+ * wt_close closes the session with a code and a reason (at most 1024
+ * bytes); H3Q_HOST_WT_CLOSED follows. Errors as for the other commands;
+ * h3q_host_webtransport: H3Q_EINVAL, H3Q_ESTATE (started, or WebTransport
+ * off), H3Q_EEXIST, H3Q_ENOMEM. */
+H3Q_EXTERN int h3q_host_webtransport(h3q_host *host, const char *pattern);
+H3Q_EXTERN int h3q_host_wt_send_datagram(h3q_host *host, uint32_t id,
+                                         const uint8_t *data, size_t len);
+H3Q_EXTERN int h3q_host_wt_close(h3q_host *host, uint32_t id, uint32_t code,
+                                 const uint8_t *reason, size_t len);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,7 @@
 # script or the Go version changed:
 #   quicgo  the quic-go HTTP/3 test client (tests/interop/quicgo)
 #   wtgo    the webtransport-go v0.10 client (tests/interop/wtgo)
+#   quicgocases  quic-go running the interop matrix's cases (tests/interop/quicgocases)
 #   scripts/build-go-peer.sh [BUILD_DIR] [PEER]  (default: build, quicgo)
 # The binary is BUILD_DIR/PEERclient; its path is printed on stdout. Needs
 # Go >= 1.26 (quic-go v0.65.0);
@@ -15,8 +16,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(mkdir -p "${1:-$root/build}" && cd "${1:-$root/build}" && pwd)"
 peer="${2:-quicgo}"
 case "$peer" in
-  quicgo | wtgo) ;;
-  *) echo "build-go-peer: unknown peer '$peer' (quicgo or wtgo)" >&2; exit 2 ;;
+  quicgo | wtgo | quicgocases) ;;
+  *) echo "build-go-peer: unknown peer '$peer' (quicgo, wtgo or quicgocases)" >&2; exit 2 ;;
 esac
 src="$root/tests/interop/$peer"
 out="$build/${peer}client"

@@ -27,7 +27,20 @@ if [ ${#names[@]} -eq 0 ]; then
   exit 1
 fi
 
+# Sets children_cpu to the CPU seconds (user + system) used by this
+# script's finished children, from the shell's `times` (its second line).
+# `times` must run in this shell, not in a $(...) subshell: into a file.
+cpu_file="$(mktemp)"
+trap 'rm -f "$cpu_file"' EXIT
+read_children_cpu() {
+  times >"$cpu_file"
+  children_cpu=$(tail -n1 "$cpu_file" | awk '{ s = 0
+    for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2] }
+    printf "%.0f", s }')
+}
+
 failed=()
+total_cpu=0
 for name in "${names[@]}"; do
   bin="$build/fuzz_$name"
   if [ ! -x "$bin" ]; then
@@ -49,10 +62,15 @@ for name in "${names[@]}"; do
     args+=("${extra[@]}")
   fi
   printf 'fuzz: %-16s %ss ... ' "$name" "$seconds"
+  read_children_cpu
+  cpu_before=$children_cpu
   if "$bin" "${args[@]}" "$corpus" >"$log" 2>&1; then
+    read_children_cpu
+    cpu=$((children_cpu - cpu_before))
+    total_cpu=$((total_cpu + cpu))
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n1 | cut -d' ' -f2)
-    echo "ok (${runs:-?} runs, coverage ${cov:-?}, corpus $(ls "$corpus" | wc -l))"
+    echo "ok (${runs:-?} runs, ${cpu} CPU s, coverage ${cov:-?}, corpus $(ls "$corpus" | wc -l))"
   else
     echo "FAILED"
     failed+=("$name")
@@ -61,6 +79,7 @@ for name in "${names[@]}"; do
   fi
 done
 
+echo "fuzz: ${total_cpu} CPU seconds in the fuzzers that finished cleanly"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz: failures in: ${failed[*]} (reproduce: BUILD/fuzz_NAME ARTIFACT)" >&2
   exit 1

@@ -2,7 +2,8 @@
 # Installs what h3q's build and tests need, only when missing.
 #   scripts/setup.sh build   Debian packages for building
 #   scripts/setup.sh test    + test peers (ngtcp2 client/server, Debian's chromium,
-#                              python venv with aioquic, playwright-core from npm);
+#                              python venv with aioquic, playwright-core from npm,
+#                              Bun 1.4.4 from npm for bindings/bun);
 #                            checks for Go >= 1.26 (quic-go test client, see build-go-peer.sh)
 #   scripts/setup.sh fuzz    only what the libFuzzer build needs (clang, libFuzzer, cmake)
 #   scripts/setup.sh bench   what make bench needs on top of build: ngtcp2-server, the
@@ -88,6 +89,17 @@ if [ "$what" = test ]; then
     echo "setup: installing playwright-core into $browser/node_modules"
     (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
     cp "$browser/package-lock.json" "$browser/node_modules/.package-lock.json.setup"
+  fi
+fi
+
+if [ "$what" = test ]; then
+  # Bun for the Bun package's tests (bindings/bun); the npm package ships
+  # the binary, pinned by the committed lock file.
+  pkg="$root/bindings/bun"
+  if ! cmp -s "$pkg/package-lock.json" "$pkg/node_modules/.package-lock.json.setup"; then
+    echo "setup: installing bun into $pkg/node_modules"
+    (cd "$pkg" && npm ci --no-audit --no-fund --silent)
+    cp "$pkg/package-lock.json" "$pkg/node_modules/.package-lock.json.setup"
   fi
 fi
 

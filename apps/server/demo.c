@@ -40,6 +40,14 @@ static int hello(h3q_request *req, h3q_response *res, void *user) {
                            sizeof body - 1);
 }
 
+/* Whether this connection's client proved a certificate (--client-ca). */
+static int client_cert(h3q_request *req, h3q_response *res, void *user) {
+  const char *body =
+      h3q_request_client_cert_verified(req) ? "verified\n" : "none\n";
+  return h3q_response_send(res, 200, "text/plain; charset=utf-8", body,
+                           strlen(body));
+}
+
 static int user_page(h3q_request *req, h3q_response *res, void *user) {
   char body[4200];
   const char *q = h3q_request_query(req);
@@ -266,7 +274,7 @@ static int hints(h3q_request *req, h3q_response *res, void *user) {
 /* GET /stats: the server's counters as one JSON object. */
 static int stats(h3q_request *req, h3q_response *res, void *user) {
   h3q_server_stats st;
-  h3q_server_get_stats(user, &st);
+  h3q_server_get_stats(user, &st, sizeof st);
   const struct {
     const char *name;
     uint64_t value;
@@ -300,6 +308,31 @@ static int stats(h3q_request *req, h3q_response *res, void *user) {
     return H3Q_EINTERNAL;
   memcpy(body + len, "}\n", 2);
   return h3q_response_send(res, 200, "application/json", body, len + 2);
+}
+
+/* GET /connstats: the transport statistics of the request's connection
+ * (h3q_request_conn_stats) as one JSON object. */
+static int connstats(h3q_request *req, h3q_response *res, void *user) {
+  h3q_conn_stats cs;
+  int rc = h3q_request_conn_stats(req, &cs, sizeof cs);
+  if (rc != H3Q_OK)
+    return rc;
+  char body[512];
+  int n = snprintf(
+      body, sizeof body,
+      "{\"rtt_us\":%llu,\"min_rtt_us\":%llu,\"cwnd\":%llu,\"pmtu\":%llu,"
+      "\"packets_sent\":%llu,\"packets_received\":%llu,"
+      "\"packets_lost\":%llu,\"bytes_sent\":%llu,\"bytes_received\":%llu,"
+      "\"bytes_lost\":%llu}\n",
+      (unsigned long long)cs.rtt_us, (unsigned long long)cs.min_rtt_us,
+      (unsigned long long)cs.cwnd, (unsigned long long)cs.pmtu,
+      (unsigned long long)cs.packets_sent,
+      (unsigned long long)cs.packets_received,
+      (unsigned long long)cs.packets_lost, (unsigned long long)cs.bytes_sent,
+      (unsigned long long)cs.bytes_received, (unsigned long long)cs.bytes_lost);
+  if (n < 0 || (size_t)n >= sizeof body)
+    return H3Q_EINTERNAL;
+  return h3q_response_send(res, 200, "application/json", body, (size_t)n);
 }
 
 static void echo_datagram(h3q_server *srv, uint64_t conn_id,
@@ -347,10 +380,16 @@ typedef struct demo_route {
 } demo_route;
 
 static const demo_route routes[] = {
-    {"GET", "/hello", hello},       {"POST", "/echo", echo},
-    {"GET", "/bytes/:n", bytes},    {"GET", "/user/:id", user_page},
-    {"GET", "/trailers", trailers}, {"GET", "/produce/:n", produce_route},
-    {"POST", "/digest", digest},    {"GET", "/hints", hints},
+    {"GET", "/hello", hello},
+    {"POST", "/echo", echo},
+    {"GET", "/bytes/:n", bytes},
+    {"GET", "/user/:id", user_page},
+    {"GET", "/trailers", trailers},
+    {"GET", "/produce/:n", produce_route},
+    {"POST", "/digest", digest},
+    {"GET", "/hints", hints},
+    {"GET", "/client-cert", client_cert},
+    {"GET", "/connstats", connstats},
 };
 
 /* Owned by the process: freed at exit, after the server. */

@@ -31,6 +31,7 @@ static h3q_server *g_server;
 typedef enum opt_kind {
   OPT_FIELD,    /* the field takes the argument as its value */
   OPT_FLAG,     /* bool field set to true, no argument */
+  OPT_UNFLAG,   /* bool field set to false, no argument */
   OPT_PAYLOAD,  /* both UDP payload sizes */
   OPT_DGRAM_Q,  /* both datagram queue lengths */
   OPT_H3_DGRAM, /* HTTP Datagrams, and so QUIC DATAGRAMs */
@@ -52,7 +53,8 @@ typedef struct opt_def {
 static const opt_def opts[] = {
     {"addr", "ADDR", "bind address (default 0.0.0.0; :: for IPv4+IPv6)",
      OPT_FIELD, CFG(bind_addr)},
-    {"port", "PORT", "UDP port 1..65535 (default 4433)", OPT_FIELD, CFG(port)},
+    {"port", "PORT", "UDP port 0..65535, 0 = any free one (default 4433)",
+     OPT_FIELD, CFG(port)},
     {"cert", "FILE", "PEM certificate chain", OPT_FIELD, CFG(cert_path)},
     {"key", "FILE",
      "PEM private key (without --cert/--key a self-signed ECDSA\n"
@@ -74,6 +76,13 @@ static const opt_def opts[] = {
      "requests in progress per connection before 503 (0: no limit)", OPT_FIELD,
 
      CFG(max_active_requests_per_conn)},
+    {"max-resets-per-sec", "N",
+     "request streams a client may reset per second before the\n"
+     "                           connection closes (200; 0: no limit)",
+     OPT_FIELD, CFG(max_request_resets_per_sec)},
+    {"max-connections", "N",
+     "connections at once; Initials beyond are dropped (10000)", OPT_FIELD,
+     CFG(max_connections)},
     {"max-header-count", "N", "request header fields (100) -> 431", OPT_FIELD,
 
      CFG(max_header_count)},
@@ -99,10 +108,28 @@ static const opt_def opts[] = {
     {"drain-timeout", "MS", "graceful shutdown deadline (5000)", OPT_FIELD,
 
      CFG(drain_timeout_ms)},
+    {"active-migration", NULL,
+     "let clients migrate to a new address (clears disable_active_migration)",
+     OPT_UNFLAG, CFG(disable_active_migration)},
     {"early-data", NULL, "accept 0-RTT (unsafe methods get 425)", OPT_FLAG,
      CFG(enable_early_data)},
-    {"ticket-key", "FILE", "48-byte session ticket key shared by processes",
+    {"ticket-key", "FILE",
+     "48-byte session ticket key shared by processes\n"
+     "                           (--secret-file derives one; this wins)",
      OPT_TICKET, "ticket_key_len"},
+    {"secret-file", "FILE",
+     "32..4096 secret bytes shared by restarts and workers:\n"
+     "                           keys for Retry tokens, stateless resets, "
+     "CIDs, tickets",
+     OPT_FIELD, CFG(secret_file)},
+    {"retry", NULL, "validate client addresses with a Retry first", OPT_FLAG,
+     CFG(enable_retry)},
+    {"client-ca", "FILE",
+     "PEM CAs for client certificates (asks clients for one)", OPT_FIELD,
+     CFG(client_ca_path)},
+    {"client-cert-required", NULL,
+     "refuse clients without a certificate (needs --client-ca)", OPT_FLAG,
+     CFG(client_cert_required)},
     {"qpack-max-table-capacity", "N",
      "QPACK dynamic table for request headers, bytes (4096; 0 off)", OPT_FIELD,
 
@@ -133,15 +160,40 @@ static const opt_def opts[] = {
      CFG(cc_algorithm)},
     {"max-payload", "N", "max UDP payload size, 1200..65527 (1350)",
      OPT_PAYLOAD, "max_send_udp_payload_size"},
+    {"pmtud", "on|off", "path MTU discovery from 1200 bytes up (off)",
+     OPT_FIELD, CFG(enable_pmtud)},
     {"qlog-dir", "DIR", "write a qlog file per connection into DIR", OPT_FIELD,
 
      CFG(qlog_dir)},
-    {"loop", "BACKEND", "event loop: libev|epoll (default libev)", OPT_FIELD,
+    {"keylog", "FILE", "append TLS keys to FILE (NSS key log; secret!)",
+     OPT_FIELD, CFG(keylog_path)},
+    {"log-format", "FMT", "text|json log lines (default text)", OPT_FIELD,
+     CFG(log_format)},
+    {"access-log", "FILE|-", "one line per request into FILE (- = stdout)",
+     OPT_FIELD, CFG(access_log_path)},
+    {"metrics", "ADDR:PORT",
+     "Prometheus metrics at http://ADDR:PORT/metrics\n"
+     "                             (TCP; [::1]:PORT for IPv6; port 0 = any)",
+     OPT_FIELD, CFG(metrics_addr)},
+    {"recv-buffer", "BYTES", "UDP SO_RCVBUF, 2048..1 GiB (default 8 MiB)",
+     OPT_FIELD, CFG(recv_buffer_size)},
+    {"send-buffer", "BYTES", "UDP SO_SNDBUF, 2048..1 GiB (default 8 MiB)",
+     OPT_FIELD, CFG(send_buffer_size)},
+    {"max-downloads-per-conn", "N",
+     "GET/HEAD requests in progress per connection\n"
+     "                             beyond get 503 (default 0 = no limit)",
+     OPT_FIELD, CFG(max_active_downloads_per_conn)},
+    {"backend", "BACKEND", "event loop: libev|epoll (default libev)", OPT_FIELD,
      CFG(loop_backend)},
+    {"loop", "BACKEND", "the same as --backend", OPT_FIELD, CFG(loop_backend)},
+    {"udp-no-mmsg", NULL,
+     "one datagram per system call (recvmsg/sendmsg,\n"
+     "                             not recvmmsg/sendmmsg)",
+     OPT_FLAG, CFG(udp_single_syscalls)},
     {"embedded-loop", NULL,
      "run our own poll() loop through the embedding API\n"
-     "                           (h3q_server_start/process; implies "
-     "--loop epoll)",
+     "                             (h3q_server_start/process; implies "
+     "--backend epoll)",
      OPT_EMBED, NULL},
     {"help", NULL, "this text", OPT_HELP, NULL},
 };
@@ -153,7 +205,7 @@ typedef struct options {
   const char *root;
   bool list_dirs;
   bool embedded;   /* --embedded-loop */
-  bool loop_given; /* --loop */
+  bool loop_given; /* --backend (or --loop) */
   uint8_t ticket_key[TICKET_KEY_LEN];
 } options;
 
@@ -165,17 +217,22 @@ static void usage(FILE *out) {
              opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
     fprintf(out, "  %-26s %s\n", left, opts[i].help);
   }
-  fprintf(out,
-          "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
-          "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
-          "POST /digest, GET /hints,\n  GET /stats (server counters as "
-          "JSON); --datagrams echoes every QUIC DATAGRAM;\n  --webtransport: "
-          "/wt/echo (WebTransport echo), GET /wt/cert-hash\n");
+  fprintf(out, "Demo routes: GET /hello, POST /echo, GET /bytes/:n, "
+               "GET /user/:id,\n  GET /trailers, GET /produce/:n, "
+               "POST /digest, GET /hints,\n  GET /client-cert (verified|none), "
+               "GET /stats (server counters as JSON),\n  GET /connstats (the "
+               "connection's RTT, cwnd, bytes as JSON);\n  --datagrams echoes "
+               "every QUIC DATAGRAM; --webtransport: /wt/echo\n  (WebTransport "
+               "echo), GET /wt/cert-hash\n"
+               "Signals: SIGINT/SIGTERM stop gracefully; SIGHUP reloads --cert "
+               "and --key\n  (and --client-ca) for new connections.\n");
 }
 
 static void on_signal(int sig) {
-  (void)sig;
-  h3q_server_stop(g_server); /* async-signal-safe */
+  if (sig == SIGHUP)
+    h3q_server_reload_tls(g_server); /* async-signal-safe */
+  else
+    h3q_server_stop(g_server); /* async-signal-safe */
 }
 
 static int ensure_cert(const char **cert, const char **key) {
@@ -242,6 +299,8 @@ static int apply_option(options *o, const opt_def *d, const char *arg) {
     return set_field(o, d, d->field, arg);
   case OPT_FLAG:
     return set_field(o, d, d->field, "true");
+  case OPT_UNFLAG:
+    return set_field(o, d, d->field, "false");
   case OPT_PAYLOAD:
     return set_field(o, d, "max_recv_udp_payload_size", arg) ||
                    set_field(o, d, "max_send_udp_payload_size", arg)
@@ -313,7 +372,7 @@ static int parse_args(int argc, char **argv, options *o) {
   }
   if (o->embedded) {
     if (o->loop_given && o->cfg.loop_backend != H3Q_LOOP_EPOLL) {
-      fprintf(stderr, "h3q-server: --embedded-loop: needs --loop epoll\n");
+      fprintf(stderr, "h3q-server: --embedded-loop: needs --backend epoll\n");
       return -1;
     }
     o->cfg.loop_backend = H3Q_LOOP_EPOLL;
@@ -333,6 +392,7 @@ static void install_signals(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL); /* reload --cert/--key */
   signal(SIGPIPE, SIG_IGN);
 }
 
@@ -384,6 +444,9 @@ static int serve(options *o) {
   install_signals();
   printf("h3q-server listening on %s:%u\n", o->cfg.bind_addr,
          h3q_server_port(g_server));
+  if (o->cfg.metrics_addr)
+    printf("h3q-server metrics on port %u\n",
+           h3q_server_metrics_port(g_server));
   fflush(stdout);
   int rc = o->embedded ? run_embedded(g_server) : h3q_server_run(g_server);
   if (rc != H3Q_OK)

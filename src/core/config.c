@@ -1,6 +1,8 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->max_recv_udp_payload_size = 1350;
   cfg->max_send_udp_payload_size = 1350;
   cfg->disable_active_migration = true;
+  cfg->enable_pmtud = false;
   cfg->enable_pacing = true;
   cfg->cc_algorithm = "cubic";
   cfg->grease = true;
@@ -31,6 +34,7 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->max_connections = 10000;
   cfg->recv_batch = 32;
   cfg->max_active_requests_per_conn = 0;
+  cfg->max_request_resets_per_sec = 200;
   cfg->max_header_count = 100;
   cfg->max_header_name_length = 256;
   cfg->max_header_value_length = 8192;
@@ -162,7 +166,7 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
     return fail(err, errlen, "max_request_body_size: must be > 0");
   if (c->drain_timeout_ms > 3600000)
     return fail(err, errlen, "drain_timeout_ms: at most 3600000 (one hour)");
-  if (c->enable_early_data && c->ticket_key && c->ticket_key_len != 48)
+  if (c->ticket_key && c->ticket_key_len != 48)
     return fail(err, errlen, "ticket_key_len: must be 48 bytes (got %zu)",
                 c->ticket_key_len);
   if ((int)c->log_level < H3Q_LOG_ERROR || c->log_level > H3Q_LOG_TRACE)
@@ -170,6 +174,90 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
   if (c->loop_backend != H3Q_LOOP_LIBEV && c->loop_backend != H3Q_LOOP_EPOLL)
     return fail(err, errlen,
                 "loop_backend: must be H3Q_LOOP_LIBEV or H3Q_LOOP_EPOLL");
+  return H3Q_OK;
+}
+
+#define SOCKET_BUFFER_MIN 2048u
+#define SOCKET_BUFFER_MAX (1u << 30)
+
+static int check_buffer(const char *name, size_t v, char *err, size_t errlen) {
+  if (v != 0 && (v < SOCKET_BUFFER_MIN || v > SOCKET_BUFFER_MAX))
+    return fail(err, errlen, "%s: must be 0 (default) or %u..%u (got %zu)",
+                name, SOCKET_BUFFER_MIN, SOCKET_BUFFER_MAX, v);
+  return H3Q_OK;
+}
+
+bool metrics_addr_parse(const char *s, struct sockaddr_storage *out,
+                        socklen_t *out_len) {
+  char host[INET6_ADDRSTRLEN + 2];
+  const char *colon = strrchr(s, ':');
+  if (!colon || (size_t)(colon - s) >= sizeof host || colon == s)
+    return false;
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = '\0';
+  char *h = host;
+  bool bracketed = host[0] == '[';
+  if (bracketed) {
+    size_t n = strlen(host);
+    if (n < 3 || host[n - 1] != ']')
+      return false;
+    host[n - 1] = '\0';
+    h = host + 1;
+  }
+  const char *p = colon + 1;
+  if (!*p || strlen(p) > 5 || strspn(p, "0123456789") != strlen(p))
+    return false;
+  long port = strtol(p, NULL, 10);
+  if (port > 65535)
+    return false;
+  memset(out, 0, sizeof *out);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+  if (!bracketed && inet_pton(AF_INET, h, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *out_len = sizeof *v4;
+    return true;
+  }
+  if (bracketed && inet_pton(AF_INET6, h, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *out_len = sizeof *v6;
+    return true;
+  }
+  return false;
+}
+
+static bool metrics_addr_valid(const char *s) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  return metrics_addr_parse(s, &ss, &len);
+}
+
+/* Diagnostics and socket buffers. Whether files can be opened is checked
+ * when the server starts them (h3q_server_new), not here. */
+static int validate_observability(const h3q_config *c, char *err,
+                                  size_t errlen) {
+  if (c->log_format != H3Q_LOG_TEXT && c->log_format != H3Q_LOG_JSON)
+    return fail(err, errlen,
+                "log_format: must be H3Q_LOG_TEXT or H3Q_LOG_JSON");
+  if (c->access_log_path && !*c->access_log_path)
+    return fail(err, errlen,
+                "access_log_path: empty (NULL for none, \"-\" for stdout)");
+  if (c->keylog_path && !*c->keylog_path)
+    return fail(err, errlen, "keylog_path: empty (NULL for none)");
+  if (c->metrics_addr && !metrics_addr_valid(c->metrics_addr))
+    return fail(err, errlen,
+                "metrics_addr: '%s' is not ADDR:PORT (an IP literal, IPv6 "
+                "in brackets, and a port 0..65535)",
+                c->metrics_addr);
+  if (check_buffer("recv_buffer_size", c->recv_buffer_size, err, errlen) ||
+      check_buffer("send_buffer_size", c->send_buffer_size, err, errlen))
+    return H3Q_ECONFIG;
+  if (c->max_active_downloads_per_conn > 1000000)
+    return fail(err, errlen,
+                "max_active_downloads_per_conn: at most 1000000 (0 = no "
+                "limit)");
   return H3Q_OK;
 }
 
@@ -200,12 +288,57 @@ static int validate_dgram(const h3q_config *c, char *err, size_t errlen) {
   return H3Q_OK;
 }
 
+#define SECRET_MIN 32u
+#define SECRET_MAX 4096u
+
+/* The server secret and client certificates. */
+static int validate_secrets_tls(const h3q_config *c, char *err, size_t errlen) {
+  if (c->secret && (c->secret_len < SECRET_MIN || c->secret_len > SECRET_MAX))
+    return fail(err, errlen, "secret_len: must be %u..%u bytes (got %zu)",
+                SECRET_MIN, SECRET_MAX, c->secret_len);
+  if (c->secret && c->secret_file)
+    return fail(err, errlen,
+                "secret_file: set either secret or secret_file, not both");
+  if (c->secret_file && !*c->secret_file)
+    return fail(err, errlen, "secret_file: must not be empty");
+  if (c->client_ca_path && !*c->client_ca_path)
+    return fail(err, errlen, "client_ca_path: must not be empty");
+  if (c->client_cert_required && !c->client_ca_path)
+    return fail(err, errlen,
+                "client_cert_required: needs client_ca_path (the CAs that "
+                "sign client certificates)");
+  return H3Q_OK;
+}
+
+int config_load_secret(const char *path, uint8_t **out, size_t *out_len,
+                       char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return fail(err, errlen, "secret_file: cannot read '%s': %s", path,
+                strerror(errno));
+  uint8_t *buf = malloc(SECRET_MAX + 1);
+  size_t n = buf ? fread(buf, 1, SECRET_MAX + 1, f) : 0;
+  fclose(f);
+  if (!buf)
+    return H3Q_ENOMEM;
+  if (n < SECRET_MIN || n > SECRET_MAX) {
+    free(buf);
+    fail(err, errlen, "secret_file: '%s' must hold %u..%u bytes (got %s%zu)",
+         path, SECRET_MIN, SECRET_MAX, n > SECRET_MAX ? "more than " : "",
+         n > SECRET_MAX ? (size_t)SECRET_MAX : n);
+    return H3Q_ECONFIG;
+  }
+  *out = buf;
+  *out_len = n;
+  return H3Q_OK;
+}
+
 int config_validate(const h3q_config *c, char *err, size_t errlen) {
   if (!c->bind_addr || !is_ip_literal(c->bind_addr))
     return fail(err, errlen, "bind_addr: '%s' is not an IPv4 or IPv6 address",
                 c->bind_addr ? c->bind_addr : "(null)");
-  if (c->port == 0 || c->port > 65535)
-    return fail(err, errlen, "port: %u is out of range 1..65535", c->port);
+  if (c->port > 65535) /* 0: the kernel picks one (h3q_server_port) */
+    return fail(err, errlen, "port: %u is out of range 0..65535", c->port);
   if (!c->cert_path || !*c->cert_path)
     return fail(err, errlen, "cert_path: a certificate file is required");
   if (!c->key_path || !*c->key_path)
@@ -213,6 +346,10 @@ int config_validate(const h3q_config *c, char *err, size_t errlen) {
   int rc = validate_transport(c, err, errlen);
   if (rc == H3Q_OK)
     rc = validate_dgram(c, err, errlen);
+  if (rc == H3Q_OK)
+    rc = validate_observability(c, err, errlen);
+  if (rc == H3Q_OK)
+    rc = validate_secrets_tls(c, err, errlen);
   return rc ? rc : validate_limits(c, err, errlen);
 }
 
@@ -222,6 +359,16 @@ static int dup_field(char **dst, const char *src) {
     return H3Q_OK;
   *dst = strdup(src);
   return *dst ? H3Q_OK : H3Q_ENOMEM;
+}
+
+static int copy_secret(config_owned *dst, const h3q_config *cfg) {
+  if (!cfg->secret)
+    return H3Q_OK;
+  dst->secret = malloc(cfg->secret_len);
+  if (!dst->secret)
+    return H3Q_ENOMEM;
+  memcpy(dst->secret, cfg->secret, cfg->secret_len);
+  return H3Q_OK;
 }
 
 int config_copy(config_owned *dst, const h3q_config *cfg) {
@@ -234,7 +381,13 @@ int config_copy(config_owned *dst, const h3q_config *cfg) {
       dup_field(&dst->cc_algorithm, cfg->cc_algorithm) ||
       dup_field(&dst->alpn, cfg->alpn) ||
       dup_field(&dst->qlog_dir, cfg->qlog_dir) ||
-      dup_field(&dst->keylog_path, cfg->keylog_path)) {
+      dup_field(&dst->keylog_path, cfg->keylog_path) ||
+      dup_field(&dst->access_log_path, cfg->access_log_path) ||
+      dup_field(&dst->metrics_addr, cfg->metrics_addr) ||
+
+      dup_field(&dst->secret_file, cfg->secret_file) ||
+      dup_field(&dst->client_ca_path, cfg->client_ca_path) ||
+      copy_secret(dst, cfg)) {
     config_owned_free(dst);
     return H3Q_ENOMEM;
   }
@@ -245,6 +398,11 @@ int config_copy(config_owned *dst, const h3q_config *cfg) {
   dst->c.alpn = dst->alpn;
   dst->c.qlog_dir = dst->qlog_dir;
   dst->c.keylog_path = dst->keylog_path;
+  dst->c.access_log_path = dst->access_log_path;
+  dst->c.metrics_addr = dst->metrics_addr;
+  dst->c.secret_file = dst->secret_file;
+  dst->c.client_ca_path = dst->client_ca_path;
+  dst->c.secret = dst->secret;
   if (cfg->ticket_key && cfg->ticket_key_len == sizeof dst->ticket_key) {
     memcpy(dst->ticket_key, cfg->ticket_key, sizeof dst->ticket_key);
     dst->c.ticket_key = dst->ticket_key;
@@ -264,5 +422,12 @@ void config_owned_free(config_owned *c) {
   free(c->alpn);
   free(c->qlog_dir);
   free(c->keylog_path);
+  free(c->access_log_path);
+  free(c->metrics_addr);
+  free(c->secret_file);
+  free(c->client_ca_path);
+  if (c->secret)
+    sodium_memzero(c->secret, c->c.secret_len);
+  free(c->secret);
   memset(c, 0, sizeof *c);
 }

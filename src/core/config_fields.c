@@ -20,8 +20,9 @@ typedef enum field_kind {
   F_U32,
   F_BOOL,
   F_LOG,
-  F_LOOP, /* loop_backend: libev or epoll */
-  F_KEY,  /* ticket_key: 96 hex digits */
+  F_LOOP,   /* loop_backend: libev or epoll */
+  F_LOGFMT, /* log_format: text or json */
+  F_KEY,    /* ticket_key: 96 hex digits */
 } field_kind;
 
 typedef struct field_def {
@@ -48,6 +49,7 @@ static const field_def fields[] = {
     FIELD(max_recv_udp_payload_size, F_SIZE),
     FIELD(max_send_udp_payload_size, F_SIZE),
     FIELD(disable_active_migration, F_BOOL),
+    FIELD(enable_pmtud, F_BOOL),
     FIELD(enable_pacing, F_BOOL),
     FIELD(cc_algorithm, F_STR),
     FIELD(grease, F_BOOL),
@@ -57,6 +59,7 @@ static const field_def fields[] = {
     FIELD(max_connections, F_SIZE),
     FIELD(recv_batch, F_SIZE),
     FIELD(max_active_requests_per_conn, F_SIZE),
+    FIELD(max_request_resets_per_sec, F_SIZE),
     FIELD(max_header_count, F_SIZE),
     FIELD(max_header_name_length, F_SIZE),
     FIELD(max_header_value_length, F_SIZE),
@@ -77,10 +80,21 @@ static const field_def fields[] = {
     FIELD(enable_webtransport, F_BOOL),
     FIELD(wt_max_sessions_per_conn, F_SIZE),
     FIELD(wt_max_streams_per_session, F_SIZE),
+    FIELD(enable_retry, F_BOOL),
+    FIELD(secret_file, F_STR),
+    FIELD(client_ca_path, F_STR),
+    FIELD(client_cert_required, F_BOOL),
     FIELD(qlog_dir, F_STR),
     FIELD(keylog_path, F_STR),
     FIELD(log_level, F_LOG),
+    FIELD(log_format, F_LOGFMT),
+    FIELD(access_log_path, F_STR),
+    FIELD(metrics_addr, F_STR),
+    FIELD(recv_buffer_size, F_SIZE),
+    FIELD(send_buffer_size, F_SIZE),
+    FIELD(max_active_downloads_per_conn, F_SIZE),
     FIELD(loop_backend, F_LOOP),
+    FIELD(udp_single_syscalls, F_BOOL),
 };
 
 #define TICKET_KEY_LEN 48
@@ -136,6 +150,14 @@ static int parse_loop(const char *s, h3q_loop_backend *out) {
     return *out = H3Q_LOOP_LIBEV, H3Q_OK;
   if (strcasecmp(s, "epoll") == 0)
     return *out = H3Q_LOOP_EPOLL, H3Q_OK;
+  return H3Q_ECONFIG;
+}
+
+static int parse_log_format(const char *s, h3q_log_format *out) {
+  if (strcasecmp(s, "text") == 0)
+    return *out = H3Q_LOG_TEXT, H3Q_OK;
+  if (strcasecmp(s, "json") == 0)
+    return *out = H3Q_LOG_JSON, H3Q_OK;
   return H3Q_ECONFIG;
 }
 
@@ -202,6 +224,8 @@ int h3q_config_set(h3q_config *cfg, const char *name, const char *value) {
     return parse_log(value, &cfg->log_level);
   case F_LOOP:
     return parse_loop(value, &cfg->loop_backend);
+  case F_LOGFMT:
+    return parse_log_format(value, &cfg->log_format);
   case F_KEY: {
     config_store *st = store_of(cfg);
     if (!st)

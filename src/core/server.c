@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/observe.h"
 #include "quic/conn.h"
 #include "quic/endpoint.h"
 #include "quic/qconfig.h"
@@ -33,6 +34,7 @@ static void on_tick(void *arg) {
   h3q_server *srv = arg;
   uint64_t now = clock_now_ns();
   endpoint_tick(&srv->ep, now);
+  server_flush_access_log(srv);
   if (srv->draining && now >= srv->drain_deadline_ns + CLOSE_GRACE_NS)
     srv->ep.lo->break_loop(srv->ep.loop);
   srv->ep.lo->timer_arm(srv->tick, TICK_NS);
@@ -81,9 +83,29 @@ static void close_all(h3q_server *srv) {
   process_dirty(srv);
 }
 
+/* A new quiche config from the certificate files as they are now; new
+ * connections use it, open ones keep theirs. Failures keep the old one. */
+static void reload_tls(h3q_server *srv) {
+  char err[512] = "";
+  quiche_config *q = NULL;
+  int rc =
+      qconfig_build(&srv->cfg.c, srv->cfg.alpn_wire, srv->cfg.alpn_wire_len,
+                    srv->ticket_key, &q, err, sizeof err);
+  if (rc != H3Q_OK) {
+    LOG_ERROR("tls reload failed, keeping the current certificate: %s",
+              err[0] ? err : h3q_strerror(rc));
+    return;
+  }
+  endpoint_swap_qconfig(&srv->ep, q);
+  LOG_WARN("tls: reloaded %s and %s for new connections", srv->cfg.c.cert_path,
+           srv->cfg.c.key_path);
+}
+
 static void on_wakeup(void *arg) {
   h3q_server *srv = arg;
   run_posts(srv);
+  if (atomic_exchange(&srv->reload_requested, false))
+    reload_tls(srv);
   if (atomic_load(&srv->stop_requested))
     begin_drain(srv);
 }
@@ -101,7 +123,30 @@ static int server_init_loop(h3q_server *srv, char *err, size_t errlen) {
     snprintf(err, errlen, "event loop: cannot initialize");
     return H3Q_EIO;
   }
-  return H3Q_OK;
+  return server_start_metrics(srv, err, errlen);
+}
+
+/* The keys behind Retry tokens, stateless resets, CIDs and tickets: from
+ * the configured secret (buffer or file), else random for this server. */
+static int server_load_secrets(h3q_server *srv, quic_secrets *out, char *err,
+                               size_t errlen) {
+  const h3q_config *c = &srv->cfg.c;
+  if (c->secret)
+    return secrets_derive(out, c->secret, c->secret_len) == 0 ? H3Q_OK
+                                                              : H3Q_ECONFIG;
+  if (!c->secret_file) {
+    secrets_random(out);
+    return H3Q_OK;
+  }
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  int rc = config_load_secret(c->secret_file, &bytes, &len, err, errlen);
+  if (rc != H3Q_OK)
+    return rc;
+  rc = secrets_derive(out, bytes, len) == 0 ? H3Q_OK : H3Q_ECONFIG;
+  sodium_memzero(bytes, len);
+  free(bytes);
+  return rc;
 }
 
 static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
@@ -118,12 +163,23 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
     srv->cfg.c.enable_h3_datagram = true;
   }
   h3q_log_set_level(cfg->log_level);
+  log_set_format(cfg->log_format);
   log_apply_env();
-  quiche_config *qcfg = NULL;
-  rc = qconfig_build(&srv->cfg.c, srv->cfg.alpn_wire, srv->cfg.alpn_wire_len,
-                     &qcfg, err, errlen);
+  server_route_quiche_log();
+  rc = server_open_access_log(srv, err, errlen);
   if (rc != H3Q_OK)
     return rc;
+  quic_secrets secrets;
+  rc = server_load_secrets(srv, &secrets, err, errlen);
+  if (rc != H3Q_OK)
+    return rc;
+  quiche_config *qcfg = NULL;
+  rc = qconfig_build(&srv->cfg.c, srv->cfg.alpn_wire, srv->cfg.alpn_wire_len,
+                     secrets.ticket, &qcfg, err, errlen);
+  if (rc != H3Q_OK) {
+    sodium_memzero(&secrets, sizeof secrets);
+    return rc;
+  }
   if (!(srv->router = router_new())) {
     quiche_config_free(qcfg);
     return H3Q_ENOMEM;
@@ -140,6 +196,7 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
       &srv->stream_pool,
       (size_t)(keep < STREAM_POOL_MAX ? keep : STREAM_POOL_MAX));
   srv->h3.stream_pool = &srv->stream_pool;
+  srv->h3.on_request_done = server_on_request_done;
   srv->ep.stats = &srv->stats;
   rc = server_init_datagrams(srv);
   if (rc == H3Q_OK)
@@ -150,7 +207,11 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
   }
   srv->ep.app = &h3_app_ops;
   srv->ep.app_ctx = &srv->h3;
-  rc = endpoint_init(&srv->ep, &srv->cfg.c, qcfg, err, errlen);
+  srv->ep.alpn_wire = srv->cfg.alpn_wire;
+  srv->ep.alpn_wire_len = srv->cfg.alpn_wire_len;
+  memcpy(srv->ticket_key, secrets.ticket, sizeof srv->ticket_key);
+  rc = endpoint_init(&srv->ep, &srv->cfg.c, qcfg, &secrets, err, errlen);
+  sodium_memzero(&secrets, sizeof secrets);
   return rc == H3Q_OK ? server_init_loop(srv, err, errlen) : rc;
 }
 
@@ -175,6 +236,8 @@ int h3q_server_new(const h3q_config *cfg, h3q_server **out, char *err,
   srv->ep.fd = -1;
   pthread_mutex_init(&srv->post_lock, NULL);
   atomic_init(&srv->stop_requested, false);
+  atomic_init(&srv->loop_ended, false);
+  atomic_init(&srv->reload_requested, false);
   int rc = server_init(srv, cfg, err, errlen);
   if (rc != H3Q_OK) {
     if (!err[0])
@@ -197,6 +260,7 @@ void h3q_server_free(h3q_server *srv) {
     free(p);
     p = next;
   }
+  server_stop_metrics(srv); /* before the loop it is watched by */
   if (srv->tick)
     srv->ep.lo->timer_free(srv->tick);
   if (srv->ep.loop)
@@ -205,6 +269,7 @@ void h3q_server_free(h3q_server *srv) {
   server_free_webtransport(srv);
   server_free_datagrams(srv);
   h3q_static_free(srv->static_files);
+  server_close_access_log(srv); /* after the last request finished */
   config_owned_free(&srv->cfg);
   pthread_mutex_destroy(&srv->post_lock);
   free(srv);
@@ -226,6 +291,7 @@ void server_loop_end(h3q_server *srv) {
   srv->ep.lo->timer_stop(srv->tick);
   close_all(srv);
   srv->running = false;
+  atomic_store(&srv->loop_ended, true);
 }
 
 int h3q_server_run(h3q_server *srv) {
@@ -248,10 +314,19 @@ void h3q_server_stop(h3q_server *srv) {
   srv->ep.lo->wakeup(srv->ep.loop);
 }
 
+void h3q_server_reload_tls(h3q_server *srv) {
+  if (!srv)
+    return;
+  atomic_store(&srv->reload_requested, true);
+  srv->ep.lo->wakeup(srv->ep.loop);
+}
+
 int h3q_server_post(h3q_server *srv, void (*fn)(void *user), void *user) {
   if (!srv || !fn)
     return H3Q_EINVAL;
-  if (atomic_load(&srv->stop_requested))
+  /* A stopping server still runs posts while it drains (a host may be
+   * finishing responses); once its loop has ended nothing would run them. */
+  if (atomic_load(&srv->loop_ended))
     return H3Q_ESTATE;
   post_item *p = malloc(sizeof *p);
   if (!p)
@@ -309,7 +384,11 @@ int h3q_server_serve_dir(h3q_server *srv, const char *root) {
   return h3q_server_set_fallback(srv, h3q_static_handler, st);
 }
 
-void h3q_server_get_stats(const h3q_server *srv, h3q_server_stats *out) {
-  if (srv && out)
-    *out = srv->stats;
+size_t h3q_server_get_stats(const h3q_server *srv, h3q_server_stats *out,
+                            size_t size) {
+  if (!srv || !out)
+    return 0;
+  size_t n = size < sizeof srv->stats ? size : sizeof srv->stats;
+  memcpy(out, &srv->stats, n);
+  return n;
 }

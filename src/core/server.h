@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "core/cb_routes.h"
 #include "core/config.h"
@@ -43,6 +44,9 @@ struct h3q_server {
   struct h3q_static *static_files; /* owned: installed by serve_dir */
 
   atomic_bool stop_requested;
+  atomic_bool loop_ended; /* the loop has closed everything: posts refused */
+  atomic_bool reload_requested; /* h3q_server_reload_tls */
+  uint8_t ticket_key[48];       /* from the secret, for reloaded configs */
   bool running;
   bool embedded;   /* started by h3q_server_start: the host runs the loop */
   bool in_process; /* inside h3q_server_process (refuses re-entry) */
@@ -50,6 +54,9 @@ struct h3q_server {
   post_item *posts;
 
   h3q_server_stats stats;
+  FILE *access_log;              /* access_log_path; NULL = none */
+  bool access_log_owned;         /* a file we opened (not stdout) */
+  struct http_listener *metrics; /* metrics_addr; NULL = off */
 };
 
 /* What h3q_server_run does around the loop, shared with the embedding API

@@ -98,6 +98,10 @@ typedef enum parse_status {
 /* Reads an integer at *off; advances *off. */
 static parse_status read_int_at(const uint8_t *p, size_t len, size_t *off,
                                 unsigned prefix_bits, uint64_t *v) {
+  /* Checked first: an empty section has p == NULL, and NULL + 0 is
+   * undefined behaviour in C. */
+  if (*off >= len)
+    return PARSE_INCOMPLETE;
   ssize_t r = qpack_read_int(p + *off, len - *off, prefix_bits, v);
   if (r < 0)
     return PARSE_ERROR;

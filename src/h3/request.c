@@ -251,6 +251,9 @@ uint64_t h3q_request_stream_id(const h3q_request *req) {
 uint64_t h3q_request_connection_id(const h3q_request *req) {
   return req->s->h->c->number;
 }
+bool h3q_request_client_cert_verified(const h3q_request *req) {
+  return conn_peer_cert_verified(req->s->h->c);
+}
 
 void h3q_request_on_body(h3q_request *req, h3q_body_data_cb on_data,
                          h3q_request_cb on_end, void *user) {

@@ -24,6 +24,8 @@ void response_set_state(stream *s, res_state to) {
   LOG_TRACE("stream %llu: response state %d -> %d", (unsigned long long)s->id,
             (int)s->wstate, (int)to);
   s->wstate = to;
+  if (to == RES_BODY || to == RES_DONE)
+    s->final_sent = true;
 }
 
 void response_block(stream *s) {
@@ -246,6 +248,7 @@ ssize_t response_send_body(stream *s, const uint8_t *data, size_t len,
     n = quiche_conn_stream_send(s->q, s->id, data, take, last, &code);
   if (n < 0)
     return send_failed(s, n, code);
+  s->body_sent += take; /* what quiche did not take is kept in wframes */
   if ((size_t)n < take) {
     /* The capacity said otherwise; keep the frame whole regardless. */
     if (buf_append(&s->wframes, data + n, take - (size_t)n) != 0) {

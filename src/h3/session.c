@@ -8,6 +8,7 @@
 
 #include "h3/stream.h"
 #include "h3/stream_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* Our unidirectional streams (server-initiated: 3, 7, 11). */
@@ -38,6 +39,23 @@ void h3_session_fail(h3_session *h, uint64_t code, const char *why) {
   LOG_DEBUG("conn %llu: HTTP/3 error 0x%llx: %s",
             (unsigned long long)h->c->number, (unsigned long long)code, why);
   conn_close(h->c, code);
+}
+
+void h3_session_count_peer_reset(h3_session *h) {
+  size_t limit = h->cfg->max_resets_per_sec;
+  if (limit == 0 || h->failed)
+    return;
+  uint64_t now = clock_now_ns();
+  if (now - h->reset_window_start_ns >= 1000000000u) {
+    h->reset_window_start_ns = now;
+    h->resets_in_window = 0;
+  }
+  if (++h->resets_in_window <= limit)
+    return;
+  LOG_WARN("conn %llu: peer reset more than %zu requests in a second; "
+           "closing (H3_EXCESSIVE_LOAD)",
+           (unsigned long long)h->c->number, limit);
+  h3_session_fail(h, H3Q_H3_EXCESSIVE_LOAD, "too many request streams reset");
 }
 
 /* Writes as much of out as quiche takes on our stream id. */
@@ -387,6 +405,8 @@ void h3_config_init(h3_config *cfg, const h3q_config *pub) {
   cfg->max_headers_frame = cfg->local.max_field_section_size + 1024;
   cfg->max_request_body_size = pub->max_request_body_size;
   cfg->max_active_requests = pub->max_active_requests_per_conn;
+  cfg->max_active_downloads = pub->max_active_downloads_per_conn;
+  cfg->max_resets_per_sec = pub->max_request_resets_per_sec;
   cfg->header_timeout_ns = pub->request_header_timeout_ms * 1000000u;
   cfg->body_idle_timeout_ns = pub->body_idle_timeout_ms * 1000000u;
 }

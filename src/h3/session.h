@@ -65,14 +65,24 @@ typedef struct h3_layer {
 
 #define H3_LAYERS_MAX 4
 
+/* What a finished request leaves behind (h3_config.on_request_done). */
+typedef struct h3_request_done {
+  int status;           /* final status sent; 0 when none was */
+  uint64_t body_bytes;  /* response body bytes handed to QUIC */
+  uint64_t duration_ns; /* from the stream's opening until now */
+  bool aborted;         /* reset, stopped, or the connection closed */
+} h3_request_done;
+
 /* A session's own copy of its settings: built once per server, shared by
  * every session of it (read-only). */
 typedef struct h3_config {
   h3_settings local; /* what we announce in SETTINGS */
   validate_limits vlimits;
   uint64_t max_request_body_size;
-  size_t max_active_requests; /* 0 = only QUIC's stream limit */
-  uint64_t header_timeout_ns; /* 0 = none */
+  size_t max_active_requests;  /* 0 = only QUIC's stream limit */
+  size_t max_active_downloads; /* GET/HEAD in progress; 0 = no limit */
+  size_t max_resets_per_sec;   /* peer resets of requests; 0 = no limit */
+  uint64_t header_timeout_ns;  /* 0 = none */
   uint64_t body_idle_timeout_ns;
   /* Largest HEADERS frame buffered; a larger one gets 431 unread. */
   uint64_t max_headers_frame;
@@ -84,6 +94,10 @@ typedef struct h3_config {
    * Called on the loop thread; the request may be answered at once. */
   void (*on_request)(h3q_request *req, h3q_response *res, void *user);
   void *user;
+  /* Optional: a request the handler saw is finishing (called before its
+   * close callback, while its fields can still be read). */
+  void (*on_request_done)(const h3q_request *req, const h3_request_done *d,
+                          void *user);
   h3q_server_stats *stats;
   /* Finished request streams kept for the next requests of any session on
    * this loop (h3_stream_pool_init); NULL = plain malloc and free. */
@@ -165,6 +179,10 @@ const h3_settings *h3_session_peer_settings(const h3_session *h);
 /* Closes the connection with an HTTP/3 error code (connection error). */
 void h3_session_fail(h3_session *h, uint64_t code, const char *why);
 
+/* The peer reset a request stream: beyond max_resets_per_sec in one
+ * second, the connection fails with H3_EXCESSIVE_LOAD (rapid reset). */
+void h3_session_count_peer_reset(h3_session *h);
+
 /* ---- internal to src/h3 ---- */
 
 /* Ids of peer unidirectional streams whose type is still being read. */
@@ -228,7 +246,11 @@ struct h3_session {
   bool processing; /* inside session_process */
   /* Next server-initiated stream ids (3, 7 and 11 are ours already). */
   uint64_t next_local_bidi, next_local_uni;
-  size_t layers_started; /* on_start ran for layers [0, layers_started) */
+  size_t layers_started;   /* on_start ran for layers [0, layers_started) */
+  size_t active_downloads; /* streams with stream.download set */
+  /* Request streams the peer reset in the current one-second window. */
+  uint64_t reset_window_start_ns;
+  size_t resets_in_window;
 };
 
 /* control.c: the peer's unidirectional streams. */

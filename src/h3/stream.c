@@ -143,6 +143,8 @@ static void stream_free(stream *s) {
   if (s->rx == RX_BLOCKED || s->rx == RX_SECTION)
     qpack_decoder_cancel_stream(s->h->qdec, s->id);
   u64map_del(&s->h->streams, s->id);
+  if (s->download)
+    s->h->active_downloads--;
   if (!s->forgotten)
     h3_layers_stream_closed(s->h, s->id);
   pool *p = s->h->cfg->stream_pool;
@@ -198,7 +200,22 @@ void request_set_state(stream *s, req_state to) {
   }
 }
 
+static void report_done(stream *s) {
+  const h3_config *cfg = s->h->cfg;
+  /* A stream reset before its header section is no request. */
+  if (!cfg->on_request_done || (!s->method && !s->final_sent))
+    return;
+  h3_request_done d = {
+      .status = s->final_sent ? s->status : 0,
+      .body_bytes = s->body_sent,
+      .duration_ns = clock_now_ns() - s->opened_ns,
+      .aborted = s->aborted,
+  };
+  cfg->on_request_done(&s->req, &d, cfg->user);
+}
+
 static void run_close_cb(stream *s) {
+  report_done(s);
   s->closed = true;
   if (s->on_close)
     s->on_close(&s->res, s->aborted, s->close_user);
@@ -279,6 +296,26 @@ void stream_take_early_priority(stream *s) {
   free(v);
 }
 
+/* max_active_downloads_per_conn: GET and HEAD requests in progress on the
+ * connection, this one included; one over the limit gets 503. */
+static bool download_refused(stream *s, const char *method) {
+  h3_session *h = s->h;
+  if (strcmp(method, "GET") != 0 && !s->is_head)
+    return false;
+  s->download = true;
+  h->active_downloads++;
+  size_t limit = h->cfg->max_active_downloads;
+  if (!limit || h->active_downloads <= limit)
+    return false;
+  LOG_WARN("conn %llu stream %llu: 503: max_active_downloads_per_conn (%zu) "
+           "reached",
+           (unsigned long long)h->c->number, (unsigned long long)s->id, limit);
+  if (h->cfg->stats)
+    h->cfg->stats->downloads_rejected++;
+  stream_respond_status(s, 503, NULL);
+  return true;
+}
+
 void stream_dispatch(stream *s) {
   h3_session *h = s->h;
   if (h->cfg->stats)
@@ -294,6 +331,8 @@ void stream_dispatch(stream *s) {
   }
   const char *method = arena_str(&s->rarena, s->method);
   s->is_head = strcmp(method, "HEAD") == 0;
+  if (download_refused(s, method))
+    return;
   apply_request_priority(s);
   stream_take_early_priority(s); /* a PRIORITY_UPDATE overrides the header */
   if (s->early_data && !method_is_safe(method)) {
@@ -332,6 +371,7 @@ void stream_on_reset(stream *s, uint64_t h3_error) {
             (unsigned long long)s->h->c->number, (unsigned long long)s->id,
             (unsigned long long)h3_error);
   stream_abort(s, H3Q_H3_REQUEST_CANCELLED);
+  h3_session_count_peer_reset(s->h);
 }
 
 /* Stops both directions and marks the stream for freeing. */

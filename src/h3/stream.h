@@ -143,6 +143,11 @@ typedef struct stream {
   h3q_close_cb on_close;
   void *close_user;
 
+  /* Observability (access log, metrics) and the download limit. */
+  bool final_sent;    /* the final header section was queued */
+  bool download;      /* counted in h->active_downloads */
+  uint64_t body_sent; /* response body bytes handed to quiche */
+
   bool aborted;
   bool closed;    /* close callback ran or is running: API calls fail */
   bool forgotten; /* an extension took the stream: never a request */

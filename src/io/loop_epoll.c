@@ -24,7 +24,7 @@
 
 #include "util/clock.h"
 
-#define EPOLL_MAX_WATCHES 4
+#define EPOLL_MAX_WATCHES 16
 /* epoll_event.data of the loop's own fds; watched fds carry their slot. */
 #define TAG_WAKEUP EPOLL_MAX_WATCHES
 #define TAG_TIMER (EPOLL_MAX_WATCHES + 1)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 /* I/O watchers per loop (a readable and a writable one count as two). */
-#define LOOP_EV_MAX_WATCHERS 8
+#define LOOP_EV_MAX_WATCHERS 32
 
 typedef struct io_watch {
   ev_io w;

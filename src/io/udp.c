@@ -14,9 +14,13 @@
 
 /* Large kernel buffers absorb bursts of a full congestion window. */
 #define UDP_SOCKET_BUFFER (8 * 1024 * 1024)
-/* Room for one control message per message: UDP_SEGMENT (uint16_t) on
- * send, UDP_GRO (int) on receive. */
-#define UDP_CTRL_SIZE CMSG_SPACE(sizeof(int))
+/* Room for the control messages of one message: UDP_SEGMENT (uint16_t)
+ * and a source address (IP_PKTINFO or IPV6_PKTINFO) on send; UDP_GRO
+ * (int) and the destination address (either pktinfo; a dual-stack socket
+ * may give both kinds) on receive. */
+#define UDP_CTRL_SIZE                                                          \
+  (CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +           \
+   CMSG_SPACE(sizeof(struct in6_pktinfo)))
 
 static int fill_addr(const char *addr, uint16_t port,
                      struct sockaddr_storage *ss, socklen_t *len) {
@@ -38,8 +42,7 @@ static int fill_addr(const char *addr, uint16_t port,
   return -1;
 }
 
-static void set_buffer(int fd, int opt, int force_opt) {
-  int size = UDP_SOCKET_BUFFER;
+static void set_buffer_to(int fd, int opt, int force_opt, int size) {
   /* SO_*BUFFORCE passes the net.core.{r,w}mem_max caps when privileged;
    * otherwise best effort, capped by the kernel. */
   if (setsockopt(fd, SOL_SOCKET, force_opt, &size, sizeof size) != 0)
@@ -47,8 +50,64 @@ static void set_buffer(int fd, int opt, int force_opt) {
 }
 
 static void set_buffers(int fd) {
-  set_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE);
-  set_buffer(fd, SO_SNDBUF, SO_SNDBUFFORCE);
+  set_buffer_to(fd, SO_RCVBUF, SO_RCVBUFFORCE, UDP_SOCKET_BUFFER);
+  set_buffer_to(fd, SO_SNDBUF, SO_SNDBUFFORCE, UDP_SOCKET_BUFFER);
+}
+
+void udp_set_buffer_sizes(int fd, size_t rcv, size_t snd, int *rcv_out,
+                          int *snd_out) {
+  /* The configuration caps both at 1 GiB, well inside int. */
+  if (rcv)
+    set_buffer_to(fd, SO_RCVBUF, SO_RCVBUFFORCE, (int)rcv);
+  if (snd)
+    set_buffer_to(fd, SO_SNDBUF, SO_SNDBUFFORCE, (int)snd);
+  socklen_t len = sizeof *rcv_out;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, rcv_out, &len) != 0)
+    *rcv_out = -1;
+  len = sizeof *snd_out;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, snd_out, &len) != 0)
+    *snd_out = -1;
+}
+
+void udp_batch_single(udp_batch *b) {
+  b->single = true;
+}
+
+/* The batch calls are missing (ENOSYS: an old kernel, a seccomp filter or
+ * an emulator): one system call per message from now on. */
+static bool mmsg_missing(udp_batch *b, int err) {
+  if (err != ENOSYS || b->single)
+    return false;
+  LOG_WARN("udp: recvmmsg/sendmmsg unavailable (%s); one datagram per "
+           "system call",
+           strerror(err));
+  b->single = true;
+  return true;
+}
+
+/* recvmmsg's contract with recvmsg: messages received, or -1 (errno)
+ * when the first one failed. */
+static int recv_single(int fd, udp_batch *b) {
+  size_t i = 0;
+  for (; i < b->cap; i++) {
+    ssize_t n = recvmsg(fd, &b->msgs[i].msg_hdr, 0);
+    if (n < 0)
+      return i ? (int)i : -1; /* a later error recurs on the next call */
+    b->msgs[i].msg_len = (unsigned)n;
+  }
+  return (int)i;
+}
+
+/* sendmmsg's contract with sendmsg, likewise. */
+static int send_single(int fd, struct mmsghdr *msgs, size_t count) {
+  size_t i = 0;
+  for (; i < count; i++) {
+    ssize_t n = sendmsg(fd, &msgs[i].msg_hdr, 0);
+    if (n < 0)
+      return i ? (int)i : -1;
+    msgs[i].msg_len = (unsigned)n;
+  }
+  return (int)i;
 }
 
 int udp_open(const char *addr, uint16_t port, struct sockaddr_storage *local,
@@ -109,10 +168,12 @@ int udp_batch_init(udp_batch *b, size_t cap, size_t buf_size) {
   b->iov = calloc(cap, sizeof *b->iov);
   b->addrs = calloc(cap, sizeof *b->addrs);
   b->addr_lens = calloc(cap, sizeof *b->addr_lens);
+  b->srcs = calloc(cap, sizeof *b->srcs);
+  b->src_lens = calloc(cap, sizeof *b->src_lens);
   b->ctrl = calloc(cap, UDP_CTRL_SIZE);
   b->bufs = malloc(cap * buf_size);
-  if (!b->msgs || !b->iov || !b->addrs || !b->addr_lens || !b->ctrl ||
-      !b->bufs) {
+  if (!b->msgs || !b->iov || !b->addrs || !b->addr_lens || !b->srcs ||
+      !b->src_lens || !b->ctrl || !b->bufs) {
     udp_batch_free(b);
     return -1;
   }
@@ -126,6 +187,8 @@ void udp_batch_free(udp_batch *b) {
   free(b->iov);
   free(b->addrs);
   free(b->addr_lens);
+  free(b->srcs);
+  free(b->src_lens);
   free(b->ctrl);
   free(b->bufs);
   memset(b, 0, sizeof *b);
@@ -141,7 +204,7 @@ static void prepare_recv(udp_batch *b) {
     h->msg_iovlen = 1;
     h->msg_name = &b->addrs[i];
     h->msg_namelen = sizeof b->addrs[i];
-    if (b->gro) {
+    if (b->gro || b->pktinfo) {
       h->msg_control = b->ctrl + i * UDP_CTRL_SIZE;
       h->msg_controllen = UDP_CTRL_SIZE;
     }
@@ -156,6 +219,67 @@ bool udp_batch_enable_gro(udp_batch *b, int fd) {
     b->gro = true;
 #endif
   return b->gro;
+}
+
+bool udp_batch_enable_pktinfo(udp_batch *b, int fd, int family) {
+  int on = 1;
+  /* A dual-stack IPv6 socket reports IPv4 datagrams with IP_PKTINFO. */
+  bool v4 = setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) == 0;
+  bool v6 = family == AF_INET6 &&
+            setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) == 0;
+  b->pktinfo = family == AF_INET6 ? v6 : v4;
+  return b->pktinfo;
+}
+
+/* Fills *out with the destination of an IPv4 datagram (on either socket
+ * family: a dual-stack socket's peers are IPv4-mapped, and so is this). */
+static void local_from_in_pktinfo(const struct in_pktinfo *pi, int family,
+                                  uint16_t port, struct sockaddr_storage *out,
+                                  socklen_t *len) {
+  memset(out, 0, sizeof *out);
+  if (family == AF_INET6) {
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = port;
+    v6->sin6_addr.s6_addr[10] = v6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&v6->sin6_addr.s6_addr[12], &pi->ipi_addr, 4);
+    *len = sizeof *v6;
+    return;
+  }
+  struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+  v4->sin_family = AF_INET;
+  v4->sin_port = port;
+  v4->sin_addr = pi->ipi_addr;
+  *len = sizeof *v4;
+}
+
+bool udp_msg_local_addr(const struct msghdr *h, int family, uint16_t port,
+                        struct sockaddr_storage *out, socklen_t *len) {
+  if (!h->msg_control)
+    return false;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm;
+       cm = CMSG_NXTHDR((struct msghdr *)h, cm)) {
+    if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO &&
+        cm->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+      local_from_in_pktinfo(&pi, family, port, out, len);
+      return true;
+    }
+    if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO &&
+        cm->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+      struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+      memset(out, 0, sizeof *out);
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = port;
+      v6->sin6_addr = pi.ipi6_addr;
+      *len = sizeof *v6;
+      return true;
+    }
+  }
+  return false;
 }
 
 /* The GRO segment size in h's control data, or 0 when there is none. */
@@ -206,10 +330,11 @@ static bool is_icmp_error(int e) {
 static int recv_batch(int fd, udp_batch *b, int *icmp_errno) {
   prepare_recv(b);
   for (;;) {
-    int n = recvmmsg(fd, b->msgs, (unsigned)b->cap, 0, NULL);
+    int n = b->single ? recv_single(fd, b)
+                      : recvmmsg(fd, b->msgs, (unsigned)b->cap, 0, NULL);
     if (n >= 0)
       return n;
-    if (errno == EINTR)
+    if (errno == EINTR || mmsg_missing(b, errno))
       continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
       return 0;
@@ -232,11 +357,20 @@ int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno) {
 void udp_batch_push(udp_batch *b, size_t len, const struct sockaddr *addr,
                     socklen_t addr_len) {
   size_t i = b->count++;
+  b->src_lens[i] = 0;
   b->addr_lens[i] = addr ? addr_len : 0;
   if (addr)
     memcpy(&b->addrs[i], addr, addr_len);
   b->iov[i].iov_base = udp_batch_buf(b, i);
   b->iov[i].iov_len = len;
+}
+
+void udp_batch_set_source(udp_batch *b, const struct sockaddr *src,
+                          socklen_t src_len) {
+  if (b->count == 0 || src_len > sizeof b->srcs[0])
+    return;
+  memcpy(&b->srcs[b->count - 1], src, src_len);
+  b->src_lens[b->count - 1] = src_len;
 }
 
 bool udp_batch_enable_gso(udp_batch *b, int fd) {
@@ -255,7 +389,9 @@ bool udp_batch_enable_gso(udp_batch *b, int fd) {
  * early. */
 static bool same_destination(const udp_batch *b, size_t i, size_t j) {
   return b->addr_lens[i] == b->addr_lens[j] &&
-         memcmp(&b->addrs[i], &b->addrs[j], b->addr_lens[i]) == 0;
+         memcmp(&b->addrs[i], &b->addrs[j], b->addr_lens[i]) == 0 &&
+         b->src_lens[i] == b->src_lens[j] &&
+         memcmp(&b->srcs[i], &b->srcs[j], b->src_lens[i]) == 0;
 }
 
 size_t udp_batch_run_length(const udp_batch *b, size_t first) {
@@ -279,19 +415,47 @@ size_t udp_batch_run_length(const udp_batch *b, size_t first) {
   return n;
 }
 
+/* Appends a control message to h (its buffer holds UDP_CTRL_SIZE bytes,
+ * zeroed, and msg_controllen counts what is used). */
+static void add_cmsg(struct msghdr *h, int level, int type, const void *data,
+                     size_t len) {
+  struct cmsghdr *cm =
+      (struct cmsghdr *)((uint8_t *)h->msg_control + h->msg_controllen);
+  cm->cmsg_level = level;
+  cm->cmsg_type = type;
+  cm->cmsg_len = CMSG_LEN(len);
+  memcpy(CMSG_DATA(cm), data, len);
+  h->msg_controllen += CMSG_SPACE(len);
+}
+
 /* Tells the kernel to cut message h's payload into datagrams of seg bytes. */
-static void set_segment_size(struct msghdr *h, uint8_t *ctrl, size_t seg) {
+static void set_segment_size(struct msghdr *h, size_t seg) {
 #ifdef UDP_SEGMENT
   uint16_t size = (uint16_t)seg;
-  memset(ctrl, 0, UDP_CTRL_SIZE);
-  h->msg_control = ctrl;
-  h->msg_controllen = CMSG_SPACE(sizeof size);
-  struct cmsghdr *cm = CMSG_FIRSTHDR(h);
-  cm->cmsg_level = SOL_UDP;
-  cm->cmsg_type = UDP_SEGMENT;
-  cm->cmsg_len = CMSG_LEN(sizeof size);
-  memcpy(CMSG_DATA(cm), &size, sizeof size);
+  add_cmsg(h, SOL_UDP, UDP_SEGMENT, &size, sizeof size);
 #endif
+}
+
+/* Sends message h from src (a local address of a socket bound to a
+ * wildcard): the answer leaves from the address the peer wrote to. */
+static void set_source(struct msghdr *h, const struct sockaddr_storage *src) {
+  if (src->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)src;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(v6->sin6_addr.s6_addr, mapped, sizeof mapped) == 0) {
+      struct in_pktinfo pi = {0};
+      memcpy(&pi.ipi_spec_dst, &v6->sin6_addr.s6_addr[12], 4);
+      add_cmsg(h, IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
+      return;
+    }
+    struct in6_pktinfo pi = {.ipi6_addr = v6->sin6_addr};
+    add_cmsg(h, IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof pi);
+  } else if (src->ss_family == AF_INET) {
+    struct in_pktinfo pi = {0};
+    pi.ipi_spec_dst = ((const struct sockaddr_in *)src)->sin_addr;
+    add_cmsg(h, IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
+  }
 }
 
 /* Message k carries the n datagrams from index first on, gathered from
@@ -303,8 +467,15 @@ static void fill_send_msg(udp_batch *b, size_t k, size_t first, size_t n) {
   h->msg_iovlen = n;
   h->msg_name = b->addr_lens[first] ? &b->addrs[first] : NULL;
   h->msg_namelen = b->addr_lens[first];
+  if (n < 2 && !b->src_lens[first])
+    return;
+  memset(b->ctrl + k * UDP_CTRL_SIZE, 0, UDP_CTRL_SIZE);
+  h->msg_control = b->ctrl + k * UDP_CTRL_SIZE;
+  h->msg_controllen = 0;
   if (n > 1)
-    set_segment_size(h, b->ctrl + k * UDP_CTRL_SIZE, b->iov[first].iov_len);
+    set_segment_size(h, b->iov[first].iov_len);
+  if (b->src_lens[first])
+    set_source(h, &b->srcs[first]);
 }
 
 /* Builds one message per run for the datagrams from b->sent on. Returns
@@ -345,10 +516,11 @@ static bool socket_full(int err) {
 static int send_pending(int fd, udp_batch *b) {
   size_t total = build_send_msgs(b);
   for (size_t k = 0; k < total;) {
-    int n = sendmmsg(fd, b->msgs + k, (unsigned)(total - k), 0);
+    int n = b->single ? send_single(fd, b->msgs + k, total - k)
+                      : sendmmsg(fd, b->msgs + k, (unsigned)(total - k), 0);
     for (int j = 0; j < n; j++, k++)
       b->sent += b->msgs[k].msg_hdr.msg_iovlen;
-    if (n > 0 || (n < 0 && errno == EINTR))
+    if (n > 0 || (n < 0 && (errno == EINTR || mmsg_missing(b, errno))))
       continue;
     if (n < 0 && socket_full(errno))
       return -1;

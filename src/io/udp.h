@@ -45,8 +45,10 @@ typedef struct udp_batch {
   struct mmsghdr *msgs;
   struct iovec *iov;
   struct sockaddr_storage *addrs;
-  socklen_t *addr_lens; /* 0: no address (connected socket) */
-  uint8_t *ctrl;        /* one control buffer per message (cmsg) */
+  socklen_t *addr_lens;          /* 0: no address (connected socket) */
+  struct sockaddr_storage *srcs; /* source address per datagram, */
+  socklen_t *src_lens;           /* 0: the kernel chooses */
+  uint8_t *ctrl;                 /* one control buffer per message (cmsg) */
   uint8_t *bufs;
   size_t cap;      /* datagrams */
   size_t buf_size; /* bytes per datagram */
@@ -57,9 +59,25 @@ typedef struct udp_batch {
                       the kernel refuses (see udp_batch_enable_gso) */
   bool gro;        /* receive with room for the kernel's UDP_GRO segment
                       size (see udp_batch_enable_gro) */
+  bool single;     /* one recvmsg/sendmsg per message instead of
+                      recvmmsg/sendmmsg: asked for (udp_batch_single), or
+                      set for good when the kernel lacks them (ENOSYS) */
+  bool pktinfo;    /* receive each datagram's destination address (see
+                      udp_batch_enable_pktinfo) */
 } udp_batch;
 
 int udp_batch_init(udp_batch *b, size_t cap, size_t buf_size);
+
+/* Makes b use one system call per message (recvmsg, sendmsg; GSO and GRO
+ * still apply) instead of the batch calls. */
+void udp_batch_single(udp_batch *b);
+
+/* Sets fd's SO_RCVBUF / SO_SNDBUF to the given sizes (0 leaves one
+ * alone), past the system cap when the process may (SO_*BUFFORCE), and
+ * stores the sizes the kernel reports afterwards in *rcv_out, *snd_out
+ * (Linux reports twice what was granted, bookkeeping included). */
+void udp_set_buffer_sizes(int fd, size_t rcv, size_t snd, int *rcv_out,
+                          int *snd_out);
 void udp_batch_free(udp_batch *b);
 
 /* Sends from b to fd group datagrams into GSO runs when the kernel
@@ -74,6 +92,18 @@ bool udp_batch_enable_gso(udp_batch *b, int fd);
  * receive the segment size with each buffer; read b's messages with
  * udp_segments. Returns whether GRO is on (false: nothing changed). */
 bool udp_batch_enable_gro(udp_batch *b, int fd);
+
+/* Asks the kernel for each received datagram's destination address
+ * (IP_PKTINFO; IPV6_RECVPKTINFO too when family is AF_INET6), read with
+ * udp_msg_local_addr: a socket bound to a wildcard address learns which
+ * of the host's addresses the peer wrote to. Returns whether it is on. */
+bool udp_batch_enable_pktinfo(udp_batch *b, int fd, int family);
+
+/* The destination address of received message h, with the socket's port
+ * (network byte order), as an address of the socket's family (IPv4 on an
+ * IPv6 socket is IPv4-mapped). False when h carries none. */
+bool udp_msg_local_addr(const struct msghdr *h, int family, uint16_t port,
+                        struct sockaddr_storage *out, socklen_t *len);
 
 /* The datagrams of one received message: the message itself, or with GRO
  * several of the segment size the kernel reported (the last may be
@@ -117,6 +147,12 @@ int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno);
  * socket. */
 void udp_batch_push(udp_batch *b, size_t len, const struct sockaddr *addr,
                     socklen_t addr_len);
+
+/* Sends the datagram queued last from src (IP_PKTINFO / IPV6_PKTINFO;
+ * for sockets bound to a wildcard address). Datagrams from different
+ * sources never share a GSO run. */
+void udp_batch_set_source(udp_batch *b, const struct sockaddr *src,
+                          socklen_t src_len);
 
 /* Sends the queued datagrams without waiting; callers watch the fd for
  * writability when it is full. Returns 0 when all were sent (the batch is

@@ -10,6 +10,9 @@
 
 /* The transport's APPLICATION_ERROR, for closes before the handshake. */
 #define QUIC_APPLICATION_ERROR 0xc
+/* CRYPTO_ERROR carrying a TLS alert (RFC 9001 §4.8): 120
+ * no_application_protocol, 116 certificate_required. */
+#define QUIC_TLS_ALERT(alert) (0x100u + (alert))
 
 static void on_timer(void *arg) {
   conn *c = arg;
@@ -34,18 +37,25 @@ static void set_qlog(conn *c) {
 }
 
 conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
+                  const uint8_t *odcid, size_t odcid_len,
                   const struct sockaddr *peer, socklen_t peer_len) {
   conn *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
   c->ep = ep;
   memcpy(c->scid, scid, CONN_SCID_LEN);
-  memcpy(&c->peer, peer, peer_len);
-  c->peer_len = peer_len;
+  conn_path_init(c, peer, peer_len);
   c->number = ep->next_conn_number++;
-  c->q =
-      quiche_accept(scid, CONN_SCID_LEN, NULL, 0, (struct sockaddr *)&ep->local,
-                    ep->local_len, peer, peer_len, ep->qcfg);
+  /* A valid Retry token proves the client owns its address: no 3x limit. */
+  c->addr_validated = odcid != NULL;
+  /* quiche copies the config's token into this connection's transport
+   * parameters at accept, so setting it per connection is safe. */
+  uint8_t token[RESET_TOKEN_LEN];
+  secrets_reset_token(&ep->secrets, scid, CONN_SCID_LEN, token);
+  quiche_config_set_stateless_reset_token(ep->qcfg, token);
+  c->q = quiche_accept(scid, CONN_SCID_LEN, odcid, odcid_len,
+                       (struct sockaddr *)&ep->rx_to, ep->rx_to_len, peer,
+                       peer_len, ep->qcfg);
   c->timer = c->q ? ep->lo->timer_new(ep->loop, on_timer, c) : NULL;
   c->pace_timer = c->q ? ep->lo->timer_new(ep->loop, on_pace_timer, c) : NULL;
   if (!c->q || !c->timer || !c->pace_timer ||
@@ -72,16 +82,24 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
 
 void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
                socklen_t from_len) {
+  const struct sockaddr *qfrom = from;
+  socklen_t qfrom_len = from_len;
+  bool new_port = conn_path_recv_from(c, from, &qfrom, &qfrom_len);
+  size_t mark = new_port ? conn_path_mark(c) : 0;
   quiche_recv_info ri = {
-      .from = (struct sockaddr *)from,
-      .from_len = from_len,
-      .to = (struct sockaddr *)&c->ep->local,
-      .to_len = c->ep->local_len,
+      .from = (struct sockaddr *)qfrom,
+      .from_len = qfrom_len,
+      .to = (struct sockaddr *)&c->ep->rx_to,
+      .to_len = c->ep->rx_to_len,
   };
+  if (!c->addr_validated)
+    c->unvalidated_rx += len;
   ssize_t rc = quiche_conn_recv(c->q, buf, len, &ri);
+  if (new_port)
+    conn_path_adopt_if_proved(c, mark, from, from_len);
   if (rc < 0 && rc != QUICHE_ERR_DONE) {
     LOG_DEBUG("conn %llu: recv error %zd", (unsigned long long)c->number, rc);
-    c->ep->stats->packets_dropped++;
+    endpoint_count_drop(c->ep, H3Q_DROP_QUIC);
   }
   conn_mark_dirty(c);
 }
@@ -110,6 +128,12 @@ static void arm_timer(conn *c) {
 
 static void start_app(conn *c) {
   const conn_app_ops *app = c->ep->app;
+  /* Says how the handshake went: the interop matrix checks resumption and
+   * 0-RTT on the server's side with this line. */
+  LOG_INFO("conn %llu: started (resumed %s, early data accepted %s)",
+           (unsigned long long)c->number,
+           quiche_conn_is_resumed(c->q) ? "yes" : "no",
+           quiche_conn_is_in_early_data(c->q) ? "yes" : "no");
   c->app = app->start(c, c->ep->app_ctx);
   if (!c->app) {
     LOG_WARN("conn %llu: cannot start the application",
@@ -120,12 +144,66 @@ static void start_app(conn *c) {
   }
 }
 
+/* RFC 9001 §8.1 / RFC 7301: only the protocols we offered may run.
+ * BoringSSL refuses a ClientHello without a common ALPN already; this
+ * guards the application against a handshake that ended without one. */
+static bool alpn_ok(const conn *c) {
+  const uint8_t *proto = NULL;
+  size_t len = 0;
+  quiche_conn_application_proto(c->q, &proto, &len);
+  const uint8_t *w = c->ep->alpn_wire;
+  for (size_t i = 0; w && len && i < c->ep->alpn_wire_len; i += 1u + w[i])
+    if (w[i] == len && i + 1 + len <= c->ep->alpn_wire_len &&
+        memcmp(w + i + 1, proto, len) == 0)
+      return true;
+  return false;
+}
+
+bool conn_peer_cert_verified(const conn *c) {
+  const uint8_t *der = NULL;
+  size_t len = 0;
+  quiche_conn_peer_cert(c->q, &der, &len);
+  return der && len > 0;
+}
+
+/* Once the handshake is done: the ALPN, and a client certificate when one
+ * is required. Returns false when the connection is being closed. */
+static bool check_tls(conn *c) {
+  if (c->tls_checked || !quiche_conn_is_established(c->q))
+    return true;
+  c->tls_checked = true;
+  c->tls_refused = true; /* until both checks pass */
+  static const uint8_t reason[1];
+  if (!alpn_ok(c)) {
+    LOG_WARN("conn %llu: closing: no ALPN we serve was negotiated",
+             (unsigned long long)c->number);
+    quiche_conn_close(c->q, false, QUIC_TLS_ALERT(120), reason, 0);
+    return false;
+  }
+  if (c->ep->client_cert_required && !conn_peer_cert_verified(c)) {
+    LOG_INFO("conn %llu: closing: the client sent no certificate",
+             (unsigned long long)c->number);
+    quiche_conn_close(c->q, false, QUIC_TLS_ALERT(116), reason, 0);
+    return false;
+  }
+  c->tls_refused = false;
+  return true;
+}
+
 void conn_process(conn *c) {
-  if (!c->app && !quiche_conn_is_closed(c->q) &&
-      (quiche_conn_is_established(c->q) || quiche_conn_is_in_early_data(c->q)))
+  if (!quiche_conn_is_closed(c->q) && check_tls(c) &&
+      quiche_conn_is_established(c->q))
+    conn_update_scids(c);
+  /* With client certificates required, nothing runs before the handshake
+   * proved one (no 0-RTT requests). */
+  bool early =
+      quiche_conn_is_in_early_data(c->q) && !c->ep->client_cert_required;
+  if (!c->app && !c->tls_refused && !quiche_conn_is_closed(c->q) &&
+      (quiche_conn_is_established(c->q) || early))
     start_app(c);
   if (c->app && !quiche_conn_is_closed(c->q))
     c->ep->app->process(c->app);
+  conn_path_events(c);
   conn_send_packets(c);
   if (quiche_conn_is_closed(c->q)) {
     conn_release_held(c); /* e.g. a CONNECTION_CLOSE: send it unpaced */
@@ -164,6 +242,26 @@ static void unlink_dirty(conn *c) {
   }
 }
 
+h3q_close_reason conn_close_reason(const conn *c) {
+  bool app = false;
+  uint64_t code = 0;
+  const uint8_t *reason = NULL;
+  size_t reason_len = 0;
+  /* A clean close is NO_ERROR (0) in the transport space or the
+   * application's own no_error code. */
+  const uint64_t no_error = c->ep->app ? c->ep->app->no_error : 0;
+  if (quiche_conn_is_timed_out(c->q))
+    return H3Q_CLOSE_IDLE_TIMEOUT;
+  if (quiche_conn_peer_error(c->q, &app, &code, &reason, &reason_len))
+    return code == 0 || (app && code == no_error) ? H3Q_CLOSE_PEER
+                                                  : H3Q_CLOSE_PEER_ERROR;
+  if (quiche_conn_local_error(c->q, &app, &code, &reason, &reason_len))
+    return (app && code == no_error) || (!app && code == 0)
+               ? H3Q_CLOSE_LOCAL
+               : H3Q_CLOSE_LOCAL_ERROR;
+  return H3Q_CLOSE_OTHER;
+}
+
 void conn_destroy(conn *c) {
   quic_endpoint *ep = c->ep;
   LOG_DEBUG("conn %llu: closed", (unsigned long long)c->number);
@@ -175,6 +273,7 @@ void conn_destroy(conn *c) {
     unlink_dirty(c);
   endpoint_forget(ep, c);
   conn_table_del(&ep->conns, c->scid, CONN_SCID_LEN);
+  conn_forget_scids(c);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -184,6 +283,7 @@ void conn_destroy(conn *c) {
   ep->lo->timer_free(c->timer);
   ep->lo->timer_free(c->pace_timer);
   free(c->held);
+  ep->stats->connections_closed[conn_close_reason(c)]++;
   quiche_conn_free(c->q);
   ep->stats->connections_active--;
   free(c);

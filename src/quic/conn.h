@@ -9,9 +9,17 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "h3q.h"
 #include "io/loop.h"
 
 #define CONN_SCID_LEN 16
+/* Connection IDs we keep issued per connection beyond the first: what the
+ * peer's active_connection_id_limit allows, capped here (RFC 9000 §5.1.1:
+ * a peer that allows more is not owed more). */
+#define CONN_SPARE_SCIDS 7
+/* The first SCID stays registered after the peer retires it (a late
+ * Initial may name it), so one more slot holds its replacement. */
+#define CONN_SCID_SLOTS (CONN_SPARE_SCIDS + 1)
 
 typedef struct conn conn;
 struct quic_endpoint;
@@ -41,8 +49,19 @@ struct conn {
   void *app;       /* the session, once started */
   uint64_t number; /* endpoint-unique, for logs and the request API */
   uint8_t scid[CONN_SCID_LEN];
+  /* Spare SCIDs issued with NEW_CONNECTION_ID (each in the endpoint's
+   * table until quiche reports it retired). */
+  uint8_t spare[CONN_SCID_SLOTS][CONN_SCID_LEN];
+  bool spare_used[CONN_SCID_SLOTS];
+  bool tls_checked; /* ALPN and client certificate checked once */
+  bool tls_refused; /* ... and found wanting: closing, no application */
+  /* The peer's address as quiche knows it, and where it is now: after a
+   * NAT rebinding (a new port, same IP) they differ (quic/conn_path.c). */
   struct sockaddr_storage peer;
   socklen_t peer_len;
+  struct sockaddr_storage peer_now;
+  socklen_t peer_now_len;
+  uint64_t rebindings; /* port changes followed (for logs and tests) */
   loop_timer *timer;
   bool going_away; /* goaway asked before the session started */
   /* Counts the times quiche was asked for packets: bytes given to quiche
@@ -55,8 +74,17 @@ struct conn {
   uint8_t *held;   /* ep->tx.buf_size bytes, allocated on first use */
   size_t held_len; /* 0: nothing held */
   uint64_t held_at_ns;
-  struct sockaddr_storage held_to;
-  socklen_t held_to_len;
+  struct sockaddr_storage held_to, held_from;
+  socklen_t held_to_len, held_from_len;
+
+  /* Anti-amplification (RFC 9000 section 8.1), enforced here as well as
+   * in quiche: quiche 0.30 does not charge the padding of Initial
+   * datagrams to its budget, so its PTO probes took a lone Initial to
+   * over 5x. Until the handshake completes (the client's Finished is in a
+   * Handshake packet, which validates its address) at most 3x the bytes
+   * received are sent; packets beyond are dropped as if lost. */
+  bool addr_validated;
+  uint64_t unvalidated_rx, unvalidated_tx;
 
   conn *dirty_next;
   bool dirty;
@@ -65,10 +93,46 @@ struct conn {
   conn *prev, *next;  /* ep->all */
 };
 
-/* Creates a server-side connection for a client Initial. Returns NULL when
+/* Peer addresses (conn_path.c). Sets both to peer. */
+void conn_path_init(conn *c, const struct sockaddr *peer, socklen_t len);
+
+/* For a datagram from `from`: the address to give quiche (*qfrom). Returns
+ * true when it came from a new port of the peer's IP: then take
+ * conn_path_mark before quiche_conn_recv and call
+ * conn_path_adopt_if_proved after it. Returns false with *qfrom untouched
+ * when from is another IP (quiche's migration handles it). */
+bool conn_path_recv_from(const conn *c, const struct sockaddr *from,
+                         const struct sockaddr **qfrom, socklen_t *qfrom_len);
+size_t conn_path_mark(const conn *c);
+/* Moves c's sends to `from` if quiche processed a packet since mark. */
+void conn_path_adopt_if_proved(conn *c, size_t mark,
+                               const struct sockaddr *from, socklen_t from_len);
+
+/* Rewrites si->to from the address quiche knows to where the peer is. */
+void conn_path_send_to(const conn *c, quiche_send_info *si);
+
+/* Drains quiche's path events (a migration to a new IP moves c->peer). */
+void conn_path_events(conn *c);
+
+/* Creates a server-side connection for a client Initial; odcid is the
+ * client's original DCID after a Retry (else NULL). Our stateless-reset
+ * token for scid goes into the transport parameters. Returns NULL when
  * quiche refuses it or memory runs out. */
 conn *conn_accept(struct quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
+                  const uint8_t *odcid, size_t odcid_len,
                   const struct sockaddr *peer, socklen_t peer_len);
+
+/* Issues spare SCIDs up to what the peer accepts (each registered in the
+ * endpoint's table, with its stateless-reset token) and unregisters those
+ * quiche reports retired. */
+void conn_update_scids(conn *c);
+
+/* Unregisters every spare SCID (the connection is going away). */
+void conn_forget_scids(conn *c);
+
+/* Whether the client presented a certificate (verified against the
+ * configured CA: quiche fails the handshake otherwise). */
+bool conn_peer_cert_verified(const conn *c);
 
 /* Feeds one datagram to quiche and marks the connection dirty. */
 void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
@@ -96,6 +160,9 @@ void conn_goaway(conn *c, uint64_t deadline_ns);
 /* Starts closing: CONNECTION_CLOSE with an application error code (the
  * transport's APPLICATION_ERROR before the handshake completed). */
 void conn_close(conn *c, uint64_t app_error);
+
+/* Why c ended, from quiche's view (for h3q_server_stats). */
+h3q_close_reason conn_close_reason(const conn *c);
 
 /* Frees c at once, destroying its session. */
 void conn_destroy(conn *c);

@@ -17,13 +17,17 @@
 #define SEND_BURST_MAX 512
 
 static void queue_packet(conn *c, const uint8_t *pkt, size_t len,
-                         const struct sockaddr *to, socklen_t to_len) {
+                         const struct sockaddr_storage *to, socklen_t to_len,
+                         const struct sockaddr_storage *from,
+                         socklen_t from_len) {
   udp_batch *tx = &c->ep->tx;
   uint8_t *slot = udp_batch_buf(tx, tx->count);
   if (slot != pkt)
     memcpy(slot, pkt, len);
-  udp_batch_push(tx, len, to, to_len);
+  endpoint_tx_push(c->ep, len, (const struct sockaddr *)to, to_len,
+                   (const struct sockaddr *)from, from_len);
   c->ep->stats->udp_datagrams_sent++;
+  c->ep->stats->udp_bytes_sent += len;
 }
 
 /* Keeps a packet that is not due yet and arms the pace timer. Returns
@@ -37,6 +41,8 @@ static bool hold(conn *c, const uint8_t *pkt, size_t len,
   c->held_at_ns = at_ns;
   memcpy(&c->held_to, &si->to, si->to_len);
   c->held_to_len = si->to_len;
+  memcpy(&c->held_from, &si->from, si->from_len);
+  c->held_from_len = si->from_len;
   c->ep->lo->timer_arm(c->pace_timer, wait);
   return true;
 }
@@ -45,10 +51,10 @@ void conn_release_held(conn *c) {
   if (!c->held_len)
     return;
   if (!endpoint_tx_slot(c->ep)) {
-    c->ep->stats->packets_dropped++; /* closing, socket full: lost */
+    endpoint_count_drop(c->ep, H3Q_DROP_SEND); /* closing, socket full */
   } else {
-    queue_packet(c, c->held, c->held_len, (struct sockaddr *)&c->held_to,
-                 c->held_to_len);
+    queue_packet(c, c->held, c->held_len, &c->held_to, c->held_to_len,
+                 &c->held_from, c->held_from_len);
   }
   c->held_len = 0;
 }
@@ -85,6 +91,24 @@ static bool paced(conn *c, const uint8_t *out, size_t len,
   return wait && hold(c, out, len, si, at, wait);
 }
 
+#define AMPLIFICATION_FACTOR 3
+
+/* Whether a datagram of len bytes may go to a peer whose address is not
+ * validated yet (see conn.addr_validated); counts it if so. */
+static bool amplification_allows(conn *c, size_t len) {
+  if (!c->addr_validated && quiche_conn_is_established(c->q))
+    c->addr_validated = true;
+  if (c->addr_validated)
+    return true;
+  if (c->unvalidated_tx + len > AMPLIFICATION_FACTOR * c->unvalidated_rx) {
+    LOG_DEBUG("conn %llu: %zu bytes held back by the amplification limit",
+              (unsigned long long)c->number, len);
+    return false;
+  }
+  c->unvalidated_tx += len;
+  return true;
+}
+
 void conn_send_packets(conn *c) {
   quic_endpoint *ep = c->ep;
   if (!send_held(c))
@@ -105,9 +129,12 @@ void conn_send_packets(conn *c) {
       LOG_DEBUG("conn %llu: send error %zd", (unsigned long long)c->number, n);
       return;
     }
+    if (!amplification_allows(c, (size_t)n))
+      return; /* quiche counts it sent: it is lost and resent later */
+    conn_path_send_to(c, &si);
     if (paced(c, out, (size_t)n, &si, &now))
       return;
-    queue_packet(c, out, (size_t)n, (struct sockaddr *)&si.to, si.to_len);
+    queue_packet(c, out, (size_t)n, &si.to, si.to_len, &si.from, si.from_len);
   }
   conn_mark_dirty(c);
 }

@@ -1,9 +1,12 @@
 #include "quic/endpoint.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "quic/token.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* Datagrams per sendmmsg call, and receive buffer size: any datagram a
@@ -66,42 +69,147 @@ static bool negotiate_unknown_version(quic_endpoint *ep, const uint8_t *buf,
     return true; /* socket full: the client will retry */
   ssize_t n = quiche_negotiate_version(buf + 7 + dcid_len, scid_len, buf + 6,
                                        dcid_len, out, ep->tx.buf_size);
-  if (n > 0)
-    udp_batch_push(&ep->tx, (size_t)n, to, to_len);
+  if (n > 0) {
+    endpoint_tx_push(ep, (size_t)n, to, to_len, (struct sockaddr *)&ep->rx_to,
+                     ep->rx_to_len);
+    ep->stats->version_negotiations_sent++;
+  }
   return true;
 }
 
 /* Our SCID for a client's first DCID, stable across its retransmissions. */
-static void derive_scid(const quic_endpoint *ep, const packet_header *h,
-                        uint8_t out[CONN_SCID_LEN]) {
+static void derive_scid(const quic_endpoint *ep, const uint8_t *dcid,
+                        size_t dcid_len, uint8_t out[CONN_SCID_LEN]) {
   uint8_t mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256(mac, h->dcid, h->dcid_len, ep->cid_secret);
+  crypto_auth_hmacsha256(mac, dcid, dcid_len, ep->secrets.cid);
   memcpy(out, mac, CONN_SCID_LEN);
 }
 
+/* Answers an Initial without a token with a Retry (RFC 9000 §8.1.2): the
+ * token carries the client's DCID, and our SCID in it is the one the
+ * connection will have, so nothing is kept until the client comes back. */
+static void send_retry(quic_endpoint *ep, const packet_header *h,
+                       const struct sockaddr *from, socklen_t from_len) {
+  uint8_t scid[CONN_SCID_LEN], token[TOKEN_MAX_LEN];
+  derive_scid(ep, h->dcid, h->dcid_len, scid);
+  size_t token_len =
+      token_seal(ep->secrets.token, TOKEN_KIND_RETRY, from, h->dcid,
+                 h->dcid_len, token_now_ms(), token, sizeof token);
+  uint8_t *out = endpoint_tx_slot(ep);
+  if (!token_len || !out)
+    return; /* socket full: the client retransmits its Initial */
+  ssize_t n = quiche_retry(h->scid, h->scid_len, h->dcid, h->dcid_len, scid,
+                           CONN_SCID_LEN, token, token_len, h->version, out,
+                           ep->tx.buf_size);
+  if (n > 0) {
+    endpoint_tx_push(ep, (size_t)n, from, from_len,
+                     (struct sockaddr *)&ep->rx_to, ep->rx_to_len);
+    ep->stats->retries_sent++;
+    LOG_DEBUG("retry sent");
+  }
+}
+
+/* Checks the Retry token of an Initial. On success the connection's SCID
+ * is the client's DCID (our Retry's SCID, which must be the one derived
+ * from the original DCID in the token) and odcid is filled. A token that
+ * fails is dropped: it may be forged, and RFC 9000 §8.1.2 allows a server
+ * to discard the packet rather than spend a handshake on an
+ * INVALID_TOKEN close. */
+static bool check_retry_token(quic_endpoint *ep, const packet_header *h,
+                              const struct sockaddr *from, uint8_t *odcid,
+                              size_t *odcid_len) {
+  token_result r = token_open(ep->secrets.token, TOKEN_KIND_RETRY, from,
+                              h->token, h->token_len, token_now_ms(),
+                              RETRY_TOKEN_LIFETIME_MS, odcid, odcid_len);
+  if (r != TOKEN_OK) {
+    LOG_DEBUG("initial dropped: %s address token",
+              r == TOKEN_EXPIRED ? "expired" : "invalid");
+    return false;
+  }
+  uint8_t expected[CONN_SCID_LEN];
+  derive_scid(ep, odcid, *odcid_len, expected);
+  if (h->dcid_len != CONN_SCID_LEN ||
+      sodium_memcmp(expected, h->dcid, CONN_SCID_LEN) != 0) {
+    LOG_DEBUG("initial dropped: token for another connection ID");
+    return false;
+  }
+  return true;
+}
+
+static bool may_accept(quic_endpoint *ep, const packet_header *h, size_t len) {
+  /* A draining server takes no new connections: clients retry elsewhere
+   * (or after the restart) while existing ones finish. */
+  if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM ||
+      !ep->accepting)
+    return false;
+  if (ep->stats->connections_active >= ep->max_connections) {
+    /* Not one line per refused Initial: under a flood the log would become
+     * the attack. The 1st, 2nd, 4th, 8th... refusal is logged. */
+    ep->connections_refused++;
+    if ((ep->connections_refused & (ep->connections_refused - 1)) == 0)
+      LOG_WARN("refusing connections: max_connections (%zu) reached "
+               "(%llu refused so far)",
+               ep->max_connections,
+               (unsigned long long)ep->connections_refused);
+    return false;
+  }
+  return true;
+}
+
+/* Finds the connection of an Initial or 0-RTT packet, or accepts a new
+ * one. NULL when there is none: *drop says why (H3Q_DROP_REASONS when the
+ * packet was answered with a Retry, which is not a drop). */
 static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
                             size_t len, const struct sockaddr *from,
-                            socklen_t from_len) {
+                            socklen_t from_len, h3q_drop_reason *drop) {
+  *drop = H3Q_DROP_UNKNOWN_CONN;
   /* Until the client learns our SCID, its Initial and 0-RTT packets carry
    * the DCID it chose; ours was derived from that. */
   if (h->type != QUIC_TYPE_INITIAL && h->type != QUIC_TYPE_ZERO_RTT)
     return NULL;
   uint8_t scid[CONN_SCID_LEN];
-  derive_scid(ep, h, scid);
+  derive_scid(ep, h->dcid, h->dcid_len, scid);
   conn *c = conn_table_get(&ep->conns, scid, CONN_SCID_LEN);
-  if (c)
+  if (c || !may_accept(ep, h, len))
     return c;
-  /* A draining server takes no new connections: clients retry elsewhere
-   * (or after the restart) while existing ones finish. */
-  if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM ||
-      !ep->accepting)
-    return NULL;
-  if (ep->stats->connections_active >= ep->max_connections) {
-    LOG_WARN("refusing connection: max_connections (%zu) reached",
-             ep->max_connections);
+  if (!ep->retry)
+    return conn_accept(ep, scid, NULL, 0, from, from_len);
+  if (h->token_len == 0) {
+    send_retry(ep, h, from, from_len);
+    *drop = H3Q_DROP_REASONS;
     return NULL;
   }
-  return conn_accept(ep, scid, from, from_len);
+  uint8_t odcid[CID_MAX_LEN];
+  size_t odcid_len = 0;
+  if (!check_retry_token(ep, h, from, odcid, &odcid_len)) {
+    *drop = H3Q_DROP_INVALID_TOKEN;
+    return NULL;
+  }
+  return conn_accept(ep, h->dcid, odcid, odcid_len, from, from_len);
+}
+
+/* A short-header packet for a connection we do not have (we restarted, or
+ * it closed): a stateless reset tells the peer at once (RFC 9000 §10.3).
+ * Our CIDs are CONN_SCID_LEN long, so the DCID sits right after the first
+ * byte; its token is derived from the secret like the one we announced. */
+static void send_stateless_reset(quic_endpoint *ep, const uint8_t *buf,
+                                 size_t len, const struct sockaddr *to,
+                                 socklen_t to_len) {
+  if (len < 1 + CONN_SCID_LEN || (buf[0] & 0x80) ||
+      !reset_limiter_take(&ep->resets, clock_now_ns()))
+    return;
+  uint8_t token[RESET_TOKEN_LEN];
+  secrets_reset_token(&ep->secrets, buf + 1, CONN_SCID_LEN, token);
+  uint8_t *out = endpoint_tx_slot(ep);
+  if (!out)
+    return;
+  size_t n = stateless_reset_build(token, len, out, ep->tx.buf_size);
+  if (n) {
+    endpoint_tx_push(ep, n, to, to_len, (struct sockaddr *)&ep->rx_to,
+                     ep->rx_to_len);
+    ep->stats->stateless_resets_sent++;
+    LOG_DEBUG("stateless reset sent (%zu bytes)", n);
+  }
 }
 
 /* A short-header (1-RTT) packet starts with one byte, then the DCID,
@@ -119,27 +227,49 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len) {
   packet_header h;
   ep->stats->udp_datagrams_received++;
+  ep->stats->udp_bytes_received += len;
   conn *known = find_short_header_conn(ep, buf, len);
   if (known) {
     conn_recv(known, buf, len, from, from_len);
     return;
   }
   if (negotiate_unknown_version(ep, buf, len, from, from_len)) {
-    ep->stats->packets_dropped++;
+    endpoint_count_drop(ep, H3Q_DROP_VERSION);
     return;
   }
   if (!parse_header(buf, len, &h)) {
-    ep->stats->packets_dropped++;
+    endpoint_count_drop(ep, H3Q_DROP_MALFORMED);
     return;
   }
   conn *c = conn_table_get(&ep->conns, h.dcid, h.dcid_len);
+  h3q_drop_reason drop = H3Q_DROP_UNKNOWN_CONN;
   if (!c)
-    c = find_or_accept(ep, &h, len, from, from_len);
+    c = find_or_accept(ep, &h, len, from, from_len, &drop);
   if (!c) {
-    ep->stats->packets_dropped++;
+    if (drop != H3Q_DROP_REASONS)
+      endpoint_count_drop(ep, drop);
+    if (!(buf[0] & 0x80))
+      send_stateless_reset(ep, buf, len, from, from_len);
     return;
   }
   conn_recv(c, buf, len, from, from_len);
+}
+
+static uint16_t local_port(const quic_endpoint *ep) {
+  if (ep->local.ss_family == AF_INET6)
+    return ((const struct sockaddr_in6 *)&ep->local)->sin6_port;
+  return ((const struct sockaddr_in *)&ep->local)->sin_port;
+}
+
+/* Where message m was sent to: its pktinfo on a wildcard socket. */
+static void set_rx_to(quic_endpoint *ep, const struct msghdr *m) {
+  ep->rx_to_len = sizeof ep->rx_to;
+  if (ep->rx.pktinfo &&
+      udp_msg_local_addr(m, ep->local.ss_family, local_port(ep), &ep->rx_to,
+                         &ep->rx_to_len))
+    return;
+  memcpy(&ep->rx_to, &ep->local, ep->local_len);
+  ep->rx_to_len = ep->local_len;
 }
 
 /* Hands each datagram of received message i to the endpoint; with GRO a
@@ -147,9 +277,11 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
 static void handle_message(quic_endpoint *ep, size_t i) {
   struct msghdr *m = &ep->rx.msgs[i].msg_hdr;
   if (m->msg_flags & MSG_TRUNC) {
-    ep->stats->packets_dropped++; /* larger than any size we accept */
+    /* larger than any size we accept */
+    endpoint_count_drop(ep, H3Q_DROP_TRUNCATED);
     return;
   }
+  set_rx_to(ep, m);
   udp_segments s;
   udp_segments_init(&s, &ep->rx, i);
   uint8_t *data;
@@ -169,29 +301,64 @@ void endpoint_on_readable(void *arg) {
     handle_message(ep, (size_t)i);
 }
 
+/* Socket buffer sizes (recv_buffer_size, send_buffer_size) and the
+ * single-datagram system calls (udp_single_syscalls, H3Q_UDP_NO_MMSG=1). */
+static void setup_socket(quic_endpoint *ep, const h3q_config *cfg) {
+  int rcv = 0, snd = 0;
+  udp_set_buffer_sizes(ep->fd, cfg->recv_buffer_size, cfg->send_buffer_size,
+                       &rcv, &snd);
+  LOG_DEBUG("udp: socket buffers: receive %d, send %d bytes (asked %zu, %zu; "
+            "0 = default)",
+            rcv, snd, cfg->recv_buffer_size, cfg->send_buffer_size);
+  const char *env = getenv("H3Q_UDP_NO_MMSG");
+  if (cfg->udp_single_syscalls || (env && strcmp(env, "1") == 0)) {
+    udp_batch_single(&ep->rx);
+    udp_batch_single(&ep->tx);
+    LOG_INFO("udp: one datagram per system call (recvmsg/sendmsg)");
+  }
+}
+
+static bool is_wildcard(const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr == INADDR_ANY;
+  return a->ss_family == AF_INET6 &&
+         IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
-                  char *err, size_t errlen) {
+                  const quic_secrets *secrets, char *err, size_t errlen) {
   ep->qcfg = qcfg;
   ep->fd = -1;
   ep->accepting = true;
   ep->max_connections = cfg->max_connections;
+  ep->connections_refused = 0;
   ep->pacing = cfg->enable_pacing;
   ep->qlog_dir = cfg->qlog_dir;
   ep->keylog_path = cfg->keylog_path;
-  randombytes_buf(ep->cid_secret, sizeof ep->cid_secret);
+  ep->secrets = *secrets;
+  ep->retry = cfg->enable_retry;
+  ep->client_cert_required = cfg->client_cert_required;
   if (conn_table_init(&ep->conns) != 0)
     return H3Q_ENOMEM;
   ep->fd = udp_open(cfg->bind_addr, (uint16_t)cfg->port, &ep->local,
                     &ep->local_len, err, errlen);
   if (ep->fd < 0)
     return H3Q_EIO;
+  memcpy(&ep->rx_to, &ep->local, ep->local_len);
+  ep->rx_to_len = ep->local_len;
   if (udp_batch_init(&ep->rx, cfg->recv_batch, RX_DATAGRAM_MAX) ||
       udp_batch_init(&ep->tx, TX_BATCH, cfg->max_send_udp_payload_size))
     return H3Q_ENOMEM;
+  setup_socket(ep, cfg);
   if (!udp_batch_enable_gso(&ep->tx, ep->fd))
     LOG_INFO("udp: no GSO on this socket; sending datagram by datagram");
   if (!udp_batch_enable_gro(&ep->rx, ep->fd))
     LOG_INFO("udp: no GRO on this socket; receiving datagram by datagram");
+  ep->wildcard = is_wildcard(&ep->local);
+  if (ep->wildcard &&
+      !udp_batch_enable_pktinfo(&ep->rx, ep->fd, ep->local.ss_family))
+    LOG_WARN("udp: no IP_PKTINFO: answers from a wildcard bind may leave "
+             "from another address than the client wrote to");
   return H3Q_OK;
 }
 
@@ -210,6 +377,14 @@ void endpoint_free(quic_endpoint *ep) {
   if (ep->qcfg)
     quiche_config_free(ep->qcfg);
   ep->qcfg = NULL;
+}
+
+void endpoint_swap_qconfig(quic_endpoint *ep, quiche_config *qcfg) {
+  /* A quiche connection holds its own reference to the TLS context, so
+   * freeing the old config leaves open connections untouched. */
+  if (ep->qcfg)
+    quiche_config_free(ep->qcfg);
+  ep->qcfg = qcfg;
 }
 
 /* Every connection that waited for room goes back to work. */
@@ -242,6 +417,7 @@ void endpoint_flush(quic_endpoint *ep) {
     /* Cannot wait: drop the backlog rather than stall (QUIC recovers). */
     LOG_WARN("udp: cannot watch the socket for writability");
     ep->stats->packets_dropped += ep->tx.count - ep->tx.sent;
+    ep->stats->packets_dropped_by[H3Q_DROP_SEND] += ep->tx.count - ep->tx.sent;
     ep->tx.count = ep->tx.sent = 0;
     return;
   }
@@ -254,6 +430,14 @@ uint8_t *endpoint_tx_slot(quic_endpoint *ep) {
   if (ep->tx_blocked || ep->tx.count == ep->tx.cap)
     return NULL;
   return udp_batch_buf(&ep->tx, ep->tx.count);
+}
+
+void endpoint_tx_push(quic_endpoint *ep, size_t len, const struct sockaddr *to,
+                      socklen_t to_len, const struct sockaddr *from,
+                      socklen_t from_len) {
+  udp_batch_push(&ep->tx, len, to, to_len);
+  if (ep->wildcard && from_len > 0)
+    udp_batch_set_source(&ep->tx, from, from_len);
 }
 
 void endpoint_wait_writable(quic_endpoint *ep, conn *c) {
@@ -276,18 +460,38 @@ void endpoint_forget(quic_endpoint *ep, conn *c) {
   c->tx_waiting = false;
 }
 
+/* conn_mark_dirty pushes on the front; reversed, the list is served in
+ * the order connections became dirty (mostly: the order their datagrams
+ * arrived), so the one that waited longest is not served last. */
+static conn *take_dirty_in_order(quic_endpoint *ep) {
+  conn *in = ep->dirty, *out = NULL;
+  ep->dirty = NULL;
+  while (in) {
+    conn *c = in;
+    in = c->dirty_next;
+    c->dirty_next = out;
+    out = c;
+  }
+  return out;
+}
+
 bool endpoint_process(quic_endpoint *ep) {
   for (int round = 0; round < PROCESS_ROUNDS && ep->dirty; round++) {
-    conn *list = ep->dirty;
-    ep->dirty = NULL;
+    conn *list = take_dirty_in_order(ep);
     while (list) {
       conn *c = list;
       list = c->dirty_next;
       c->dirty = false;
       conn_process(c);
+      /* A connection's packets leave as soon as it is done, not after
+       * every other connection's requests were handled: with several busy
+       * connections that wait would add their whole processing time to
+       * this one's latency. A GSO run cannot span two peers anyway, so
+       * this costs a syscall per busy connection, not datagrams. */
+      endpoint_flush(ep);
     }
   }
-  endpoint_flush(ep);
+  endpoint_flush(ep); /* what no connection sent (version negotiation) */
   return ep->dirty != NULL;
 }
 

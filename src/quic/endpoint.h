@@ -14,6 +14,8 @@
 #include "io/udp.h"
 #include "quic/conn.h"
 #include "quic/conn_table.h"
+#include "quic/secrets.h"
+#include "quic/stateless_reset.h"
 
 typedef struct quic_endpoint {
   const loop_ops *lo;
@@ -21,6 +23,13 @@ typedef struct quic_endpoint {
   int fd;
   struct sockaddr_storage local;
   socklen_t local_len;
+  /* Bound to a wildcard address (0.0.0.0, ::): each datagram's own
+   * destination (IP_PKTINFO) is what quiche sees as the local address, and
+   * answers leave from it. rx_to is that of the datagram being handled
+   * (ep->local when unknown). */
+  bool wildcard;
+  struct sockaddr_storage rx_to;
+  socklen_t rx_to_len;
   udp_batch rx, tx;
   quiche_config *qcfg; /* owned */
 
@@ -32,12 +41,19 @@ typedef struct quic_endpoint {
    * until tx drained; those that wanted to are in tx_waiters. */
   bool tx_blocked;
   conn *tx_waiters;
-  /* Our SCID for a new connection is HMAC(cid_secret, client's DCID), so
-   * a retransmitted Initial finds the connection it already created. */
-  uint8_t cid_secret[crypto_auth_hmacsha256_KEYBYTES];
+  /* Our SCID for a new connection is HMAC(secrets.cid, client's DCID), so
+   * a retransmitted Initial finds the connection it already created (and,
+   * after a Retry, the client's new DCID is that same SCID). */
+  quic_secrets secrets;
+  bool retry;                /* h3q_config.enable_retry */
+  reset_limiter resets;      /* stateless resets sent */
+  bool client_cert_required; /* h3q_config.client_cert_required */
+  const uint8_t *alpn_wire;  /* the ALPN list we serve (borrowed) */
+  size_t alpn_wire_len;
   uint64_t next_conn_number;
 
   size_t max_connections;
+  uint64_t connections_refused; /* Initials dropped at max_connections */
   bool pacing;    /* honour send_info.at (h3q_config.enable_pacing) */
   bool accepting; /* false while draining: new Initials are dropped */
   const char *qlog_dir, *keylog_path; /* borrowed from the server config */
@@ -47,10 +63,21 @@ typedef struct quic_endpoint {
   void *app_ctx;
 } quic_endpoint;
 
+/* Counts a dropped datagram (the total and its reason). */
+static inline void endpoint_count_drop(quic_endpoint *ep, h3q_drop_reason why) {
+  ep->stats->packets_dropped++;
+  ep->stats->packets_dropped_by[why]++;
+}
+
 /* Opens the socket and tables. Returns H3Q_OK, H3Q_EIO (message in err) or
- * H3Q_ENOMEM. qcfg is owned by the endpoint from now on, even on failure. */
+ * H3Q_ENOMEM. qcfg is owned by the endpoint from now on, even on failure;
+ * secrets are copied. */
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
-                  char *err, size_t errlen);
+                  const quic_secrets *secrets, char *err, size_t errlen);
+
+/* Serves new connections with qcfg from now on (a reloaded certificate);
+ * open connections keep the TLS context they started with. Takes qcfg. */
+void endpoint_swap_qconfig(quic_endpoint *ep, quiche_config *qcfg);
 
 /* Destroys every connection, closes the socket, frees the tables. */
 void endpoint_free(quic_endpoint *ep);
@@ -58,7 +85,8 @@ void endpoint_free(quic_endpoint *ep);
 /* Loop callback for the readable socket (arg is the endpoint). */
 void endpoint_on_readable(void *arg);
 
-/* Processes one datagram (buf is modified in place). */
+/* Processes one datagram (buf is modified in place), addressed to
+ * ep->rx_to. */
 void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len);
 
@@ -74,6 +102,12 @@ void endpoint_flush(quic_endpoint *ep);
  * it with udp_batch_push on &ep->tx), flushing a full batch first; NULL
  * while the socket buffer is full. */
 uint8_t *endpoint_tx_slot(quic_endpoint *ep);
+
+/* Queues the datagram written into the next slot, len bytes, to `to` from
+ * `from` (the local address quiche chose; used on a wildcard socket). */
+void endpoint_tx_push(quic_endpoint *ep, size_t len, const struct sockaddr *to,
+                      socklen_t to_len, const struct sockaddr *from,
+                      socklen_t from_len);
 
 /* c stopped sending because endpoint_tx_slot said the socket is full: it
  * is marked dirty (processed again) once the backlog drained. */

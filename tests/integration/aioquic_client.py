@@ -499,7 +499,8 @@ class H3Client:
                       max_datagram_frame_size: int | None = None,
                       raw_datagrams: bool = False, webtransport: bool = False,
                       session_ticket=None, session_ticket_handler=None,
-                      wait_connected: bool = True, send_first_flight: bool = True):
+                      wait_connected: bool = True, send_first_flight: bool = True,
+                      client_cert: tuple[str, str] | None = None, quic_logger=None):
         """session_ticket_handler: called with each TLS session ticket the
         server sends (keep one for a later 0-RTT connection).
         session_ticket: resume with this ticket; with wait_connected=False the
@@ -515,7 +516,9 @@ class H3Client:
         instead of going through aioquic's HTTP Datagram parsing.
         webtransport: aioquic's H3Connection(enable_webtransport=True), which
         announces H3_DATAGRAM and ENABLE_WEBTRANSPORT (and the transport
-        parameter, 65536 unless max_datagram_frame_size says otherwise)."""
+        parameter, 65536 unless max_datagram_frame_size says otherwise).
+        client_cert: (certfile, keyfile) presented when the server asks.
+        quic_logger: an aioquic QuicLogger recording the connection's events."""
         cfg = QuicConfiguration(is_client=True, alpn_protocols=alpn or list(H3_ALPN),
                                 idle_timeout=idle_timeout)
         if session_ticket is not None:
@@ -533,6 +536,10 @@ class H3Client:
             cfg.verify_mode = ssl.CERT_NONE
         if server_name:
             cfg.server_name = server_name
+        if client_cert:
+            cfg.load_cert_chain(client_cert[0], client_cert[1])
+        if quic_logger is not None:
+            cfg.quic_logger = quic_logger
         cm = quic_connect(host, port, configuration=cfg,
                           create_protocol=functools.partial(_H3Protocol, webtransport=webtransport),
                           session_ticket_handler=session_ticket_handler,

@@ -9,7 +9,7 @@ Environment (set by tests/CMakeLists.txt when ctest runs these):
                   Every server/client stderr is checked for sanitizer
                   reports in every build.
   H3Q_SERVER_ARGS extra h3q-server flags for every server started here, e.g.
-                  "--embedded-loop" or "--loop epoll" to run a suite on
+                  "--embedded-loop" or "--backend epoll" to run a suite on
                   another event loop (tests/CMakeLists.txt does for some).
 
 Everything talks to 127.0.0.1 or ::1 only. Every wait has a timeout and every

@@ -1,6 +1,6 @@
 """Event loop backends and the embedding API.
 
-h3q-server runs here on the epoll backend (--loop epoll, blocking
+h3q-server runs here on the epoll backend (--backend epoll, blocking
 h3q_server_run) and through the public embedding API (--embedded-loop: its
 own poll() loop on h3q_server_fd, h3q_server_next_timeout_ms and
 h3q_server_process). Each mode serves routes to h3q-client and aioquic, a
@@ -30,7 +30,7 @@ from harness import (EXAMPLE_EMBED_BIN, SERVER_BIN, file_sha256, make_data_file,
                      pattern_sha256, require_exe, run_client, sanitizer_env,
                      sanitizer_reports, scaled, _read_line, _kill, free_udp_port)
 
-MODES = {"epoll": ("--loop", "epoll"), "embedded": ("--embedded-loop",)}
+MODES = {"epoll": ("--backend", "epoll"), "embedded": ("--embedded-loop",)}
 HELLO = b"hello from h3q\n"
 DOWNLOAD = 200_000_000
 ECHO_SIZE = 20_000_000
@@ -211,8 +211,10 @@ def test_idle_stop_is_quick(servers, mode_args):
 
 
 @pytest.mark.parametrize("args, flag", [
+    (["--embedded-loop", "--backend", "libev"], "--embedded-loop"),
     (["--embedded-loop", "--loop", "libev"], "--embedded-loop"),
-    (["--loop", "select"], "--loop"),
+    (["--backend", "select"], "--backend"),
+    (["--loop", "select"], "--loop"),  # the older name of --backend
 ])
 def test_bad_loop_flags(args, flag):
     exe = require_exe(SERVER_BIN, "h3q-server")

@@ -76,12 +76,31 @@ def test_junk_datagrams_are_dropped(server):
         b"",
         b"\x00",
         os.urandom(5),
-        bytes([0x40]) + os.urandom(1199),                     # short header, random
-        bytes([0x40]) + os.urandom(40),                       # short header, unknown DCID
+        bytes([0x40]) + os.urandom(16),  # short header too small for a reset
         bytes([0xC0]) + struct.pack("!I", 1) + bytes([255]),  # DCID length past the end
         _long_header(1, os.urandom(20), os.urandom(20), 1200),  # v1 Initial, garbage crypto
         _long_header(1, os.urandom(8), b"", 1199),            # v1 Initial under 1200 bytes
     ]
     for d in junk:
         assert _exchange(server, d, 0.3) is None, f"answered junk {d[:8].hex()}..."
+    _still_serves(server)
+
+
+@pytest.mark.timeout(scaled(60))
+@pytest.mark.parametrize("size", [22, 41, 1200])
+def test_short_header_for_unknown_connection_gets_stateless_reset(server, size):
+    """RFC 9000 §10.3: a short-header packet for a connection the server does
+    not have is answered with a stateless reset: shorter than the packet (so
+    two endpoints cannot loop), at least 21 bytes, at most 43, first bits 01."""
+    d = bytes([0x40 | (os.urandom(1)[0] & 0x3f)]) + os.urandom(size - 1)
+    r = _exchange(server, d, 2.0)
+    assert r is not None, f"no stateless reset for a {size}-byte short-header packet"
+    assert 21 <= len(r) < size and len(r) <= 43, len(r)
+    assert r[0] & 0xC0 == 0x40, f"first byte {r[0]:#x} is not a short header with the fixed bit"
+    # The token depends on the DCID (first 16 bytes after the first byte).
+    r2 = _exchange(server, d, 2.0)
+    assert r2 is not None and r2[-16:] == r[-16:], "reset token not stable for one DCID"
+    other = bytes([d[0]]) + bytes(b ^ 0xFF for b in d[1:17]) + d[17:]
+    r3 = _exchange(server, other, 2.0)
+    assert r3 is not None and r3[-16:] != r[-16:], "two DCIDs got the same reset token"
     _still_serves(server)

@@ -23,6 +23,51 @@ static void expect_field(const h3q_config *c, const char *field) {
   }
 }
 
+/* Retry, the server secret and client certificates. */
+static void test_ops_fields(void) {
+  static const uint8_t secret[32] = {1};
+  h3q_config c = valid();
+  c.secret = secret;
+  c.secret_len = 31;
+  expect_field(&c, "secret_len");
+  c.secret_len = 32;
+  char err[256] = "";
+  CHECK(config_validate(&c, err, sizeof err) == H3Q_OK);
+  c.secret_file = "/some/file";
+  expect_field(&c, "secret_file"); /* both */
+  c = valid();
+  c.secret_file = "";
+  expect_field(&c, "secret_file");
+  c = valid();
+  c.client_cert_required = true;
+  expect_field(&c, "client_cert_required");
+  c.client_ca_path = "";
+  expect_field(&c, "client_ca_path");
+  c.client_ca_path = "ca.pem";
+  CHECK(config_validate(&c, err, sizeof err) == H3Q_OK);
+  /* Files are checked when the server is created. */
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  CHECK(config_load_secret("/nonexistent/secret", &buf, &len, err,
+                           sizeof err) == H3Q_ECONFIG);
+  CHECK(strncmp(err, "secret_file", 11) == 0 && buf == NULL);
+  c = valid();
+  c.ticket_key = secret;
+  c.ticket_key_len = 32;
+  expect_field(&c, "ticket_key_len");
+
+  h3q_config *n = h3q_config_new();
+  CHECK(h3q_config_set(n, "enable_retry", "on") == H3Q_OK && n->enable_retry);
+  CHECK(h3q_config_set(n, "secret_file", "/s") == H3Q_OK);
+  CHECK_STR(n->secret_file, "/s");
+  CHECK(h3q_config_set(n, "client_ca_path", "/ca.pem") == H3Q_OK);
+  CHECK_STR(n->client_ca_path, "/ca.pem");
+  CHECK(h3q_config_set(n, "client_cert_required", "1") == H3Q_OK &&
+        n->client_cert_required);
+  CHECK(h3q_config_set(n, "enable_retry", "maybe") == H3Q_ECONFIG);
+  h3q_config_free(n);
+}
+
 /* Setting fields by name: parsing, copies, errors. */
 static void test_config_set(void) {
   h3q_config *c = h3q_config_new();
@@ -75,6 +120,7 @@ static void test_config_set(void) {
 }
 
 int main(void) {
+  test_ops_fields();
   test_config_set();
   h3q_config c = valid();
   char err[256];
@@ -85,8 +131,8 @@ int main(void) {
   CHECK_STR(c.alpn, "h3");
 
   c = valid();
-  c.port = 0;
-  expect_field(&c, "port");
+  c.port = 0; /* any free port */
+  CHECK(config_validate(&c, err, sizeof err) == H3Q_OK);
   c = valid();
   c.port = 70000;
   expect_field(&c, "port");

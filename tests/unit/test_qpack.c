@@ -475,6 +475,13 @@ static void test_section_errors(void) {
       fprintf(stderr, "expected an error for %s\n", bad[i].why);
     CHECK(r == QPACK_ERROR && err == H3Q_QPACK_DECOMPRESSION_FAILED);
   }
+  /* An empty HEADERS frame: the session passes its empty buffer, NULL
+   * (found by fuzz_h3_session; UBSan flagged NULL + 0). */
+  err = 0;
+  memset(&f, 0, sizeof f);
+  CHECK(qpack_decode_section(d, 0, NULL, 0, BIG_LIMIT, collect, &f, &err) ==
+        QPACK_ERROR);
+  CHECK(err == H3Q_QPACK_DECOMPRESSION_FAILED);
   /* Every truncation of a valid section fails or stops at a field
    * boundary; none crashes. */
   uint8_t sec[64];

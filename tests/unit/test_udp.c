@@ -6,6 +6,7 @@
 #include "check.h"
 #include "io/udp.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -322,6 +323,26 @@ static void test_gso_fallback(void) {
   udp_pair_close(&p);
 }
 
+/* One recvmsg/sendmsg per message (udp_batch_single, the fallback when
+ * the kernel lacks recvmmsg/sendmmsg): the same datagrams arrive, in
+ * order, with GSO runs too; the buffer sizes set are read back. */
+static void test_single_syscalls(void) {
+  udp_pair p;
+  udp_pair_open(&p);
+  udp_batch_single(&p.tx);
+  udp_batch_single(&p.rx);
+  CHECK(p.tx.single && p.rx.single);
+  send_run_and_check(&p);
+  send_run_and_check(&p);
+  int rcv = 0, snd = 0;
+  udp_set_buffer_sizes(p.rx_fd, 65536, 0, &rcv, &snd);
+  CHECK(rcv >= 65536 && rcv <= 2 * 65536); /* Linux reports it doubled */
+  CHECK(snd > 0);                          /* left as it was */
+  udp_set_buffer_sizes(p.rx_fd, 0, 0, &rcv, &snd);
+  CHECK(rcv >= 65536 && rcv <= 2 * 65536);
+  udp_pair_close(&p);
+}
+
 /* Writes a UDP_GRO control message with segment size seg into message
  * i's control buffer, as the kernel would. */
 static void fake_gro_cmsg(udp_batch *b, size_t i, int seg, size_t len) {
@@ -423,11 +444,90 @@ static void test_gro_receive(void) {
   udp_pair_close(&p);
 }
 
+static struct sockaddr_in loopback(const char *ip, uint16_t port_be) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = port_be};
+  CHECK(inet_pton(AF_INET, ip, &a.sin_addr) == 1);
+  return a;
+}
+
+/* A wildcard-bound socket learns each datagram's destination and answers
+ * from it: the client, connected to 127.0.0.2, receives the answer only
+ * if it leaves from 127.0.0.2. */
+static void test_pktinfo_roundtrip(void) {
+  char err[128] = "";
+  struct sockaddr_storage srv_addr, cli_addr;
+  socklen_t srv_len, cli_len;
+  int srv = udp_open("0.0.0.0", 0, &srv_addr, &srv_len, err, sizeof err);
+  CHECK(srv >= 0);
+  uint16_t port = ((struct sockaddr_in *)&srv_addr)->sin_port;
+  struct sockaddr_in target = loopback("127.0.0.2", port);
+  int cli = udp_open_connected((struct sockaddr *)&target, sizeof target,
+                               &cli_addr, &cli_len, err, sizeof err);
+  CHECK(cli >= 0);
+  udp_batch rx, tx, crx;
+  CHECK(udp_batch_init(&rx, 4, DGRAM) == 0);
+  CHECK(udp_batch_init(&tx, 4, DGRAM) == 0);
+  CHECK(udp_batch_init(&crx, 4, DGRAM) == 0);
+  CHECK(udp_batch_enable_pktinfo(&rx, srv, AF_INET));
+
+  push_tagged(&tx, 1, 100, NULL, 0);
+  CHECK(udp_flush_nowait(cli, &tx) == 0);
+  CHECK(recv_tagged(srv, &rx, 1, 1, NULL) == 1);
+  struct sockaddr_storage local;
+  socklen_t local_len;
+  CHECK(udp_msg_local_addr(&rx.msgs[0].msg_hdr, AF_INET, port, &local,
+                           &local_len));
+  CHECK(local_len == sizeof target &&
+        memcmp(&local, &target, sizeof target) == 0);
+
+  /* Answer from the learnt address: it reaches the connected client. */
+  push_tagged(&tx, 2, 100, (struct sockaddr *)&rx.addrs[0],
+              rx.msgs[0].msg_hdr.msg_namelen);
+  udp_batch_set_source(&tx, (struct sockaddr *)&local, local_len);
+  CHECK(udp_flush_nowait(srv, &tx) == 0);
+  CHECK(recv_tagged(cli, &crx, 1, 2, NULL) == 1);
+
+  /* Without pktinfo on the receive batch there is no destination. */
+  udp_batch plain;
+  CHECK(udp_batch_init(&plain, 4, DGRAM) == 0);
+  push_tagged(&tx, 3, 100, NULL, 0);
+  CHECK(udp_flush_nowait(cli, &tx) == 0);
+  CHECK(recv_tagged(srv, &plain, 1, 3, NULL) == 1);
+  CHECK(!udp_msg_local_addr(&plain.msgs[0].msg_hdr, AF_INET, port, &local,
+                            &local_len));
+  udp_batch_free(&plain);
+  udp_batch_free(&rx);
+  udp_batch_free(&tx);
+  udp_batch_free(&crx);
+  close(srv);
+  close(cli);
+}
+
+/* Datagrams to one peer from two local addresses never share a GSO run. */
+static void test_gso_runs_split_by_source(void) {
+  udp_batch b;
+  CHECK(udp_batch_init(&b, 8, DGRAM) == 0);
+  b.gso = true;
+  struct sockaddr_in to = loopback("127.0.0.1", htons(9));
+  struct sockaddr_in a = loopback("127.0.0.2", 0), c = loopback("127.0.0.3", 0);
+  for (int i = 0; i < 4; i++) {
+    push_tagged(&b, (uint8_t)i, DGRAM, (struct sockaddr *)&to, sizeof to);
+    struct sockaddr_in *src = i < 2 ? &a : &c;
+    udp_batch_set_source(&b, (struct sockaddr *)src, sizeof *src);
+  }
+  CHECK(udp_batch_run_length(&b, 0) == 2);
+  CHECK(udp_batch_run_length(&b, 2) == 2);
+  udp_batch_free(&b);
+}
+
 int main(void) {
+  test_pktinfo_roundtrip();
+  test_gso_runs_split_by_source();
   test_gso_runs();
   test_gso_limits();
   test_gso_send();
   test_gso_fallback();
+  test_single_syscalls();
   test_gro_split();
   test_gro_receive();
   test_connected_roundtrip();

@@ -27,27 +27,36 @@ static void print_json(const bench_result *r) {
     fprintf(f, "%s\"%s\":", i ? "," : "", names[i]);
     h3c_json_num(f, bench_lat_pct(r->lat, pcts[i]));
   }
+  fputs(",\"mean\":", f);
+  h3c_json_num(f, bench_lat_mean(r->lat));
   fputs("},\"connect_ms\":", f);
   h3c_json_num(f, r->connect_ms);
-  fprintf(f, ",\"connections\":%llu,\"streams\":%llu}\n",
-          (unsigned long long)r->conns, (unsigned long long)r->streams);
+  fprintf(f, ",\"connections\":%llu,\"streams\":%llu,\"threads\":%llu",
+          (unsigned long long)r->conns, (unsigned long long)r->streams,
+          (unsigned long long)r->threads);
+  fputs(",\"rate\":", f);
+  h3c_json_num(f, r->rate);
+  fputs("}\n", f);
 }
 
 static void print_human(const bench_result *r) {
   double mbit = per_s((double)r->body_bytes * 8 / 1e6, r->seconds);
   printf("%s\n", r->url);
-  printf("  connections %llu x streams %llu, connect %.2f ms\n",
+  printf("  connections %llu x streams %llu, threads %llu, connect %.2f ms\n",
          (unsigned long long)r->conns, (unsigned long long)r->streams,
-         r->connect_ms);
+         (unsigned long long)r->threads, r->connect_ms);
+  if (r->rate > 0)
+    printf("  open loop: %.0f requests/s offered\n", r->rate);
   printf("  requests %llu: ok %llu, failed %llu in %.3f s = %.1f req/s\n",
          (unsigned long long)(r->ok + r->failed), (unsigned long long)r->ok,
          (unsigned long long)r->failed, r->seconds,
          per_s((double)r->ok, r->seconds));
   printf("  body %llu bytes, goodput %.1f Mbit/s\n",
          (unsigned long long)r->body_bytes, mbit);
-  printf("  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+  printf("  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  mean %.3f\n",
          bench_lat_pct(r->lat, 50), bench_lat_pct(r->lat, 90),
-         bench_lat_pct(r->lat, 99), bench_lat_pct(r->lat, 100));
+         bench_lat_pct(r->lat, 99), bench_lat_pct(r->lat, 100),
+         bench_lat_mean(r->lat));
 }
 
 void bench_report_print(const bench_result *r, bool json) {

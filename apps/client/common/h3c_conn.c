@@ -244,6 +244,22 @@ static void on_icmp(h3c_conn *c, int e) {
   h3c_conn_close_with(c, false, 0, why);
 }
 
+/* Feeds quiche the datagrams of received message i: one, or with GRO
+ * several that the kernel coalesced. */
+static void recv_message(h3c_conn *c, size_t i) {
+  udp_segments seg;
+  udp_segments_init(&seg, &c->x->rx, i);
+  uint8_t *data;
+  size_t len;
+  while (udp_segments_next(&seg, &data, &len)) {
+    quiche_recv_info ri = {(struct sockaddr *)&c->peer, c->peer_len,
+                           (struct sockaddr *)&c->local, c->local_len};
+    ssize_t done = quiche_conn_recv(c->q, data, len, &ri);
+    if (done < 0)
+      LOG_DEBUG("conn %u: quiche_conn_recv: %zd", c->index, done);
+  }
+}
+
 static void read_packets(h3c_conn *c) {
   udp_batch *rx = &c->x->rx;
   for (int round = 0; round < H3C_RX_ROUNDS; round++) {
@@ -253,14 +269,8 @@ static void read_packets(h3c_conn *c) {
       on_icmp(c, icmp);
     if (n < 0)
       LOG_DEBUG("conn %u: recv: %s", c->index, strerror(errno));
-    for (int i = 0; i < n; i++) {
-      quiche_recv_info ri = {(struct sockaddr *)&c->peer, c->peer_len,
-                             (struct sockaddr *)&c->local, c->local_len};
-      ssize_t done = quiche_conn_recv(c->q, udp_batch_buf(rx, (size_t)i),
-                                      rx->msgs[i].msg_len, &ri);
-      if (done < 0)
-        LOG_DEBUG("conn %u: quiche_conn_recv: %zd", c->index, done);
-    }
+    for (int i = 0; i < n; i++)
+      recv_message(c, (size_t)i);
     if ((size_t)n < rx->cap)
       break;
   }
@@ -319,6 +329,12 @@ h3c_conn *h3c_conn_new(h3c_ctx *x, const h3c_url *origin,
   }
   if (udp_batch_init(&c->tx, H3C_UDP_BATCH, x->max_payload) != 0)
     h3c_out_of_memory();
+  /* Offloads where the kernel has them: a flight of same-size packets
+   * leaves in one GSO send, and a burst from the server arrives as one
+   * GRO buffer (the shared receive slots are 64 KiB). Both fall back by
+   * themselves. */
+  (void)udp_batch_enable_gso(&c->tx, c->fd);
+  (void)udp_batch_enable_gro(&x->rx, c->fd);
   ev_io_init(&c->io, io_cb, c->fd, EV_READ);
   c->io.data = c;
   ev_io_start(x->loop, &c->io);

@@ -1,5 +1,5 @@
 /* A client QUIC+HTTP/3 connection driven by libev, and the context shared
- * by all connections of a program (one thread, one loop). Requests come
+ * by the connections of one thread and its loop. Requests come
  * from the program through the next hook whenever the connection can start
  * one (parallel limit, the peer's stream credit); results go back through
  * the done hook. Hooks may call ev_break but must not close or free

@@ -79,6 +79,7 @@ func describeError(err error) errInfo {
 	var terr *quic.TransportError
 	var aerr *quic.ApplicationError
 	var idle *quic.IdleTimeoutError
+	var reset *quic.StatelessResetError
 	switch {
 	case errors.As(err, &h3err):
 		code := uint64(h3err.ErrorCode)
@@ -91,6 +92,8 @@ func describeError(err error) errInfo {
 		e.Kind, e.Code, e.Remote = "quic_transport", &code, &terr.Remote
 	case errors.As(err, &idle):
 		e.Kind = "idle_timeout"
+	case errors.As(err, &reset):
+		e.Kind = "stateless_reset"
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Kind = "deadline"
 	case strings.Contains(err.Error(), "graceful shutdown"):

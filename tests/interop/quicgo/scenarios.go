@@ -26,6 +26,7 @@ var scenarioTable = map[string]func(*client){
 	"abort":      scenarioAbort,
 	"bulk":       scenarioBulk,
 	"zerortt":    scenarioZeroRTT,
+	"reset":      scenarioReset,
 }
 
 const (

@@ -1,0 +1,816 @@
+// h3q for Bun: an HTTP/3 server with Bun.serve's shape, on libh3q.
+//
+// The server loop runs on a thread of libh3q's own. It queues events
+// (request, body chunk, body end, bytes written, stream closed) and calls a
+// threadsafe JSCallback, without arguments, once when the queue stops being
+// empty; that callback runs on the JS thread, which then drains the queue
+// with poll calls and field getters. Responses go back as commands that the
+// loop thread picks up once per batch. Nothing crosses the boundary but
+// numbers and pointers, and no pointer to JS stack memory ever reaches the
+// other thread (commands copy what they are given).
+import { JSCallback, toArrayBuffer } from "bun:ffi";
+import { END, EVENT, lib, type H3qLib } from "./ffi.ts";
+
+export { libraryCandidates } from "./ffi.ts";
+
+type MaybePromise<T> = T | Promise<T>;
+export type Handler = (req: H3qRequest, server: Server) => MaybePromise<Response>;
+type MethodMap = Partial<Record<string, Handler | Response>>;
+export type RouteValue = Handler | Response | MethodMap;
+
+/** A Web Request with the route parameters of the matched route. */
+export interface H3qRequest extends Request {
+  params: Record<string, string>;
+}
+
+export interface WebTransportCloseInfo {
+  closeCode?: number;
+  reason?: string;
+}
+
+/** A WebTransport session, shaped like the browser's WebTransport object:
+ * datagrams as a readable and a writable stream, closed, close(). Streams
+ * inside sessions are not carried yet (the library refuses them). */
+export interface WebTransportSession {
+  readonly request: H3qRequest;
+  readonly datagrams: { readonly readable: ReadableStream<Uint8Array>; readonly writable: WritableStream<Uint8Array> };
+  readonly closed: Promise<WebTransportCloseInfo>;
+  close(info?: WebTransportCloseInfo): void;
+}
+
+export type WebTransportHandler = (session: WebTransportSession) => void | Promise<void>;
+
+export interface ServeOptions {
+  port?: number; // 0 (default) picks a free port
+  hostname?: string; // default "0.0.0.0"
+  cert: string | { path: string }; // PEM file path (or Bun.file(path))
+  key: string | { path: string };
+  fetch?: Handler;
+  routes?: Record<string, RouteValue>;
+  /** Directories served by libh3q itself, without JavaScript per request:
+   * URL prefix -> directory, e.g. { "/assets": "./public" }. GET and HEAD,
+   * with ranges, etags and 304s; no symlinks, nothing outside the
+   * directory. These paths never reach fetch or routes. */
+  files?: Record<string, string>;
+  /** WebTransport: path pattern -> handler, called once per accepted
+   * session (patterns as in routes: ":param" segments, a final "*"). */
+  webtransport?: Record<string, WebTransportHandler>;
+  /** Called with a handler's exception; its Response replaces the 500. */
+  error?: (err: unknown) => MaybePromise<Response>;
+  /** Request body bytes read ahead per stream (default 256 KiB). */
+  bodyWindow?: number;
+  /** Response body bytes queued per stream before writes wait (1 MiB). */
+  writeWindow?: number;
+  /** Events waiting for JS before new requests get 503 (65536). */
+  maxEvents?: number;
+  /** Any h3q_config field by name, e.g. { idle_timeout_ms: 10000 }. */
+  config?: Record<string, string | number | boolean>;
+  /** Shorthands for common h3q_config limits. */
+  maxRequestBodySize?: number;
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+}
+
+export interface Server {
+  readonly port: number;
+  readonly hostname: string;
+  readonly url: URL;
+  /** Stops the server. graceful (default true) lets requests in progress
+   * finish within drain_timeout_ms; false resets them. Resolves when the
+   * loop thread has ended and everything is freed. */
+  stop(graceful?: boolean): Promise<void>;
+  /** Counters of the C server (h3q_server_stats). */
+  stats(): Record<string, number>;
+  /** Streams the JS side currently tracks. */
+  readonly pendingRequests: number;
+}
+
+// ----------------------------------------------------------- trailers
+
+const responseTrailers = new WeakMap<Response, TrailerSource>();
+const requestTrailerMap = new WeakMap<Request, Promise<Headers>>();
+type TrailerSource = HeadersInit | (() => MaybePromise<HeadersInit>);
+
+/** Attaches trailers to a response: sent after the body. Pass a function
+ * (sync or async) to compute them once the body has been sent. Returns the
+ * same Response. */
+export function withTrailers(res: Response, trailers: TrailerSource): Response {
+  responseTrailers.set(res, trailers);
+  return res;
+}
+
+/** The request's trailers; resolves once the body has been read to the
+ * end (empty Headers when the client sent none). */
+export function requestTrailers(req: Request): Promise<Headers> {
+  return requestTrailerMap.get(req) ?? Promise.resolve(new Headers());
+}
+
+// ------------------------------------------------------------- helpers
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const EMPTY = new Uint8Array(0);
+const SMALL_BODY = 64 * 1024;
+
+function fieldsBlob(fields: Iterable<[string, string]>): Uint8Array {
+  let s = "";
+  for (const [n, v] of fields) s += n + "\0" + v + "\0";
+  return s.length ? encoder.encode(s) : EMPTY;
+}
+
+function parseFields(parts: string[], from: number): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = from; i + 1 < parts.length; i += 2) out.push([parts[i], parts[i + 1]]);
+  return out;
+}
+
+function cstr(s: string): Uint8Array {
+  return encoder.encode(s + "\0");
+}
+
+function toBytes(chunk: unknown): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (typeof chunk === "string") return encoder.encode(chunk);
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw new TypeError("h3q: response body chunks must be bytes or strings");
+}
+
+function filePath(v: string | { path: string } | undefined, what: string): string {
+  if (typeof v === "string") return v;
+  if (v && typeof v === "object" && typeof v.path === "string") return v.path;
+  throw new TypeError(`h3q: serve() needs ${what} as a PEM file path or Bun.file(path)`);
+}
+
+/** Writes a self-signed ECDSA certificate and key (PEM) for host, valid
+ * for days days; for tests and local development. */
+export function generateSelfSignedCert(certPath: string, keyPath: string, host = "localhost", days = 14): void {
+  const L = lib();
+  const rc = L.h3q_generate_self_signed_cert(cstr(certPath), cstr(keyPath), cstr(host), days);
+  if (rc !== 0) throw new Error(`h3q: cannot generate a certificate: ${L.h3q_strerror(rc)}`);
+}
+
+// --------------------------------------------------------------- routes
+
+interface CompiledRoute {
+  segments: string[];
+  wildcard: boolean;
+  value: RouteValue;
+}
+
+function compileRoutes(routes: Record<string, RouteValue> | undefined) {
+  const exact = new Map<string, RouteValue>();
+  const patterns: CompiledRoute[] = [];
+  for (const [path, value] of Object.entries(routes ?? {})) {
+    if (!path.includes(":") && !path.endsWith("*")) {
+      exact.set(path, value);
+      continue;
+    }
+    const wildcard = path.endsWith("/*");
+    const segments = (wildcard ? path.slice(0, -2) : path).split("/");
+    patterns.push({ segments, wildcard, value });
+  }
+  // Literal segments before parameters, longer before wildcards.
+  patterns.sort((a, b) => Number(a.wildcard) - Number(b.wildcard) || b.segments.length - a.segments.length);
+  return (path: string): [RouteValue, Record<string, string>] | null => {
+    const hit = exact.get(path);
+    if (hit !== undefined) return [hit, {}];
+    const parts = path.split("/");
+    for (const r of patterns) {
+      if (r.wildcard ? parts.length < r.segments.length : parts.length !== r.segments.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < r.segments.length && ok; i++) {
+        const seg = r.segments[i];
+        if (seg.startsWith(":")) {
+          if (parts[i] === "") ok = false;
+          else params[seg.slice(1)] = decodeURIComponent(parts[i]);
+        } else ok = seg === parts[i];
+      }
+      if (ok) return [r.value, params];
+    }
+    return null;
+  };
+}
+
+function pickHandler(value: RouteValue, method: string): Handler | Response | null {
+  if (typeof value === "function" || value instanceof Response) return value;
+  const m = value[method] ?? (method === "HEAD" ? value.GET : undefined);
+  return m ?? null;
+}
+
+// -------------------------------------------------------------- streams
+
+/** JS state of one HTTP/3 request stream. */
+class Stream {
+  closed = false;
+  closeCode = 0;
+  body: ReadableStreamDefaultController<Uint8Array> | null = null;
+  bodyQueued = 0; // request bytes enqueued and not yet credited
+  trailers: ((h: Headers) => void) | null = null;
+  inflight = 0; // response bytes written and not yet taken by the stream
+  waiter: (() => void) | null = null;
+  constructor(readonly id: number) {}
+
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) w();
+  }
+}
+
+// ---------------------------------------------------------------- serve
+
+const STATS_FIELDS = [
+  "connections_accepted", "connections_active", "requests", "udp_datagrams_received",
+  "udp_datagrams_sent", "packets_dropped", "datagrams_received", "datagrams_sent",
+  "datagrams_send_dropped", "datagrams_recv_dropped", "datagrams_too_large",
+  "datagrams_unroutable", "wt_sessions_accepted", "wt_sessions_rejected",
+  "wt_sessions_active", "wt_streams_opened", "wt_streams_rejected",
+];
+
+function makeConfig(L: H3qLib, o: ServeOptions): number {
+  const cfg = L.h3q_config_new();
+  if (!cfg) throw new Error("h3q: out of memory");
+  const fields: Record<string, string | number | boolean> = {
+    bind_addr: o.hostname ?? "0.0.0.0",
+    port: o.port ?? 0,
+    cert_path: filePath(o.cert, "cert"),
+    key_path: filePath(o.key, "key"),
+    ...(o.maxRequestBodySize !== undefined && { max_request_body_size: o.maxRequestBodySize }),
+    ...(o.idleTimeoutMs !== undefined && { idle_timeout_ms: o.idleTimeoutMs }),
+    ...(o.maxConnections !== undefined && { max_connections: o.maxConnections }),
+    ...(o.webtransport && { enable_webtransport: true }),
+    ...o.config,
+  };
+  for (const [name, value] of Object.entries(fields)) {
+    const rc = L.h3q_config_set(cfg, cstr(name), cstr(String(value)));
+    if (rc !== 0) {
+      L.h3q_config_free(cfg);
+      throw new Error(`h3q: config ${name}=${value}: ${L.h3q_strerror(rc)}`);
+    }
+  }
+  return cfg as number;
+}
+
+/** Starts an HTTP/3 server. Throws when the library is missing or the
+ * configuration is refused (the message names the field). */
+export function serve(options: ServeOptions): Server {
+  if (!options.fetch && !options.routes && !options.files && !options.webtransport) {
+    throw new TypeError("h3q: serve() needs fetch, routes or files");
+  }
+  return serveOn(options, options.port ?? 0);
+}
+
+function serveOn(options: ServeOptions, port: number): Server {
+  const L = lib();
+  const cfg = makeConfig(L, { ...options, port });
+  const out = new BigUint64Array(1);
+  const err = new Uint8Array(256);
+  const rc = L.h3q_host_new(cfg, options.bodyWindow ?? 0, options.maxEvents ?? 0, out, err, err.length);
+  L.h3q_config_free(cfg);
+  if (rc !== 0) {
+    const msg = decoder.decode(err.subarray(0, err.indexOf(0)));
+    throw new Error(`h3q: cannot start server: ${msg || L.h3q_strerror(rc)}`);
+  }
+  const host = Number(out[0]);
+  let statics: number[];
+  try {
+    statics = addFileRoutes(L, host, options.files ?? {});
+    for (const pattern of Object.keys(options.webtransport ?? {})) {
+      const rc = L.h3q_host_webtransport(host, cstr(pattern));
+      if (rc !== 0) throw new Error(`h3q: webtransport ${pattern}: ${L.h3q_strerror(rc)}`);
+    }
+  } catch (e) {
+    L.h3q_host_free(host);
+    throw e;
+  }
+  return new HostServer(L, host, options, statics);
+}
+
+// Registers h3q's static file handler under each prefix; returns the
+// handler objects to free after the server.
+function addFileRoutes(L: H3qLib, host: number, files: Record<string, string>): number[] {
+  const made: number[] = [];
+  const srv = L.h3q_host_server(host);
+  const handler = (L.h3q_static_handler as unknown as { ptr: number }).ptr;
+  try {
+    for (const [prefix, dirPath] of Object.entries(files)) {
+      const err = new Int32Array(1);
+      const st = L.h3q_static_new(cstr(dirPath), null, err);
+      if (!st) throw new Error(`h3q: files ${prefix}: ${dirPath}: ${L.h3q_strerror(err[0])}`);
+      made.push(st as number);
+      const pattern = (prefix.endsWith("/") ? prefix : prefix + "/") + "*";
+      const rc = L.h3q_server_route(srv, cstr("GET"), cstr(pattern), handler, st);
+      if (rc !== 0) throw new Error(`h3q: files ${prefix}: ${L.h3q_strerror(rc)}`);
+    }
+    return made;
+  } catch (e) {
+    for (const st of made) L.h3q_static_free(st);
+    throw e;
+  }
+}
+
+/** JS state of one WebTransport session. */
+class WtState {
+  readable: ReadableStreamDefaultController<Uint8Array> | null = null;
+  resolveClosed!: (info: WebTransportCloseInfo) => void;
+  closed = false;
+  constructor(readonly id: number) {}
+}
+
+class HostServer implements Server {
+  readonly port: number;
+  readonly hostname: string;
+  private streams = new Map<number, Stream>();
+  private sessions = new Map<number, WtState>();
+  private wtRoute: ReturnType<typeof compileRoutes>;
+  private route: ReturnType<typeof compileRoutes>;
+  private notify: JSCallback;
+  private keepAlive: ReturnType<typeof setInterval>;
+  private stopped: Promise<void>;
+  private resolveStopped!: () => void;
+  private draining = false;
+  private freed = false;
+  private writeWindow: number;
+  private bodyHighWater: number;
+  private freeData: number;
+
+  constructor(
+    private L: H3qLib,
+    private host: number,
+    private o: ServeOptions,
+    private statics: number[] = [],
+  ) {
+    this.port = L.h3q_host_port(host);
+    this.hostname = o.hostname ?? "0.0.0.0";
+    this.route = compileRoutes(o.routes);
+    this.wtRoute = compileRoutes(o.webtransport);
+    this.writeWindow = o.writeWindow ?? 1 << 20;
+    this.bodyHighWater = 64 * 1024;
+    this.freeData = (L.h3q_host_data_free as unknown as { ptr: number }).ptr;
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+    // Runs on the JS thread, queued by the loop thread; carries no data.
+    this.notify = new JSCallback(() => this.drain(), { args: [], returns: "void", threadsafe: true });
+    // The threadsafe callback alone does not keep the process alive.
+    this.keepAlive = setInterval(() => {}, 1 << 30);
+    const rc = L.h3q_host_start(host, this.notify.ptr);
+    if (rc !== 0) {
+      this.release();
+      throw new Error(`h3q: cannot start the server thread: ${L.h3q_strerror(rc)}`);
+    }
+  }
+
+  get url(): URL {
+    return new URL(`https://${this.hostname === "0.0.0.0" ? "127.0.0.1" : this.hostname}:${this.port}/`);
+  }
+
+  get pendingRequests(): number {
+    return this.streams.size;
+  }
+
+  stop(graceful = true): Promise<void> {
+    if (!this.freed && !this.draining) {
+      this.draining = true;
+      this.L.h3q_host_stop(this.host, graceful);
+    }
+    return this.stopped;
+  }
+
+  stats(): Record<string, number> {
+    const buf = new BigUint64Array(32); // larger than the struct, for newer libraries
+    if (!this.freed)
+      this.L.h3q_server_get_stats(this.L.h3q_host_server(this.host), buf, buf.byteLength);
+    const out: Record<string, number> = {};
+    STATS_FIELDS.forEach((name, i) => (out[name] = Number(buf[i])));
+    return out;
+  }
+
+  private release(): void {
+    if (this.freed) return;
+    this.freed = true;
+    clearInterval(this.keepAlive);
+    this.L.h3q_host_free(this.host);
+    for (const st of this.statics) this.L.h3q_static_free(st);
+    // The loop thread is joined, so nothing calls notify any more, but a
+    // call it made just before may still wait in Bun's task queue: close
+    // the callback only after that has run (drain sees freed and returns).
+    const notify = this.notify;
+    setTimeout(() => notify.close(), 50);
+    this.resolveStopped();
+  }
+
+  // Drains the event queue until a poll returns 0 (which re-arms notify).
+  private drain(): void {
+    const L = this.L;
+    const host = this.host;
+    // Bounded per turn so that promises and timers run in between; a
+    // batch left over continues in a later macrotask.
+    for (let round = 0; round < 64 && !this.freed; round++) {
+      const n = L.h3q_host_poll(host);
+      if (n === 0) return;
+      for (let i = 0; i < n && !this.freed; i++) {
+        try {
+          this.dispatch(i);
+        } catch (e) {
+          // A bug here must not take the server (or the process) down.
+          console.error("h3q: event handling failed:", e);
+        }
+      }
+    }
+    if (!this.freed) setImmediate(() => this.drain());
+  }
+
+  private dispatch(i: number): void {
+    const L = this.L;
+    const host = this.host;
+    const type = L.h3q_host_event_type(host, i);
+    const id = L.h3q_host_event_id(host, i);
+    switch (type) {
+      case EVENT.REQUEST:
+        this.onRequest(i, id, L.h3q_host_event_value(host, i) === 1);
+        break;
+      case EVENT.BODY:
+        this.onBody(i, id);
+        break;
+      case EVENT.BODY_END:
+        this.onBodyEnd(i, id);
+        break;
+      case EVENT.WRITTEN: {
+        const st = this.streams.get(id);
+        if (st) {
+          st.inflight -= Number(L.h3q_host_event_value(host, i));
+          if (st.inflight <= this.writeWindow / 2) st.wake();
+        }
+        break;
+      }
+      case EVENT.CLOSED:
+        this.onClosed(id, Number(L.h3q_host_event_value(host, i)));
+        break;
+      case EVENT.WT_SESSION:
+        this.onSession(i, id);
+        break;
+      case EVENT.WT_DATAGRAM: {
+        const w = this.sessions.get(id);
+        const len = L.h3q_host_event_len(host, i);
+        if (w?.readable && (w.readable.desiredSize ?? 0) > 0) {
+          // Datagrams are small: one copy, and the batch frees the original.
+          const data = len ? new Uint8Array(toArrayBuffer(L.h3q_host_event_data(host, i)!, 0, len)).slice() : EMPTY;
+          w.readable.enqueue(data);
+        } // else dropped, as datagrams may be
+        break;
+      }
+      case EVENT.WT_CLOSED:
+        this.onSessionClosed(id, Number(L.h3q_host_event_value(host, i)), this.text(i));
+        break;
+      case EVENT.STOPPED:
+        for (const st of this.streams.values()) this.onClosed(st.id, 0x102);
+        for (const w of this.sessions.values()) this.onSessionClosed(w.id, 0, "");
+        this.release();
+        break;
+    }
+  }
+
+  private text(i: number): string {
+    const len = this.L.h3q_host_event_len(this.host, i);
+    if (len === 0) return "";
+    const data = this.L.h3q_host_event_data(this.host, i)!;
+    return decoder.decode(new Uint8Array(toArrayBuffer(data, 0, len)));
+  }
+
+  private onRequest(i: number, id: number, noBody: boolean): void {
+    const parts = this.text(i).split("\0");
+    const [method, path, query, authority, scheme] = parts;
+    const st = new Stream(id);
+    this.streams.set(id, st);
+    const url = `${scheme || "https"}://${authority}${path}${query ? "?" + query : ""}`;
+    const init: RequestInit & { duplex?: string } = { method, headers: parseFields(parts, 5) };
+    if (!noBody && method !== "GET" && method !== "HEAD") {
+      init.body = this.requestBody(st);
+      init.duplex = "half";
+    }
+    let req: H3qRequest;
+    try {
+      req = new Request(url, init) as H3qRequest;
+    } catch {
+      this.L.h3q_host_respond(this.host, id, 400, null, 0, null, 0, END);
+      return;
+    }
+    if (!noBody) {
+      requestTrailerMap.set(req, new Promise((r) => (st.trailers = r)));
+    }
+    this.handle(st, req, path);
+  }
+
+  private requestBody(st: Stream): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          st.body = c;
+        },
+        // Room in the JS queue: give the bytes the reader took back to the
+        // library as credit, which resumes a paused stream.
+        pull: (c) => {
+          const queued = Math.max(0, this.bodyHighWater - (c.desiredSize ?? 0));
+          const taken = st.bodyQueued - queued;
+          if (taken > 0 && !st.closed) {
+            st.bodyQueued -= taken;
+            this.L.h3q_host_consume(this.host, st.id, taken);
+          }
+        },
+        cancel: () => {
+          st.body = null;
+          if (!st.closed) this.L.h3q_host_reset(this.host, st.id, 0x10c); // H3_REQUEST_CANCELLED
+        },
+      },
+      { highWaterMark: this.bodyHighWater, size: (chunk) => chunk.byteLength },
+    );
+  }
+
+  private onBody(i: number, id: number): void {
+    const st = this.streams.get(id);
+    if (!st?.body) return;
+    const len = this.L.h3q_host_event_len(this.host, i);
+    // The chunk's memory becomes the ArrayBuffer's (freed by its finalizer).
+    const data = this.L.h3q_host_event_take(this.host, i)!;
+    const chunk = new Uint8Array(toArrayBuffer(data, 0, len, data as never, this.freeData as never));
+    st.bodyQueued += len;
+    try {
+      st.body.enqueue(chunk);
+    } catch {
+      st.body = null;
+    }
+    // A reader that keeps up is pulled again at once; credit now.
+    if (st.body && (st.body.desiredSize ?? 0) > 0) {
+      const queued = this.bodyHighWater - (st.body.desiredSize ?? 0);
+      const taken = st.bodyQueued - queued;
+      if (taken > 0) {
+        st.bodyQueued -= taken;
+        this.L.h3q_host_consume(this.host, st.id, taken);
+      }
+    }
+  }
+
+  private onBodyEnd(i: number, id: number): void {
+    const st = this.streams.get(id);
+    if (!st) return;
+    const parts = this.text(i).split("\0");
+    st.trailers?.(new Headers(parseFields(parts, 0)));
+    st.trailers = null;
+    try {
+      st.body?.close();
+    } catch {}
+    st.body = null;
+  }
+
+  private onClosed(id: number, code: number): void {
+    const st = this.streams.get(id);
+    if (!st) return;
+    this.streams.delete(id);
+    st.closed = true;
+    st.closeCode = code;
+    if (st.body && code !== 0) {
+      try {
+        st.body.error(new Error(`h3q: stream reset (0x${code.toString(16)})`));
+      } catch {}
+    }
+    st.body = null;
+    st.trailers?.(new Headers());
+    st.wake();
+  }
+
+  // ------------------------------------------------------- webtransport
+
+  private onSession(i: number, id: number): void {
+    const parts = this.text(i).split("\0");
+    const [, path, query, authority, scheme] = parts;
+    const w = new WtState(id);
+    this.sessions.set(id, w);
+    const url = `${scheme || "https"}://${authority}${path}${query ? "?" + query : ""}`;
+    const request = new Request(url, { method: "CONNECT", headers: parseFields(parts, 5) }) as H3qRequest;
+    const hit = this.wtRoute(path);
+    request.params = hit ? hit[1] : {};
+    const L = this.L;
+    const host = this.host;
+    const closeSession = (info?: WebTransportCloseInfo) => {
+      if (w.closed || this.freed) return;
+      const reason = encoder.encode(info?.reason ?? "");
+      L.h3q_host_wt_close(host, id, (info?.closeCode ?? 0) >>> 0, reason, Math.min(reason.length, 1024));
+    };
+    const session: WebTransportSession = {
+      request,
+      datagrams: {
+        readable: new ReadableStream<Uint8Array>(
+          { start: (c) => void (w.readable = c) },
+          { highWaterMark: 256 }, // datagrams beyond this wait nowhere: dropped
+        ),
+        writable: new WritableStream<Uint8Array>({
+          write: (chunk) => {
+            if (w.closed || this.freed) throw new Error("h3q: WebTransport session closed");
+            const b = toBytes(chunk);
+            L.h3q_host_wt_send_datagram(host, id, b, b.length);
+          },
+        }),
+      },
+      closed: new Promise((r) => (w.resolveClosed = r)),
+      close: closeSession,
+    };
+    const handler = hit?.[0] as WebTransportHandler | undefined;
+    if (!handler) return closeSession({ closeCode: 0, reason: "no handler" });
+    try {
+      Promise.resolve(handler(session)).catch((e) => {
+        console.error("h3q: WebTransport handler failed:", e);
+        closeSession({ closeCode: 1, reason: "handler failed" });
+      });
+    } catch (e) {
+      console.error("h3q: WebTransport handler failed:", e);
+      closeSession({ closeCode: 1, reason: "handler failed" });
+    }
+  }
+
+  private onSessionClosed(id: number, code: number, reason: string): void {
+    const w = this.sessions.get(id);
+    if (!w) return;
+    this.sessions.delete(id);
+    w.closed = true;
+    try {
+      w.readable?.close();
+    } catch {}
+    w.readable = null;
+    w.resolveClosed({ closeCode: code, reason });
+  }
+
+  // ------------------------------------------------------------ handler
+
+  private handle(st: Stream, req: H3qRequest, path: string): void {
+    let result: MaybePromise<Response>;
+    try {
+      result = this.callHandler(req, path);
+    } catch (e) {
+      this.fail(st, e);
+      return;
+    }
+    if (result instanceof Response) {
+      this.send(st, result);
+      return;
+    }
+    const settled = Bun.peek(result);
+    if (settled instanceof Response) {
+      this.send(st, settled);
+      return;
+    }
+    Promise.resolve(result).then(
+      (res) => this.send(st, res),
+      (e) => this.fail(st, e),
+    );
+  }
+
+  private callHandler(req: H3qRequest, path: string): MaybePromise<Response> {
+    const hit = this.route(path);
+    if (hit) {
+      const h = pickHandler(hit[0], req.method);
+      if (!h) return new Response(null, { status: 405 });
+      req.params = hit[1];
+      return h instanceof Response ? h.clone() : h(req, this);
+    }
+    req.params = {};
+    if (this.o.fetch) return this.o.fetch(req, this);
+    return new Response(null, { status: 404 });
+  }
+
+  private fail(st: Stream, e: unknown): void {
+    if (!this.o.error) {
+      console.error("h3q: handler failed:", e);
+      this.sendStatus(st, 500);
+      return;
+    }
+    try {
+      Promise.resolve(this.o.error(e)).then(
+        (r) => this.send(st, r),
+        () => this.sendStatus(st, 500),
+      );
+    } catch {
+      this.sendStatus(st, 500);
+    }
+  }
+
+  private sendStatus(st: Stream, status: number): void {
+    if (!st.closed && !this.freed) this.L.h3q_host_respond(this.host, st.id, status, null, 0, null, 0, END);
+  }
+
+  private send(st: Stream, res: unknown): void {
+    if (!(res instanceof Response)) {
+      this.fail(st, new TypeError("h3q: the handler did not return a Response"));
+      return;
+    }
+    if (st.closed || this.freed) return;
+    const onError = (e: unknown) => {
+      if (!st.closed && !this.freed) {
+        console.error("h3q: response body failed:", e);
+        this.L.h3q_host_reset(this.host, st.id, 0x102);
+      }
+    };
+    try {
+      this.sendResponse(st, res)?.catch(onError);
+    } catch (e) {
+      onError(e);
+    }
+  }
+
+  // Synchronous as long as the body's reads are (strings, buffers): most
+  // responses leave without a trip through the microtask queue.
+  private sendResponse(st: Stream, res: Response): Promise<void> | void {
+    const L = this.L;
+    const head = fieldsBlob(res.headers as unknown as Iterable<[string, string]>);
+    const trailers = responseTrailers.get(res);
+    const body = res.body;
+    if (!body) return this.sendEmpty(st, res.status, head, trailers);
+    const reader = body.getReader();
+    const p = reader.read();
+    const first = Bun.peek(p);
+    if (first === p) return p.then((r) => this.sendFirst(st, res.status, head, trailers, reader, r));
+    return this.sendFirst(st, res.status, head, trailers, reader, first as ReadableStreamReadResult<unknown>);
+  }
+
+  private sendEmpty(st: Stream, status: number, head: Uint8Array, trailers: TrailerSource | undefined) {
+    if (trailers === undefined) {
+      this.L.h3q_host_respond(this.host, st.id, status, head, head.length, null, 0, END);
+      return;
+    }
+    this.L.h3q_host_respond(this.host, st.id, status, head, head.length, null, 0, 0);
+    return this.sendTrailers(st, trailers);
+  }
+
+  private sendFirst(
+    st: Stream,
+    status: number,
+    head: Uint8Array,
+    trailers: TrailerSource | undefined,
+    reader: ReadableStreamDefaultReader<unknown>,
+    first: ReadableStreamReadResult<unknown>,
+  ): Promise<void> | void {
+    if (st.closed || this.freed) {
+      reader.cancel().catch(() => {});
+      return;
+    }
+    const L = this.L;
+    if (first.done) return this.sendEmpty(st, status, head, trailers);
+    let chunk = toBytes(first.value);
+    // A small first chunk may be the whole body: look at the next read
+    // before sending, so that the response leaves as one command with its
+    // header section and end. Streams may reuse a chunk's memory for the
+    // next read, hence the copy.
+    if (chunk.length <= SMALL_BODY && trailers === undefined) {
+      chunk = chunk.slice();
+      const next = reader.read();
+      const peeked = Bun.peek(next);
+      if (peeked !== next && (peeked as ReadableStreamReadResult<unknown>).done) {
+        L.h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, END);
+        return;
+      }
+      L.h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, 0);
+      st.inflight += chunk.length;
+      return next.then((r) => this.pump(st, reader, r, undefined));
+    }
+    L.h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, 0);
+    st.inflight += chunk.length;
+    return reader.read().then((r) => this.pump(st, reader, r, trailers));
+  }
+
+  // Writes the rest of a body, waiting whenever more than writeWindow
+  // bytes are queued in the library (WRITTEN events bring it down).
+  private async pump(
+    st: Stream,
+    reader: ReadableStreamDefaultReader<unknown>,
+    r: ReadableStreamReadResult<unknown>,
+    trailers: TrailerSource | undefined,
+  ): Promise<void> {
+    const L = this.L;
+    let chunk: Uint8Array;
+    // Bounded by the body: every round consumes one chunk.
+    while (!r.done) {
+      if (st.closed || this.freed) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
+      chunk = toBytes(r.value);
+      if (chunk.length) {
+        L.h3q_host_write(this.host, st.id, chunk, chunk.length, 0);
+        st.inflight += chunk.length;
+      }
+      if (st.inflight > this.writeWindow) await new Promise<void>((w) => (st.waiter = w));
+      r = await reader.read();
+    }
+    if (st.closed || this.freed) return;
+    if (trailers === undefined) L.h3q_host_write(this.host, st.id, null, 0, END);
+    else await this.sendTrailers(st, trailers);
+  }
+
+  private async sendTrailers(st: Stream, source: TrailerSource): Promise<void> {
+    const init = typeof source === "function" ? await source() : source;
+    if (st.closed || this.freed) return;
+    const blob = fieldsBlob(new Headers(init) as unknown as Iterable<[string, string]>);
+    if (blob.length === 0) this.L.h3q_host_write(this.host, st.id, null, 0, END);
+    else this.L.h3q_host_trailers(this.host, st.id, blob, blob.length);
+  }
+}

@@ -1,0 +1,917 @@
+/* The host API (include/h3q.h, "host"): the server loop on a thread of its
+ * own, events to a foreign runtime through a queue it drains by polling,
+ * commands back through a queue the loop drains once per wakeup. Built on
+ * the public API only. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "h3q.h"
+#include "util/u64map.h"
+
+#define DEFAULT_BODY_WINDOW (256u * 1024u)
+#define DEFAULT_MAX_EVENTS 65536u
+/* Body chunks of one stream that arrive before the host polls are merged
+ * into one event up to this size, so a fast upload is a few large events
+ * rather than one per QUIC packet. */
+#define BODY_MERGE_MAX (64u * 1024u)
+#define H3_INTERNAL_ERROR 0x102u
+
+typedef struct host_event {
+  int type;
+  uint32_t id;
+  int64_t value;
+  uint8_t *data; /* malloc'd, owned by the event until taken */
+  size_t len;
+  size_t cap;
+} host_event;
+
+typedef struct event_vec {
+  host_event *v;
+  size_t len;
+  size_t cap;
+} event_vec;
+
+typedef enum cmd_kind {
+  CMD_RESPOND,
+  CMD_WRITE,
+  CMD_TRAILERS,
+  CMD_RESET,
+  CMD_CONSUME,
+  CMD_WT_DATAGRAM,
+  CMD_WT_CLOSE,
+} cmd_kind;
+
+/* One command; a RESPOND or WRITE then waits in its stream's output queue
+ * as is, so body bytes are copied once (from the host into the command). */
+typedef struct host_cmd {
+  struct host_cmd *next;
+  cmd_kind kind;
+  uint32_t id;
+  int status;
+  int flags;
+  uint64_t num;    /* reset code, consumed bytes */
+  size_t head_len; /* bytes[0..head_len): header or trailer fields */
+  size_t body_len; /* bytes[head_len..): body */
+  size_t off;      /* body bytes already written to the stream */
+  uint8_t bytes[];
+} host_cmd;
+
+typedef struct host_stream {
+  h3q_host *host;
+  uint32_t id;
+  h3q_request *req;
+  h3q_response *res;
+  host_cmd *out_head; /* body waiting for room on the stream */
+  host_cmd *out_tail;
+  size_t unconsumed; /* request body delivered, not yet consumed */
+  bool paused;       /* request body paused for backpressure */
+  bool end_queued;   /* the host asked to end the response */
+  bool ended;        /* h3q_response_end called */
+} host_stream;
+
+struct h3q_host {
+  h3q_server *srv;
+  pthread_t thread;
+  bool started;
+  bool joined;
+  void (*notify)(void);
+  size_t body_window;
+  size_t max_events;
+  int efd;
+
+  pthread_mutex_t ev_lock; /* guards pending, armed; signals ev_cond */
+  pthread_cond_t ev_cond;
+  event_vec pending; /* filled by the loop thread */
+  bool armed;        /* call notify on the next event */
+  event_vec batch;   /* the host's current batch (host thread only) */
+
+  pthread_mutex_t cmd_lock; /* guards the command list and wake_pending */
+  host_cmd *cmd_head;
+  host_cmd *cmd_tail;
+  bool wake_pending; /* a drain is posted and has not started */
+  atomic_bool stopped;
+
+  u64map streams;  /* id -> host_stream; loop thread only */
+  u64map sessions; /* id -> host_wt (WebTransport); loop thread only */
+  uint32_t next_id;
+};
+
+/* ------------------------------------------------------------- events */
+
+static int vec_reserve(event_vec *v) {
+  if (v->len < v->cap)
+    return H3Q_OK;
+  size_t cap = v->cap ? v->cap * 2 : 256;
+  host_event *nv = realloc(v->v, cap * sizeof *nv);
+  if (!nv)
+    return H3Q_ENOMEM;
+  v->v = nv;
+  v->cap = cap;
+  return H3Q_OK;
+}
+
+static void vec_clear(event_vec *v) {
+  for (size_t i = 0; i < v->len; i++)
+    free(v->v[i].data);
+  v->len = 0;
+}
+
+/* Appends data to the last pending event when it is a body chunk of the
+ * same stream with room; ev_lock held. */
+static bool merge_body(h3q_host *host, uint32_t id, const uint8_t *data,
+                       size_t len) {
+  if (host->pending.len == 0)
+    return false;
+  host_event *last = &host->pending.v[host->pending.len - 1];
+  if (last->type != H3Q_HOST_BODY || last->id != id ||
+      last->cap - last->len < len)
+    return false;
+  memcpy(last->data + last->len, data, len);
+  last->len += len;
+  return true;
+}
+
+static void signal_events(h3q_host *host, bool was_empty) {
+  if (was_empty) {
+    uint64_t one = 1;
+    ssize_t n = write(host->efd, &one, sizeof one);
+    (void)n; /* a full counter is still readable */
+    pthread_cond_broadcast(&host->ev_cond);
+  }
+}
+
+/* Queues an event with a copy of data (capacity cap >= len). Loop thread.
+ * Requests beyond max_events are refused with H3Q_ETOOLARGE. */
+static int push_event(h3q_host *host, int type, uint32_t id, int64_t value,
+                      const uint8_t *data, size_t len, size_t cap) {
+  uint8_t *copy = NULL;
+  if (cap) {
+    copy = malloc(cap);
+    if (!copy)
+      return H3Q_ENOMEM;
+    if (len)
+      memcpy(copy, data, len);
+  }
+  pthread_mutex_lock(&host->ev_lock);
+  /* New work (requests, sessions, datagrams) waits only up to max_events;
+   * the rest is bounded by flow control and must not be lost. */
+  bool limited = type == H3Q_HOST_REQUEST || type == H3Q_HOST_WT_SESSION ||
+                 type == H3Q_HOST_WT_DATAGRAM;
+  if ((limited && host->pending.len >= host->max_events) ||
+      vec_reserve(&host->pending) != H3Q_OK) {
+    pthread_mutex_unlock(&host->ev_lock);
+    free(copy);
+    return limited ? H3Q_ETOOLARGE : H3Q_ENOMEM;
+  }
+  bool was_empty = host->pending.len == 0;
+  host->pending.v[host->pending.len++] =
+      (host_event){type, id, value, copy, len, cap};
+  bool wake = host->armed;
+  host->armed = false;
+  signal_events(host, was_empty);
+  pthread_mutex_unlock(&host->ev_lock);
+  if (wake && host->notify)
+    host->notify();
+  return H3Q_OK;
+}
+
+static int push_body(h3q_host *host, uint32_t id, const uint8_t *data,
+                     size_t len) {
+  pthread_mutex_lock(&host->ev_lock);
+  bool merged = merge_body(host, id, data, len);
+  pthread_mutex_unlock(&host->ev_lock);
+  if (merged)
+    return H3Q_OK;
+  size_t cap = len < BODY_MERGE_MAX ? BODY_MERGE_MAX : len;
+  return push_event(host, H3Q_HOST_BODY, id, 0, data, len, cap);
+}
+
+size_t h3q_host_poll(h3q_host *host) {
+  if (!host)
+    return 0;
+  vec_clear(&host->batch);
+  pthread_mutex_lock(&host->ev_lock);
+  event_vec spare = host->batch;
+  host->batch = host->pending;
+  host->pending = spare;
+  if (host->batch.len == 0)
+    host->armed = true;
+  uint64_t count;
+  ssize_t n = read(host->efd, &count, sizeof count);
+  (void)n; /* EAGAIN when nothing was signalled */
+  pthread_mutex_unlock(&host->ev_lock);
+  return host->batch.len;
+}
+
+static const host_event *event_at(const h3q_host *host, size_t i) {
+  return host && i < host->batch.len ? &host->batch.v[i] : NULL;
+}
+
+int h3q_host_event_type(const h3q_host *host, size_t i) {
+  const host_event *e = event_at(host, i);
+  return e ? e->type : 0;
+}
+
+uint32_t h3q_host_event_id(const h3q_host *host, size_t i) {
+  const host_event *e = event_at(host, i);
+  return e ? e->id : 0;
+}
+
+int64_t h3q_host_event_value(const h3q_host *host, size_t i) {
+  const host_event *e = event_at(host, i);
+  return e ? e->value : 0;
+}
+
+const uint8_t *h3q_host_event_data(const h3q_host *host, size_t i) {
+  const host_event *e = event_at(host, i);
+  return e ? e->data : NULL;
+}
+
+size_t h3q_host_event_len(const h3q_host *host, size_t i) {
+  const host_event *e = event_at(host, i);
+  return e ? e->len : 0;
+}
+
+uint8_t *h3q_host_event_take(h3q_host *host, size_t i) {
+  if (!host || i >= host->batch.len)
+    return NULL;
+  uint8_t *data = host->batch.v[i].data;
+  host->batch.v[i].data = NULL;
+  return data;
+}
+
+void h3q_host_data_free(void *bytes, void *context) {
+  (void)context;
+  free(bytes);
+}
+
+int h3q_host_wait(h3q_host *host, int timeout_ms) {
+  if (!host)
+    return 0;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  if (timeout_ms > 0) {
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+  }
+  pthread_mutex_lock(&host->ev_lock);
+  int rc = 0;
+  /* Bounded: each round ends by an event or the deadline. */
+  while (host->pending.len == 0 && rc == 0 && timeout_ms != 0) {
+    if (timeout_ms < 0)
+      rc = pthread_cond_wait(&host->ev_cond, &host->ev_lock);
+    else
+      rc = pthread_cond_timedwait(&host->ev_cond, &host->ev_lock, &until);
+  }
+  int ready = host->pending.len > 0;
+  pthread_mutex_unlock(&host->ev_lock);
+  return ready;
+}
+
+int h3q_host_fd(const h3q_host *host) {
+  return host ? host->efd : H3Q_EINVAL;
+}
+
+/* ------------------------------------------------- streams (loop thread) */
+
+/* Builds the NUL-separated field list of count fields read by at(). */
+typedef int (*field_at_fn)(const h3q_request *req, size_t i, const char **name,
+                           const char **value);
+
+static size_t fields_size(const h3q_request *req, size_t count,
+                          field_at_fn at) {
+  size_t size = 0;
+  for (size_t i = 0; i < count; i++) {
+    const char *n, *v;
+    if (at(req, i, &n, &v) == H3Q_OK)
+      size += strlen(n) + strlen(v) + 2;
+  }
+  return size;
+}
+
+static uint8_t *put_str(uint8_t *p, const char *s) {
+  size_t n = strlen(s) + 1;
+  memcpy(p, s, n);
+  return p + n;
+}
+
+static uint8_t *put_fields(uint8_t *p, const h3q_request *req, size_t count,
+                           field_at_fn at) {
+  for (size_t i = 0; i < count; i++) {
+    const char *n, *v;
+    if (at(req, i, &n, &v) == H3Q_OK)
+      p = put_str(put_str(p, n), v);
+  }
+  return p;
+}
+
+static uint8_t *request_head(const h3q_request *req, size_t *len) {
+  const char *pseudo[5] = {h3q_request_method(req), h3q_request_path(req),
+                           h3q_request_query(req), h3q_request_authority(req),
+                           h3q_request_scheme(req)};
+  size_t count = h3q_request_header_count(req);
+  size_t size = fields_size(req, count, h3q_request_header_at);
+  for (size_t i = 0; i < 5; i++)
+    size += strlen(pseudo[i] ? pseudo[i] : "") + 1;
+  uint8_t *head = malloc(size);
+  if (!head)
+    return NULL;
+  uint8_t *p = head;
+  for (size_t i = 0; i < 5; i++)
+    p = put_str(p, pseudo[i] ? pseudo[i] : "");
+  put_fields(p, req, count, h3q_request_header_at);
+  *len = size;
+  return head;
+}
+
+static void free_cmds(host_cmd *c) {
+  while (c) {
+    host_cmd *next = c->next;
+    free(c);
+    c = next;
+  }
+}
+
+static void stream_reset(host_stream *st) {
+  free_cmds(st->out_head);
+  st->out_head = st->out_tail = NULL;
+  h3q_response_reset(st->res, H3_INTERNAL_ERROR);
+}
+
+/* Writes queued body bytes while the stream takes them, then ends the
+ * response when asked; reports bytes that left with a WRITTEN event. */
+static void stream_flush(host_stream *st) {
+  size_t sent = 0;
+  while (st->out_head) {
+    host_cmd *c = st->out_head;
+    size_t left = c->body_len - c->off;
+    if (left == 0) {
+      st->out_head = c->next;
+      if (!st->out_head)
+        st->out_tail = NULL;
+      free(c);
+      continue;
+    }
+    ssize_t n =
+        h3q_response_write(st->res, c->bytes + c->head_len + c->off, left);
+    if (n == H3Q_EAGAIN || n == 0)
+      break; /* the writable callback calls us again */
+    if (n < 0) {
+      stream_reset(st);
+      return;
+    }
+    c->off += (size_t)n;
+    sent += (size_t)n;
+  }
+  if (!st->out_head && st->end_queued && !st->ended) {
+    st->ended = true;
+    if (h3q_response_end(st->res) != H3Q_OK)
+      stream_reset(st);
+    return;
+  }
+  if (sent && !st->end_queued)
+    push_event(st->host, H3Q_HOST_WRITTEN, st->id, (int64_t)sent, NULL, 0, 0);
+}
+
+static void on_writable(h3q_response *res, void *user) {
+  (void)res;
+  stream_flush(user);
+}
+
+static void on_body_data(h3q_request *req, const uint8_t *data, size_t len,
+                         void *user) {
+  host_stream *st = user;
+  if (push_body(st->host, st->id, data, len) != H3Q_OK) {
+    stream_reset(st);
+    return;
+  }
+  st->unconsumed += len;
+  if (!st->paused && st->unconsumed >= st->host->body_window) {
+    st->paused = true;
+    h3q_request_pause(req);
+  }
+}
+
+static void on_body_end(h3q_request *req, void *user) {
+  host_stream *st = user;
+  size_t count = h3q_request_trailer_count(req);
+  size_t size = fields_size(req, count, h3q_request_trailer_at);
+  uint8_t *fields = size ? malloc(size) : NULL;
+  if (size && !fields) {
+    stream_reset(st);
+    return;
+  }
+  if (fields)
+    put_fields(fields, req, count, h3q_request_trailer_at);
+  if (push_event(st->host, H3Q_HOST_BODY_END, st->id, 0, fields, size, size))
+    stream_reset(st);
+  free(fields);
+}
+
+static void on_stream_close(h3q_response *res, bool aborted, void *user) {
+  host_stream *st = user;
+  uint64_t code = 0;
+  if (aborted) {
+    code = h3q_response_peer_error(res);
+    if (code == 0)
+      code = H3_INTERNAL_ERROR;
+  }
+  push_event(st->host, H3Q_HOST_CLOSED, st->id, (int64_t)code, NULL, 0, 0);
+  u64map_del(&st->host->streams, st->id);
+  free_cmds(st->out_head);
+  free(st);
+}
+
+static uint32_t new_stream_id(h3q_host *host) {
+  /* Bounded: the maps hold far fewer than 2^32 live ids. */
+  do {
+    host->next_id++;
+  } while (host->next_id == 0 ||
+           u64map_get(&host->streams, host->next_id) != NULL ||
+           u64map_get(&host->sessions, host->next_id) != NULL);
+  return host->next_id;
+}
+
+static int host_handler(h3q_request *req, h3q_response *res, void *user) {
+  h3q_host *host = user;
+  host_stream *st = calloc(1, sizeof *st);
+  size_t head_len = 0;
+  uint8_t *head = st ? request_head(req, &head_len) : NULL;
+  if (!head) {
+    free(st);
+    return H3Q_ENOMEM;
+  }
+  *st = (host_stream){.host = host, .req = req, .res = res};
+  st->id = new_stream_id(host);
+  bool no_body = h3q_request_body_done(req);
+  int rc = u64map_put(&host->streams, st->id, st);
+  if (rc == H3Q_OK)
+    rc = push_event(host, H3Q_HOST_REQUEST, st->id, no_body, head, head_len,
+                    head_len);
+  free(head);
+  if (rc != H3Q_OK) {
+    u64map_del(&host->streams, st->id);
+    free(st);
+    if (rc == H3Q_ETOOLARGE)
+      return h3q_response_send(res, 503, NULL, NULL, 0);
+    return rc;
+  }
+  h3q_response_on_close(res, on_stream_close, st);
+  h3q_response_on_writable(res, on_writable, st);
+  if (!no_body)
+    h3q_request_on_body(req, on_body_data, on_body_end, st);
+  return H3Q_OK;
+}
+
+/* ------------------------------------------ WebTransport (loop thread) */
+
+/* One accepted WebTransport session the host knows by id. */
+typedef struct host_wt {
+  h3q_host *host;
+  uint32_t id;
+  h3q_wt_session *session;
+} host_wt;
+
+static void on_wt_datagram(h3q_wt_session *session, const uint8_t *data,
+                           size_t len, void *user) {
+  (void)session;
+  host_wt *w = user;
+  /* Unreliable by nature: dropped when the host is max_events behind. */
+  push_event(w->host, H3Q_HOST_WT_DATAGRAM, w->id, 0, data, len, len);
+}
+
+static void on_wt_stream(h3q_wt_session *session, h3q_wt_stream *stream,
+                         void *user) {
+  (void)session;
+  (void)user;
+  /* The host API carries sessions and datagrams only: refuse streams. */
+  h3q_wt_stream_stop(stream, 0);
+  h3q_wt_stream_reset(stream, 0);
+}
+
+static void on_wt_close(h3q_wt_session *session, uint32_t code,
+                        const char *reason, size_t reason_len, void *user) {
+  (void)session;
+  host_wt *w = user;
+  push_event(w->host, H3Q_HOST_WT_CLOSED, w->id, code, (const uint8_t *)reason,
+             reason_len, reason_len);
+  u64map_del(&w->host->sessions, w->id);
+  free(w);
+}
+
+static int host_wt_handler(h3q_request *req, h3q_wt_session *session,
+                           void *user) {
+  h3q_host *host = user;
+  host_wt *w = calloc(1, sizeof *w);
+  size_t head_len = 0;
+  uint8_t *head = w ? request_head(req, &head_len) : NULL;
+  if (!head) {
+    free(w);
+    return H3Q_ENOMEM;
+  }
+  *w = (host_wt){.host = host, .session = session};
+  w->id = new_stream_id(host);
+  int rc = u64map_put(&host->sessions, w->id, w);
+  if (rc == H3Q_OK)
+    rc = push_event(host, H3Q_HOST_WT_SESSION, w->id, 0, head, head_len,
+                    head_len);
+  free(head);
+  if (rc != H3Q_OK) {
+    u64map_del(&host->sessions, w->id);
+    free(w);
+    return rc == H3Q_ETOOLARGE ? 503 : rc;
+  }
+  h3q_wt_session_on_datagram(session, on_wt_datagram, w);
+  h3q_wt_session_on_stream(session, on_wt_stream, w);
+  h3q_wt_session_on_close(session, on_wt_close, w);
+  return 200;
+}
+
+static void run_wt_cmd(h3q_host *host, host_cmd *c) {
+  host_wt *w = u64map_get(&host->sessions, c->id);
+  if (w && c->kind == CMD_WT_DATAGRAM)
+    h3q_wt_session_send_datagram(w->session, c->bytes, c->body_len);
+  else if (w && c->kind == CMD_WT_CLOSE)
+    h3q_wt_session_close(w->session, (uint32_t)c->num,
+                         (const char *)c->bytes); /* NUL-terminated */
+  free(c); /* errors (closing, too large) drop it: datagrams are lossy */
+}
+
+int h3q_host_webtransport(h3q_host *host, const char *pattern) {
+  if (!host || !pattern)
+    return H3Q_EINVAL;
+  if (host->started)
+    return H3Q_ESTATE;
+  return h3q_server_webtransport(host->srv, pattern, host_wt_handler, host);
+}
+
+/* ------------------------------------------------ commands (loop thread) */
+
+/* Calls add(res, name, value) for each name\0value\0 pair. */
+static int add_fields(h3q_response *res, const uint8_t *p, size_t len,
+                      int (*add)(h3q_response *, const char *, const char *)) {
+  const uint8_t *end = p + len;
+  /* Bounded: each round consumes two NUL-terminated strings. */
+  while (p < end) {
+    const uint8_t *n_end = memchr(p, 0, (size_t)(end - p));
+    if (!n_end)
+      return H3Q_EINVAL;
+    const uint8_t *v = n_end + 1;
+    const uint8_t *v_end = v < end ? memchr(v, 0, (size_t)(end - v)) : NULL;
+    if (!v_end)
+      return H3Q_EINVAL;
+    int rc = add(res, (const char *)p, (const char *)v);
+    if (rc != H3Q_OK)
+      return rc;
+    p = v_end + 1;
+  }
+  return H3Q_OK;
+}
+
+static void queue_body(host_stream *st, host_cmd *c) {
+  c->next = NULL;
+  if (st->out_tail)
+    st->out_tail->next = c;
+  else
+    st->out_head = c;
+  st->out_tail = c;
+  if (c->flags & H3Q_HOST_END)
+    st->end_queued = true;
+}
+
+static void cmd_respond(host_stream *st, host_cmd *c) {
+  if (h3q_response_set_status(st->res, c->status) != H3Q_OK ||
+      add_fields(st->res, c->bytes, c->head_len, h3q_response_header) !=
+          H3Q_OK) {
+    free(c);
+    stream_reset(st);
+    return;
+  }
+  bool stream_on = c->body_len == 0 && !(c->flags & H3Q_HOST_END);
+  queue_body(st, c);
+  /* A streamed response sends its header section now, not with the first
+   * body bytes, so that clients see the status at once. */
+  if (stream_on)
+    h3q_response_write(st->res, "", 0);
+  stream_flush(st);
+}
+
+static void cmd_trailers(host_stream *st, host_cmd *c) {
+  int rc = add_fields(st->res, c->bytes, c->head_len, h3q_response_trailer);
+  free(c);
+  if (rc != H3Q_OK) {
+    stream_reset(st);
+    return;
+  }
+  st->end_queued = true;
+  stream_flush(st);
+}
+
+static void cmd_consume(host_stream *st, host_cmd *c) {
+  st->unconsumed -= c->num < st->unconsumed ? (size_t)c->num : st->unconsumed;
+  free(c);
+  if (st->paused && st->unconsumed < st->host->body_window / 2) {
+    st->paused = false;
+    h3q_request_resume(st->req);
+  }
+}
+
+static void run_cmd(h3q_host *host, host_cmd *c) {
+  if (c->kind == CMD_WT_DATAGRAM || c->kind == CMD_WT_CLOSE) {
+    run_wt_cmd(host, c);
+    return;
+  }
+  host_stream *st = u64map_get(&host->streams, c->id);
+  if (!st || st->ended) {
+    free(c); /* the stream is gone; its CLOSED event tells the host */
+    return;
+  }
+  switch (c->kind) {
+  case CMD_RESPOND:
+    cmd_respond(st, c);
+    break;
+  case CMD_WRITE:
+    queue_body(st, c);
+    stream_flush(st);
+    break;
+  case CMD_TRAILERS:
+    cmd_trailers(st, c);
+    break;
+  case CMD_RESET:
+    h3q_response_reset(st->res, c->num);
+    free(c);
+    break;
+  case CMD_CONSUME:
+    cmd_consume(st, c);
+    break;
+  case CMD_WT_DATAGRAM:
+  case CMD_WT_CLOSE:
+    free(c); /* handled above */
+    break;
+  }
+}
+
+static void drain_cmds(void *user) {
+  h3q_host *host = user;
+  pthread_mutex_lock(&host->cmd_lock);
+  host_cmd *c = host->cmd_head;
+  host->cmd_head = host->cmd_tail = NULL;
+  host->wake_pending = false;
+  pthread_mutex_unlock(&host->cmd_lock);
+  while (c) {
+    host_cmd *next = c->next;
+    run_cmd(host, c);
+    c = next;
+  }
+}
+
+static int submit(h3q_host *host, host_cmd *c) {
+  if (atomic_load(&host->stopped)) {
+    free(c);
+    return H3Q_ESTATE;
+  }
+  c->next = NULL;
+  pthread_mutex_lock(&host->cmd_lock);
+  if (host->cmd_tail)
+    host->cmd_tail->next = c;
+  else
+    host->cmd_head = c;
+  host->cmd_tail = c;
+  bool wake = !host->wake_pending;
+  host->wake_pending = true;
+  pthread_mutex_unlock(&host->cmd_lock);
+  /* One wakeup per batch: later commands ride on the pending drain. */
+  if (wake && h3q_server_post(host->srv, drain_cmds, host) != H3Q_OK)
+    return H3Q_ESTATE; /* the loop ended; h3q_host_free frees the list */
+  return H3Q_OK;
+}
+
+static host_cmd *new_cmd(cmd_kind kind, uint32_t id, const uint8_t *head,
+                         size_t head_len, const uint8_t *body,
+                         size_t body_len) {
+  if (head_len > SIZE_MAX / 2 || body_len > SIZE_MAX / 2)
+    return NULL;
+  host_cmd *c = malloc(sizeof *c + head_len + body_len);
+  if (!c)
+    return NULL;
+  *c = (host_cmd){
+      .kind = kind, .id = id, .head_len = head_len, .body_len = body_len};
+  if (head_len)
+    memcpy(c->bytes, head, head_len);
+  if (body_len && body)
+    memcpy(c->bytes + head_len, body, body_len);
+  else if (body_len)
+    memset(c->bytes + head_len, 0, body_len);
+  return c;
+}
+
+static bool args_ok(const h3q_host *host, uint32_t id, const uint8_t *a,
+                    size_t alen, const uint8_t *b, size_t blen) {
+  return host && id != 0 && (a || alen == 0) && (b || blen == 0);
+}
+
+int h3q_host_respond(h3q_host *host, uint32_t id, int status,
+                     const uint8_t *head, size_t head_len, const uint8_t *body,
+                     size_t body_len, int flags) {
+  if (!args_ok(host, id, head, head_len, body, body_len))
+    return H3Q_EINVAL;
+  host_cmd *c = new_cmd(CMD_RESPOND, id, head, head_len, body, body_len);
+  if (!c)
+    return H3Q_ENOMEM;
+  c->status = status;
+  c->flags = flags;
+  return submit(host, c);
+}
+
+int h3q_host_write(h3q_host *host, uint32_t id, const uint8_t *body, size_t len,
+                   int flags) {
+  if (!args_ok(host, id, NULL, 0, body, len))
+    return H3Q_EINVAL;
+  host_cmd *c = new_cmd(CMD_WRITE, id, NULL, 0, body, len);
+  if (!c)
+    return H3Q_ENOMEM;
+  c->flags = flags;
+  return submit(host, c);
+}
+
+int h3q_host_trailers(h3q_host *host, uint32_t id, const uint8_t *fields,
+                      size_t len) {
+  if (!args_ok(host, id, fields, len, NULL, 0))
+    return H3Q_EINVAL;
+  host_cmd *c = new_cmd(CMD_TRAILERS, id, fields, len, NULL, 0);
+  return c ? submit(host, c) : H3Q_ENOMEM;
+}
+
+int h3q_host_reset(h3q_host *host, uint32_t id, uint64_t h3_error) {
+  if (!args_ok(host, id, NULL, 0, NULL, 0))
+    return H3Q_EINVAL;
+  host_cmd *c = new_cmd(CMD_RESET, id, NULL, 0, NULL, 0);
+  if (!c)
+    return H3Q_ENOMEM;
+  c->num = h3_error;
+  return submit(host, c);
+}
+
+int h3q_host_consume(h3q_host *host, uint32_t id, size_t n) {
+  if (!args_ok(host, id, NULL, 0, NULL, 0))
+    return H3Q_EINVAL;
+  host_cmd *c = new_cmd(CMD_CONSUME, id, NULL, 0, NULL, 0);
+  if (!c)
+    return H3Q_ENOMEM;
+  c->num = n;
+  return submit(host, c);
+}
+
+int h3q_host_wt_send_datagram(h3q_host *host, uint32_t id, const uint8_t *data,
+                              size_t len) {
+  if (!args_ok(host, id, NULL, 0, data, len))
+    return H3Q_EINVAL;
+  host_cmd *c = new_cmd(CMD_WT_DATAGRAM, id, NULL, 0, data, len);
+  return c ? submit(host, c) : H3Q_ENOMEM;
+}
+
+int h3q_host_wt_close(h3q_host *host, uint32_t id, uint32_t code,
+                      const uint8_t *reason, size_t len) {
+  if (!args_ok(host, id, reason, len, NULL, 0) || len > 1024)
+    return H3Q_EINVAL;
+  /* Room for the NUL that h3q_wt_session_close wants. */
+  host_cmd *c = new_cmd(CMD_WT_CLOSE, id, reason, len, NULL, 1);
+  if (!c)
+    return H3Q_ENOMEM;
+  c->bytes[len] = 0;
+  c->num = code;
+  return submit(host, c);
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+int h3q_host_new(const h3q_config *cfg, size_t body_window, size_t max_events,
+                 h3q_host **out, char *err, size_t errlen) {
+  if (!out)
+    return H3Q_EINVAL;
+  *out = NULL;
+  h3q_host *host = calloc(1, sizeof *host);
+  if (!host)
+    return H3Q_ENOMEM;
+  host->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (host->efd < 0) {
+    free(host);
+    return H3Q_EIO;
+  }
+  int rc = h3q_server_new(cfg, &host->srv, err, errlen);
+  if (rc != H3Q_OK) {
+    close(host->efd);
+    free(host);
+    return rc;
+  }
+  host->body_window = body_window ? body_window : DEFAULT_BODY_WINDOW;
+  host->max_events = max_events ? max_events : DEFAULT_MAX_EVENTS;
+  host->armed = true;
+  atomic_init(&host->stopped, false);
+  pthread_mutex_init(&host->ev_lock, NULL);
+  pthread_cond_init(&host->ev_cond, NULL);
+  pthread_mutex_init(&host->cmd_lock, NULL);
+  h3q_server_set_fallback(host->srv, host_handler, host);
+  *out = host;
+  return H3Q_OK;
+}
+
+static void *loop_main(void *arg) {
+  h3q_host *host = arg;
+  int rc = h3q_server_run(host->srv);
+  atomic_store(&host->stopped, true);
+  push_event(host, H3Q_HOST_STOPPED, 0, rc, NULL, 0, 0);
+  return NULL;
+}
+
+int h3q_host_start(h3q_host *host, void (*notify)(void)) {
+  if (!host)
+    return H3Q_EINVAL;
+  if (host->started)
+    return H3Q_ESTATE;
+  host->notify = notify;
+  if (pthread_create(&host->thread, NULL, loop_main, host) != 0)
+    return H3Q_EIO;
+  host->started = true;
+  return H3Q_OK;
+}
+
+uint16_t h3q_host_port(const h3q_host *host) {
+  return host ? h3q_server_port(host->srv) : 0;
+}
+
+h3q_server *h3q_host_server(h3q_host *host) {
+  return host ? host->srv : NULL;
+}
+
+/* Loop thread: resets every open stream, then stops the server. */
+static void stop_now(void *user) {
+  h3q_host *host = user;
+  size_t n = host->streams.len;
+  uint32_t *ids = n ? malloc(n * sizeof *ids) : NULL;
+  size_t k = 0;
+  for (size_t i = 0; ids && i < host->streams.cap && k < n; i++)
+    if (host->streams.slots[i].value)
+      ids[k++] = (uint32_t)host->streams.slots[i].key;
+  /* By id, since a reset may close (and free) a stream at once. */
+  for (size_t i = 0; i < k; i++) {
+    host_stream *st = u64map_get(&host->streams, ids[i]);
+    if (st)
+      h3q_response_reset(st->res, H3_INTERNAL_ERROR);
+  }
+  free(ids);
+  h3q_server_stop(host->srv);
+}
+
+int h3q_host_stop(h3q_host *host, bool graceful) {
+  if (!host)
+    return H3Q_EINVAL;
+  if (!host->started)
+    return H3Q_ESTATE;
+  if (graceful || h3q_server_post(host->srv, stop_now, host) != H3Q_OK)
+    h3q_server_stop(host->srv);
+  return H3Q_OK;
+}
+
+void h3q_host_free(h3q_host *host) {
+  if (!host)
+    return;
+  if (host->started) {
+    h3q_host_stop(host, false);
+    pthread_join(host->thread, NULL);
+  }
+  /* The loop's end closed every stream and session (their close callbacks
+   * freed them); freeing the server closes what a never-started host may
+   * hold, then anything left is freed here. */
+  h3q_server_free(host->srv);
+  for (size_t i = 0; i < host->streams.cap; i++) {
+    host_stream *st = host->streams.slots[i].value;
+    if (st) {
+      free_cmds(st->out_head);
+      free(st);
+    }
+  }
+  u64map_free(&host->streams);
+  for (size_t i = 0; i < host->sessions.cap; i++)
+    free(host->sessions.slots[i].value);
+  u64map_free(&host->sessions);
+  free_cmds(host->cmd_head);
+  vec_clear(&host->pending);
+  vec_clear(&host->batch);
+  free(host->pending.v);
+  free(host->batch.v);
+  pthread_mutex_destroy(&host->ev_lock);
+  pthread_cond_destroy(&host->ev_cond);
+  pthread_mutex_destroy(&host->cmd_lock);
+  close(host->efd);
+  free(host);
+}

@@ -1,0 +1,157 @@
+"""The host API (h3q_host_*), driven the way a foreign runtime drives it,
+by tests/tools/host_tool.c: the library's loop thread serves, the tool's
+thread waits, polls events and sends commands. h3q-client and aioquic are
+the clients. Runs in the ASan build too (the Bun package's own tests,
+bindings/bun, cannot load an instrumented library).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+
+import pytest
+
+from aioquic.buffer import encode_uint_var
+from aioquic_client import H3Client, run
+from harness import (BUILD_DIR, file_sha256, make_data_file, require_exe, run_client,
+                     sanitizer_env, sanitizer_reports, scaled, _read_line, _kill, free_udp_port)
+
+HOST_TOOL = BUILD_DIR / "tests" / "host_tool"
+CLOSE_SESSION = 0x2843  # CLOSE_WEBTRANSPORT_SESSION capsule
+DRAFT02 = [("sec-webtransport-http3-draft02", "1")]
+ECHO_SIZE = 30_000_000
+
+
+@pytest.fixture
+def host(certs, tmp_path):
+    exe = require_exe(HOST_TOOL, "host_tool")
+    procs = []
+    errpath = tmp_path / "host.stderr"
+
+    def start():
+        for _ in range(5):
+            port = free_udp_port()
+            with open(errpath, "wb") as errf:
+                proc = subprocess.Popen([exe, str(port), str(certs.cert), str(certs.key)],
+                                        stdout=subprocess.PIPE, stderr=errf,
+                                        stdin=subprocess.DEVNULL, text=True,
+                                        env=sanitizer_env(), start_new_session=True)
+            procs.append(proc)
+            if _read_line(proc, scaled(20)) == f"host_tool listening on 127.0.0.1:{port}":
+                return proc, port
+            _kill(proc)
+        pytest.fail("host_tool did not start:\n" + errpath.read_text(errors="replace"))
+
+    yield start
+    for p in procs:
+        _kill(p)
+    err = errpath.read_text(errors="replace") if errpath.exists() else ""
+    assert not sanitizer_reports(err), err
+
+
+def stop(proc) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(scaled(20)) == 0
+    assert proc.stdout.read().strip() == "host_tool stopped"
+
+
+@pytest.mark.timeout(scaled(120))
+def test_routes_echo_stream_trailers(host, tmp_path):
+    proc, port = host()
+    base = f"https://127.0.0.1:{port}"
+    res = run_client(f"{base}/hello", f"{base}/missing", f"{base}/stream")
+    assert res.returncode == 0, res.describe()
+    by_url = {r["url"]: r for r in res.records}
+    assert by_url[f"{base}/hello"]["status"] == 200
+    assert by_url[f"{base}/missing"]["status"] == 404
+    stream = by_url[f"{base}/stream"]
+    assert stream["body_bytes"] == 64 * 16384
+    assert ["x-chunks", "64"] in stream["trailers"]
+
+    upload = tmp_path / "upload.bin"
+    sha = make_data_file(upload, ECHO_SIZE, seed=9)
+    res = run_client("-X", "POST", "-d", str(upload), f"{base}/echo", timeout=scaled(90))
+    assert res.returncode == 0, res.describe()
+    assert res.records[0]["body_bytes"] == ECHO_SIZE
+    assert res.records[0]["sha256"] == sha
+    stop(proc)
+
+
+@pytest.mark.timeout(scaled(120))
+def test_concurrency_and_resets(host):
+    proc, port = host()
+    base = f"https://127.0.0.1:{port}"
+    res = run_client("-n", "200", "-p", "100", f"{base}/hello", timeout=scaled(60))
+    assert res.returncode == 0, res.describe()
+    assert len(res.records) == 200 and all(r["status"] == 200 for r in res.records)
+
+    async def go():
+        async with H3Client.connect("127.0.0.1", port, timeout=scaled(10)) as c:
+            # Reset an echo mid-body: the host's later commands for that
+            # stream are dropped and the connection stays usable.
+            sid = c.new_stream()
+            c.send_headers(sid, c.request_headers("POST", "/echo"))
+            c.send_data(sid, b"x" * 50_000)
+            await asyncio.sleep(0.2)
+            c.reset_stream(sid)
+            await asyncio.sleep(0.2)
+            return await c.request("GET", "/hello", timeout=scaled(10))
+
+    after = run(go(), scaled(60))
+    assert after.status == 200 and after.body == b"hello"
+    stop(proc)
+
+
+@pytest.mark.timeout(scaled(60))
+def test_graceful_stop_with_open_stream(host):
+    proc, port = host()
+
+    async def go():
+        async with H3Client.connect("127.0.0.1", port, timeout=scaled(10)) as c:
+            sid = c.new_stream()
+            c.send_headers(sid, c.request_headers("POST", "/echo"))
+            c.send_data(sid, b"before stop ")
+            await asyncio.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            # The stream still runs while the server drains: commands are
+            # carried out after the stop.
+            c.send_data(sid, b"after stop", end_stream=True)
+            return await c.wait_response(sid, timeout=scaled(20))
+
+    r = run(go(), scaled(40))
+    assert r.status == 200 and r.body == b"before stop after stop", r
+    assert proc.wait(scaled(20)) == 0
+
+
+@pytest.mark.timeout(scaled(60))
+def test_webtransport_datagrams(host):
+    proc, port = host()
+
+    async def go():
+        async with H3Client.connect("127.0.0.1", port, webtransport=True,
+                                    timeout=scaled(10)) as c:
+            sid = c.wt_connect("/wt/echo", headers=DRAFT02)
+            head = await c.wait_headers(sid, scaled(10))
+            assert head.status == 200, head
+            sent = [b"d%d" % i for i in range(30)]
+            for d in sent:
+                c.send_h3_datagram(sid, d)
+            await c.wait_until(lambda: len(c.h3_datagrams) >= len(sent), scaled(10))
+            got = sorted(d for s, d in c.h3_datagrams if s == sid)
+            # A stream inside the session is refused (the host API carries
+            # sessions and datagrams).
+            uni = c.wt_open(sid, uni=True)
+            c.wt_send(uni, b"ignored", end=True)
+            value = (3).to_bytes(4, "big") + b"done"
+            c.send_data(sid, encode_uint_var(CLOSE_SESSION) + encode_uint_var(len(value)) + value,
+                        end_stream=True)
+            closed = await c.wait_until(lambda: c.stream_done(sid), scaled(10))
+            return sorted(sent), got, closed
+
+    sent, got, closed = run(go(), scaled(40))
+    assert got == sent
+    assert closed
+    stop(proc)

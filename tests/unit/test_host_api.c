@@ -1,0 +1,118 @@
+/* The host API's edges without a client: argument checks, empty polls,
+ * stop before start, the STOPPED event, notify and the event fd, commands
+ * after the loop ended, and free in every state. Requests are covered by
+ * tests/integration/test_host.py (host_tool) and the Bun package. */
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "h3q.h"
+
+static atomic_int notified;
+
+static void on_notify(void) {
+  atomic_fetch_add(&notified, 1);
+}
+
+static h3q_host *make_host(const char *cert, const char *key) {
+  h3q_config *cfg = h3q_config_new();
+  CHECK(cfg != NULL);
+  CHECK(h3q_config_set(cfg, "bind_addr", "127.0.0.1") == H3Q_OK);
+  CHECK(h3q_config_set(cfg, "port", "0") == H3Q_OK);
+  CHECK(h3q_config_set(cfg, "cert_path", cert) == H3Q_OK);
+  CHECK(h3q_config_set(cfg, "key_path", key) == H3Q_OK);
+  CHECK(h3q_config_set(cfg, "drain_timeout_ms", "200") == H3Q_OK);
+  h3q_host *host = NULL;
+  char err[128];
+  CHECK(h3q_host_new(cfg, 0, 0, &host, err, sizeof err) == H3Q_OK);
+  h3q_config_free(cfg);
+  return host;
+}
+
+static void test_bad_arguments(const char *cert) {
+  h3q_config *cfg = h3q_config_new();
+  CHECK(h3q_config_set(cfg, "cert_path", cert) == H3Q_OK);
+  CHECK(h3q_config_set(cfg, "key_path", "/nonexistent/key.pem") == H3Q_OK);
+  h3q_host *host = (h3q_host *)1;
+  char err[128] = "";
+  CHECK(h3q_host_new(cfg, 0, 0, &host, err, sizeof err) == H3Q_ETLS);
+  CHECK(host == NULL);
+  CHECK(err[0] != '\0');
+  CHECK(h3q_host_new(cfg, 0, 0, NULL, err, sizeof err) == H3Q_EINVAL);
+  h3q_config_free(cfg);
+  CHECK(h3q_host_poll(NULL) == 0);
+  CHECK(h3q_host_event_type(NULL, 0) == 0);
+  CHECK(h3q_host_respond(NULL, 1, 200, NULL, 0, NULL, 0, 0) == H3Q_EINVAL);
+  CHECK(h3q_host_stop(NULL, true) == H3Q_EINVAL);
+  h3q_host_free(NULL);
+}
+
+static void test_never_started(const char *cert, const char *key) {
+  h3q_host *host = make_host(cert, key);
+  CHECK(h3q_host_port(host) != 0);
+  CHECK(h3q_host_stop(host, true) == H3Q_ESTATE);
+  CHECK(h3q_host_poll(host) == 0);
+  CHECK(h3q_host_wait(host, 0) == 0);
+  /* Commands with id 0 or NULL data of a length are refused at once. */
+  CHECK(h3q_host_write(host, 0, NULL, 0, 0) == H3Q_EINVAL);
+  CHECK(h3q_host_write(host, 5, NULL, 3, 0) == H3Q_EINVAL);
+  /* A command for an unknown stream is queued, then dropped by the loop
+   * (here: freed with the host, which never ran). */
+  CHECK(h3q_host_write(host, 5, (const uint8_t *)"abc", 3, 0) == H3Q_OK);
+  h3q_host_free(host);
+}
+
+static void test_start_stop(const char *cert, const char *key, bool graceful) {
+  h3q_host *host = make_host(cert, key);
+  atomic_store(&notified, 0);
+  CHECK(h3q_host_poll(host) == 0); /* arms notify */
+  CHECK(h3q_host_start(host, on_notify) == H3Q_OK);
+  CHECK(h3q_host_start(host, on_notify) == H3Q_ESTATE);
+  CHECK(h3q_host_stop(host, graceful) == H3Q_OK);
+  CHECK(h3q_host_wait(host, 10000) == 1);
+  struct pollfd p = {h3q_host_fd(host), POLLIN, 0};
+  CHECK(poll(&p, 1, 0) == 1); /* the fd is readable while events wait */
+  CHECK(h3q_host_poll(host) == 1);
+  CHECK(h3q_host_event_type(host, 0) == H3Q_HOST_STOPPED);
+  CHECK(h3q_host_event_value(host, 0) == H3Q_OK);
+  CHECK(h3q_host_event_data(host, 0) == NULL);
+  CHECK(h3q_host_event_take(host, 0) == NULL);
+  CHECK(h3q_host_event_type(host, 1) == 0); /* out of range */
+  /* notify runs just after the event is queued, outside the lock. */
+  for (int i = 0; i < 500 && atomic_load(&notified) == 0; i++)
+    usleep(10000);
+  CHECK(atomic_load(&notified) == 1);
+  CHECK(h3q_host_poll(host) == 0);
+  CHECK(poll(&p, 1, 0) == 0);
+  /* The loop has ended: commands are refused. */
+  CHECK(h3q_host_respond(host, 1, 200, NULL, 0, NULL, 0, H3Q_HOST_END) ==
+        H3Q_ESTATE);
+  h3q_host_free(host);
+}
+
+static void test_free_while_running(const char *cert, const char *key) {
+  h3q_host *host = make_host(cert, key);
+  CHECK(h3q_host_start(host, NULL) == H3Q_OK);
+  h3q_host_free(host); /* stops, joins, frees the STOPPED event */
+}
+
+int main(void) {
+  char dir[] = "/tmp/h3q-host-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char cert[64], key[64];
+  snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+  snprintf(key, sizeof key, "%s/key.pem", dir);
+  CHECK(h3q_generate_self_signed_cert(cert, key, "localhost", 1) == H3Q_OK);
+  test_bad_arguments(cert);
+  test_never_started(cert, key);
+  test_start_stop(cert, key, true);
+  test_start_stop(cert, key, false);
+  test_free_while_running(cert, key);
+  unlink(cert);
+  unlink(key);
+  rmdir(dir);
+  return check_report("test_host_api");
+}
