@@ -179,6 +179,7 @@ int response_send_small(stream *s, const char *content_type, bool with_length,
     return H3Q_ENOMEM;
   }
   response_set_state(s, RES_BODY);
+  s->body_sent += len; /* queued in wframes counts as handed over */
   s->end_requested = true;
   s->wframes_fin = true;
   rc = flush_frames(s); /* what quiche does not take waits for room */
