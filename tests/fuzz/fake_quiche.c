@@ -225,7 +225,7 @@ ssize_t quiche_conn_dgram_send_queue_byte_size(const quiche_conn *conn) {
   return 0;
 }
 
-/* The QUIC layer's two calls from the session. */
+/* The QUIC layer's calls from the session. */
 void conn_close(conn *c, uint64_t app_error) {
   c->q->close_calls++;
   if (!c->q->closed) {
@@ -236,4 +236,18 @@ void conn_close(conn *c, uint64_t app_error) {
 
 void conn_mark_dirty(conn *c) {
   c->dirty = true;
+}
+
+bool conn_peer_cert_verified(const conn *c) {
+  (void)c;
+  return false; /* no TLS here: no client certificate */
+}
+
+/* core/config.c wipes a copied server secret with libsodium, which the
+ * fuzz build does not link (same prototype as <sodium/utils.h>). */
+void sodium_memzero(void *pnt, size_t len);
+void sodium_memzero(void *pnt, size_t len) {
+  volatile unsigned char *p = pnt;
+  while (len--)
+    *p++ = 0;
 }
