@@ -148,6 +148,16 @@ typedef enum h3q_loop_backend {
   H3Q_LOOP_EPOLL = 1, /* Linux epoll + timerfd + eventfd; embeddable */
 } h3q_loop_backend;
 
+/* How a datagram reaches the server socket that owns its connection when
+ * several sockets share the port (SO_REUSEPORT: a new server process next
+ * to one that drains, or workers). Every connection ID the server issues
+ * carries its owner's identity byte; see h3q_config.steering. */
+typedef enum h3q_steering {
+  H3Q_STEERING_AUTO = 0,    /* eBPF when the kernel allows it, else handoff */
+  H3Q_STEERING_EBPF = 1,    /* eBPF required: h3q_server_new fails without */
+  H3Q_STEERING_HANDOFF = 2, /* no eBPF: the kernel's hash, then handoff */
+} h3q_steering;
+
 /* Server configuration. Fill with h3q_config_init(), then change fields.
  * String fields are borrowed until h3q_server_new() returns (it copies them).
  * Limits are validated by h3q_server_new(); the error message names the
@@ -354,6 +364,28 @@ typedef struct h3q_config {
    * the environment variable H3Q_UDP_NO_MMSG=1 forces it. */
   bool udp_single_syscalls; /* false */
 
+  /* Scale-out: servers (processes) bound to the same port share it
+   * (SO_REUSEPORT), and each claims a generation 0..7 for the port at
+   * h3q_server_new (the lowest free one; H3Q_EIO when all 8 are taken).
+   * Every connection ID it issues carries (generation << 5 | worker) in
+   * its second byte. The kernel delivers a datagram to one of the sockets
+   * by its 4-tuple hash, unless a steering program (eBPF,
+   * SO_ATTACH_REUSEPORT_EBPF, needs CAP_BPF) sends it to the socket its
+   * connection ID names. A datagram that still lands on a server that does
+   * not have its connection is handed over a local socket (abstract unix
+   * socket "h3q/PORT/GEN/WORKER", same user only) to the server its
+   * connection ID names, which answers from its own socket; when no such
+   * server exists, the old rules apply (stateless reset). While a server
+   * drains (h3q_server_stop), new connections that reach it are handed to
+   * a server of the port that does not drain, or dropped when there is
+   * none (the client retries). H3Q_STEERING_AUTO ("auto") loads the eBPF
+   * program when the kernel allows and logs once (info) when it does not;
+   * H3Q_STEERING_EBPF ("ebpf") makes h3q_server_new fail with H3Q_EIO
+   * instead; H3Q_STEERING_HANDOFF ("handoff") never loads it. The
+   * program is shared by the processes of the port (the map of sockets is
+   * passed from a running one), so the newest one attached steers for all. */
+  h3q_steering steering; /* H3Q_STEERING_AUTO */
+
   /* Owned by h3q_config_set (its copies); h3q_config_init sets it to NULL.
    * Do not touch. */
   void *internal;
@@ -372,7 +404,7 @@ H3Q_EXTERN void h3q_config_init(h3q_config *cfg);
  * fields (range-checked against the field's type; the server checks the
  * documented ranges), true/false/1/0/yes/no/on/off for booleans,
  * error..trace for log_level, libev or epoll for loop_backend, text or
- * json for log_format, 96 hex
+ * json for log_format, auto, ebpf or handoff for steering, 96 hex
  * digits for ticket_key (also sets ticket_key_len), and any text for
  * strings. Values are copied: the
  * config owns them until h3q_config_free, or h3q_config_release for a
@@ -647,7 +679,9 @@ typedef enum h3q_drop_reason {
   H3Q_DROP_INVALID_TOKEN = 6, /* an Initial with a forged, expired or
                                  foreign address validation token */
   H3Q_DROP_OTHER = 7,         /* none of these */
-  H3Q_DROP_REASONS = 8,       /* reasons so far (new ones are appended) */
+  H3Q_DROP_HANDOFF = 8,       /* for another server of the port, whose
+                                 local socket was full (see steering) */
+  H3Q_DROP_REASONS = 9,       /* reasons so far (new ones are appended) */
 } h3q_drop_reason;
 #define H3Q_DROP_REASONS_MAX 16 /* room in h3q_server_stats for them */
 
@@ -705,6 +739,11 @@ typedef struct h3q_server_stats {
    * H3Q_DURATION_BOUNDS, the last one the rest), and their sum. */
   uint64_t request_duration_buckets[H3Q_DURATION_BUCKETS];
   uint64_t request_duration_sum_us;
+  /* Steering (h3q_config.steering): datagrams handed to another server
+   * of the port (their connection ID names it), and datagrams received
+   * that way (not counted in udp_datagrams_received). */
+  uint64_t packets_handed_off;
+  uint64_t packets_handed_in;
 } h3q_server_stats;
 
 /* Copies the counters into *out: min(size, sizeof(h3q_server_stats))

@@ -186,6 +186,12 @@ static const opt_def opts[] = {
     {"backend", "BACKEND", "event loop: libev|epoll (default libev)", OPT_FIELD,
      CFG(loop_backend)},
     {"loop", "BACKEND", "the same as --backend", OPT_FIELD, CFG(loop_backend)},
+    {"steering", "MODE",
+     "auto|ebpf|handoff: how datagrams reach the server of\n"
+     "                             the port that owns their connection when "
+     "several\n"
+     "                             share it (default auto: eBPF if allowed)",
+     OPT_FIELD, CFG(steering)},
     {"udp-no-mmsg", NULL,
      "one datagram per system call (recvmsg/sendmsg,\n"
      "                             not recvmmsg/sendmmsg)",
@@ -225,7 +231,11 @@ static void usage(FILE *out) {
                "every QUIC DATAGRAM; --webtransport: /wt/echo\n  (WebTransport "
                "echo), GET /wt/cert-hash\n"
                "Signals: SIGINT/SIGTERM stop gracefully; SIGHUP reloads --cert "
-               "and --key\n  (and --client-ca) for new connections.\n");
+               "and --key\n  (and --client-ca) for new connections.\n"
+               "Restart without downtime: start the new server on the same "
+               "--addr/--port\n  (they share it), then SIGTERM the old one: it "
+               "takes no new connections\n  and exits once its own "
+               "finished.\n");
 }
 
 static void on_signal(int sig) {

@@ -174,6 +174,9 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
   if (c->loop_backend != H3Q_LOOP_LIBEV && c->loop_backend != H3Q_LOOP_EPOLL)
     return fail(err, errlen,
                 "loop_backend: must be H3Q_LOOP_LIBEV or H3Q_LOOP_EPOLL");
+  if (c->steering != H3Q_STEERING_AUTO && c->steering != H3Q_STEERING_EBPF &&
+      c->steering != H3Q_STEERING_HANDOFF)
+    return fail(err, errlen, "steering: must be auto, ebpf or handoff");
   return H3Q_OK;
 }
 

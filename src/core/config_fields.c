@@ -23,6 +23,7 @@ typedef enum field_kind {
   F_LOOP,   /* loop_backend: libev or epoll */
   F_LOGFMT, /* log_format: text or json */
   F_KEY,    /* ticket_key: 96 hex digits */
+  F_STEER,  /* steering: auto, ebpf or handoff */
 } field_kind;
 
 typedef struct field_def {
@@ -95,6 +96,7 @@ static const field_def fields[] = {
     FIELD(max_active_downloads_per_conn, F_SIZE),
     FIELD(loop_backend, F_LOOP),
     FIELD(udp_single_syscalls, F_BOOL),
+    FIELD(steering, F_STEER),
 };
 
 #define TICKET_KEY_LEN 48
@@ -158,6 +160,14 @@ static int parse_log_format(const char *s, h3q_log_format *out) {
     return *out = H3Q_LOG_TEXT, H3Q_OK;
   if (strcasecmp(s, "json") == 0)
     return *out = H3Q_LOG_JSON, H3Q_OK;
+  return H3Q_ECONFIG;
+}
+
+static int parse_steering(const char *s, h3q_steering *out) {
+  static const char *const names[] = {"auto", "ebpf", "handoff"};
+  for (int i = 0; i < 3; i++)
+    if (strcasecmp(s, names[i]) == 0)
+      return *out = (h3q_steering)i, H3Q_OK;
   return H3Q_ECONFIG;
 }
 
@@ -226,6 +236,8 @@ int h3q_config_set(h3q_config *cfg, const char *name, const char *value) {
     return parse_loop(value, &cfg->loop_backend);
   case F_LOGFMT:
     return parse_log_format(value, &cfg->log_format);
+  case F_STEER:
+    return parse_steering(value, &cfg->steering);
   case F_KEY: {
     config_store *st = store_of(cfg);
     if (!st)

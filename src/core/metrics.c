@@ -115,9 +115,11 @@ static void duration(text *t, const h3q_server_stats *s) {
 }
 
 static void packets(text *t, const h3q_server_stats *s) {
-  static const char *const drops[H3Q_DROP_REASONS] = {
+  static const char *const drops[] = {
       "malformed", "unknown_connection", "version", "truncated", "quic",
-      "send",      "invalid_token",      "other"};
+      "send",      "invalid_token",      "other",   "handoff"};
+  _Static_assert(sizeof drops / sizeof drops[0] == H3Q_DROP_REASONS,
+                 "a label for every h3q_drop_reason");
   single(t, "h3q_udp_datagrams_received_total", "counter",
          "UDP datagrams read.", s->udp_datagrams_received);
   single(t, "h3q_udp_datagrams_sent_total", "counter", "UDP datagrams sent.",
@@ -136,6 +138,13 @@ static void packets(text *t, const h3q_server_stats *s) {
          s->retries_sent);
   single(t, "h3q_stateless_resets_total", "counter", "Stateless resets sent.",
          s->stateless_resets_sent);
+  single(t, "h3q_packets_handed_off_total", "counter",
+         "Datagrams handed to the server of the port that owns their "
+         "connection.",
+         s->packets_handed_off);
+  single(t, "h3q_packets_handed_in_total", "counter",
+         "Datagrams another server of the port handed over.",
+         s->packets_handed_in);
 }
 
 static void datagrams(text *t, const h3q_server_stats *s) {

@@ -47,6 +47,7 @@ static void begin_drain(h3q_server *srv) {
     return;
   srv->draining = true;
   srv->ep.accepting = false;
+  handoff_mark_draining(&srv->ep); /* new connections go elsewhere */
   srv->drain_deadline_ns =
       clock_now_ns() + srv->cfg.c.drain_timeout_ms * 1000000u;
   for (conn *c = srv->ep.all, *next; c; c = next) {
@@ -117,7 +118,7 @@ static int server_init_loop(h3q_server *srv, char *err, size_t errlen) {
   ep->loop = ep->lo->create();
   if (!ep->loop ||
       ep->lo->watch_readable(ep->loop, ep->fd, endpoint_on_readable, ep) ||
-      ep->lo->set_wakeup(ep->loop, on_wakeup, srv) ||
+      handoff_watch(ep) || ep->lo->set_wakeup(ep->loop, on_wakeup, srv) ||
       ep->lo->set_before_block(ep->loop, process_dirty, srv) ||
       !(srv->tick = ep->lo->timer_new(ep->loop, on_tick, srv))) {
     snprintf(err, errlen, "event loop: cannot initialize");

@@ -122,9 +122,13 @@ int udp_open(const char *addr, uint16_t port, struct sockaddr_storage *local,
     snprintf(err, errlen, "socket: %s", strerror(errno));
     return -1;
   }
-  int off = 0;
+  int off = 0, on = 1;
   if (local->ss_family == AF_INET6)
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  /* Several sockets (workers, or a new process next to one that drains)
+   * share the port; the kernel spreads datagrams by 4-tuple hash unless a
+   * steering program (io/reuseport_bpf.h) picks the socket. */
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
   set_buffers(fd);
   if (bind(fd, (struct sockaddr *)local, *local_len) != 0) {
     snprintf(err, errlen, "port: cannot bind %s:%u: %s", addr, port,

@@ -14,8 +14,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-/* Opens a non-blocking UDP socket bound to addr:port ("::" is dual-stack).
- * Returns the fd, or -1 with a message in err. */
+/* Opens a non-blocking UDP socket bound to addr:port ("::" is dual-stack)
+ * with SO_REUSEPORT, so other sockets of the same user may bind the same
+ * addr:port next to it. Returns the fd, or -1 with a message in err. */
 int udp_open(const char *addr, uint16_t port, struct sockaddr_storage *local,
              socklen_t *local_len, char *err, size_t errlen);
 

@@ -21,6 +21,7 @@ static bool issue_one(conn *c, int i) {
   quic_endpoint *ep = c->ep;
   uint8_t *cid = c->spare[i];
   randombytes_buf(cid, CONN_SCID_LEN);
+  endpoint_stamp_cid(ep, cid); /* steering: whose connection it is */
   if (conn_table_get(&ep->conns, cid, CONN_SCID_LEN))
     return false; /* a 2^-128 collision: try on the next round */
   uint8_t token[RESET_TOKEN_LEN];

@@ -77,12 +77,16 @@ static bool negotiate_unknown_version(quic_endpoint *ep, const uint8_t *buf,
   return true;
 }
 
-/* Our SCID for a client's first DCID, stable across its retransmissions. */
+/* Our SCID for a client's first DCID, stable across its retransmissions,
+ * carrying the identity of the endpoint that issues it (ours, or for a
+ * Retry token's check the one in the DCID; see quic/handoff.h). */
 static void derive_scid(const quic_endpoint *ep, const uint8_t *dcid,
-                        size_t dcid_len, uint8_t out[CONN_SCID_LEN]) {
+                        size_t dcid_len, uint8_t identity,
+                        uint8_t out[CONN_SCID_LEN]) {
   uint8_t mac[crypto_auth_hmacsha256_BYTES];
   crypto_auth_hmacsha256(mac, dcid, dcid_len, ep->secrets.cid);
   memcpy(out, mac, CONN_SCID_LEN);
+  out[ep->cid_identity_offset] = identity;
 }
 
 /* Answers an Initial without a token with a Retry (RFC 9000 §8.1.2): the
@@ -91,7 +95,7 @@ static void derive_scid(const quic_endpoint *ep, const uint8_t *dcid,
 static void send_retry(quic_endpoint *ep, const packet_header *h,
                        const struct sockaddr *from, socklen_t from_len) {
   uint8_t scid[CONN_SCID_LEN], token[TOKEN_MAX_LEN];
-  derive_scid(ep, h->dcid, h->dcid_len, scid);
+  derive_scid(ep, h->dcid, h->dcid_len, endpoint_identity(ep), scid);
   size_t token_len =
       token_seal(ep->secrets.token, TOKEN_KIND_RETRY, from, h->dcid,
                  h->dcid_len, token_now_ms(), token, sizeof token);
@@ -126,8 +130,12 @@ static bool check_retry_token(quic_endpoint *ep, const packet_header *h,
               r == TOKEN_EXPIRED ? "expired" : "invalid");
     return false;
   }
+  /* The Retry may have come from another worker or generation (sharing
+   * the secret): the identity byte is whichever the DCID carries. */
   uint8_t expected[CONN_SCID_LEN];
-  derive_scid(ep, odcid, *odcid_len, expected);
+  if (h->dcid_len == CONN_SCID_LEN)
+    derive_scid(ep, odcid, *odcid_len, h->dcid[ep->cid_identity_offset],
+                expected);
   if (h->dcid_len != CONN_SCID_LEN ||
       sodium_memcmp(expected, h->dcid, CONN_SCID_LEN) != 0) {
     LOG_DEBUG("initial dropped: token for another connection ID");
@@ -168,7 +176,7 @@ static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
   if (h->type != QUIC_TYPE_INITIAL && h->type != QUIC_TYPE_ZERO_RTT)
     return NULL;
   uint8_t scid[CONN_SCID_LEN];
-  derive_scid(ep, h->dcid, h->dcid_len, scid);
+  derive_scid(ep, h->dcid, h->dcid_len, endpoint_identity(ep), scid);
   conn *c = conn_table_get(&ep->conns, scid, CONN_SCID_LEN);
   if (c || !may_accept(ep, h, len))
     return c;
@@ -223,11 +231,51 @@ static conn *find_short_header_conn(quic_endpoint *ep, const uint8_t *buf,
   return conn_table_get(&ep->conns, buf + 1, CONN_SCID_LEN);
 }
 
+/* Whether a client's Initial or 0-RTT packet belongs to a connection we
+ * already accepted (its retransmission: our SCID derives from its DCID). */
+static bool initial_known(quic_endpoint *ep, const packet_header *h) {
+  uint8_t scid[CONN_SCID_LEN];
+  derive_scid(ep, h->dcid, h->dcid_len, endpoint_identity(ep), scid);
+  return conn_table_get(&ep->conns, scid, CONN_SCID_LEN) != NULL;
+}
+
+/* Sends a datagram for a connection we do not have to the endpoint of the
+ * port whose identity its DCID carries (quic/handoff.h). A client's
+ * Initial names no one when its random DCID has another length; when it
+ * happens to carry a live identity, that endpoint takes the connection:
+ * consistently, since its retransmissions carry the same DCID. While we
+ * drain, connections to be are handed to an endpoint that does not.
+ * Returns true when the datagram was handed over or dropped. */
+static bool steer_elsewhere(quic_endpoint *ep, const packet_header *h,
+                            const uint8_t *buf, size_t len,
+                            const struct sockaddr *from, socklen_t from_len) {
+  bool opening = h->type == QUIC_TYPE_INITIAL || h->type == QUIC_TYPE_ZERO_RTT;
+  if (ep->rx_handed_in || (opening && initial_known(ep, h)))
+    return false;
+  handoff_result r;
+  uint8_t id = h->dcid_len > ep->cid_identity_offset
+                   ? h->dcid[ep->cid_identity_offset]
+                   : endpoint_identity(ep);
+  if (opening && !ep->accepting)
+    r = handoff_send_to_live(ep, buf, len, from, from_len);
+  else if (h->dcid_len == CONN_SCID_LEN && id != endpoint_identity(ep))
+    r = handoff_send(ep, id, buf, len, from, from_len);
+  else
+    return false;
+  if (r == HANDOFF_DROPPED)
+    endpoint_count_drop(ep, H3Q_DROP_HANDOFF);
+  return r != HANDOFF_NO_OWNER;
+}
+
 void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len) {
   packet_header h;
-  ep->stats->udp_datagrams_received++;
-  ep->stats->udp_bytes_received += len;
+  if (ep->rx_handed_in) {
+    ep->stats->packets_handed_in++;
+  } else {
+    ep->stats->udp_datagrams_received++;
+    ep->stats->udp_bytes_received += len;
+  }
   conn *known = find_short_header_conn(ep, buf, len);
   if (known) {
     conn_recv(known, buf, len, from, from_len);
@@ -242,6 +290,8 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
     return;
   }
   conn *c = conn_table_get(&ep->conns, h.dcid, h.dcid_len);
+  if (!c && steer_elsewhere(ep, &h, buf, len, from, from_len))
+    return;
   h3q_drop_reason drop = H3Q_DROP_UNKNOWN_CONN;
   if (!c)
     c = find_or_accept(ep, &h, len, from, from_len, &drop);
@@ -253,6 +303,27 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
     return;
   }
   conn_recv(c, buf, len, from, from_len);
+}
+
+/* A socket bound to one address serves only datagrams sent to it. */
+static bool may_answer_from(const quic_endpoint *ep, const struct sockaddr *to,
+                            socklen_t to_len) {
+  return ep->wildcard ||
+         (to_len == ep->local_len && memcmp(to, &ep->local, to_len) == 0);
+}
+
+void endpoint_handle_handed_in(quic_endpoint *ep, uint8_t *buf, size_t len,
+                               const struct sockaddr *from, socklen_t from_len,
+                               const struct sockaddr *to, socklen_t to_len) {
+  if (!may_answer_from(ep, to, to_len)) {
+    endpoint_count_drop(ep, H3Q_DROP_HANDOFF);
+    return;
+  }
+  memcpy(&ep->rx_to, to, to_len);
+  ep->rx_to_len = to_len;
+  ep->rx_handed_in = true;
+  endpoint_handle_datagram(ep, buf, len, from, from_len);
+  ep->rx_handed_in = false;
 }
 
 static uint16_t local_port(const quic_endpoint *ep) {
@@ -329,6 +400,8 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                   const quic_secrets *secrets, char *err, size_t errlen) {
   ep->qcfg = qcfg;
   ep->fd = -1;
+  handoff_reset(&ep->handoff);
+  ep->cid_identity_offset = ENDPOINT_CID_IDENTITY_OFFSET;
   ep->accepting = true;
   ep->max_connections = cfg->max_connections;
   ep->connections_refused = 0;
@@ -344,6 +417,9 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                     &ep->local_len, err, errlen);
   if (ep->fd < 0)
     return H3Q_EIO;
+  int rc = handoff_open(ep, cfg, err, errlen);
+  if (rc != H3Q_OK)
+    return rc;
   memcpy(&ep->rx_to, &ep->local, ep->local_len);
   ep->rx_to_len = ep->local_len;
   if (udp_batch_init(&ep->rx, cfg->recv_batch, RX_DATAGRAM_MAX) ||
@@ -365,6 +441,7 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
 void endpoint_free(quic_endpoint *ep) {
   while (ep->all)
     conn_destroy(ep->all);
+  handoff_close(ep);
   if (ep->tx_blocked)
     ep->lo->unwatch_writable(ep->loop, ep->fd);
   ep->tx_blocked = false;

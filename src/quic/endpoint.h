@@ -14,6 +14,7 @@
 #include "io/udp.h"
 #include "quic/conn.h"
 #include "quic/conn_table.h"
+#include "quic/handoff.h"
 #include "quic/secrets.h"
 #include "quic/stateless_reset.h"
 
@@ -61,7 +62,31 @@ typedef struct quic_endpoint {
 
   const conn_app_ops *app;
   void *app_ctx;
+
+  /* Steering between the endpoints of the port (quic/handoff.h): every
+   * CID we issue carries identity (generation << 5 | worker) at
+   * cid_identity_offset. */
+  uint8_t worker;             /* 0..31 */
+  uint8_t generation;         /* 0..7, claimed by handoff_open */
+  size_t cid_identity_offset; /* 1: right after the first byte */
+  /* The datagram being handled was handed to us by another endpoint: it
+   * is never handed on (one hop). */
+  bool rx_handed_in;
+  handoff handoff;
 } quic_endpoint;
+
+/* Where the identity byte sits in our CIDs (and the BPF program reads
+ * it); it must leave room for the CID's first byte. */
+#define ENDPOINT_CID_IDENTITY_OFFSET 1
+
+static inline uint8_t endpoint_identity(const quic_endpoint *ep) {
+  return handoff_identity(ep->generation, ep->worker);
+}
+
+/* Writes our identity into a CID of CONN_SCID_LEN bytes we issue. */
+static inline void endpoint_stamp_cid(const quic_endpoint *ep, uint8_t *cid) {
+  cid[ep->cid_identity_offset] = endpoint_identity(ep);
+}
 
 /* Counts a dropped datagram (the total and its reason). */
 static inline void endpoint_count_drop(quic_endpoint *ep, h3q_drop_reason why) {
@@ -89,6 +114,12 @@ void endpoint_on_readable(void *arg);
  * ep->rx_to. */
 void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len);
+
+/* Processes a datagram another endpoint of the port handed over (see
+ * quic/handoff.h): sent by the client at `from` to our port at `to`. */
+void endpoint_handle_handed_in(quic_endpoint *ep, uint8_t *buf, size_t len,
+                               const struct sockaddr *from, socklen_t from_len,
+                               const struct sockaddr *to, socklen_t to_len);
 
 /* Processes dirty connections (bounded rounds) and flushes the send batch.
  * Returns true when work remains (do not block). */

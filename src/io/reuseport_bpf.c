@@ -1,0 +1,230 @@
+#include "io/reuseport_bpf.h"
+
+#include <errno.h>
+#include <string.h>
+
+#ifdef __linux__
+#include <linux/bpf.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SO_ATTACH_REUSEPORT_EBPF
+#define SO_ATTACH_REUSEPORT_EBPF 52
+#endif
+
+/* For SK_REUSEPORT programs the packet starts at the UDP header (the
+ * kernel's sk_reuseport_md: "it begins from the tcp/udp header"), so the
+ * QUIC packet is 8 bytes in. */
+#define UDP_HEADER 8
+/* RFC 8999: a long header is flags, a 4-byte version, the DCID length,
+ * then the DCID. */
+#define LONG_DCID_LEN_AT 5
+#define LONG_DCID_AT 6
+#define SK_PASS_VERDICT 1
+/* Stack slots: one byte read from the packet, and the map key. */
+#define STACK_BYTE (-8)
+#define STACK_KEY (-4)
+
+static long sys_bpf(int cmd, union bpf_attr *attr) {
+  return syscall(__NR_bpf, cmd, attr, sizeof *attr);
+}
+
+/* gcc's -Wconversion flags every store into a 4-bit field, masked or
+ * not; the registers are 0..10. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+static struct bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off,
+                            int32_t imm) {
+  struct bpf_insn i;
+  memset(&i, 0, sizeof i);
+  i.code = code;
+  i.dst_reg = dst & 0xf;
+  i.src_reg = src & 0xf;
+  i.off = off;
+  i.imm = imm;
+  return i;
+}
+#pragma GCC diagnostic pop
+
+static struct bpf_insn mov_reg(uint8_t dst, uint8_t src) {
+  return insn(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0);
+}
+
+static struct bpf_insn mov_imm(uint8_t dst, int32_t imm) {
+  return insn(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm);
+}
+
+static struct bpf_insn add_imm(uint8_t dst, int32_t imm) {
+  return insn(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm);
+}
+
+static struct bpf_insn call(int32_t helper) {
+  return insn(BPF_JMP | BPF_CALL, 0, 0, 0, helper);
+}
+
+typedef struct prog {
+  struct bpf_insn *i;
+  size_t n;
+} prog;
+
+static void emit(prog *p, struct bpf_insn i) {
+  if (p->n < REUSEPORT_BPF_MAX_INSNS)
+    p->i[p->n] = i;
+  p->n++;
+}
+
+/* A jump whose target is fixed later (patch_to_here); returns its index. */
+static size_t emit_jump(prog *p, uint8_t op, uint8_t reg, int32_t imm) {
+  emit(p, insn(BPF_JMP | op | BPF_K, reg, 0, 0, imm));
+  return p->n - 1;
+}
+
+static void patch_to_here(prog *p, size_t at) {
+  if (at < REUSEPORT_BPF_MAX_INSNS && p->n < REUSEPORT_BPF_MAX_INSNS)
+    p->i[at].off = (int16_t)(p->n - at - 1);
+}
+
+/* r7 = the packet byte at offset r8 (r8 is set by the caller), via
+ * bpf_skb_load_bytes(ctx, r8, fp + STACK_BYTE, 1); on failure jumps to
+ * the exit (the index is appended to fails). */
+static void load_byte_at_r8(prog *p, size_t *fails, size_t *nfails) {
+  emit(p, mov_reg(BPF_REG_1, BPF_REG_6));
+  emit(p, mov_reg(BPF_REG_2, BPF_REG_8));
+  emit(p, mov_reg(BPF_REG_3, BPF_REG_10));
+  emit(p, add_imm(BPF_REG_3, STACK_BYTE));
+  emit(p, mov_imm(BPF_REG_4, 1));
+  emit(p, call(BPF_FUNC_skb_load_bytes));
+  fails[(*nfails)++] = emit_jump(p, BPF_JNE, BPF_REG_0, 0);
+  emit(p,
+       insn(BPF_LDX | BPF_MEM | BPF_B, BPF_REG_7, BPF_REG_10, STACK_BYTE, 0));
+}
+
+/* bpf_sk_select_reuseport(ctx, map, &key, 0) with key = r7. */
+static void select_socket(prog *p, int map_fd) {
+  emit(p, insn(BPF_STX | BPF_MEM | BPF_W, BPF_REG_10, BPF_REG_7, STACK_KEY, 0));
+  emit(p, mov_reg(BPF_REG_1, BPF_REG_6));
+  emit(p, insn(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_2, BPF_PSEUDO_MAP_FD, 0,
+               map_fd));
+  emit(p, insn(0, 0, 0, 0, 0)); /* the upper half of the 64-bit immediate */
+  emit(p, mov_reg(BPF_REG_3, BPF_REG_10));
+  emit(p, add_imm(BPF_REG_3, STACK_KEY));
+  emit(p, mov_imm(BPF_REG_4, 0));
+  emit(p, call(BPF_FUNC_sk_select_reuseport));
+}
+
+size_t reuseport_bpf_build(void *out, int map_fd, size_t cid_offset) {
+  prog p = {out, 0};
+  size_t fails[4], nfails = 0;
+  int32_t off = (int32_t)(cid_offset & 0xff);
+  emit(&p, mov_reg(BPF_REG_6, BPF_REG_1)); /* ctx, kept across calls */
+  emit(&p, mov_imm(BPF_REG_8, UDP_HEADER));
+  load_byte_at_r8(&p, fails, &nfails); /* r7 = the first byte */
+  emit(&p, mov_imm(BPF_REG_8, UDP_HEADER + 1 + off));
+  size_t to_long = emit_jump(&p, BPF_JSET, BPF_REG_7, 0x80);
+  size_t to_id = emit_jump(&p, BPF_JA, 0, 0);
+  patch_to_here(&p, to_long); /* long header: is the DCID long enough? */
+  emit(&p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_LEN_AT));
+  load_byte_at_r8(&p, fails, &nfails);
+  fails[nfails++] = emit_jump(&p, BPF_JLE, BPF_REG_7, off);
+  emit(&p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_AT + off));
+  patch_to_here(&p, to_id);
+  load_byte_at_r8(&p, fails, &nfails); /* r7 = the steering byte */
+  select_socket(&p, map_fd);
+  /* Selected or not, SK_PASS: without a selection the kernel hashes. */
+  for (size_t k = 0; k < nfails; k++)
+    patch_to_here(&p, fails[k]);
+  emit(&p, mov_imm(BPF_REG_0, SK_PASS_VERDICT));
+  emit(&p, insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
+  return p.n;
+}
+
+int reuseport_bpf_map_create(void) {
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_type = BPF_MAP_TYPE_REUSEPORT_SOCKARRAY;
+  a.key_size = sizeof(uint32_t);
+  a.value_size = sizeof(uint32_t); /* the socket's fd on update */
+  a.max_entries = REUSEPORT_BPF_SLOTS;
+  return (int)sys_bpf(BPF_MAP_CREATE, &a);
+}
+
+int reuseport_bpf_prog_load(int map_fd, size_t cid_offset, char *log,
+                            size_t log_len) {
+  struct bpf_insn code[REUSEPORT_BPF_MAX_INSNS];
+  size_t n = reuseport_bpf_build(code, map_fd, cid_offset);
+  if (n > REUSEPORT_BPF_MAX_INSNS) {
+    errno = E2BIG;
+    return -1;
+  }
+  /* No GPL-only helper is used, so the license string is not checked. */
+  static const char license[] = "MIT";
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.prog_type = BPF_PROG_TYPE_SK_REUSEPORT;
+  a.insn_cnt = (uint32_t)n;
+  a.insns = (uint64_t)(uintptr_t)code;
+  a.license = (uint64_t)(uintptr_t)license;
+  if (log && log_len > 1) {
+    log[0] = '\0';
+    a.log_level = 1;
+    a.log_size = (uint32_t)(log_len > UINT32_MAX ? UINT32_MAX : log_len);
+    a.log_buf = (uint64_t)(uintptr_t)log;
+  }
+  int fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
+  if (fd < 0 && errno == ENOSPC && log) {
+    /* the log overflowed; the load itself may have been fine */
+    a.log_level = 0;
+    a.log_size = 0;
+    a.log_buf = 0;
+    fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
+  }
+  return fd;
+}
+
+int reuseport_bpf_map_set(int map_fd, uint32_t slot, int udp_fd) {
+  uint32_t value = (uint32_t)udp_fd;
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_fd = (uint32_t)map_fd;
+  a.key = (uint64_t)(uintptr_t)&slot;
+  a.value = (uint64_t)(uintptr_t)&value;
+  a.flags = BPF_ANY;
+  return (int)sys_bpf(BPF_MAP_UPDATE_ELEM, &a);
+}
+
+int reuseport_bpf_attach(int udp_fd, int prog_fd) {
+  return setsockopt(udp_fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog_fd,
+                    sizeof prog_fd);
+}
+
+#else /* !__linux__ */
+
+int reuseport_bpf_map_create(void) {
+  errno = ENOSYS;
+  return -1;
+}
+
+int reuseport_bpf_prog_load(int map_fd, size_t cid_offset, char *log,
+                            size_t log_len) {
+  if (log && log_len)
+    log[0] = '\0';
+  errno = ENOSYS;
+  return -1;
+}
+
+int reuseport_bpf_map_set(int map_fd, uint32_t slot, int udp_fd) {
+  errno = ENOSYS;
+  return -1;
+}
+
+int reuseport_bpf_attach(int udp_fd, int prog_fd) {
+  errno = ENOSYS;
+  return -1;
+}
+
+size_t reuseport_bpf_build(void *out, int map_fd, size_t cid_offset) {
+  return 0;
+}
+
+#endif
