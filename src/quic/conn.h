@@ -20,6 +20,8 @@
 /* The first SCID stays registered after the peer retires it (a late
  * Initial may name it), so one more slot holds its replacement. */
 #define CONN_SCID_SLOTS (CONN_SPARE_SCIDS + 1)
+/* Ports a peer left that are remembered (see conn_path.c). */
+#define CONN_LEFT_PORTS 4
 
 typedef struct conn conn;
 struct quic_endpoint;
@@ -62,6 +64,12 @@ struct conn {
   struct sockaddr_storage peer_now;
   socklen_t peer_now_len;
   uint64_t rebindings; /* port changes followed (for logs and tests) */
+  /* Ports the peer moved away from lately (network byte order, 0 = none)
+   * and when: a late packet from one of them (reordered, or handed over
+   * by another server of the port) does not move the sends back. */
+  uint16_t left_ports[CONN_LEFT_PORTS];
+  uint64_t left_at_ns[CONN_LEFT_PORTS];
+  unsigned left_next;
   loop_timer *timer;
   bool going_away; /* goaway asked before the session started */
   /* Counts the times quiche was asked for packets: bytes given to quiche

@@ -24,14 +24,24 @@
  *
  * Not validating a port change is bounded: the traffic can only move to
  * another port of the host that sent an authenticated packet, never to
- * another host, and the next packet from the real port moves it back. */
+ * another host, and the next packet from the real port moves it back.
+ *
+ * RFC 9000 §9.3 moves sends only for the highest-numbered packet; quiche
+ * does not tell us packet numbers, so a packet from a port the peer left
+ * less than LEFT_PORT_NS ago is taken for a late one (reordered, or
+ * handed over by another server of the port, quic/handoff.h, which delays
+ * it by a hop) and does not move the sends back. */
 #include "quic/conn.h"
 
 #include <netinet/in.h>
 #include <string.h>
 
 #include "quic/endpoint.h"
+#include "util/clock.h"
 #include "util/log.h"
+
+/* How long a port the peer left stays suspect. */
+#define LEFT_PORT_NS (1000u * 1000000u)
 
 static bool same_ip(const struct sockaddr *a, const struct sockaddr *b) {
   if (a->sa_family != b->sa_family)
@@ -91,11 +101,33 @@ size_t conn_path_mark(const conn *c) {
   return packets_processed(c);
 }
 
+/* Whether port (network order) is one the peer left lately. */
+static bool left_lately(const conn *c, uint16_t port, uint64_t now) {
+  for (int i = 0; i < CONN_LEFT_PORTS; i++)
+    if (c->left_ports[i] == port && port != 0 &&
+        now - c->left_at_ns[i] < LEFT_PORT_NS)
+      return true;
+  return false;
+}
+
+static void remember_left(conn *c, uint16_t port, uint64_t now) {
+  unsigned i = c->left_next++ % CONN_LEFT_PORTS;
+  c->left_ports[i] = port;
+  c->left_at_ns[i] = now;
+}
+
 void conn_path_adopt_if_proved(conn *c, size_t mark,
                                const struct sockaddr *from,
                                socklen_t from_len) {
   if (packets_processed(c) <= mark)
     return; /* undecryptable, a duplicate or a replay: not proof */
+  uint64_t now = clock_now_ns();
+  if (left_lately(c, port_of(from), now)) {
+    LOG_DEBUG("conn %llu: late packet from port %u, which the peer left",
+              (unsigned long long)c->number, (unsigned)ntohs(port_of(from)));
+    return;
+  }
+  remember_left(c, port_of((struct sockaddr *)&c->peer_now), now);
   LOG_INFO("conn %llu: peer port changed %u -> %u (NAT rebinding)",
            (unsigned long long)c->number,
            (unsigned)ntohs(port_of((struct sockaddr *)&c->peer_now)),

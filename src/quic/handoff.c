@@ -41,6 +41,9 @@ enum handoff_kind {
 #define TAG_LISTEN 0
 /* How long a draining endpoint keeps its choice of live endpoint. */
 #define HANDOFF_TARGET_TTL_NS (1000u * 1000000u)
+/* Connection attempts to absent identities: per second, and burst. */
+#define PROBE_RATE_PER_SEC 1000.0
+#define PROBE_BURST 200.0
 /* How long a new process waits for a running one to pass the map. */
 #define MAP_ASK_TIMEOUT_MS 500
 
@@ -143,13 +146,34 @@ static void control_header(uint8_t *out, uint8_t kind) {
 
 /* ---------------------------------------------------------- connections */
 
+/* Whether one more connection attempt fits the probe budget. Beyond it
+ * the identity counts as absent for this datagram (a short header gets a
+ * rate-limited stateless reset, an Initial is accepted here). */
+static bool take_probe(handoff *h) {
+  uint64_t now = clock_now_ns();
+  h->probe_tokens +=
+      (double)(now - h->probe_last_ns) / 1e9 * PROBE_RATE_PER_SEC;
+  if (h->probe_tokens > PROBE_BURST)
+    h->probe_tokens = PROBE_BURST;
+  h->probe_last_ns = now;
+  if (h->probe_tokens < 1.0)
+    return false;
+  h->probe_tokens -= 1.0;
+  return true;
+}
+
 /* Our connection to the endpoint with this identity, connected now if
- * needed. -1 with errno: ECONNREFUSED when no one holds the name. Only a
- * peer of our own user is trusted with client addresses. */
+ * needed. -1 with errno: ECONNREFUSED when no one holds the name (or the
+ * probe budget is spent). Only a peer of our own user is trusted with
+ * client addresses. */
 static int peer_fd(quic_endpoint *ep, uint8_t identity) {
   handoff *h = &ep->handoff;
   if (h->out[identity] >= 0)
     return h->out[identity];
+  if (!take_probe(h)) {
+    errno = ECONNREFUSED;
+    return -1;
+  }
   char name[LOCAL_SOCK_NAME_MAX];
   name_of(name, sizeof name, h->port, handoff_generation_of(identity),
           handoff_worker_of(identity));
@@ -364,9 +388,18 @@ static void on_set_readable(void *arg) {
 
 /* ----------------------------------------------------------------- eBPF */
 
+/* Milliseconds left until deadline_ns (0 when past). */
+static int ms_left(uint64_t deadline_ns) {
+  uint64_t now = clock_now_ns();
+  return now >= deadline_ns ? 0 : (int)((deadline_ns - now) / 1000000u);
+}
+
 /* Asks the running endpoints of the port for their socket map, so that
- * one program steers for every process. -1 when none has one. */
+ * one program steers for every process. -1 when none has one. A process
+ * that does not answer (stopped, busy) costs MAP_ASK_TIMEOUT_MS at most
+ * for all of them together. */
 static int ask_for_map(quic_endpoint *ep) {
+  uint64_t deadline = clock_now_ns() + MAP_ASK_TIMEOUT_MS * 1000000ull;
   for (unsigned gen = 0; gen < HANDOFF_GENERATIONS; gen++) {
     uint8_t id = handoff_identity(gen, 0);
     if (gen == ep->generation || peer_fd(ep, id) < 0)
@@ -376,7 +409,7 @@ static int ask_for_map(quic_endpoint *ep) {
     int fd = ep->handoff.out[id];
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (local_sock_send(fd, head, sizeof head, NULL, 0, -1) != 0 ||
-        poll(&p, 1, MAP_ASK_TIMEOUT_MS) != 1)
+        poll(&p, 1, ms_left(deadline)) != 1)
       continue;
     int map = -1;
     ssize_t n = local_sock_recv(fd, head, sizeof head, NULL, 0, &map);
@@ -486,6 +519,8 @@ void handoff_reset(handoff *h) {
   h->listen_fd = h->draining_fd = h->set_fd = -1;
   h->map_fd = h->prog_fd = -1;
   h->live_target = -1;
+  h->probe_tokens = PROBE_BURST;
+  h->probe_last_ns = clock_now_ns();
   for (size_t i = 0; i < HANDOFF_IDENTITIES; i++)
     h->out[i] = -1;
   for (size_t i = 0; i < HANDOFF_MAX_INBOUND; i++)

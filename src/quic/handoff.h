@@ -72,6 +72,11 @@ typedef struct handoff {
    * chosen again after HANDOFF_TARGET_TTL_NS or a failure. */
   int live_target;
   uint64_t live_checked_ns;
+  /* Connection attempts to identities we have no connection to: a
+   * token bucket, so that a flood of datagrams naming absent servers
+   * costs no system call each. */
+  double probe_tokens;
+  uint64_t probe_last_ns;
   /* eBPF steering (-1 when off): the port's socket map, our program. */
   int map_fd, prog_fd;
   bool ebpf;
