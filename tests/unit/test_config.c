@@ -91,6 +91,14 @@ static void test_config_set(void) {
   CHECK(h3q_config_set(c, "loop_backend", "libev") == H3Q_OK &&
         c->loop_backend == H3Q_LOOP_LIBEV);
   CHECK(h3q_config_set(c, "loop_backend", "select") == H3Q_ECONFIG);
+  CHECK(c->steering == H3Q_STEERING_AUTO); /* the default */
+  CHECK(h3q_config_set(c, "steering", "ebpf") == H3Q_OK &&
+        c->steering == H3Q_STEERING_EBPF);
+  CHECK(h3q_config_set(c, "steering", "handoff") == H3Q_OK &&
+        c->steering == H3Q_STEERING_HANDOFF);
+  CHECK(h3q_config_set(c, "steering", "auto") == H3Q_OK &&
+        c->steering == H3Q_STEERING_AUTO);
+  CHECK(h3q_config_set(c, "steering", "hash") == H3Q_ECONFIG);
   CHECK(h3q_config_set(c, "log_level", "DEBUG") == H3Q_OK &&
         c->log_level == H3Q_LOG_DEBUG);
   char path[32] = "/tmp/a.pem";
@@ -204,6 +212,9 @@ int main(void) {
   c = valid();
   c.loop_backend = (h3q_loop_backend)7;
   expect_field(&c, "loop_backend");
+  c = valid();
+  c.steering = (h3q_steering)3;
+  expect_field(&c, "steering");
 
   /* Server creation reports a missing certificate file by field name. */
   c = valid();
