@@ -259,10 +259,12 @@ static int choose_live(quic_endpoint *ep) {
   return -1;
 }
 
+/* The choice is kept for HANDOFF_TARGET_TTL_NS, "none" too, so that a
+ * flood of Initials to a draining server scans the names once a second. */
 static int live_target(quic_endpoint *ep, bool fresh) {
   handoff *h = &ep->handoff;
   uint64_t now = clock_now_ns();
-  if (fresh || h->live_target < 0 ||
+  if (fresh || h->live_checked_ns == 0 ||
       now - h->live_checked_ns > HANDOFF_TARGET_TTL_NS) {
     h->live_target = choose_live(ep);
     h->live_checked_ns = now;
@@ -274,6 +276,7 @@ handoff_result handoff_send_to_live(quic_endpoint *ep, const uint8_t *buf,
                                     size_t len, const struct sockaddr *from,
                                     socklen_t from_len) {
   handoff_result r = HANDOFF_NO_OWNER;
+  /* A target that went away is replaced at once (one rescan). */
   for (int attempt = 0; attempt < 2 && r == HANDOFF_NO_OWNER; attempt++) {
     int id = live_target(ep, attempt > 0);
     if (id < 0)
