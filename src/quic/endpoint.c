@@ -244,8 +244,9 @@ static bool initial_known(quic_endpoint *ep, const packet_header *h) {
  * Initial names no one when its random DCID has another length; when it
  * happens to carry a live identity, that endpoint takes the connection:
  * consistently, since its retransmissions carry the same DCID. While we
- * drain, connections to be are handed to an endpoint that does not.
- * Returns true when the datagram was handed over or dropped. */
+ * drain, packets that would open a connection go to an endpoint that does
+ * not drain. One hop at most: what was handed to us stays here. Returns
+ * true when the datagram was handed over or dropped. */
 static bool steer_elsewhere(quic_endpoint *ep, const packet_header *h,
                             const uint8_t *buf, size_t len,
                             const struct sockaddr *from, socklen_t from_len) {
