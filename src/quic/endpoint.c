@@ -418,7 +418,8 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                     &ep->local_len, err, errlen);
   if (ep->fd < 0)
     return H3Q_EIO;
-  int rc = handoff_open(ep, cfg, err, errlen);
+  /* Workers after the first will pass worker 0's endpoint here. */
+  int rc = handoff_open(ep, cfg, NULL, err, errlen);
   if (rc != H3Q_OK)
     return rc;
   memcpy(&ep->rx_to, &ep->local, ep->local_len);

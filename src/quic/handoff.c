@@ -463,12 +463,24 @@ static void drop_ebpf(handoff *h) {
 /* Said once per process: every server of it would say the same. */
 static atomic_bool ebpf_refusal_logged;
 
-static int start_ebpf(quic_endpoint *ep, h3q_steering mode, char *err,
-                      size_t errlen) {
+/* Another worker of the process: the socket joined the group whose
+ * program `first` attached, so it only goes into the same map. */
+static int join_ebpf(quic_endpoint *ep, const quic_endpoint *first,
+                     const char **why) {
+  handoff *h = &ep->handoff;
+  if ((h->map_fd = dup(first->handoff.map_fd)) < 0)
+    return *why = "map", -1;
+  if (reuseport_bpf_map_set(h->map_fd, endpoint_identity(ep), ep->fd) != 0)
+    return *why = "map update", -1;
+  return 0;
+}
+
+static int start_ebpf(quic_endpoint *ep, const quic_endpoint *first,
+                      h3q_steering mode, char *err, size_t errlen) {
   const char *why = "";
-  if (mode == H3Q_STEERING_HANDOFF)
+  if (mode == H3Q_STEERING_HANDOFF || (first && !first->handoff.ebpf))
     return H3Q_OK;
-  if (setup_ebpf(ep, &why) == 0) {
+  if ((first ? join_ebpf(ep, first, &why) : setup_ebpf(ep, &why)) == 0) {
     ep->handoff.ebpf = true;
     return H3Q_OK;
   }
@@ -530,11 +542,13 @@ void handoff_reset(handoff *h) {
     h->in[i] = -1;
 }
 
-int handoff_open(quic_endpoint *ep, const h3q_config *cfg, char *err,
-                 size_t errlen) {
+int handoff_open(quic_endpoint *ep, const h3q_config *cfg,
+                 const quic_endpoint *first, char *err, size_t errlen) {
   handoff *h = &ep->handoff;
   handoff_reset(h);
   h->port = port_of(&ep->local);
+  if (first)
+    ep->generation = first->generation;
   int rc = claim_name(ep, err, errlen);
   if (rc != H3Q_OK || h->listen_fd < 0)
     return rc;
@@ -548,7 +562,7 @@ int handoff_open(quic_endpoint *ep, const h3q_config *cfg, char *err,
   }
   LOG_DEBUG("steering: port %u generation %u worker %u", (unsigned)h->port,
             ep->generation, ep->worker);
-  return start_ebpf(ep, cfg->steering, err, errlen);
+  return start_ebpf(ep, first, cfg->steering, err, errlen);
 }
 
 int handoff_watch(quic_endpoint *ep) {

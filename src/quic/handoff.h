@@ -92,13 +92,18 @@ typedef enum handoff_result {
 /* Puts h in its closed state (no sockets), before anything can fail. */
 void handoff_reset(handoff *h);
 
-/* Opens ep's local socket: claims the lowest free generation of ep's port
- * when ep->worker is 0 (then sets ep->generation), else binds the name
- * of ep->generation. Then steering by eBPF per cfg->steering. Returns
- * H3Q_OK, H3Q_EIO with a message in err (every generation taken, a
- * socket error, eBPF required but refused) or H3Q_ENOMEM. */
-int handoff_open(struct quic_endpoint *ep, const h3q_config *cfg, char *err,
-                 size_t errlen);
+/* Opens ep's local socket (ep->fd is bound, ep->local and ep->worker
+ * are set). Without first (worker 0): claims the lowest free generation
+ * of the port (sets ep->generation), then steering by eBPF per
+ * cfg->steering: the port's map (from a running process, else a new
+ * one), the program, attached to the group. With first (the worker-0
+ * endpoint of the same process, opened before): takes its generation,
+ * binds this worker's name, and puts ep's socket into first's map (the
+ * group's program is already attached). Returns H3Q_OK, H3Q_EIO with a
+ * message in err (every generation taken, a socket error, eBPF required
+ * but refused) or H3Q_ENOMEM. */
+int handoff_open(struct quic_endpoint *ep, const h3q_config *cfg,
+                 const struct quic_endpoint *first, char *err, size_t errlen);
 
 /* Watches the local socket on ep's loop (after the loop exists). Returns
  * 0 or -1. */
