@@ -46,6 +46,7 @@ import ssl
 import struct
 import subprocess
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -342,10 +343,9 @@ def test_download_survives_rebinding_behind_the_lb(servers, placement, tmp_path)
     during a download: the client-address hash would send some of them to
     the other server; routing by CID keeps them on this one."""
     with fleet(servers, placement, tmp_path) as f:
-        class Front:  # what h3q-relay relays to
-            host, port = f.lb.host, f.lb.port
         n = 4_000_000
-        with Relay(Front, "--rebind-after-bytes", "400000", "--rebind-after-bytes", "1200000",
+        front = types.SimpleNamespace(host=f.lb.host, port=f.lb.port)  # the relay's server
+        with Relay(front, "--rebind-after-bytes", "400000", "--rebind-after-bytes", "1200000",
                    "--rebind-after-bytes", "2000000", "--rebind-after-bytes", "3000000") as relay:
             r = run_client("--verify-bytes", "--no-body", relay.url(f"/bytes/{n}"),
                            timeout=scaled(90))

@@ -131,7 +131,7 @@ static int backend_by_cid(const lb *b, const uint8_t *dcid, size_t dcid_len) {
 
 /* FNV-1a over the client's address and port: the same client 4-tuple
  * always hashes to the same value (the listening side is fixed). */
-static uint64_t hash_client(const struct sockaddr_storage *a, socklen_t len) {
+static uint64_t hash_client(const struct sockaddr_storage *a) {
   const uint8_t *p;
   size_t n;
   uint16_t port;
@@ -146,7 +146,6 @@ static uint64_t hash_client(const struct sockaddr_storage *a, socklen_t len) {
     n = sizeof v4->sin_addr;
     port = v4->sin_port;
   }
-  (void)len;
   uint64_t h = 0xcbf29ce484222325ULL;
   for (size_t i = 0; i < n; i++)
     h = (h ^ p[i]) * 0x100000001b3ULL;
@@ -162,7 +161,7 @@ static int backend_by_hash(const lb *b, const flow *f) {
     up += b->backends[i].up;
   if (up == 0)
     return -1;
-  size_t k = (size_t)(hash_client(&f->client, f->client_len) % up);
+  size_t k = (size_t)(hash_client(&f->client) % up);
   for (size_t i = 0; i < b->n_backends; i++)
     if (b->backends[i].up && k-- == 0)
       return (int)i;
