@@ -141,10 +141,21 @@ class Netns:
         tag = os.getpid() % 100000
         self.bridge = f"h3qlb{tag}"
         self.names = [f"h3qlb{tag}-{i}" for i in range(2)]
-        net = 200 + os.getpid() % 50
+        net = self._free_net()
         self.hosts = [f"10.{net}.0.{2 + i}" for i in range(2)]
         self.bridge_ip = f"10.{net}.0.1/24"
         self.created: list[list[str]] = []
+
+    @staticmethod
+    def _free_net() -> int:
+        """A 10.N.0.0/24 no route uses yet (another run's bridge, the host's
+        networks), starting from one that depends on the pid."""
+        p = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=20)
+        for k in range(50):
+            net = 200 + (os.getpid() + k) % 50
+            if f"10.{net}." not in p.stdout:
+                return net
+        raise OSError("no free 10.200-249.0.0/24 network for the namespaces")
 
     def _ip(self, *args: str) -> None:
         p = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
@@ -187,11 +198,13 @@ def placement(request):
     if request.param == "loopback":
         yield Loopback()
         return
-    n = Netns()
+    n = None
     try:
+        n = Netns()
         n.create()
-    except (OSError, FileNotFoundError, subprocess.TimeoutExpired) as e:
-        n.destroy()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        if n is not None:
+            n.destroy()
         pytest.skip(f"network namespaces are not available here ({e}); "
                     "the loopback variant covers the same tests")
     try:
