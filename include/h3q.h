@@ -354,6 +354,28 @@ typedef struct h3q_config {
    * the environment variable H3Q_UDP_NO_MMSG=1 forces it. */
   bool udp_single_syscalls; /* false */
 
+  /* QUIC-LB (draft-ietf-quic-load-balancers, the plaintext algorithm):
+   * with quic_lb_server_id set, every connection ID the server issues is
+   * one octet (the config rotation quic_lb_config_id in its top 3 bits,
+   * the CID length - 1 in the other 5), the server id, then
+   * quic_lb_nonce_len bytes that differ per CID. A load balancer
+   * configured with the same config id, server id length and nonce length
+   * reads the server id after the first octet and routes every packet of a
+   * connection to this server, after NAT rebinding or migration too. The
+   * first nonce byte identifies the worker or process inside the server;
+   * the rest is random, or for the first CID an HMAC of the client's
+   * DCID. Give every server of the fleet the same secret (see above), so
+   * that Retry tokens, stateless resets and session tickets of one are
+   * valid at the others. quic_lb_config_id: 0..6 with a server id; 7, the
+   * draft's unroutable codepoint, without (then CIDs are 16 bytes: 0b111,
+   * the length, random bytes). quic_lb_server_id: 1..15 bytes as hex
+   * digits ("0a1b"; copied at h3q_server_new), NULL for none.
+   * quic_lb_nonce_len: 4..18, and server id + nonce at most 19 bytes (a
+   * CID is at most 20). */
+  uint32_t quic_lb_config_id;    /* 7: no QUIC-LB */
+  const char *quic_lb_server_id; /* NULL */
+  size_t quic_lb_nonce_len;      /* 8 */
+
   /* Owned by h3q_config_set (its copies); h3q_config_init sets it to NULL.
    * Do not touch. */
   void *internal;

@@ -95,6 +95,9 @@ static const field_def fields[] = {
     FIELD(max_active_downloads_per_conn, F_SIZE),
     FIELD(loop_backend, F_LOOP),
     FIELD(udp_single_syscalls, F_BOOL),
+    FIELD(quic_lb_config_id, F_U32),
+    FIELD(quic_lb_server_id, F_STR),
+    FIELD(quic_lb_nonce_len, F_SIZE),
 };
 
 #define TICKET_KEY_LEN 48

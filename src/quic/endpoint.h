@@ -12,6 +12,7 @@
 #include "h3q.h"
 #include "io/loop.h"
 #include "io/udp.h"
+#include "quic/cid.h"
 #include "quic/conn.h"
 #include "quic/conn_table.h"
 #include "quic/secrets.h"
@@ -45,6 +46,9 @@ typedef struct quic_endpoint {
    * a retransmitted Initial finds the connection it already created (and,
    * after a Retry, the client's new DCID is that same SCID). */
   quic_secrets secrets;
+  /* The layout of every CID we issue: QUIC-LB's config rotation and
+   * server id, or unroutable (quic/cid.h). */
+  cid_layout cids;
   bool retry;                /* h3q_config.enable_retry */
   reset_limiter resets;      /* stateless resets sent */
   bool client_cert_required; /* h3q_config.client_cert_required */
@@ -69,9 +73,9 @@ static inline void endpoint_count_drop(quic_endpoint *ep, h3q_drop_reason why) {
   ep->stats->packets_dropped_by[why]++;
 }
 
-/* Opens the socket and tables. Returns H3Q_OK, H3Q_EIO (message in err) or
- * H3Q_ENOMEM. qcfg is owned by the endpoint from now on, even on failure;
- * secrets are copied. */
+/* Opens the socket and tables. Returns H3Q_OK, H3Q_ECONFIG (bad quic_lb_*
+ * fields), H3Q_EIO (message in err) or H3Q_ENOMEM. qcfg is owned by the
+ * endpoint from now on, even on failure; secrets are copied. */
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                   const quic_secrets *secrets, char *err, size_t errlen);
 
