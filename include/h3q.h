@@ -368,8 +368,9 @@ typedef struct h3q_config {
    * (SO_REUSEPORT), and each claims a generation 0..7 for the port at
    * h3q_server_new (the lowest free one; H3Q_EIO when all 8 are taken).
    * Every connection ID it issues carries (generation << 5 | worker) in
-   * its second byte. The kernel delivers a datagram to one of the sockets
-   * by its 4-tuple hash, unless a steering program (eBPF,
+   * its first nonce byte (the second byte, or after the QUIC-LB server
+   * id, see quic_lb_server_id below). The kernel delivers a datagram to one of
+   * the sockets by its 4-tuple hash, unless a steering program (eBPF,
    * SO_ATTACH_REUSEPORT_EBPF, needs CAP_BPF) sends it to the socket its
    * connection ID names. A datagram that still lands on a server that does
    * not have its connection is handed over a local socket (abstract unix
@@ -385,6 +386,28 @@ typedef struct h3q_config {
    * program is shared by the processes of the port (the map of sockets is
    * passed from a running one), so the newest one attached steers for all. */
   h3q_steering steering; /* H3Q_STEERING_AUTO */
+
+  /* QUIC-LB (draft-ietf-quic-load-balancers, the plaintext algorithm):
+   * with quic_lb_server_id set, every connection ID the server issues is
+   * one octet (the config rotation quic_lb_config_id in its top 3 bits,
+   * the CID length - 1 in the other 5), the server id, then
+   * quic_lb_nonce_len bytes that differ per CID. A load balancer
+   * configured with the same config id, server id length and nonce length
+   * reads the server id after the first octet and routes every packet of a
+   * connection to this server, after NAT rebinding or migration too. The
+   * first nonce byte identifies the worker or process inside the server;
+   * the rest is random, or for the first CID an HMAC of the client's
+   * DCID. Give every server of the fleet the same secret (see above), so
+   * that Retry tokens, stateless resets and session tickets of one are
+   * valid at the others. quic_lb_config_id: 0..6 with a server id; 7, the
+   * draft's unroutable codepoint, without (then CIDs are 16 bytes: 0b111,
+   * the length, random bytes). quic_lb_server_id: 1..15 bytes as hex
+   * digits ("0a1b"; copied at h3q_server_new), NULL for none.
+   * quic_lb_nonce_len: 4..18, and server id + nonce at most 19 bytes (a
+   * CID is at most 20). */
+  uint32_t quic_lb_config_id;    /* 7: no QUIC-LB */
+  const char *quic_lb_server_id; /* NULL */
+  size_t quic_lb_nonce_len;      /* 8 */
 
   /* Owned by h3q_config_set (its copies); h3q_config_init sets it to NULL.
    * Do not touch. */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quic/cid.h"
+
 void h3q_config_init(h3q_config *cfg) {
   if (!cfg)
     return;
@@ -50,6 +52,8 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->wt_max_sessions_per_conn = 16;
   cfg->wt_max_streams_per_session = 256;
   cfg->log_level = H3Q_LOG_WARN;
+  cfg->quic_lb_config_id = CID_LB_UNROUTABLE;
+  cfg->quic_lb_nonce_len = CID_LB_NONCE_DEFAULT;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -353,6 +357,11 @@ int config_validate(const h3q_config *c, char *err, size_t errlen) {
     rc = validate_observability(c, err, errlen);
   if (rc == H3Q_OK)
     rc = validate_secrets_tls(c, err, errlen);
+  cid_layout cids;
+  if (rc == H3Q_OK &&
+      cid_layout_init(&cids, c->quic_lb_config_id, c->quic_lb_server_id,
+                      c->quic_lb_nonce_len, err, errlen) != 0)
+    rc = H3Q_ECONFIG;
   return rc ? rc : validate_limits(c, err, errlen);
 }
 
@@ -390,6 +399,7 @@ int config_copy(config_owned *dst, const h3q_config *cfg) {
 
       dup_field(&dst->secret_file, cfg->secret_file) ||
       dup_field(&dst->client_ca_path, cfg->client_ca_path) ||
+      dup_field(&dst->quic_lb_server_id, cfg->quic_lb_server_id) ||
       copy_secret(dst, cfg)) {
     config_owned_free(dst);
     return H3Q_ENOMEM;
@@ -405,6 +415,7 @@ int config_copy(config_owned *dst, const h3q_config *cfg) {
   dst->c.metrics_addr = dst->metrics_addr;
   dst->c.secret_file = dst->secret_file;
   dst->c.client_ca_path = dst->client_ca_path;
+  dst->c.quic_lb_server_id = dst->quic_lb_server_id;
   dst->c.secret = dst->secret;
   if (cfg->ticket_key && cfg->ticket_key_len == sizeof dst->ticket_key) {
     memcpy(dst->ticket_key, cfg->ticket_key, sizeof dst->ticket_key);
@@ -429,6 +440,7 @@ void config_owned_free(config_owned *c) {
   free(c->metrics_addr);
   free(c->secret_file);
   free(c->client_ca_path);
+  free(c->quic_lb_server_id);
   if (c->secret)
     sodium_memzero(c->secret, c->c.secret_len);
   free(c->secret);

@@ -12,7 +12,7 @@ typedef struct config_owned {
   h3q_config c; /* string fields point at the copies below */
   char *bind_addr, *cert_path, *key_path, *cc_algorithm, *alpn, *qlog_dir,
       *keylog_path, *access_log_path, *metrics_addr, *secret_file,
-      *client_ca_path;
+      *client_ca_path, *quic_lb_server_id;
   uint8_t *secret;        /* copy of the caller's secret (c.secret_len bytes) */
   uint8_t ticket_key[48]; /* copy of the caller's key */
   unsigned char alpn_wire[256]; /* length-prefixed ALPN list for quiche */

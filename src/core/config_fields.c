@@ -97,6 +97,9 @@ static const field_def fields[] = {
     FIELD(loop_backend, F_LOOP),
     FIELD(udp_single_syscalls, F_BOOL),
     FIELD(steering, F_STEER),
+    FIELD(quic_lb_config_id, F_U32),
+    FIELD(quic_lb_server_id, F_STR),
+    FIELD(quic_lb_nonce_len, F_SIZE),
 };
 
 #define TICKET_KEY_LEN 48

@@ -36,14 +36,15 @@ static void set_qlog(conn *c) {
              path);
 }
 
-conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
-                  const uint8_t *odcid, size_t odcid_len,
-                  const struct sockaddr *peer, socklen_t peer_len) {
+conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
+                  size_t odcid_len, const struct sockaddr *peer,
+                  socklen_t peer_len) {
   conn *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
   c->ep = ep;
-  memcpy(c->scid, scid, CONN_SCID_LEN);
+  size_t scid_len = ep->cids.len;
+  memcpy(c->scid, scid, scid_len);
   conn_path_init(c, peer, peer_len);
   c->number = ep->next_conn_number++;
   /* A valid Retry token proves the client owns its address: no 3x limit. */
@@ -51,15 +52,15 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
   /* quiche copies the config's token into this connection's transport
    * parameters at accept, so setting it per connection is safe. */
   uint8_t token[RESET_TOKEN_LEN];
-  secrets_reset_token(&ep->secrets, scid, CONN_SCID_LEN, token);
+  secrets_reset_token(&ep->secrets, scid, scid_len, token);
   quiche_config_set_stateless_reset_token(ep->qcfg, token);
-  c->q = quiche_accept(scid, CONN_SCID_LEN, odcid, odcid_len,
+  c->q = quiche_accept(scid, scid_len, odcid, odcid_len,
                        (struct sockaddr *)&ep->rx_to, ep->rx_to_len, peer,
                        peer_len, ep->qcfg);
   c->timer = c->q ? ep->lo->timer_new(ep->loop, on_timer, c) : NULL;
   c->pace_timer = c->q ? ep->lo->timer_new(ep->loop, on_pace_timer, c) : NULL;
   if (!c->q || !c->timer || !c->pace_timer ||
-      conn_table_put(&ep->conns, scid, CONN_SCID_LEN, c) != 0) {
+      conn_table_put(&ep->conns, scid, scid_len, c) != 0) {
     if (c->q)
       quiche_conn_free(c->q);
     ep->lo->timer_free(c->timer);
@@ -272,7 +273,7 @@ void conn_destroy(conn *c) {
   if (c->dirty)
     unlink_dirty(c);
   endpoint_forget(ep, c);
-  conn_table_del(&ep->conns, c->scid, CONN_SCID_LEN);
+  conn_table_del(&ep->conns, c->scid, ep->cids.len);
   conn_forget_scids(c);
   if (c->prev)
     c->prev->next = c->next;

@@ -11,8 +11,8 @@
 
 #include "h3q.h"
 #include "io/loop.h"
+#include "quic/cid.h"
 
-#define CONN_SCID_LEN 16
 /* Connection IDs we keep issued per connection beyond the first: what the
  * peer's active_connection_id_limit allows, capped here (RFC 9000 §5.1.1:
  * a peer that allows more is not owed more). */
@@ -50,10 +50,11 @@ struct conn {
   quiche_conn *q;
   void *app;       /* the session, once started */
   uint64_t number; /* endpoint-unique, for logs and the request API */
-  uint8_t scid[CONN_SCID_LEN];
+  /* Our CIDs are ep->cids.len bytes long (quic/cid.h). */
+  uint8_t scid[CID_LAYOUT_MAX_LEN];
   /* Spare SCIDs issued with NEW_CONNECTION_ID (each in the endpoint's
    * table until quiche reports it retired). */
-  uint8_t spare[CONN_SCID_SLOTS][CONN_SCID_LEN];
+  uint8_t spare[CONN_SCID_SLOTS][CID_LAYOUT_MAX_LEN];
   bool spare_used[CONN_SCID_SLOTS];
   bool tls_checked; /* ALPN and client certificate checked once */
   bool tls_refused; /* ... and found wanting: closing, no application */
@@ -122,11 +123,12 @@ void conn_path_send_to(const conn *c, quiche_send_info *si);
 /* Drains quiche's path events (a migration to a new IP moves c->peer). */
 void conn_path_events(conn *c);
 
-/* Creates a server-side connection for a client Initial; odcid is the
- * client's original DCID after a Retry (else NULL). Our stateless-reset
- * token for scid goes into the transport parameters. Returns NULL when
- * quiche refuses it or memory runs out. */
-conn *conn_accept(struct quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
+/* Creates a server-side connection for a client Initial, with scid
+ * (ep->cids.len bytes) as its first SCID; odcid is the client's original
+ * DCID after a Retry (else NULL). Our stateless-reset token for scid goes
+ * into the transport parameters. Returns NULL when quiche refuses it or
+ * memory runs out. */
+conn *conn_accept(struct quic_endpoint *ep, const uint8_t *scid,
                   const uint8_t *odcid, size_t odcid_len,
                   const struct sockaddr *peer, socklen_t peer_len);
 

@@ -1,7 +1,8 @@
-/* A connection's spare connection IDs (RFC 9000 §5.1): random, each with
- * the stateless-reset token derived from the server secret, so a restarted
- * server that shares the secret can still reset the connection on any
- * of them. */
+/* A connection's spare connection IDs (RFC 9000 §5.1): in the endpoint's
+ * layout (quic/cid.h: a QUIC-LB load balancer routes them to this server)
+ * with a random nonce, each with the stateless-reset token derived from
+ * the server secret, so a restarted server, or another of the fleet, that
+ * shares the secret can still reset the connection on any of them. */
 #include <sodium.h>
 #include <string.h>
 
@@ -20,17 +21,19 @@ static int free_slot(const conn *c) {
 static bool issue_one(conn *c, int i) {
   quic_endpoint *ep = c->ep;
   uint8_t *cid = c->spare[i];
-  randombytes_buf(cid, CONN_SCID_LEN);
-  endpoint_stamp_cid(ep, cid); /* steering: whose connection it is */
-  if (conn_table_get(&ep->conns, cid, CONN_SCID_LEN))
-    return false; /* a 2^-128 collision: try on the next round */
+  size_t len = ep->cids.len;
+  uint8_t nonce[CID_LAYOUT_MAX_LEN];
+  randombytes_buf(nonce, sizeof nonce);
+  cid_encode(&ep->cids, endpoint_identity(ep), nonce, cid);
+  if (conn_table_get(&ep->conns, cid, len))
+    return false; /* a collision (2^-24 at worst): try on the next round */
   uint8_t token[RESET_TOKEN_LEN];
-  secrets_reset_token(&ep->secrets, cid, CONN_SCID_LEN, token);
-  if (conn_table_put(&ep->conns, cid, CONN_SCID_LEN, c) != 0)
+  secrets_reset_token(&ep->secrets, cid, len, token);
+  if (conn_table_put(&ep->conns, cid, len, c) != 0)
     return false;
   uint64_t seq = 0;
-  if (quiche_conn_new_scid(c->q, cid, CONN_SCID_LEN, token, false, &seq) < 0) {
-    conn_table_del(&ep->conns, cid, CONN_SCID_LEN);
+  if (quiche_conn_new_scid(c->q, cid, len, token, false, &seq) < 0) {
+    conn_table_del(&ep->conns, cid, len);
     return false;
   }
   c->spare_used[i] = true;
@@ -48,7 +51,7 @@ static void forget_retired(conn *c) {
   const uint8_t *cid;
   size_t len;
   while (quiche_connection_id_iter_next(it, &cid, &len)) {
-    if (len != CONN_SCID_LEN)
+    if (len != c->ep->cids.len)
       continue;
     for (int i = 0; i < CONN_SCID_SLOTS; i++) {
       if (c->spare_used[i] && memcmp(c->spare[i], cid, len) == 0) {
@@ -75,7 +78,7 @@ void conn_update_scids(conn *c) {
 void conn_forget_scids(conn *c) {
   for (int i = 0; i < CONN_SCID_SLOTS; i++) {
     if (c->spare_used[i])
-      conn_table_del(&c->ep->conns, c->spare[i], CONN_SCID_LEN);
+      conn_table_del(&c->ep->conns, c->spare[i], c->ep->cids.len);
     c->spare_used[i] = false;
   }
 }

@@ -34,10 +34,11 @@ typedef struct packet_header {
   size_t token_len;
 } packet_header;
 
-static bool parse_header(const uint8_t *buf, size_t len, packet_header *h) {
+static bool parse_header(const quic_endpoint *ep, const uint8_t *buf,
+                         size_t len, packet_header *h) {
   h->scid_len = h->dcid_len = QUICHE_MAX_CONN_ID_LEN;
   h->token_len = sizeof h->token;
-  return quiche_header_info(buf, len, CONN_SCID_LEN, &h->version, &h->type,
+  return quiche_header_info(buf, len, ep->cids.len, &h->version, &h->type,
                             h->scid, &h->scid_len, h->dcid, &h->dcid_len,
                             h->token, &h->token_len) >= 0;
 }
@@ -77,16 +78,16 @@ static bool negotiate_unknown_version(quic_endpoint *ep, const uint8_t *buf,
   return true;
 }
 
-/* Our SCID for a client's first DCID, stable across its retransmissions,
- * carrying the identity of the endpoint that issues it (ours, or for a
- * Retry token's check the one in the DCID; see quic/handoff.h). */
+/* Our SCID for a client's first DCID, stable across its retransmissions:
+ * in the endpoint's layout (QUIC-LB server id), our identity byte (which
+ * generation and worker of this server own it, quic/handoff.h), and the
+ * rest of the nonce from an HMAC, so every server sharing the secret
+ * derives the same nonce. */
 static void derive_scid(const quic_endpoint *ep, const uint8_t *dcid,
-                        size_t dcid_len, uint8_t identity,
-                        uint8_t out[CONN_SCID_LEN]) {
+                        size_t dcid_len, uint8_t out[CID_LAYOUT_MAX_LEN]) {
   uint8_t mac[crypto_auth_hmacsha256_BYTES];
   crypto_auth_hmacsha256(mac, dcid, dcid_len, ep->secrets.cid);
-  memcpy(out, mac, CONN_SCID_LEN);
-  out[ep->cid_identity_offset] = identity;
+  cid_encode(&ep->cids, endpoint_identity(ep), mac, out);
 }
 
 /* Answers an Initial without a token with a Retry (RFC 9000 §8.1.2): the
@@ -94,8 +95,8 @@ static void derive_scid(const quic_endpoint *ep, const uint8_t *dcid,
  * connection will have, so nothing is kept until the client comes back. */
 static void send_retry(quic_endpoint *ep, const packet_header *h,
                        const struct sockaddr *from, socklen_t from_len) {
-  uint8_t scid[CONN_SCID_LEN], token[TOKEN_MAX_LEN];
-  derive_scid(ep, h->dcid, h->dcid_len, endpoint_identity(ep), scid);
+  uint8_t scid[CID_LAYOUT_MAX_LEN], token[TOKEN_MAX_LEN];
+  derive_scid(ep, h->dcid, h->dcid_len, scid);
   size_t token_len =
       token_seal(ep->secrets.token, TOKEN_KIND_RETRY, from, h->dcid,
                  h->dcid_len, token_now_ms(), token, sizeof token);
@@ -103,7 +104,7 @@ static void send_retry(quic_endpoint *ep, const packet_header *h,
   if (!token_len || !out)
     return; /* socket full: the client retransmits its Initial */
   ssize_t n = quiche_retry(h->scid, h->scid_len, h->dcid, h->dcid_len, scid,
-                           CONN_SCID_LEN, token, token_len, h->version, out,
+                           ep->cids.len, token, token_len, h->version, out,
                            ep->tx.buf_size);
   if (n > 0) {
     endpoint_tx_push(ep, (size_t)n, from, from_len,
@@ -113,8 +114,22 @@ static void send_retry(quic_endpoint *ep, const packet_header *h,
   }
 }
 
+/* Whether dcid is the SCID of a Retry for odcid sent by any server that
+ * shares our secret and layout: only the HMAC-derived bytes after the
+ * identity byte are compared, since the Retry may have come from another
+ * server of a QUIC-LB fleet (another server id) or another worker. */
+static bool is_retry_scid_for(const quic_endpoint *ep, const uint8_t *dcid,
+                              size_t dcid_len, const uint8_t *odcid,
+                              size_t odcid_len) {
+  uint8_t expected[CID_LAYOUT_MAX_LEN];
+  derive_scid(ep, odcid, odcid_len, expected);
+  size_t from = cid_identity_offset(&ep->cids) + 1;
+  return dcid_len == ep->cids.len &&
+         sodium_memcmp(expected + from, dcid + from, dcid_len - from) == 0;
+}
+
 /* Checks the Retry token of an Initial. On success the connection's SCID
- * is the client's DCID (our Retry's SCID, which must be the one derived
+ * is the client's DCID (the Retry's SCID, which must be the one derived
  * from the original DCID in the token) and odcid is filled. A token that
  * fails is dropped: it may be forged, and RFC 9000 §8.1.2 allows a server
  * to discard the packet rather than spend a handshake on an
@@ -130,14 +145,7 @@ static bool check_retry_token(quic_endpoint *ep, const packet_header *h,
               r == TOKEN_EXPIRED ? "expired" : "invalid");
     return false;
   }
-  /* The Retry may have come from another worker or generation (sharing
-   * the secret): the identity byte is whichever the DCID carries. */
-  uint8_t expected[CONN_SCID_LEN];
-  if (h->dcid_len == CONN_SCID_LEN)
-    derive_scid(ep, odcid, *odcid_len, h->dcid[ep->cid_identity_offset],
-                expected);
-  if (h->dcid_len != CONN_SCID_LEN ||
-      sodium_memcmp(expected, h->dcid, CONN_SCID_LEN) != 0) {
+  if (!is_retry_scid_for(ep, h->dcid, h->dcid_len, odcid, *odcid_len)) {
     LOG_DEBUG("initial dropped: token for another connection ID");
     return false;
   }
@@ -175,9 +183,9 @@ static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
    * the DCID it chose; ours was derived from that. */
   if (h->type != QUIC_TYPE_INITIAL && h->type != QUIC_TYPE_ZERO_RTT)
     return NULL;
-  uint8_t scid[CONN_SCID_LEN];
-  derive_scid(ep, h->dcid, h->dcid_len, endpoint_identity(ep), scid);
-  conn *c = conn_table_get(&ep->conns, scid, CONN_SCID_LEN);
+  uint8_t scid[CID_LAYOUT_MAX_LEN];
+  derive_scid(ep, h->dcid, h->dcid_len, scid);
+  conn *c = conn_table_get(&ep->conns, scid, ep->cids.len);
   if (c || !may_accept(ep, h, len))
     return c;
   if (!ep->retry)
@@ -198,16 +206,16 @@ static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
 
 /* A short-header packet for a connection we do not have (we restarted, or
  * it closed): a stateless reset tells the peer at once (RFC 9000 §10.3).
- * Our CIDs are CONN_SCID_LEN long, so the DCID sits right after the first
+ * Our CIDs are ep->cids.len long, so the DCID sits right after the first
  * byte; its token is derived from the secret like the one we announced. */
 static void send_stateless_reset(quic_endpoint *ep, const uint8_t *buf,
                                  size_t len, const struct sockaddr *to,
                                  socklen_t to_len) {
-  if (len < 1 + CONN_SCID_LEN || (buf[0] & 0x80) ||
+  if (len < 1 + ep->cids.len || (buf[0] & 0x80) ||
       !reset_limiter_take(&ep->resets, clock_now_ns()))
     return;
   uint8_t token[RESET_TOKEN_LEN];
-  secrets_reset_token(&ep->secrets, buf + 1, CONN_SCID_LEN, token);
+  secrets_reset_token(&ep->secrets, buf + 1, ep->cids.len, token);
   uint8_t *out = endpoint_tx_slot(ep);
   if (!out)
     return;
@@ -221,22 +229,31 @@ static void send_stateless_reset(quic_endpoint *ep, const uint8_t *buf,
 }
 
 /* A short-header (1-RTT) packet starts with one byte, then the DCID,
- * which is always one of our CONN_SCID_LEN-byte ids: the connection is
+ * which is always one of our ep->cids.len-byte ids: the connection is
  * found without quiche_header_info, which copies both ids to the heap for
  * every packet. Anything else takes the full path below. */
 static conn *find_short_header_conn(quic_endpoint *ep, const uint8_t *buf,
                                     size_t len) {
-  if (len <= CONN_SCID_LEN || (buf[0] & 0x80))
+  if (len <= ep->cids.len || (buf[0] & 0x80))
     return NULL;
-  return conn_table_get(&ep->conns, buf + 1, CONN_SCID_LEN);
+  return conn_table_get(&ep->conns, buf + 1, ep->cids.len);
 }
 
 /* Whether a client's Initial or 0-RTT packet belongs to a connection we
  * already accepted (its retransmission: our SCID derives from its DCID). */
 static bool initial_known(quic_endpoint *ep, const packet_header *h) {
-  uint8_t scid[CONN_SCID_LEN];
-  derive_scid(ep, h->dcid, h->dcid_len, endpoint_identity(ep), scid);
-  return conn_table_get(&ep->conns, scid, CONN_SCID_LEN) != NULL;
+  uint8_t scid[CID_LAYOUT_MAX_LEN];
+  derive_scid(ep, h->dcid, h->dcid_len, scid);
+  return conn_table_get(&ep->conns, scid, ep->cids.len) != NULL;
+}
+
+/* Whether a DCID can be one a server of this port issued: our length,
+ * and for a packet that may open a connection (whose DCID a client may
+ * have chosen at random) our first octet too (quic/cid.h). */
+static bool may_be_ours(const quic_endpoint *ep, const packet_header *h,
+                        bool opening) {
+  return h->dcid_len == ep->cids.len &&
+         (!opening || h->dcid[0] == cid_first_octet(&ep->cids));
 }
 
 /* Sends a datagram for a connection we do not have to the endpoint of the
@@ -259,7 +276,7 @@ static bool steer_elsewhere(quic_endpoint *ep, const packet_header *h,
                    : endpoint_identity(ep);
   if (opening && !ep->accepting)
     r = handoff_send_to_live(ep, buf, len, from, from_len);
-  else if (h->dcid_len == CONN_SCID_LEN && id != endpoint_identity(ep))
+  else if (may_be_ours(ep, h, opening) && id != endpoint_identity(ep))
     r = handoff_send(ep, id, buf, len, from, from_len);
   else
     return false;
@@ -286,7 +303,7 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
     endpoint_count_drop(ep, H3Q_DROP_VERSION);
     return;
   }
-  if (!parse_header(buf, len, &h)) {
+  if (!parse_header(ep, buf, len, &h)) {
     endpoint_count_drop(ep, H3Q_DROP_MALFORMED);
     return;
   }
@@ -390,6 +407,19 @@ static void setup_socket(quic_endpoint *ep, const h3q_config *cfg) {
   }
 }
 
+static void log_cid_layout(const cid_layout *l) {
+  if (l->config_id == CID_LB_UNROUTABLE) {
+    LOG_DEBUG("connection IDs: %zu bytes, no QUIC-LB (unroutable codepoint)",
+              l->len);
+    return;
+  }
+  char sid[2 * CID_LB_SERVER_ID_MAX + 1];
+  sodium_bin2hex(sid, sizeof sid, l->server_id, l->server_id_len);
+  LOG_INFO("connection IDs: QUIC-LB config %u, server id %s, %zu-byte nonce "
+           "(%zu bytes in all)",
+           l->config_id, sid, l->len - 1 - l->server_id_len, l->len);
+}
+
 static bool is_wildcard(const struct sockaddr_storage *a) {
   if (a->ss_family == AF_INET)
     return ((const struct sockaddr_in *)a)->sin_addr.s_addr == INADDR_ANY;
@@ -402,7 +432,6 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->qcfg = qcfg;
   ep->fd = -1;
   handoff_reset(&ep->handoff);
-  ep->cid_identity_offset = ENDPOINT_CID_IDENTITY_OFFSET;
   ep->accepting = true;
   ep->max_connections = cfg->max_connections;
   ep->connections_refused = 0;
@@ -412,6 +441,11 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->secrets = *secrets;
   ep->retry = cfg->enable_retry;
   ep->client_cert_required = cfg->client_cert_required;
+  if (cid_layout_init(&ep->cids, cfg->quic_lb_config_id, cfg->quic_lb_server_id,
+                      cfg->quic_lb_nonce_len, err, errlen) != 0)
+    return H3Q_ECONFIG;
+  log_cid_layout(&ep->cids);
+  ep->cid_identity_offset = cid_identity_offset(&ep->cids);
   if (conn_table_init(&ep->conns) != 0)
     return H3Q_ENOMEM;
   ep->fd = udp_open(cfg->bind_addr, (uint16_t)cfg->port, &ep->local,

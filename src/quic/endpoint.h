@@ -12,6 +12,7 @@
 #include "h3q.h"
 #include "io/loop.h"
 #include "io/udp.h"
+#include "quic/cid.h"
 #include "quic/conn.h"
 #include "quic/conn_table.h"
 #include "quic/handoff.h"
@@ -46,6 +47,9 @@ typedef struct quic_endpoint {
    * a retransmitted Initial finds the connection it already created (and,
    * after a Retry, the client's new DCID is that same SCID). */
   quic_secrets secrets;
+  /* The layout of every CID we issue: QUIC-LB's config rotation and
+   * server id, or unroutable (quic/cid.h). */
+  cid_layout cids;
   bool retry;                /* h3q_config.enable_retry */
   reset_limiter resets;      /* stateless resets sent */
   bool client_cert_required; /* h3q_config.client_cert_required */
@@ -66,26 +70,19 @@ typedef struct quic_endpoint {
   /* Steering between the endpoints of the port (quic/handoff.h): every
    * CID we issue carries identity (generation << 5 | worker) at
    * cid_identity_offset. */
-  uint8_t worker;             /* 0..31 */
-  uint8_t generation;         /* 0..7, claimed by handoff_open */
-  size_t cid_identity_offset; /* 1: right after the first byte */
+  uint8_t worker;     /* 0..31 */
+  uint8_t generation; /* 0..7, claimed by handoff_open */
+  /* 1 + the QUIC-LB server id's length: the first nonce byte (quic/cid.h;
+   * the BPF program reads it there) */
+  size_t cid_identity_offset;
   /* The datagram being handled was handed to us by another endpoint: it
    * is never handed on (one hop). */
   bool rx_handed_in;
   handoff handoff;
 } quic_endpoint;
 
-/* Where the identity byte sits in our CIDs (and the BPF program reads
- * it); it must leave room for the CID's first byte. */
-#define ENDPOINT_CID_IDENTITY_OFFSET 1
-
 static inline uint8_t endpoint_identity(const quic_endpoint *ep) {
   return handoff_identity(ep->generation, ep->worker);
-}
-
-/* Writes our identity into a CID of CONN_SCID_LEN bytes we issue. */
-static inline void endpoint_stamp_cid(const quic_endpoint *ep, uint8_t *cid) {
-  cid[ep->cid_identity_offset] = endpoint_identity(ep);
 }
 
 /* Counts a dropped datagram (the total and its reason). */
@@ -94,9 +91,9 @@ static inline void endpoint_count_drop(quic_endpoint *ep, h3q_drop_reason why) {
   ep->stats->packets_dropped_by[why]++;
 }
 
-/* Opens the socket and tables. Returns H3Q_OK, H3Q_EIO (message in err) or
- * H3Q_ENOMEM. qcfg is owned by the endpoint from now on, even on failure;
- * secrets are copied. */
+/* Opens the socket and tables. Returns H3Q_OK, H3Q_ECONFIG (bad quic_lb_*
+ * fields), H3Q_EIO (message in err) or H3Q_ENOMEM. qcfg is owned by the
+ * endpoint from now on, even on failure; secrets are copied. */
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                   const quic_secrets *secrets, char *err, size_t errlen);
 

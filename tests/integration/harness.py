@@ -350,17 +350,20 @@ _server_seq = [0]
 def start_server(*args: str, host: str = "127.0.0.1", port: int | None = None,
                  certs: Certs | None = None, cwd: Path | None = None,
                  log_dir: Path, env: dict | None = None,
-                 listen_timeout: float = LISTEN_TIMEOUT) -> Server:
+                 listen_timeout: float = LISTEN_TIMEOUT,
+                 prefix: list[str] | None = None) -> Server:
     """Starts h3q-server and waits for its 'listening' line.
 
     With certs, --cert/--key are passed. port=None picks a free UDP port and
-    retries (up to 5 times) if the server fails to bind it.
+    retries (up to 5 times) if the server fails to bind it. prefix runs the
+    server through another command that execs it (e.g. "ip netns exec NS"),
+    so the process is still the server's.
     """
     exe = require_exe(SERVER_BIN, "h3q-server")
     last_err = ""
     for attempt in range(5):
         p = port if port is not None else free_udp_port(host)
-        cmd = [exe, "--addr", host, "--port", str(p)]
+        cmd = [*(prefix or []), exe, "--addr", host, "--port", str(p)]
         if certs is not None:
             cmd += ["--cert", str(certs.cert), "--key", str(certs.key)]
         cmd += list(args) + SERVER_EXTRA_ARGS

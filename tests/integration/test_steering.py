@@ -27,6 +27,10 @@ from test_operations import metrics, metrics_port, value
 SIZE = 20_000_000
 REBINDS = 16
 MODES = ["ebpf", "handoff"]
+# With a QUIC-LB server id of 3 bytes the identity byte moves to offset 4
+# of the CID (after the first octet and the server id): the BPF program
+# and the handoff must read it there.
+QUIC_LB = ("--quic-lb-config-id", "1", "--quic-lb-server-id", "0a0b0c")
 
 
 def start(servers, mode: str, port: int | None = None, *extra: str):
@@ -86,11 +90,12 @@ def test_two_servers_share_the_port(servers, mode):
     b.assert_alive()
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_rebinding_download_across_servers(servers, mode):
+@pytest.mark.parametrize("mode,lb", [(m, lb) for lb in (False, True) for m in MODES],
+                         ids=["ebpf", "handoff", "ebpf-quic-lb", "handoff-quic-lb"])
+def test_rebinding_download_across_servers(servers, mode, lb):
     """The client's source port changes 16 times mid-download: each new
     4-tuple hashes to either server; the download completes intact."""
-    a, b = pair(servers, mode)
+    a, b = pair(servers, mode, *(QUIC_LB if lb else ()))
     steps = [str(SIZE * (i + 1) // (REBINDS + 2)) for i in range(REBINDS)]
     args = [x for s in steps for x in ("--rebind-after-bytes", s)]
     with Relay(a, *args, duration=120) as relay:

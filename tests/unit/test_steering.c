@@ -214,7 +214,7 @@ static int spare_cids(const conn *c, uint8_t identity, int *wrong) {
     if (!c->spare_used[i])
       continue;
     used++;
-    if (c->spare[i][ENDPOINT_CID_IDENTITY_OFFSET] != identity)
+    if (c->spare[i][c->ep->cid_identity_offset] != identity)
       (*wrong)++;
   }
   return used;
@@ -240,7 +240,7 @@ static void test_issued_cids_carry_identity(void) {
     conn *sc = srv->ep.all;
     CHECK(sc != NULL);
     if (sc) {
-      CHECK(sc->scid[ENDPOINT_CID_IDENTITY_OFFSET] == handoff_identity(1, 0));
+      CHECK(sc->scid[srv->ep.cid_identity_offset] == handoff_identity(1, 0));
       int wrong = 0;
       CHECK(spare_cids(sc, handoff_identity(1, 0), &wrong) > 0);
       CHECK(wrong == 0);
@@ -276,7 +276,7 @@ static void test_retry_from_another_generation(void) {
     CHECK(b->stats.packets_handed_in == 1);
     CHECK(b->stats.packets_dropped_by[H3Q_DROP_INVALID_TOKEN] == 0);
     if (b->ep.all)
-      CHECK(b->ep.all->scid[ENDPOINT_CID_IDENTITY_OFFSET] ==
+      CHECK(b->ep.all->scid[b->ep.cid_identity_offset] ==
             handoff_identity(0, 0));
     client_close(&c);
   }
@@ -285,11 +285,12 @@ static void test_retry_from_another_generation(void) {
 }
 
 /* Datagrams naming identity id, from 8 source ports, that arrive at fd. */
-static int steered_to(int fd, const struct sockaddr_in *to, uint8_t id) {
+static int steered_to(int fd, const struct sockaddr_in *to, size_t offset,
+                      uint8_t id) {
   uint8_t pkt[64], in[64];
   memset(pkt, 0x5a, sizeof pkt);
   pkt[0] = 0x40;
-  pkt[1 + ENDPOINT_CID_IDENTITY_OFFSET] = id;
+  pkt[1 + offset] = id;
   for (int i = 0; i < 8; i++) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sendto(s, pkt, sizeof pkt, 0, (const struct sockaddr *)to, sizeof *to);
@@ -318,7 +319,7 @@ static void test_second_worker(void) {
   memset(&w, 0, sizeof w);
   w.stats = &stats;
   w.worker = 1;
-  w.cid_identity_offset = ENDPOINT_CID_IDENTITY_OFFSET;
+  w.cid_identity_offset = srv->ep.cid_identity_offset;
   w.fd = udp_open("127.0.0.1", port, &w.local, &w.local_len, err, sizeof err);
   h3q_config cfg;
   h3q_config_init(&cfg);
@@ -332,8 +333,10 @@ static void test_second_worker(void) {
   close(probe);
   if (srv->ep.handoff.ebpf) {
     struct sockaddr_in to = v4("127.0.0.1", port);
-    CHECK(steered_to(w.fd, &to, endpoint_identity(&w)) == 8);
-    CHECK(steered_to(srv->ep.fd, &to, endpoint_identity(&srv->ep)) == 8);
+    CHECK(steered_to(w.fd, &to, w.cid_identity_offset, endpoint_identity(&w)) ==
+          8);
+    CHECK(steered_to(srv->ep.fd, &to, w.cid_identity_offset,
+                     endpoint_identity(&srv->ep)) == 8);
   } else {
     printf("test_second_worker: no eBPF here; steering not checked\n");
   }
