@@ -258,9 +258,10 @@ static bool may_be_ours(const quic_endpoint *ep, const packet_header *h,
 
 /* Sends a datagram for a connection we do not have to the endpoint of the
  * port whose identity its DCID carries (quic/handoff.h). A client's
- * Initial names no one when its random DCID has another length; when it
- * happens to carry a live identity, that endpoint takes the connection:
- * consistently, since its retransmissions carry the same DCID. While we
+ * Initial names no one when its random DCID has another length or first
+ * octet; when it happens to carry a live identity, that endpoint takes the
+ * connection: consistently, since its retransmissions carry the same
+ * DCID. While we
  * drain, packets that would open a connection go to an endpoint that does
  * not drain. One hop at most: what was handed to us stays here. Returns
  * true when the datagram was handed over or dropped. */
