@@ -50,6 +50,7 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->wt_max_sessions_per_conn = 16;
   cfg->wt_max_streams_per_session = 256;
   cfg->log_level = H3Q_LOG_WARN;
+  cfg->workers = 1;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -164,6 +165,9 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
     return fail(err, errlen, "max_path_length: must be > 0");
   if (c->max_request_body_size == 0)
     return fail(err, errlen, "max_request_body_size: must be > 0");
+  if (c->workers == 0 || c->workers > H3Q_WORKERS_MAX)
+    return fail(err, errlen, "workers: must be 1..%u or auto (got %u)",
+                H3Q_WORKERS_MAX, c->workers);
   if (c->drain_timeout_ms > 3600000)
     return fail(err, errlen, "drain_timeout_ms: at most 3600000 (one hour)");
   if (c->ticket_key && c->ticket_key_len != 48)

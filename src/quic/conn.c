@@ -45,7 +45,8 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
   c->ep = ep;
   memcpy(c->scid, scid, CONN_SCID_LEN);
   conn_path_init(c, peer, peer_len);
-  c->number = ep->next_conn_number++;
+  c->number = ep->next_conn_number;
+  ep->next_conn_number += ep->conn_number_step;
   /* A valid Retry token proves the client owns its address: no 3x limit. */
   c->addr_validated = odcid != NULL;
   /* quiche copies the config's token into this connection's transport
@@ -76,6 +77,7 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
   ep->all = c;
   ep->stats->connections_accepted++;
   ep->stats->connections_active++;
+  atomic_fetch_add_explicit(ep->open_conns, 1, memory_order_relaxed);
   LOG_DEBUG("conn %llu: accepted", (unsigned long long)c->number);
   return c;
 }
@@ -286,5 +288,6 @@ void conn_destroy(conn *c) {
   ep->stats->connections_closed[conn_close_reason(c)]++;
   quiche_conn_free(c->q);
   ep->stats->connections_active--;
+  atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
   free(c);
 }
