@@ -686,7 +686,9 @@ H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
  * to 128 recently served files and checks each with one fstatat per
  * request: a file that changed (size, mtime, ctime or inode) is opened
  * afresh, so a changed file is never served with its old length or etag.
- * An h3q_static is used from one loop thread at a time. Details:
+ * An h3q_static may serve several threads at once (a server's workers):
+ * each thread gets its own such cache (threads beyond 16 share one, under
+ * a lock), so up to 128 descriptors per serving thread. Details:
  * src/handlers/static_files.h. */
 typedef struct h3q_static h3q_static;
 typedef struct h3q_static_options {
