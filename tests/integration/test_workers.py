@@ -105,6 +105,30 @@ def test_workers_auto_starts_one_per_cpu(servers):
     assert sorted(accepted) == list(range(online_cpus())), accepted
 
 
+@pytest.mark.timeout(scaled(90))
+def test_max_connections_is_server_wide(servers):
+    """--max-connections 3 with two workers: 8 clients try at once and
+    exactly 3 connect (a limit per worker would let up to 6 in)."""
+    s = servers.start("--workers", "2", "--max-connections", "3", "--metrics", "127.0.0.1:0")
+
+    async def attempt():
+        try:
+            async with H3Client.connect(s.host, s.port, timeout=scaled(3)) as c:
+                r = await c.request("GET", "/hello", timeout=scaled(10))
+                await asyncio.sleep(scaled(4))  # hold the slot while the others try
+                return r.status
+        except H3ClientError:
+            return None
+
+    async def go():
+        return await asyncio.gather(*(attempt() for _ in range(8)))
+
+    got = run(go(), scaled(60))
+    assert sorted(got, key=str) == [200, 200, 200] + [None] * 5, got
+    fams = ops.metrics(ops.metrics_port(s))
+    assert ops.value(fams, "h3q_connections_accepted_total") == 3
+
+
 @pytest.mark.parametrize("value", ["0", "65", "x", "-1", ""])
 def test_bad_workers_refused(value, certs):
     assert_config_error(["--addr", "127.0.0.1", "--port", str(free_udp_port()),
