@@ -36,9 +36,9 @@ static void set_qlog(conn *c) {
              path);
 }
 
-conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
-                  const uint8_t *odcid, size_t odcid_len,
-                  const struct sockaddr *peer, socklen_t peer_len) {
+static conn *conn_create(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
+                         const uint8_t *odcid, size_t odcid_len,
+                         const struct sockaddr *peer, socklen_t peer_len) {
   conn *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
@@ -77,8 +77,24 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
   ep->all = c;
   ep->stats->connections_accepted++;
   ep->stats->connections_active++;
-  atomic_fetch_add_explicit(ep->open_conns, 1, memory_order_relaxed);
   LOG_DEBUG("conn %llu: accepted", (unsigned long long)c->number);
+  return c;
+}
+
+conn *conn_accept(quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
+                  const uint8_t *odcid, size_t odcid_len,
+                  const struct sockaddr *peer, socklen_t peer_len) {
+  /* max_connections counts every worker's connections: the slot is taken
+   * before the connection exists, so two workers cannot both take the
+   * last one (conn_destroy gives it back). */
+  if (atomic_fetch_add_explicit(ep->open_conns, 1, memory_order_relaxed) >=
+      ep->max_connections) {
+    atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
+    return NULL;
+  }
+  conn *c = conn_create(ep, scid, odcid, odcid_len, peer, peer_len);
+  if (!c)
+    atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
   return c;
 }
 

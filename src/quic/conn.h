@@ -117,7 +117,8 @@ void conn_path_events(conn *c);
 /* Creates a server-side connection for a client Initial; odcid is the
  * client's original DCID after a Retry (else NULL). Our stateless-reset
  * token for scid goes into the transport parameters. Returns NULL when
- * quiche refuses it or memory runs out. */
+ * quiche refuses it, memory runs out, or max_connections connections (of
+ * every worker of the server) are open. */
 conn *conn_accept(struct quic_endpoint *ep, const uint8_t scid[CONN_SCID_LEN],
                   const uint8_t *odcid, size_t odcid_len,
                   const struct sockaddr *peer, socklen_t peer_len);

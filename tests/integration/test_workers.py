@@ -111,13 +111,27 @@ def test_max_connections_is_server_wide(servers):
     exactly 3 connect (a limit per worker would let up to 6 in)."""
     s = servers.start("--workers", "2", "--max-connections", "3", "--metrics", "127.0.0.1:0")
 
+    trying = [8]  # attempts not yet connected or given up
+    settled = asyncio.Event()
+
+    def settle():
+        trying[0] -= 1
+        if trying[0] == 0:
+            settled.set()
+
     async def attempt():
+        connected = False
         try:
-            async with H3Client.connect(s.host, s.port, timeout=scaled(3)) as c:
+            async with H3Client.connect(s.host, s.port, timeout=scaled(5)) as c:
+                connected = True
+                settle()
                 r = await c.request("GET", "/hello", timeout=scaled(10))
-                await asyncio.sleep(scaled(4))  # hold the slot while the others try
+                # hold the slot until every other attempt got in or gave up
+                await asyncio.wait_for(settled.wait(), scaled(30))
                 return r.status
         except H3ClientError:
+            if not connected:
+                settle()
             return None
 
     async def go():
