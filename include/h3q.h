@@ -1,11 +1,16 @@
 /*
  * h3q: an embeddable HTTP/3 server library over QUIC (backed by quiche).
  *
- * Threading: one server runs on one event loop thread (the thread that calls
- * h3q_server_run or, when another program's loop drives the server, the
- * thread that calls h3q_server_start and h3q_server_process). Every function
- * below must be called on that thread, or before the server starts, except
- * where a function says otherwise (h3q_server_stop, h3q_server_post).
+ * Threading: a server runs one event loop thread per worker
+ * (h3q_config.workers, default 1). With one worker that is the thread that
+ * calls h3q_server_run or, when another program's loop drives the server,
+ * the thread that calls h3q_server_start and h3q_server_process. Every
+ * function below must be called on that thread, or before the server
+ * starts, except where a function says otherwise (h3q_server_stop,
+ * h3q_server_post, ...). With several workers, "the loop thread" of a
+ * request, its response, its connection and their callbacks is the thread
+ * of the worker that owns the connection (see "Workers" below
+ * h3q_server_run).
  *
  * Errors: functions returning int return 0 (H3Q_OK) on success or a negative
  * H3Q_E* code. Functions returning ssize_t return a byte count or a negative
@@ -148,6 +153,9 @@ typedef enum h3q_loop_backend {
   H3Q_LOOP_EPOLL = 1, /* Linux epoll + timerfd + eventfd; embeddable */
 } h3q_loop_backend;
 
+/* The most event loops (h3q_config.workers) one server runs. */
+#define H3Q_WORKERS_MAX 64
+
 /* Server configuration. Fill with h3q_config_init(), then change fields.
  * String fields are borrowed until h3q_server_new() returns (it copies them).
  * Limits are validated by h3q_server_new(); the error message names the
@@ -201,8 +209,10 @@ typedef struct h3q_config {
   uint64_t qpack_blocked_streams;    /* 16; at most 1000 */
 
   /* Server-wide limits. */
-  size_t max_connections; /* 10000; Initials beyond are dropped */
-  size_t recv_batch;      /* datagrams read per wakeup, 1..1024; 32 */
+  /* 10000; Initials beyond are dropped. Server-wide: the workers share one
+   * counter of open connections. */
+  size_t max_connections;
+  size_t recv_batch; /* datagrams read per wakeup, 1..1024; 32 */
   /* Requests in progress per connection beyond this get 503 (0 = only
    * QUIC's stream limit, initial_max_streams_bidi, applies). */
   size_t max_active_requests_per_conn;
@@ -375,6 +385,15 @@ typedef struct h3q_config {
   uint32_t quic_lb_config_id;    /* 7: no QUIC-LB */
   const char *quic_lb_server_id; /* NULL */
   size_t quic_lb_nonce_len;      /* 8 */
+  /* Event loops, each on its own thread with its own UDP socket bound to
+   * the same address and port (SO_REUSEPORT: the kernel spreads clients
+   * over the sockets by their address and port). 1..64; 1 (the default)
+   * runs everything on the thread that calls h3q_server_run, exactly as
+   * before. h3q_config_set(cfg, "workers", "auto") stores the number of
+   * online CPUs (at most 64). With more than one worker, handlers run on
+   * several threads at once (see "Workers" below h3q_server_run); the
+   * embedding API and the host API need workers = 1. */
+  uint32_t workers; /* 1 */
 
   /* Owned by h3q_config_set (its copies); h3q_config_init sets it to NULL.
    * Do not touch. */
@@ -394,7 +413,7 @@ H3Q_EXTERN void h3q_config_init(h3q_config *cfg);
  * fields (range-checked against the field's type; the server checks the
  * documented ranges), true/false/1/0/yes/no/on/off for booleans,
  * error..trace for log_level, libev or epoll for loop_backend, text or
- * json for log_format, 96 hex
+ * json for log_format, a number or "auto" for workers, 96 hex
  * digits for ticket_key (also sets ticket_key_len), and any text for
  * strings. Values are copied: the
  * config owns them until h3q_config_free, or h3q_config_release for a
@@ -442,14 +461,44 @@ H3Q_EXTERN uint16_t h3q_server_port(const h3q_server *srv);
 
 /* Runs the event loop on the calling thread until h3q_server_stop() is
  * called, then closes all connections (CONNECTION_CLOSE with H3_NO_ERROR)
- * and returns 0. Returns H3Q_ESTATE if already running (also when started
- * with h3q_server_start), H3Q_EIO if the event loop fails. */
+ * and returns 0. With workers > 1 it first starts workers - 1 threads (they
+ * block every signal, so signals reach the threads they reached before),
+ * runs worker 0 on the calling thread, and returns once every worker has
+ * drained and its thread has been joined. Returns H3Q_ESTATE if already
+ * running (also when started with h3q_server_start), H3Q_EIO if an event
+ * loop fails or a thread cannot be started (the other workers are stopped
+ * then). */
 H3Q_EXTERN int h3q_server_run(h3q_server *srv);
 
+/* Workers (h3q_config.workers = N > 1): N event loops on N threads of one
+ * process, each with its own UDP socket bound to the same address and port
+ * with SO_REUSEPORT (the kernel picks the socket for a client by its
+ * address and port), its own connections, timers, buffers and counters.
+ * Shared, and read-only once the server runs: the configuration, routes,
+ * handlers, the fallback and everything registered with their user
+ * pointers. Consequences:
+ *   - Handlers and callbacks run on several threads at once: they must be
+ *     thread-safe (shared state behind a lock or atomics). h3q_static is
+ *     safe to share.
+ *   - A request, its response and its connection belong to one worker:
+ *     call their functions on that worker's thread only (inside their
+ *     callbacks, or in a function posted with h3q_server_post_worker to
+ *     h3q_request_worker(req)). h3q_server_post runs on worker 0.
+ *   - Connection numbers (h3q_request_connection_id) are unique across
+ *     workers; connection number % N is the worker that owns it.
+ *   - h3q_server_stop, h3q_server_reload_tls and h3q_server_get_stats act
+ *     on every worker; max_connections counts connections of all workers;
+ *     /metrics (served on worker 0's loop) reports the sums and, per
+ *     worker, h3q_worker_connections_accepted_total{worker="i"} and
+ *     h3q_worker_requests_total{worker="i"}.
+ *   - The embedding API (h3q_server_start, h3q_server_fd) and the host API
+ *     (h3q_host_new) need workers = 1 (H3Q_ECONFIG otherwise). */
+
 /* Asks a running server to stop gracefully (GOAWAY; requests already
- * received finish within drain_timeout_ms). Safe to call from any thread and
- * from a signal handler; returns immediately. A call before run() makes
- * run() return at once. An embedded server stops through
+ * received finish within drain_timeout_ms). Every worker drains its own
+ * connections; h3q_server_run returns when all of them are done. Safe to
+ * call from any thread and from a signal handler; returns immediately. A call
+ * before run() makes run() return at once. An embedded server stops through
  * h3q_server_process, which returns H3Q_SERVER_STOPPED when done. */
 H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
 
@@ -457,17 +506,40 @@ H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
  * again: connections accepted afterwards use the new certificate, open
  * connections and their transfers go on with the old one. Safe to call
  * from any thread and from a signal handler (h3q-server calls it on
- * SIGHUP); returns immediately and the reload happens on the loop thread.
+ * SIGHUP); returns immediately and the reload happens on the loop thread
+ * (on every worker's, each for its own new connections).
  * If the new files do not load, the server logs an error naming the field
  * and keeps serving the old certificate. */
 H3Q_EXTERN void h3q_server_reload_tls(h3q_server *srv);
 
-/* Runs fn(user) on the loop thread soon. Safe from any thread (not from a
- * signal handler). Posts still run while a stopped server drains. Calls
- * posted before h3q_server_free() that have not run are dropped. Returns
- * H3Q_ENOMEM or H3Q_ESTATE (the server's loop has ended). */
+/* Runs fn(user) on the loop thread soon (with workers > 1: on worker 0's
+ * thread; to finish a response owned by another worker use
+ * h3q_server_post_worker). Safe from any thread (not from a signal
+ * handler). Posts still run while a stopped server drains. Calls posted
+ * before h3q_server_free() that have not run are dropped. Returns
+ * H3Q_EINVAL (NULL srv or fn), H3Q_ENOMEM or H3Q_ESTATE (the server's loop
+ * has ended). */
 H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
                                void *user);
+
+/* Runs fn(user) on the thread of worker number worker (0..workers-1) soon,
+ * in posting order with that worker's other posts. This is how a response
+ * that a handler left to another thread is finished: the handler notes
+ * h3q_request_worker(req), the other thread posts a function to that
+ * worker, and the function writes the response there (while its close
+ * callback has not run). With one worker it is h3q_server_post. Safe from
+ * any thread (not from a signal handler); posts still run while the server
+ * drains; those not run before h3q_server_free() are dropped. Errors:
+ * H3Q_EINVAL (NULL srv or fn, or no such worker), H3Q_ENOMEM, H3Q_ESTATE
+ * (that worker's loop has ended). */
+H3Q_EXTERN int h3q_server_post_worker(h3q_server *srv, unsigned worker,
+                                      void (*fn)(void *user), void *user);
+
+/* The worker (0..workers-1) that owns req, its response and connection:
+ * the one whose thread runs their callbacks. Call it on that thread (e.g.
+ * in the handler) and keep the number; it stays valid while the server
+ * exists. Errors: H3Q_EINVAL (NULL), H3Q_ECLOSED (the request is over). */
+H3Q_EXTERN int h3q_request_worker(const h3q_request *req);
 
 /* ------------------------------------------------------------- embedding
  *
@@ -500,7 +572,9 @@ H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
  * finish a response later); h3q then makes the fd readable so that the
  * next process call sends what was queued.
  *
- * examples/embed.c is a complete host loop with poll(). */
+ * examples/embed.c is a complete host loop with poll(). The embedding API
+ * drives one loop: with h3q_config.workers > 1, h3q_server_fd and
+ * h3q_server_start return H3Q_ECONFIG and log an error naming workers. */
 
 /* h3q_server_process's result once the server has stopped. */
 #define H3Q_SERVER_STOPPED 1
@@ -511,7 +585,8 @@ H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
  * constant from h3q_server_new to h3q_server_free; it is owned by the
  * server: do not read, write or close it (adding it to the host's own
  * poller, including another epoll set, is fine). Errors: H3Q_EINVAL (NULL),
- * H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL). Any thread. */
+ * H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL, or has workers >
+ * 1). Any thread. */
 H3Q_EXTERN int h3q_server_fd(const h3q_server *srv);
 
 /* Prepares the server to be driven by h3q_server_process (what
@@ -519,7 +594,8 @@ H3Q_EXTERN int h3q_server_fd(const h3q_server *srv);
  * once. From now on the calling thread is the loop thread; routes and the
  * fallback can no longer change. A server is started once: with
  * h3q_server_start or with h3q_server_run, not both. Errors: H3Q_EINVAL
- * (NULL), H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL), H3Q_ESTATE
+ * (NULL), H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL, or has
+ * workers > 1), H3Q_ESTATE
  * (already started or running). A stop requested earlier is honoured by the
  * first h3q_server_process call. */
 H3Q_EXTERN int h3q_server_start(h3q_server *srv);
@@ -602,7 +678,12 @@ H3Q_EXTERN int h3q_server_serve_dir(h3q_server *srv, const char *root);
 /* Sends GOAWAY on connection conn_id (h3q_request_connection_id): requests
  * already received finish (up to drain_timeout_ms), newer ones are refused
  * with H3_REQUEST_REJECTED, then the connection closes with H3_NO_ERROR.
- * Errors: H3Q_ENOTFOUND (no such open connection). Loop thread only. */
+ * Errors: H3Q_ENOTFOUND (no such open connection). Loop thread only. With
+ * workers > 1, a connection of another worker than the calling thread's
+ * (or a call from a thread that runs no worker) gets its GOAWAY through a
+ * post to its worker: then the call returns H3Q_OK (or H3Q_ENOMEM,
+ * H3Q_ESTATE as h3q_server_post_worker) without knowing whether the
+ * connection is still open. */
 H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
 
 /* A static file handler any route can use (h3q_server_serve_dir uses the
@@ -626,7 +707,9 @@ H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
  * to 128 recently served files and checks each with one fstatat per
  * request: a file that changed (size, mtime, ctime or inode) is opened
  * afresh, so a changed file is never served with its old length or etag.
- * An h3q_static is used from one loop thread at a time. Details:
+ * An h3q_static may serve several threads at once (a server's workers):
+ * each thread gets its own such cache (threads beyond 16 share one, under
+ * a lock), so up to 128 descriptors per serving thread. Details:
  * src/handlers/static_files.h. */
 typedef struct h3q_static h3q_static;
 typedef struct h3q_static_options {
@@ -730,8 +813,10 @@ typedef struct h3q_server_stats {
 } h3q_server_stats;
 
 /* Copies the counters into *out: min(size, sizeof(h3q_server_stats))
- * bytes (pass sizeof *out). Returns the number of bytes copied, 0 when
- * srv or out is NULL. */
+ * bytes (pass sizeof *out). With workers > 1, each field is the sum over
+ * the workers, read without locks while they run: a sum may lag behind by
+ * the events of the last moments. Any thread. Returns the number of bytes
+ * copied, 0 when srv or out is NULL. */
 H3Q_EXTERN size_t h3q_server_get_stats(const h3q_server *srv,
                                        h3q_server_stats *out, size_t size);
 
@@ -772,7 +857,8 @@ H3Q_EXTERN int h3q_server_on_datagram(h3q_server *srv, h3q_datagram_cb cb,
  * did not announce max_datagram_frame_size), H3Q_ETOOLARGE (over
  * dgram_max_payload_size or what fits in one packet: see
  * h3q_server_datagram_max), H3Q_ECLOSED (the connection is closing).
- * Loop thread only. */
+ * Loop thread only: with workers > 1, the thread of the worker that owns
+ * conn_id (where its callbacks run); from other threads H3Q_ENOTFOUND. */
 H3Q_EXTERN int h3q_server_send_datagram(h3q_server *srv, uint64_t conn_id,
                                         const void *data, size_t len);
 
@@ -1283,7 +1369,8 @@ typedef enum h3q_host_event_kind {
  * max_events bounds the events waiting for the host (0 means 65536): a
  * request arriving while that many wait gets 503 without reaching the
  * host; body chunks are bounded by body_window instead. The caller owns
- * *out (h3q_host_free). */
+ * *out (h3q_host_free). The host API runs one loop thread: cfg->workers
+ * > 1 gives H3Q_ECONFIG ("workers: ..." in err). */
 H3Q_EXTERN int h3q_host_new(const h3q_config *cfg, size_t body_window,
                             size_t max_events, h3q_host **out, char *err,
                             size_t errlen);

@@ -54,6 +54,7 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->log_level = H3Q_LOG_WARN;
   cfg->quic_lb_config_id = CID_LB_UNROUTABLE;
   cfg->quic_lb_nonce_len = CID_LB_NONCE_DEFAULT;
+  cfg->workers = 1;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -168,6 +169,9 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
     return fail(err, errlen, "max_path_length: must be > 0");
   if (c->max_request_body_size == 0)
     return fail(err, errlen, "max_request_body_size: must be > 0");
+  if (c->workers == 0 || c->workers > H3Q_WORKERS_MAX)
+    return fail(err, errlen, "workers: must be 1..%u or auto (got %u)",
+                H3Q_WORKERS_MAX, c->workers);
   if (c->drain_timeout_ms > 3600000)
     return fail(err, errlen, "drain_timeout_ms: at most 3600000 (one hour)");
   if (c->ticket_key && c->ticket_key_len != 48)

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -799,6 +800,14 @@ int h3q_host_new(const h3q_config *cfg, size_t body_window, size_t max_events,
   if (!out)
     return H3Q_EINVAL;
   *out = NULL;
+  if (cfg && cfg->workers > 1) {
+    /* Events and commands pass through one loop thread. */
+    if (err && errlen)
+      snprintf(err, errlen,
+               "workers: the host API runs one event loop; must be 1 (got %u)",
+               cfg->workers);
+    return H3Q_ECONFIG;
+  }
   h3q_host *host = calloc(1, sizeof *host);
   if (!host)
     return H3Q_ENOMEM;

@@ -168,14 +168,32 @@ static void webtransport(text *t, const h3q_server_stats *s) {
   labelled(t, "h3q_webtransport_streams_total", "result", streams, st, 2);
 }
 
+/* Each worker's share (h3q_config.workers), so that an operator sees how
+ * the kernel spread the clients. */
+static void per_worker(text *t, const h3q_server *srv) {
+  family(t, "h3q_worker_connections_accepted_total", "counter",
+         "QUIC connections accepted, by worker (event loop).");
+  for (size_t i = 0; i < srv->nworkers; i++)
+    put(t, "h3q_worker_connections_accepted_total{worker=\"%zu\"} %llu\n", i,
+        (unsigned long long)srv->workers[i].stats.connections_accepted);
+  family(t, "h3q_worker_requests_total", "counter",
+         "HTTP/3 requests received, by worker (event loop).");
+  for (size_t i = 0; i < srv->nworkers; i++)
+    put(t, "h3q_worker_requests_total{worker=\"%zu\"} %llu\n", i,
+        (unsigned long long)srv->workers[i].stats.requests);
+}
+
 static bool render(const h3q_server *srv, text *t) {
-  const h3q_server_stats *s = &srv->stats;
+  h3q_server_stats sum;
+  server_sum_stats(srv, &sum);
+  const h3q_server_stats *s = &sum;
   connections(t, s);
   requests(t, s);
   duration(t, s);
   packets(t, s);
   datagrams(t, s);
   webtransport(t, s);
+  per_worker(t, srv);
   return !t->oom;
 }
 
@@ -222,8 +240,8 @@ int server_start_metrics(h3q_server *srv, char *err, size_t errlen) {
     return H3Q_ECONFIG;
   }
   srv->metrics =
-      http_listener_new(srv->ep.lo, srv->ep.loop, (struct sockaddr *)&ss, sl,
-                        on_get, srv, err, errlen);
+      http_listener_new(srv->workers[0].ep.lo, srv->workers[0].ep.loop,
+                        (struct sockaddr *)&ss, sl, on_get, srv, err, errlen);
   return srv->metrics ? H3Q_OK : H3Q_EIO;
 }
 

@@ -126,6 +126,10 @@ int udp_open(const char *addr, uint16_t port, struct sockaddr_storage *local,
   if (local->ss_family == AF_INET6)
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
   set_buffers(fd);
+  /* Every worker of a server binds its own socket to the same address and
+   * port; the kernel spreads datagrams over them by their 4-tuple. */
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)local, *local_len) != 0) {
     snprintf(err, errlen, "port: cannot bind %s:%u: %s", addr, port,
              strerror(errno));

@@ -157,7 +157,8 @@ static bool may_accept(quic_endpoint *ep, const packet_header *h, size_t len) {
   if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM ||
       !ep->accepting)
     return false;
-  if (ep->stats->connections_active >= ep->max_connections) {
+  if (atomic_load_explicit(ep->open_conns, memory_order_relaxed) >=
+      ep->max_connections) {
     /* Not one line per refused Initial: under a flood the log would become
      * the attack. The 1st, 2nd, 4th, 8th... refusal is logged. */
     ep->connections_refused++;
@@ -359,6 +360,11 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->fd = -1;
   ep->accepting = true;
   ep->max_connections = cfg->max_connections;
+  atomic_init(&ep->own_conns, 0);
+  if (!ep->open_conns)
+    ep->open_conns = &ep->own_conns;
+  ep->next_conn_number = ep->worker;
+  ep->conn_number_step = cfg->workers > 1 ? cfg->workers : 1;
   ep->connections_refused = 0;
   ep->pacing = cfg->enable_pacing;
   ep->qlog_dir = cfg->qlog_dir;

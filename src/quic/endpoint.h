@@ -7,6 +7,7 @@
 
 #include <quiche.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "h3q.h"
@@ -54,9 +55,19 @@ typedef struct quic_endpoint {
   bool client_cert_required; /* h3q_config.client_cert_required */
   const uint8_t *alpn_wire;  /* the ALPN list we serve (borrowed) */
   size_t alpn_wire_len;
+  /* The server's event loop this endpoint belongs to (0..workers-1): every
+   * worker owns one endpoint with its own socket on the same port. */
+  uint8_t worker;
+  /* Connection numbers are worker + k * workers, so they are unique across
+   * a server's workers and name the worker that owns the connection. */
   uint64_t next_conn_number;
+  uint64_t conn_number_step;
 
   size_t max_connections;
+  /* Open connections of every worker of the server, for max_connections
+   * (shared; points at own_conns when the endpoint is alone). */
+  atomic_size_t *open_conns;
+  atomic_size_t own_conns;
   uint64_t connections_refused; /* Initials dropped at max_connections */
   bool pacing;    /* honour send_info.at (h3q_config.enable_pacing) */
   bool accepting; /* false while draining: new Initials are dropped */
@@ -73,9 +84,10 @@ static inline void endpoint_count_drop(quic_endpoint *ep, h3q_drop_reason why) {
   ep->stats->packets_dropped_by[why]++;
 }
 
-/* Opens the socket and tables. Returns H3Q_OK, H3Q_ECONFIG (bad quic_lb_*
- * fields), H3Q_EIO (message in err) or H3Q_ENOMEM. qcfg is owned by the
- * endpoint from now on, even on failure; secrets are copied. */
+/* Opens the socket and tables. Set ep->worker and ep->open_conns (NULL:
+ * this endpoint's own count) before. Returns H3Q_OK, H3Q_ECONFIG (bad
+ * quic_lb_* fields), H3Q_EIO (message in err) or H3Q_ENOMEM. qcfg is owned
+ * by the endpoint from now on, even on failure; secrets are copied. */
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                   const quic_secrets *secrets, char *err, size_t errlen);
 
