@@ -124,6 +124,10 @@ static const opt_def opts[] = {
      OPT_FIELD, CFG(secret_file)},
     {"retry", NULL, "validate client addresses with a Retry first", OPT_FLAG,
      CFG(enable_retry)},
+    {"retry-auto", "N",
+     "Retry first while N handshakes from unvalidated\n"
+     "                           addresses are in progress (128; 0 never)",
+     OPT_FIELD, CFG(retry_auto_threshold)},
     {"client-ca", "FILE",
      "PEM CAs for client certificates (asks clients for one)", OPT_FIELD,
      CFG(client_ca_path)},

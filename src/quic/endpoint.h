@@ -12,6 +12,7 @@
 #include "h3q.h"
 #include "io/loop.h"
 #include "io/udp.h"
+#include "quic/admission.h"
 #include "quic/conn.h"
 #include "quic/conn_table.h"
 #include "quic/secrets.h"
@@ -45,7 +46,7 @@ typedef struct quic_endpoint {
    * a retransmitted Initial finds the connection it already created (and,
    * after a Retry, the client's new DCID is that same SCID). */
   quic_secrets secrets;
-  bool retry;                /* h3q_config.enable_retry */
+  admission admission;       /* Retry first: always, or under load */
   reset_limiter resets;      /* stateless resets sent */
   bool client_cert_required; /* h3q_config.client_cert_required */
   const uint8_t *alpn_wire;  /* the ALPN list we serve (borrowed) */
