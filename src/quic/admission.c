@@ -65,8 +65,8 @@ void admission_batch_read(admission *a, bool backlog, size_t budget,
   a->backlog = backlog;
   a->retry_budget = budget;
   a->now_ns = now_ns;
-  if (!backlog || !a->auto_at)
-    return;
+  if (!backlog || !a->auto_at || a->retry_always)
+    return; /* nothing to switch on */
   if (!under_pressure(a)) {
     a->load_events++;
     if (worth_logging(a->load_events))
