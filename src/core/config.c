@@ -292,11 +292,11 @@ static int validate_dgram(const h3q_config *c, char *err, size_t errlen) {
 #define SECRET_MIN 32u
 #define SECRET_MAX 4096u
 
-/* The server secret and client certificates. */
 /* Handshakes in progress before Retry turns on: more than any
  * max_connections worth having on one endpoint. */
 #define RETRY_AUTO_MAX 1000000u
 
+/* The server secret, client certificates and address validation. */
 static int validate_secrets_tls(const h3q_config *c, char *err, size_t errlen) {
   if (c->secret && (c->secret_len < SECRET_MIN || c->secret_len > SECRET_MAX))
     return fail(err, errlen, "secret_len: must be %u..%u bytes (got %zu)",
