@@ -302,6 +302,25 @@ typedef struct h3q_config {
    * close). quiche 0.30 cannot send NEW_TOKEN frames, so returning
    * clients are validated by a Retry again. */
   bool enable_retry; /* false */
+  /* Address validation under load: without enable_retry, a new connection
+   * still gets a Retry first while this many handshakes from unvalidated
+   * addresses are in progress (connections accepted without a Retry
+   * token whose handshake has not completed; until half of them have
+   * completed or timed out), and while the socket's receive queue holds a
+   * backlog of datagrams not read yet. An Initial flood then costs the
+   * server one stateless Retry per Initial instead of a connection, and
+   * normal clients one round trip; without load nothing changes. A
+   * client that got such a Retry is served when it returns with the token
+   * even after the load is over; a token that does not verify is dropped
+   * while Retry is on and ignored otherwise. With a backlog (with
+   * enable_retry too) Retries are rationed to a quarter of each read
+   * batch and the other new Initials are dropped before any crypto
+   * (H3Q_DROP_OVERLOAD), so that the queue drains and packets of
+   * established connections are not lost with the flood's. The start of
+   * a period under load is logged (WARN); h3q_server_stats counts the
+   * handshakes and the Retries sent because of load. 0 = never (only
+   * enable_retry); at most 1000000. */
+  size_t retry_auto_threshold; /* 128 */
 
   /* The server secret: at least 32 bytes (secret/secret_len; copied), or
    * a file holding them (secret_file, read at h3q_server_new; at most
@@ -752,7 +771,10 @@ typedef enum h3q_drop_reason {
   H3Q_DROP_INVALID_TOKEN = 6, /* an Initial with a forged, expired or
                                  foreign address validation token */
   H3Q_DROP_OTHER = 7,         /* none of these */
-  H3Q_DROP_REASONS = 8,       /* reasons so far (new ones are appended) */
+  H3Q_DROP_OVERLOAD = 8,      /* an Initial that would have got a Retry while
+                                 the socket had a backlog (see
+                                 retry_auto_threshold) */
+  H3Q_DROP_REASONS = 9,       /* reasons so far (new ones are appended) */
 } h3q_drop_reason;
 #define H3Q_DROP_REASONS_MAX 16 /* room in h3q_server_stats for them */
 
@@ -810,6 +832,14 @@ typedef struct h3q_server_stats {
    * H3Q_DURATION_BOUNDS, the last one the rest), and their sum. */
   uint64_t request_duration_buckets[H3Q_DURATION_BUCKETS];
   uint64_t request_duration_sum_us;
+
+  /* Address validation under load (retry_auto_threshold). Now:
+   * connections in their handshake whose address is not validated
+   * (accepted without a Retry token), a gauge. */
+  uint64_t handshakes_unvalidated;
+  /* Retry packets sent because of load (without enable_retry); a part of
+   * retries_sent. */
+  uint64_t retries_under_load;
 } h3q_server_stats;
 
 /* Copies the counters into *out: min(size, sizeof(h3q_server_stats))

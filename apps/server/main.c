@@ -134,6 +134,10 @@ static const opt_def opts[] = {
     {"quic-lb-nonce-len", "N",
      "QUIC-LB nonce bytes after the server id, 4..18 (8)", OPT_FIELD,
      CFG(quic_lb_nonce_len)},
+    {"retry-auto", "N",
+     "Retry first while N handshakes from unvalidated\n"
+     "                           addresses are in progress (128; 0 never)",
+     OPT_FIELD, CFG(retry_auto_threshold)},
     {"client-ca", "FILE",
      "PEM CAs for client certificates (asks clients for one)", OPT_FIELD,
      CFG(client_ca_path)},

@@ -71,6 +71,9 @@ static void connections(text *t, const h3q_server_stats *s) {
          "QUIC connections accepted.", s->connections_accepted);
   single(t, "h3q_connections_active", "gauge", "QUIC connections open now.",
          s->connections_active);
+  single(t, "h3q_handshakes_unvalidated", "gauge",
+         "Connections in their handshake from unvalidated addresses.",
+         s->handshakes_unvalidated);
   family(t, "h3q_connections_closed_total", "counter",
          "QUIC connections ended, by reason.");
   labelled(t, "h3q_connections_closed_total", "reason", reasons,
@@ -117,7 +120,7 @@ static void duration(text *t, const h3q_server_stats *s) {
 static void packets(text *t, const h3q_server_stats *s) {
   static const char *const drops[H3Q_DROP_REASONS] = {
       "malformed", "unknown_connection", "version", "truncated", "quic",
-      "send",      "invalid_token",      "other"};
+      "send",      "invalid_token",      "other",   "overload"};
   single(t, "h3q_udp_datagrams_received_total", "counter",
          "UDP datagrams read.", s->udp_datagrams_received);
   single(t, "h3q_udp_datagrams_sent_total", "counter", "UDP datagrams sent.",
@@ -134,6 +137,9 @@ static void packets(text *t, const h3q_server_stats *s) {
          "Version Negotiation packets sent.", s->version_negotiations_sent);
   single(t, "h3q_retries_total", "counter", "Retry packets sent.",
          s->retries_sent);
+  single(t, "h3q_retries_under_load_total", "counter",
+         "Retry packets sent because of load (retry_auto_threshold).",
+         s->retries_under_load);
   single(t, "h3q_stateless_resets_total", "counter", "Stateless resets sent.",
          s->stateless_resets_sent);
 }

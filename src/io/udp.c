@@ -12,6 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef __linux__
+#include <linux/sock_diag.h> /* SK_MEMINFO_* for SO_MEMINFO */
+#endif
+
 /* Large kernel buffers absorb bursts of a full congestion window. */
 #define UDP_SOCKET_BUFFER (8 * 1024 * 1024)
 /* Room for the control messages of one message: UDP_SEGMENT (uint16_t)
@@ -356,6 +360,22 @@ int udp_recv_batch(int fd, udp_batch *b) {
 
 int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno) {
   return recv_batch(fd, b, icmp_errno);
+}
+
+bool udp_rx_queued(int fd, size_t *bytes) {
+#if defined(__linux__) && defined(SO_MEMINFO)
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t len = sizeof mem;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 ||
+      len < (socklen_t)((SK_MEMINFO_RMEM_ALLOC + 1) * sizeof mem[0]))
+    return false;
+  *bytes = mem[SK_MEMINFO_RMEM_ALLOC];
+  return true;
+#else
+  (void)fd;
+  (void)bytes;
+  return false;
+#endif
 }
 
 void udp_batch_push(udp_batch *b, size_t len, const struct sockaddr *addr,

@@ -78,6 +78,10 @@ static conn *conn_create(quic_endpoint *ep, const uint8_t *scid,
   ep->all = c;
   ep->stats->connections_accepted++;
   ep->stats->connections_active++;
+  if (!c->addr_validated) {
+    c->handshake_counted = true;
+    admission_handshake_started(&ep->admission);
+  }
   LOG_DEBUG("conn %llu: accepted", (unsigned long long)c->number);
   return c;
 }
@@ -209,7 +213,22 @@ static bool check_tls(conn *c) {
   return true;
 }
 
+static void uncount_handshake(conn *c) {
+  if (!c->handshake_counted)
+    return;
+  c->handshake_counted = false;
+  admission_handshake_ended(&c->ep->admission);
+}
+
+void conn_check_validated(conn *c) {
+  if (c->addr_validated || !quiche_conn_is_established(c->q))
+    return;
+  c->addr_validated = true;
+  uncount_handshake(c);
+}
+
 void conn_process(conn *c) {
+  conn_check_validated(c);
   if (!quiche_conn_is_closed(c->q) && check_tls(c) &&
       quiche_conn_is_established(c->q))
     conn_update_scids(c);
@@ -290,6 +309,7 @@ void conn_destroy(conn *c) {
   c->app = NULL;
   if (c->dirty)
     unlink_dirty(c);
+  uncount_handshake(c);
   endpoint_forget(ep, c);
   conn_table_del(&ep->conns, c->scid, ep->cids.len);
   conn_forget_scids(c);

@@ -14,6 +14,7 @@
 #include "io/loop.h"
 #include "io/udp.h"
 #include "quic/cid.h"
+#include "quic/admission.h"
 #include "quic/conn.h"
 #include "quic/conn_table.h"
 #include "quic/secrets.h"
@@ -50,7 +51,7 @@ typedef struct quic_endpoint {
   /* The layout of every CID we issue: QUIC-LB's config rotation and
    * server id, or unroutable (quic/cid.h). */
   cid_layout cids;
-  bool retry;                /* h3q_config.enable_retry */
+  admission admission;       /* Retry first: always, or under load */
   reset_limiter resets;      /* stateless resets sent */
   bool client_cert_required; /* h3q_config.client_cert_required */
   const uint8_t *alpn_wire;  /* the ALPN list we serve (borrowed) */
