@@ -1274,8 +1274,9 @@ H3Q_EXTERN int h3q_host_new(const h3q_config *cfg, size_t body_window,
                             size_t max_events, h3q_host **out, char *err,
                             size_t errlen);
 
-/* Starts the loop thread. notify may be NULL (see above). Errors:
- * H3Q_EINVAL, H3Q_ESTATE (started before), H3Q_EIO (no thread). */
+/* Starts the loop thread (named "h3q-host" on Linux). notify may be NULL
+ * (see above). Errors: H3Q_EINVAL, H3Q_ESTATE (started before), H3Q_EIO
+ * (no thread). */
 H3Q_EXTERN int h3q_host_start(h3q_host *host, void (*notify)(void));
 
 /* The bound UDP port. */

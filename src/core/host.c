@@ -1083,6 +1083,10 @@ int h3q_host_start(h3q_host *host, void (*notify)(void)) {
   host->notify = notify;
   if (pthread_create(&host->thread, NULL, loop_main, host) != 0)
     return H3Q_EIO;
+#ifdef __linux__
+  /* So that top, perf and /proc tell it from the host's own threads. */
+  pthread_setname_np(host->thread, "h3q-host");
+#endif
   host->started = true;
   return H3Q_OK;
 }
