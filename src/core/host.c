@@ -116,6 +116,8 @@ struct h3q_host {
   bool corked;       /* h3q_host_cork: commands wait for the uncork */
   atomic_bool stopped;
 
+  uint8_t *scratch; /* heads and trailers being built; loop thread only */
+  size_t scratch_cap;
   u64map streams;  /* id -> host_stream; loop thread only */
   u64map sessions; /* id -> host_wt (WebTransport); loop thread only */
   uint32_t next_id;
@@ -212,12 +214,12 @@ static void clear_fd(int fd) {
   (void)n; /* EAGAIN when nothing was signalled */
 }
 
-/* Queues an event. Body chunks (own_cap > 0) get a buffer of own_cap >=
- * len bytes of their own; other data goes to the arena. Loop thread; the
- * host learns of it at the next publish_events. Requests beyond
- * max_events are refused with H3Q_ETOOLARGE. */
-static int push_event(h3q_host *host, int type, uint32_t id, int64_t value,
-                      const uint8_t *data, size_t len, size_t own_cap) {
+/* Queues an event whose bytes are either owned (a buffer of own_cap >=
+ * len bytes, body chunks) or, with own_cap 0, copied to the arena. Loop
+ * thread; the host learns of it at the next publish_events. Requests
+ * beyond max_events are refused with H3Q_ETOOLARGE. */
+static int queue_event(h3q_host *host, int type, uint32_t id, int64_t value,
+                       const uint8_t *data, size_t len, size_t own_cap) {
   uint8_t *owned = NULL;
   if (own_cap) {
     owned = malloc(own_cap);
@@ -248,6 +250,16 @@ static int push_event(h3q_host *host, int type, uint32_t id, int64_t value,
   return rc;
 }
 
+/* Queues an event with a copy of len bytes of data (heads, trailers,
+ * datagrams, reasons: they go to the batch's arena). */
+static int push_event(h3q_host *host, int type, uint32_t id, int64_t value,
+                      const uint8_t *data, size_t len) {
+  return queue_event(host, type, id, value, data, len, 0);
+}
+
+/* Queues a body chunk in a buffer of its own, which the host may take;
+ * appended to the previous event instead when that is the same stream's
+ * chunk with room. */
 static int push_body(h3q_host *host, uint32_t id, const uint8_t *data,
                      size_t len) {
   pthread_mutex_lock(&host->ev_lock);
@@ -256,7 +268,7 @@ static int push_body(h3q_host *host, uint32_t id, const uint8_t *data,
   if (merged)
     return H3Q_OK;
   size_t cap = len < BODY_MERGE_MAX ? BODY_MERGE_MAX : len;
-  return push_event(host, H3Q_HOST_BODY, id, 0, data, len, cap);
+  return queue_event(host, H3Q_HOST_BODY, id, 0, data, len, cap);
 }
 
 /* Tells the host about the events queued since the last call: one notify
@@ -485,7 +497,22 @@ static uint8_t *put_fields(uint8_t *p, const h3q_request *req, size_t count,
   return p;
 }
 
-static uint8_t *request_head(const h3q_request *req, size_t *len) {
+/* The host's scratch buffer, at least size bytes; NULL when out of
+ * memory. Loop thread. */
+static uint8_t *scratch(h3q_host *host, size_t size) {
+  if (size > host->scratch_cap) {
+    uint8_t *p = realloc(host->scratch, size);
+    if (!p)
+      return NULL;
+    host->scratch = p;
+    host->scratch_cap = size;
+  }
+  return host->scratch;
+}
+
+/* Builds req's head (see H3Q_HOST_REQUEST) in the scratch buffer. */
+static uint8_t *request_head(h3q_host *host, const h3q_request *req,
+                             size_t *len) {
   const char *pseudo[5] = {h3q_request_method(req), h3q_request_path(req),
                            h3q_request_query(req), h3q_request_authority(req),
                            h3q_request_scheme(req)};
@@ -493,7 +520,7 @@ static uint8_t *request_head(const h3q_request *req, size_t *len) {
   size_t size = fields_size(req, count, h3q_request_header_at);
   for (size_t i = 0; i < 5; i++)
     size += strlen(pseudo[i] ? pseudo[i] : "") + 1;
-  uint8_t *head = malloc(size);
+  uint8_t *head = scratch(host, size);
   if (!head)
     return NULL;
   uint8_t *p = head;
@@ -550,7 +577,7 @@ static void stream_flush(host_stream *st) {
     return;
   }
   if (sent && !st->end_queued)
-    push_event(st->host, H3Q_HOST_WRITTEN, st->id, (int64_t)sent, NULL, 0, 0);
+    push_event(st->host, H3Q_HOST_WRITTEN, st->id, (int64_t)sent, NULL, 0);
 }
 
 static void on_writable(h3q_response *res, void *user) {
@@ -576,16 +603,15 @@ static void on_body_end(h3q_request *req, void *user) {
   host_stream *st = user;
   size_t count = h3q_request_trailer_count(req);
   size_t size = fields_size(req, count, h3q_request_trailer_at);
-  uint8_t *fields = size ? malloc(size) : NULL;
+  uint8_t *fields = size ? scratch(st->host, size) : NULL;
   if (size && !fields) {
     stream_reset(st);
     return;
   }
   if (fields)
     put_fields(fields, req, count, h3q_request_trailer_at);
-  if (push_event(st->host, H3Q_HOST_BODY_END, st->id, 0, fields, size, size))
+  if (push_event(st->host, H3Q_HOST_BODY_END, st->id, 0, fields, size))
     stream_reset(st);
-  free(fields);
 }
 
 static void on_stream_close(h3q_response *res, bool aborted, void *user) {
@@ -596,7 +622,7 @@ static void on_stream_close(h3q_response *res, bool aborted, void *user) {
     if (code == 0)
       code = H3_INTERNAL_ERROR;
   }
-  push_event(st->host, H3Q_HOST_CLOSED, st->id, (int64_t)code, NULL, 0, 0);
+  push_event(st->host, H3Q_HOST_CLOSED, st->id, (int64_t)code, NULL, 0);
   u64map_del(&st->host->streams, st->id);
   free_cmds(st->out_head);
   free(st);
@@ -616,7 +642,7 @@ static int host_handler(h3q_request *req, h3q_response *res, void *user) {
   h3q_host *host = user;
   host_stream *st = calloc(1, sizeof *st);
   size_t head_len = 0;
-  uint8_t *head = st ? request_head(req, &head_len) : NULL;
+  uint8_t *head = st ? request_head(host, req, &head_len) : NULL;
   if (!head) {
     free(st);
     return H3Q_ENOMEM;
@@ -626,9 +652,7 @@ static int host_handler(h3q_request *req, h3q_response *res, void *user) {
   bool no_body = h3q_request_body_done(req);
   int rc = u64map_put(&host->streams, st->id, st);
   if (rc == H3Q_OK)
-    rc = push_event(host, H3Q_HOST_REQUEST, st->id, no_body, head, head_len,
-                    head_len);
-  free(head);
+    rc = push_event(host, H3Q_HOST_REQUEST, st->id, no_body, head, head_len);
   if (rc != H3Q_OK) {
     u64map_del(&host->streams, st->id);
     free(st);
@@ -657,7 +681,7 @@ static void on_wt_datagram(h3q_wt_session *session, const uint8_t *data,
   (void)session;
   host_wt *w = user;
   /* Unreliable by nature: dropped when the host is max_events behind. */
-  push_event(w->host, H3Q_HOST_WT_DATAGRAM, w->id, 0, data, len, len);
+  push_event(w->host, H3Q_HOST_WT_DATAGRAM, w->id, 0, data, len);
 }
 
 static void on_wt_stream(h3q_wt_session *session, h3q_wt_stream *stream,
@@ -674,7 +698,7 @@ static void on_wt_close(h3q_wt_session *session, uint32_t code,
   (void)session;
   host_wt *w = user;
   push_event(w->host, H3Q_HOST_WT_CLOSED, w->id, code, (const uint8_t *)reason,
-             reason_len, reason_len);
+             reason_len);
   u64map_del(&w->host->sessions, w->id);
   free(w);
 }
@@ -684,7 +708,7 @@ static int host_wt_handler(h3q_request *req, h3q_wt_session *session,
   h3q_host *host = user;
   host_wt *w = calloc(1, sizeof *w);
   size_t head_len = 0;
-  uint8_t *head = w ? request_head(req, &head_len) : NULL;
+  uint8_t *head = w ? request_head(host, req, &head_len) : NULL;
   if (!head) {
     free(w);
     return H3Q_ENOMEM;
@@ -693,9 +717,7 @@ static int host_wt_handler(h3q_request *req, h3q_wt_session *session,
   w->id = new_stream_id(host);
   int rc = u64map_put(&host->sessions, w->id, w);
   if (rc == H3Q_OK)
-    rc = push_event(host, H3Q_HOST_WT_SESSION, w->id, 0, head, head_len,
-                    head_len);
-  free(head);
+    rc = push_event(host, H3Q_HOST_WT_SESSION, w->id, 0, head, head_len);
   if (rc != H3Q_OK) {
     u64map_del(&host->sessions, w->id);
     free(w);
@@ -1070,7 +1092,7 @@ static void *loop_main(void *arg) {
   if (rc == H3Q_OK)
     rc = run_loop(host);
   atomic_store(&host->stopped, true);
-  push_event(host, H3Q_HOST_STOPPED, 0, rc, NULL, 0, 0);
+  push_event(host, H3Q_HOST_STOPPED, 0, rc, NULL, 0);
   publish_events(host);
   return NULL;
 }
@@ -1153,6 +1175,7 @@ void h3q_host_free(h3q_host *host) {
   free_cmds(host->cmd_head);
   queue_free(&host->pending);
   queue_free(&host->batch);
+  free(host->scratch);
   pthread_mutex_destroy(&host->ev_lock);
   pthread_cond_destroy(&host->ev_cond);
   pthread_mutex_destroy(&host->cmd_lock);
