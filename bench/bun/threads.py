@@ -37,19 +37,28 @@ KB = 1024
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds per thread group of pid: main, h3q-host, other."""
-    out = {"main": 0.0, "h3q-host": 0.0, "other": 0.0}
+    """CPU seconds of pid: its main thread, its h3q-host thread, and the
+    rest (the whole process minus those two, so that threads that came and
+    went count too)."""
     tick = float(subprocess.check_output(["getconf", "CLK_TCK"]).strip())
+
+    def secs(stat: str) -> float:
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    out = {"main": 0.0, "h3q-host": 0.0}
+    total = secs(Path(f"/proc/{pid}/stat").read_text())
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
             comm = (task / "comm").read_text().strip()
         except OSError:
             continue  # the thread ended
-        fields = stat[stat.rindex(")") + 2:].split()
-        secs = (int(fields[11]) + int(fields[12])) / tick
-        group = "main" if int(task.name) == pid else comm if comm == "h3q-host" else "other"
-        out[group] += secs
+        if int(task.name) == pid:
+            out["main"] += secs(stat)
+        elif comm == "h3q-host":
+            out["h3q-host"] += secs(stat)
+    out["other"] = total - out["main"] - out["h3q-host"]
     return out
 
 
