@@ -1329,7 +1329,9 @@ H3Q_EXTERN size_t h3q_host_record_size(void);
  * their bytes to bytes[0..bytes_cap), in event order, and returns n. An
  * event whose bytes do not fit in what is left of bytes waits for the next
  * call, unless it is the first (then its bytes come owned). Returns 0 when
- * no event waits; then the next published events call notify. Events not
+ * no event waits (then the next published events call notify), and also
+ * when the first event's bytes could not be copied for lack of memory
+ * (it stays queued; the next published events call notify). Events not
  * handed out stay queued in order; body chunks handed out are the host's
  * (owned). Host thread only; 0 for NULL host or out, max 0, or NULL bytes
  * with bytes_cap > 0. */

@@ -367,6 +367,13 @@ size_t h3q_host_poll_into(h3q_host *host, h3q_host_record *out, size_t max,
     n++;
     host->batch_next++;
   }
+  if (n == 0 && host->batch_next < host->batch.len) {
+    /* Out of memory for the first event's copy: it stays queued, and the
+     * next published events call notify so that the host tries again. */
+    pthread_mutex_lock(&host->ev_lock);
+    host->armed = true;
+    pthread_mutex_unlock(&host->ev_lock);
+  }
   return n;
 }
 

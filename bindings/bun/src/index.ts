@@ -787,10 +787,12 @@ class HostServer implements Server {
     // body follows its last chunk within a microtask.
     const ownStream = res.bodyUsed;
     const p = reader.read();
-    const first = Bun.peek(p);
-    if (first === p)
+    // A read that failed at once takes the promise path too: its error
+    // reaches send's handler as it is.
+    if (Bun.peek.status(p) !== "fulfilled")
       return p.then((r) => this.sendFirst(st, res.status, head, trailers, reader, r, ownStream));
-    return this.sendFirst(st, res.status, head, trailers, reader, first as ReadableStreamReadResult<unknown>, ownStream);
+    const first = Bun.peek(p) as ReadableStreamReadResult<unknown>;
+    return this.sendFirst(st, res.status, head, trailers, reader, first, ownStream);
   }
 
   private sendEmpty(st: Stream, status: number, head: Uint8Array, trailers: TrailerSource | undefined) {
@@ -825,8 +827,8 @@ class HostServer implements Server {
     // at once, the response leaves as one command with its header section
     // and end.
     const next = reader.read();
-    const peeked = Bun.peek(next);
-    if (peeked !== next) return this.sendRest(st, status, head, chunk, reader, peeked as ReadableStreamReadResult<unknown>);
+    if (Bun.peek.status(next) === "fulfilled")
+      return this.sendRest(st, status, head, chunk, reader, Bun.peek(next) as ReadableStreamReadResult<unknown>);
     if (!ownStream) {
       // A stream of the handler's may take its time: send what is there.
       this.start(st, status, head, chunk);
