@@ -1334,18 +1334,26 @@ H3Q_EXTERN h3q_request *h3q_response_request(h3q_response *res);
  *            h3q_host_poll and reads each event's fields with getters.
  *   commands (host -> loop thread): respond, write, end with trailers,
  *            reset, consume (request body credit). Any thread; the loop
- *            thread is woken once per batch of commands.
+ *            thread is woken once per batch of commands (h3q_host_cork
+ *            makes the batch as large as the host likes).
  *
  * Streams are named by a 32-bit id (never 0) given in the request event;
  * commands for a stream that has closed are dropped silently (its CLOSED
  * event is on its way). A stream id is not reused while 2^32 - 1 newer
  * requests have not arrived.
  *
+ * Events are published at the end of each iteration of the loop thread
+ * (a batch of datagrams read, timers run, commands run), not one by one.
  * Waiting for events: h3q_host_start's notify function is called (on the
  * loop thread, without arguments, so a runtime may bounce it to its own
- * thread) once when an event arrives after h3q_host_poll has returned 0.
- * Hosts that prefer to block use h3q_host_wait (e.g. in a worker thread);
- * hosts with an fd-based loop watch h3q_host_fd.
+ * thread) once when events are published after h3q_host_poll (or
+ * h3q_host_poll_into) has returned 0. Hosts that prefer to block use
+ * h3q_host_wait (e.g. in a worker thread); hosts with an fd-based loop
+ * watch h3q_host_fd.
+ *
+ * The loop thread drives its server through the embedding API
+ * (h3q_server_process): h3q_host_new uses the H3Q_LOOP_EPOLL backend
+ * whatever cfg->loop_backend says.
  *
  * Backpressure: a request body is delivered up to body_window bytes ahead
  * of what the host has consumed (h3q_host_consume); beyond that the stream
@@ -1405,8 +1413,9 @@ H3Q_EXTERN int h3q_host_new(const h3q_config *cfg, size_t body_window,
                             size_t max_events, h3q_host **out, char *err,
                             size_t errlen);
 
-/* Starts the loop thread. notify may be NULL (see above). Errors:
- * H3Q_EINVAL, H3Q_ESTATE (started before), H3Q_EIO (no thread). */
+/* Starts the loop thread (named "h3q-host" on Linux). notify may be NULL
+ * (see above). Errors: H3Q_EINVAL, H3Q_ESTATE (started before), H3Q_EIO
+ * (no thread). */
 H3Q_EXTERN int h3q_host_start(h3q_host *host, void (*notify)(void));
 
 /* The bound UDP port. */
@@ -1429,10 +1438,45 @@ H3Q_EXTERN int h3q_host_stop(h3q_host *host, bool graceful);
 H3Q_EXTERN void h3q_host_free(h3q_host *host);
 
 /* Takes the next batch of events: frees the previous batch and returns how
- * many events the new one holds (0 when none; then the next event calls
- * notify). Events are indexed 0..count-1 and valid until the next poll or
- * h3q_host_free. Host thread only (one thread polls). */
+ * many events the new one holds (0 when none; then the next published
+ * events call notify). Events are indexed 0..count-1 and valid until the
+ * next poll or h3q_host_free. Host thread only (one thread polls). A host
+ * uses either this and the getters below or h3q_host_poll_into, not
+ * both. */
 H3Q_EXTERN size_t h3q_host_poll(h3q_host *host);
+
+/* One event as h3q_host_poll_into writes it: a fixed layout (40 bytes on
+ * 64-bit platforms; h3q_host_record_size() returns sizeof, so that a
+ * binding can check the layout it reads). Its bytes (for the event kinds
+ * that have data, see h3q_host_event_kind) are either owned, a buffer the
+ * host now owns and frees with h3q_host_data_free (body chunks, always),
+ * or, when owned is NULL, the len bytes at offset in the caller's bytes
+ * buffer. */
+typedef struct h3q_host_record {
+  uint32_t type; /* h3q_host_event_kind */
+  uint32_t id;
+  int64_t value;
+  uint8_t *owned;
+  uint64_t offset;
+  uint64_t len;
+} h3q_host_record;
+
+H3Q_EXTERN size_t h3q_host_record_size(void);
+
+/* Hands out up to max waiting events at once (one call per batch for
+ * runtimes where each foreign call costs): writes them to out[0..n) and
+ * their bytes to bytes[0..bytes_cap), in event order, and returns n. An
+ * event whose bytes do not fit in what is left of bytes waits for the next
+ * call, unless it is the first (then its bytes come owned). Returns 0 when
+ * no event waits (then the next published events call notify), and also
+ * when the first event's bytes could not be copied for lack of memory
+ * (it stays queued; the next published events call notify). Events not
+ * handed out stay queued in order; body chunks handed out are the host's
+ * (owned). Host thread only; 0 for NULL host or out, max 0, or NULL bytes
+ * with bytes_cap > 0. */
+H3Q_EXTERN size_t h3q_host_poll_into(h3q_host *host, h3q_host_record *out,
+                                     size_t max, uint8_t *bytes,
+                                     size_t bytes_cap);
 
 /* Fields of event i of the current batch; for an index out of range the
  * type is 0 and the rest 0 or NULL. data is owned by the batch. */
@@ -1453,9 +1497,11 @@ H3Q_EXTERN void h3q_host_data_free(void *bytes, void *context);
  * Returns 1 when events wait, 0 on timeout. Any thread. */
 H3Q_EXTERN int h3q_host_wait(h3q_host *host, int timeout_ms);
 
-/* An eventfd that is readable while events wait (level: the library
- * clears it when h3q_host_poll empties the queue). Owned by the host; do
- * not read or close it. */
+/* An eventfd that is readable while published events wait (level: the
+ * library clears it when h3q_host_poll or h3q_host_poll_into takes them).
+ * The library signals it only once a host has asked for it (this call),
+ * so hosts that do not watch it pay no system calls for it. Owned by the
+ * host; do not read or close it. Errors: H3Q_EINVAL (NULL). */
 H3Q_EXTERN int h3q_host_fd(const h3q_host *host);
 
 /* Commands; any thread; copies everything it is given. They return H3Q_OK
@@ -1470,7 +1516,13 @@ H3Q_EXTERN int h3q_host_fd(const h3q_host *host);
  * respond. trailers: fields sent after the body (same form), then the
  * response ends. reset: resets the stream with an HTTP/3 error code.
  * consume: the host has used n request body bytes (returns credit, see
- * backpressure). */
+ * backpressure).
+ *
+ * cork(true) holds back the loop thread's wakeup for commands queued from
+ * then on; cork(false) wakes it once when commands wait. A host that
+ * answers a batch of events with many commands corks around the batch, so
+ * that the loop thread (on the same core, it would preempt the host for
+ * each command) runs them all in one go. Errors: H3Q_EINVAL (NULL). */
 H3Q_EXTERN int h3q_host_respond(h3q_host *host, uint32_t id, int status,
                                 const uint8_t *head, size_t head_len,
                                 const uint8_t *body, size_t body_len,
@@ -1481,6 +1533,7 @@ H3Q_EXTERN int h3q_host_trailers(h3q_host *host, uint32_t id,
                                  const uint8_t *fields, size_t len);
 H3Q_EXTERN int h3q_host_reset(h3q_host *host, uint32_t id, uint64_t h3_error);
 H3Q_EXTERN int h3q_host_consume(h3q_host *host, uint32_t id, size_t n);
+H3Q_EXTERN int h3q_host_cork(h3q_host *host, bool on);
 
 /* WebTransport through the host API (needs enable_webtransport): sessions
  * for pattern (as for h3q_server_webtransport) are accepted with 200 and
