@@ -547,7 +547,34 @@ static void test_rx_queued(void) {
   udp_pair_close(&p);
 }
 
+/* Server sockets share ports on purpose (SO_REUSEPORT), but two opened
+ * on "any port" must not land on one: 500 open at once would collide a
+ * few times if the kernel picked their ports. */
+#define ANY_PORT_SOCKETS 500
+static void test_any_port_is_unshared(void) {
+  static int fds[ANY_PORT_SOCKETS];
+  static uint8_t seen[65536];
+  char err[256];
+  int collisions = 0, opened = 0;
+  for (int i = 0; i < ANY_PORT_SOCKETS; i++) {
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof local;
+    fds[i] = udp_open("127.0.0.1", 0, &local, &local_len, err, sizeof err);
+    if (fds[i] < 0)
+      break;
+    opened++;
+    uint16_t port = port_of(&local);
+    collisions += seen[port];
+    seen[port] = 1;
+  }
+  CHECK(opened == ANY_PORT_SOCKETS);
+  CHECK(collisions == 0);
+  for (int i = 0; i < opened; i++)
+    close(fds[i]);
+}
+
 int main(void) {
+  test_any_port_is_unshared();
   test_rx_queued();
   test_pktinfo_roundtrip();
   test_gso_runs_split_by_source();
