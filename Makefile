@@ -4,6 +4,7 @@
 #   make asan    the whole test suite under ASan+UBSan
 #   make bench   h3q-server vs ngtcp2, tokio-quiche, quic-go and Bun (bench/README.md)
 #   make bench-smoke  every bench peer builds and answers (about a minute once built)
+#   make bench-workers  h3q-server with 1 vs 2 workers (req/s, goodput, ratio; bench/workers.py)
 #   make fuzz    libFuzzer targets of tests/fuzz, FUZZ_SECONDS each (clang)
 #   make fuzz-smoke  the same, FUZZ_SMOKE_SECONDS each (CI)
 #   make interop the QUIC Interop Runner's cases with quic-go, ngtcp2 and aioquic
@@ -24,7 +25,7 @@ JOBS ?= $(shell nproc)
 INTEROP_ARGS ?=
 CMAKE_FLAGS ?=
 
-.PHONY: all build setup run test asan bench bench-smoke fuzz fuzz-smoke fuzz-build interop \
+.PHONY: all build setup run test asan bench bench-smoke bench-workers fuzz fuzz-smoke fuzz-build interop \
         install format format-check clean soak abuse-long
 
 all: build
@@ -88,6 +89,10 @@ abuse-long: build
 bench-smoke: build
 	@scripts/setup.sh bench
 	bench/run.sh $(BUILD) --smoke
+
+# Only h3q-server and h3q-bench: no peers to install.
+bench-workers: build
+	python3 bench/workers.py --build $(BUILD)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

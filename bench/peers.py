@@ -13,6 +13,9 @@ and ngtcp2 are built here on demand (never by make test):
   bun-memory, h3q-bun-memory  both Bun servers answering every request with
                 the 1 KB file's bytes held in memory (no file I/O per request);
                 not in the default list, and only meaningful for request rates
+  h3q-w2        h3q-server --workers 2: two event loops on two threads, never
+                pinned (it needs both CPUs, which it then shares with the
+                client); not in the default list (bench/workers.py uses it)
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ BUN_VERSION = "1.4.4"
 
 # Order of columns in every table; h3q first, then the peers.
 SERVER_NAMES = ["h3q", "ngtcp2", "tokio-quiche", "quic-go", "bun", "h3q-bun", "h3q-bun-files",
-                "bun-memory", "h3q-bun-memory"]
+                "bun-memory", "h3q-bun-memory", "h3q-w2"]
 # What runs unless --servers says otherwise.
 DEFAULT_SERVERS = SERVER_NAMES[:7]
 BUN_SERVERS = ("bun", "h3q-bun", "h3q-bun-files", "bun-memory", "h3q-bun-memory")
@@ -282,11 +285,14 @@ def make_server(name: str, t: Tools, htdocs: Path, cert: Path, key: Path, cpu: i
     """A not yet started server of the given name serving htdocs."""
     port = free_port()
     files = {"big": f"/{big}", "small": f"/{small}"}
-    if name == "h3q":
+    if name in ("h3q", "h3q-w2"):
+        workers = ["--workers", "2"] if name == "h3q-w2" else []
         cmd = [str(t.h3q_server), "--addr", "127.0.0.1", "--port", str(port), "--cert", str(cert),
                "--key", str(key), "--root", str(htdocs), "--max-payload", str(PAYLOAD),
-               "--log-level", "error", *(h3q_args or [])]
-        return Server(name, cmd, port, "h3q-server listening on", cpu, files)
+               "--log-level", "error", *workers, *(h3q_args or [])]
+        # Two workers on one pinned CPU would only take turns.
+        return Server(name, cmd, port, "h3q-server listening on",
+                      None if name == "h3q-w2" else cpu, files)
     if name == "ngtcp2":
         cmd = [t.gtlsserver, "-q", "--no-quic-dump", "--no-http-dump", "-d", str(htdocs),
                f"--max-udp-payload-size={PAYLOAD}", "--no-pmtud",

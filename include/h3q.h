@@ -1,11 +1,16 @@
 /*
  * h3q: an embeddable HTTP/3 server library over QUIC (backed by quiche).
  *
- * Threading: one server runs on one event loop thread (the thread that calls
- * h3q_server_run or, when another program's loop drives the server, the
- * thread that calls h3q_server_start and h3q_server_process). Every function
- * below must be called on that thread, or before the server starts, except
- * where a function says otherwise (h3q_server_stop, h3q_server_post).
+ * Threading: a server runs one event loop thread per worker
+ * (h3q_config.workers, default 1). With one worker that is the thread that
+ * calls h3q_server_run or, when another program's loop drives the server,
+ * the thread that calls h3q_server_start and h3q_server_process. Every
+ * function below must be called on that thread, or before the server
+ * starts, except where a function says otherwise (h3q_server_stop,
+ * h3q_server_post, ...). With several workers, "the loop thread" of a
+ * request, its response, its connection and their callbacks is the thread
+ * of the worker that owns the connection (see "Workers" below
+ * h3q_server_run).
  *
  * Errors: functions returning int return 0 (H3Q_OK) on success or a negative
  * H3Q_E* code. Functions returning ssize_t return a byte count or a negative
@@ -148,6 +153,11 @@ typedef enum h3q_loop_backend {
   H3Q_LOOP_EPOLL = 1, /* Linux epoll + timerfd + eventfd; embeddable */
 } h3q_loop_backend;
 
+/* The most event loops (h3q_config.workers) one server runs: the
+ * identity byte in every connection ID holds the worker in 5 bits (see
+ * h3q_config.steering). */
+#define H3Q_WORKERS_MAX 32
+
 /* How a datagram reaches the server socket that owns its connection when
  * several sockets share the port (SO_REUSEPORT: a new server process next
  * to one that drains, or workers). Every connection ID the server issues
@@ -211,8 +221,10 @@ typedef struct h3q_config {
   uint64_t qpack_blocked_streams;    /* 16; at most 1000 */
 
   /* Server-wide limits. */
-  size_t max_connections; /* 10000; Initials beyond are dropped */
-  size_t recv_batch;      /* datagrams read per wakeup, 1..1024; 32 */
+  /* 10000; Initials beyond are dropped. Server-wide: the workers share one
+   * counter of open connections. */
+  size_t max_connections;
+  size_t recv_batch; /* datagrams read per wakeup, 1..1024; 32 */
   /* Requests in progress per connection beyond this get 503 (0 = only
    * QUIC's stream limit, initial_max_streams_bidi, applies). */
   size_t max_active_requests_per_conn;
@@ -302,6 +314,25 @@ typedef struct h3q_config {
    * close). quiche 0.30 cannot send NEW_TOKEN frames, so returning
    * clients are validated by a Retry again. */
   bool enable_retry; /* false */
+  /* Address validation under load: without enable_retry, a new connection
+   * still gets a Retry first while this many handshakes from unvalidated
+   * addresses are in progress (connections accepted without a Retry
+   * token whose handshake has not completed; until half of them have
+   * completed or timed out), and while the socket's receive queue holds a
+   * backlog of datagrams not read yet. An Initial flood then costs the
+   * server one stateless Retry per Initial instead of a connection, and
+   * normal clients one round trip; without load nothing changes. A
+   * client that got such a Retry is served when it returns with the token
+   * even after the load is over; a token that does not verify is dropped
+   * while Retry is on and ignored otherwise. With a backlog (with
+   * enable_retry too) Retries are rationed to a quarter of each read
+   * batch and the other new Initials are dropped before any crypto
+   * (H3Q_DROP_OVERLOAD), so that the queue drains and packets of
+   * established connections are not lost with the flood's. The start of
+   * a period under load is logged (WARN); h3q_server_stats counts the
+   * handshakes and the Retries sent because of load. 0 = never (only
+   * enable_retry); at most 1000000. */
+  size_t retry_auto_threshold; /* 128 */
 
   /* The server secret: at least 32 bytes (secret/secret_len; copied), or
    * a file holding them (secret_file, read at h3q_server_new; at most
@@ -408,6 +439,17 @@ typedef struct h3q_config {
   uint32_t quic_lb_config_id;    /* 7: no QUIC-LB */
   const char *quic_lb_server_id; /* NULL */
   size_t quic_lb_nonce_len;      /* 8 */
+  /* Event loops, each on its own thread with its own UDP socket bound to
+   * the same address and port (SO_REUSEPORT: the kernel spreads clients
+   * over the sockets by their address and port; datagrams of a
+   * connection are steered to its worker, see steering). 1..32 (the
+   * identity byte of the CIDs holds the worker in 5 bits); 1 (the
+   * default) runs everything on the thread that calls h3q_server_run,
+   * exactly as before. h3q_config_set(cfg, "workers", "auto") stores the
+   * number of online CPUs (at most 32). With more than one worker,
+   * handlers run on several threads at once (see "Workers" below
+   * h3q_server_run); the embedding API and the host API need workers = 1. */
+  uint32_t workers; /* 1 */
 
   /* Owned by h3q_config_set (its copies); h3q_config_init sets it to NULL.
    * Do not touch. */
@@ -427,7 +469,8 @@ H3Q_EXTERN void h3q_config_init(h3q_config *cfg);
  * fields (range-checked against the field's type; the server checks the
  * documented ranges), true/false/1/0/yes/no/on/off for booleans,
  * error..trace for log_level, libev or epoll for loop_backend, text or
- * json for log_format, auto, ebpf or handoff for steering, 96 hex
+ * json for log_format, a number or "auto" for workers, auto, ebpf or
+ * handoff for steering, 96 hex
  * digits for ticket_key (also sets ticket_key_len), and any text for
  * strings. Values are copied: the
  * config owns them until h3q_config_free, or h3q_config_release for a
@@ -475,14 +518,44 @@ H3Q_EXTERN uint16_t h3q_server_port(const h3q_server *srv);
 
 /* Runs the event loop on the calling thread until h3q_server_stop() is
  * called, then closes all connections (CONNECTION_CLOSE with H3_NO_ERROR)
- * and returns 0. Returns H3Q_ESTATE if already running (also when started
- * with h3q_server_start), H3Q_EIO if the event loop fails. */
+ * and returns 0. With workers > 1 it first starts workers - 1 threads (they
+ * block every signal, so signals reach the threads they reached before),
+ * runs worker 0 on the calling thread, and returns once every worker has
+ * drained and its thread has been joined. Returns H3Q_ESTATE if already
+ * running (also when started with h3q_server_start), H3Q_EIO if an event
+ * loop fails or a thread cannot be started (the other workers are stopped
+ * then). */
 H3Q_EXTERN int h3q_server_run(h3q_server *srv);
 
+/* Workers (h3q_config.workers = N > 1): N event loops on N threads of one
+ * process, each with its own UDP socket bound to the same address and port
+ * with SO_REUSEPORT (the kernel picks the socket for a client by its
+ * address and port), its own connections, timers, buffers and counters.
+ * Shared, and read-only once the server runs: the configuration, routes,
+ * handlers, the fallback and everything registered with their user
+ * pointers. Consequences:
+ *   - Handlers and callbacks run on several threads at once: they must be
+ *     thread-safe (shared state behind a lock or atomics). h3q_static is
+ *     safe to share.
+ *   - A request, its response and its connection belong to one worker:
+ *     call their functions on that worker's thread only (inside their
+ *     callbacks, or in a function posted with h3q_server_post_worker to
+ *     h3q_request_worker(req)). h3q_server_post runs on worker 0.
+ *   - Connection numbers (h3q_request_connection_id) are unique across
+ *     workers; connection number % N is the worker that owns it.
+ *   - h3q_server_stop, h3q_server_reload_tls and h3q_server_get_stats act
+ *     on every worker; max_connections counts connections of all workers;
+ *     /metrics (served on worker 0's loop) reports the sums and, per
+ *     worker, h3q_worker_connections_accepted_total{worker="i"} and
+ *     h3q_worker_requests_total{worker="i"}.
+ *   - The embedding API (h3q_server_start, h3q_server_fd) and the host API
+ *     (h3q_host_new) need workers = 1 (H3Q_ECONFIG otherwise). */
+
 /* Asks a running server to stop gracefully (GOAWAY; requests already
- * received finish within drain_timeout_ms). Safe to call from any thread and
- * from a signal handler; returns immediately. A call before run() makes
- * run() return at once. An embedded server stops through
+ * received finish within drain_timeout_ms). Every worker drains its own
+ * connections; h3q_server_run returns when all of them are done. Safe to
+ * call from any thread and from a signal handler; returns immediately. A call
+ * before run() makes run() return at once. An embedded server stops through
  * h3q_server_process, which returns H3Q_SERVER_STOPPED when done. */
 H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
 
@@ -490,17 +563,40 @@ H3Q_EXTERN void h3q_server_stop(h3q_server *srv);
  * again: connections accepted afterwards use the new certificate, open
  * connections and their transfers go on with the old one. Safe to call
  * from any thread and from a signal handler (h3q-server calls it on
- * SIGHUP); returns immediately and the reload happens on the loop thread.
+ * SIGHUP); returns immediately and the reload happens on the loop thread
+ * (on every worker's, each for its own new connections).
  * If the new files do not load, the server logs an error naming the field
  * and keeps serving the old certificate. */
 H3Q_EXTERN void h3q_server_reload_tls(h3q_server *srv);
 
-/* Runs fn(user) on the loop thread soon. Safe from any thread (not from a
- * signal handler). Posts still run while a stopped server drains. Calls
- * posted before h3q_server_free() that have not run are dropped. Returns
- * H3Q_ENOMEM or H3Q_ESTATE (the server's loop has ended). */
+/* Runs fn(user) on the loop thread soon (with workers > 1: on worker 0's
+ * thread; to finish a response owned by another worker use
+ * h3q_server_post_worker). Safe from any thread (not from a signal
+ * handler). Posts still run while a stopped server drains. Calls posted
+ * before h3q_server_free() that have not run are dropped. Returns
+ * H3Q_EINVAL (NULL srv or fn), H3Q_ENOMEM or H3Q_ESTATE (the server's loop
+ * has ended). */
 H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
                                void *user);
+
+/* Runs fn(user) on the thread of worker number worker (0..workers-1) soon,
+ * in posting order with that worker's other posts. This is how a response
+ * that a handler left to another thread is finished: the handler notes
+ * h3q_request_worker(req), the other thread posts a function to that
+ * worker, and the function writes the response there (while its close
+ * callback has not run). With one worker it is h3q_server_post. Safe from
+ * any thread (not from a signal handler); posts still run while the server
+ * drains; those not run before h3q_server_free() are dropped. Errors:
+ * H3Q_EINVAL (NULL srv or fn, or no such worker), H3Q_ENOMEM, H3Q_ESTATE
+ * (that worker's loop has ended). */
+H3Q_EXTERN int h3q_server_post_worker(h3q_server *srv, unsigned worker,
+                                      void (*fn)(void *user), void *user);
+
+/* The worker (0..workers-1) that owns req, its response and connection:
+ * the one whose thread runs their callbacks. Call it on that thread (e.g.
+ * in the handler) and keep the number; it stays valid while the server
+ * exists. Errors: H3Q_EINVAL (NULL), H3Q_ECLOSED (the request is over). */
+H3Q_EXTERN int h3q_request_worker(const h3q_request *req);
 
 /* ------------------------------------------------------------- embedding
  *
@@ -533,7 +629,9 @@ H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
  * finish a response later); h3q then makes the fd readable so that the
  * next process call sends what was queued.
  *
- * examples/embed.c is a complete host loop with poll(). */
+ * examples/embed.c is a complete host loop with poll(). The embedding API
+ * drives one loop: with h3q_config.workers > 1, h3q_server_fd and
+ * h3q_server_start return H3Q_ECONFIG and log an error naming workers. */
 
 /* h3q_server_process's result once the server has stopped. */
 #define H3Q_SERVER_STOPPED 1
@@ -544,7 +642,8 @@ H3Q_EXTERN int h3q_server_post(h3q_server *srv, void (*fn)(void *user),
  * constant from h3q_server_new to h3q_server_free; it is owned by the
  * server: do not read, write or close it (adding it to the host's own
  * poller, including another epoll set, is fine). Errors: H3Q_EINVAL (NULL),
- * H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL). Any thread. */
+ * H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL, or has workers >
+ * 1). Any thread. */
 H3Q_EXTERN int h3q_server_fd(const h3q_server *srv);
 
 /* Prepares the server to be driven by h3q_server_process (what
@@ -552,7 +651,8 @@ H3Q_EXTERN int h3q_server_fd(const h3q_server *srv);
  * once. From now on the calling thread is the loop thread; routes and the
  * fallback can no longer change. A server is started once: with
  * h3q_server_start or with h3q_server_run, not both. Errors: H3Q_EINVAL
- * (NULL), H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL), H3Q_ESTATE
+ * (NULL), H3Q_ECONFIG (the server does not use H3Q_LOOP_EPOLL, or has
+ * workers > 1), H3Q_ESTATE
  * (already started or running). A stop requested earlier is honoured by the
  * first h3q_server_process call. */
 H3Q_EXTERN int h3q_server_start(h3q_server *srv);
@@ -635,7 +735,12 @@ H3Q_EXTERN int h3q_server_serve_dir(h3q_server *srv, const char *root);
 /* Sends GOAWAY on connection conn_id (h3q_request_connection_id): requests
  * already received finish (up to drain_timeout_ms), newer ones are refused
  * with H3_REQUEST_REJECTED, then the connection closes with H3_NO_ERROR.
- * Errors: H3Q_ENOTFOUND (no such open connection). Loop thread only. */
+ * Errors: H3Q_ENOTFOUND (no such open connection). Loop thread only. With
+ * workers > 1, a connection of another worker than the calling thread's
+ * (or a call from a thread that runs no worker) gets its GOAWAY through a
+ * post to its worker: then the call returns H3Q_OK (or H3Q_ENOMEM,
+ * H3Q_ESTATE as h3q_server_post_worker) without knowing whether the
+ * connection is still open. */
 H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
 
 /* A static file handler any route can use (h3q_server_serve_dir uses the
@@ -659,7 +764,9 @@ H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
  * to 128 recently served files and checks each with one fstatat per
  * request: a file that changed (size, mtime, ctime or inode) is opened
  * afresh, so a changed file is never served with its old length or etag.
- * An h3q_static is used from one loop thread at a time. Details:
+ * An h3q_static may serve several threads at once (a server's workers):
+ * each thread gets its own such cache (threads beyond 16 share one, under
+ * a lock), so up to 128 descriptors per serving thread. Details:
  * src/handlers/static_files.h. */
 typedef struct h3q_static h3q_static;
 typedef struct h3q_static_options {
@@ -702,9 +809,12 @@ typedef enum h3q_drop_reason {
   H3Q_DROP_INVALID_TOKEN = 6, /* an Initial with a forged, expired or
                                  foreign address validation token */
   H3Q_DROP_OTHER = 7,         /* none of these */
-  H3Q_DROP_HANDOFF = 8,       /* for another server of the port, whose
+  H3Q_DROP_OVERLOAD = 8,      /* an Initial that would have got a Retry while
+                                 the socket had a backlog (see
+                                 retry_auto_threshold) */
+  H3Q_DROP_HANDOFF = 9,       /* for another server of the port, whose
                                  local socket was full (see steering) */
-  H3Q_DROP_REASONS = 9,       /* reasons so far (new ones are appended) */
+  H3Q_DROP_REASONS = 10,      /* reasons so far (new ones are appended) */
 } h3q_drop_reason;
 #define H3Q_DROP_REASONS_MAX 16 /* room in h3q_server_stats for them */
 
@@ -762,6 +872,14 @@ typedef struct h3q_server_stats {
    * H3Q_DURATION_BOUNDS, the last one the rest), and their sum. */
   uint64_t request_duration_buckets[H3Q_DURATION_BUCKETS];
   uint64_t request_duration_sum_us;
+
+  /* Address validation under load (retry_auto_threshold). Now:
+   * connections in their handshake whose address is not validated
+   * (accepted without a Retry token), a gauge. */
+  uint64_t handshakes_unvalidated;
+  /* Retry packets sent because of load (without enable_retry); a part of
+   * retries_sent. */
+  uint64_t retries_under_load;
   /* Steering (h3q_config.steering): datagrams handed to another server
    * of the port (their connection ID names it), and datagrams received
    * that way (not counted in udp_datagrams_received). */
@@ -770,8 +888,10 @@ typedef struct h3q_server_stats {
 } h3q_server_stats;
 
 /* Copies the counters into *out: min(size, sizeof(h3q_server_stats))
- * bytes (pass sizeof *out). Returns the number of bytes copied, 0 when
- * srv or out is NULL. */
+ * bytes (pass sizeof *out). With workers > 1, each field is the sum over
+ * the workers, read without locks while they run: a sum may lag behind by
+ * the events of the last moments. Any thread. Returns the number of bytes
+ * copied, 0 when srv or out is NULL. */
 H3Q_EXTERN size_t h3q_server_get_stats(const h3q_server *srv,
                                        h3q_server_stats *out, size_t size);
 
@@ -812,7 +932,8 @@ H3Q_EXTERN int h3q_server_on_datagram(h3q_server *srv, h3q_datagram_cb cb,
  * did not announce max_datagram_frame_size), H3Q_ETOOLARGE (over
  * dgram_max_payload_size or what fits in one packet: see
  * h3q_server_datagram_max), H3Q_ECLOSED (the connection is closing).
- * Loop thread only. */
+ * Loop thread only: with workers > 1, the thread of the worker that owns
+ * conn_id (where its callbacks run); from other threads H3Q_ENOTFOUND. */
 H3Q_EXTERN int h3q_server_send_datagram(h3q_server *srv, uint64_t conn_id,
                                         const void *data, size_t len);
 
@@ -1258,18 +1379,26 @@ H3Q_EXTERN h3q_request *h3q_response_request(h3q_response *res);
  *            h3q_host_poll and reads each event's fields with getters.
  *   commands (host -> loop thread): respond, write, end with trailers,
  *            reset, consume (request body credit). Any thread; the loop
- *            thread is woken once per batch of commands.
+ *            thread is woken once per batch of commands (h3q_host_cork
+ *            makes the batch as large as the host likes).
  *
  * Streams are named by a 32-bit id (never 0) given in the request event;
  * commands for a stream that has closed are dropped silently (its CLOSED
  * event is on its way). A stream id is not reused while 2^32 - 1 newer
  * requests have not arrived.
  *
+ * Events are published at the end of each iteration of the loop thread
+ * (a batch of datagrams read, timers run, commands run), not one by one.
  * Waiting for events: h3q_host_start's notify function is called (on the
  * loop thread, without arguments, so a runtime may bounce it to its own
- * thread) once when an event arrives after h3q_host_poll has returned 0.
- * Hosts that prefer to block use h3q_host_wait (e.g. in a worker thread);
- * hosts with an fd-based loop watch h3q_host_fd.
+ * thread) once when events are published after h3q_host_poll (or
+ * h3q_host_poll_into) has returned 0. Hosts that prefer to block use
+ * h3q_host_wait (e.g. in a worker thread); hosts with an fd-based loop
+ * watch h3q_host_fd.
+ *
+ * The loop thread drives its server through the embedding API
+ * (h3q_server_process): h3q_host_new uses the H3Q_LOOP_EPOLL backend
+ * whatever cfg->loop_backend says.
  *
  * Backpressure: a request body is delivered up to body_window bytes ahead
  * of what the host has consumed (h3q_host_consume); beyond that the stream
@@ -1323,13 +1452,15 @@ typedef enum h3q_host_event_kind {
  * max_events bounds the events waiting for the host (0 means 65536): a
  * request arriving while that many wait gets 503 without reaching the
  * host; body chunks are bounded by body_window instead. The caller owns
- * *out (h3q_host_free). */
+ * *out (h3q_host_free). The host API runs one loop thread: cfg->workers
+ * > 1 gives H3Q_ECONFIG ("workers: ..." in err). */
 H3Q_EXTERN int h3q_host_new(const h3q_config *cfg, size_t body_window,
                             size_t max_events, h3q_host **out, char *err,
                             size_t errlen);
 
-/* Starts the loop thread. notify may be NULL (see above). Errors:
- * H3Q_EINVAL, H3Q_ESTATE (started before), H3Q_EIO (no thread). */
+/* Starts the loop thread (named "h3q-host" on Linux). notify may be NULL
+ * (see above). Errors: H3Q_EINVAL, H3Q_ESTATE (started before), H3Q_EIO
+ * (no thread). */
 H3Q_EXTERN int h3q_host_start(h3q_host *host, void (*notify)(void));
 
 /* The bound UDP port. */
@@ -1352,10 +1483,45 @@ H3Q_EXTERN int h3q_host_stop(h3q_host *host, bool graceful);
 H3Q_EXTERN void h3q_host_free(h3q_host *host);
 
 /* Takes the next batch of events: frees the previous batch and returns how
- * many events the new one holds (0 when none; then the next event calls
- * notify). Events are indexed 0..count-1 and valid until the next poll or
- * h3q_host_free. Host thread only (one thread polls). */
+ * many events the new one holds (0 when none; then the next published
+ * events call notify). Events are indexed 0..count-1 and valid until the
+ * next poll or h3q_host_free. Host thread only (one thread polls). A host
+ * uses either this and the getters below or h3q_host_poll_into, not
+ * both. */
 H3Q_EXTERN size_t h3q_host_poll(h3q_host *host);
+
+/* One event as h3q_host_poll_into writes it: a fixed layout (40 bytes on
+ * 64-bit platforms; h3q_host_record_size() returns sizeof, so that a
+ * binding can check the layout it reads). Its bytes (for the event kinds
+ * that have data, see h3q_host_event_kind) are either owned, a buffer the
+ * host now owns and frees with h3q_host_data_free (body chunks, always),
+ * or, when owned is NULL, the len bytes at offset in the caller's bytes
+ * buffer. */
+typedef struct h3q_host_record {
+  uint32_t type; /* h3q_host_event_kind */
+  uint32_t id;
+  int64_t value;
+  uint8_t *owned;
+  uint64_t offset;
+  uint64_t len;
+} h3q_host_record;
+
+H3Q_EXTERN size_t h3q_host_record_size(void);
+
+/* Hands out up to max waiting events at once (one call per batch for
+ * runtimes where each foreign call costs): writes them to out[0..n) and
+ * their bytes to bytes[0..bytes_cap), in event order, and returns n. An
+ * event whose bytes do not fit in what is left of bytes waits for the next
+ * call, unless it is the first (then its bytes come owned). Returns 0 when
+ * no event waits (then the next published events call notify), and also
+ * when the first event's bytes could not be copied for lack of memory
+ * (it stays queued; the next published events call notify). Events not
+ * handed out stay queued in order; body chunks handed out are the host's
+ * (owned). Host thread only; 0 for NULL host or out, max 0, or NULL bytes
+ * with bytes_cap > 0. */
+H3Q_EXTERN size_t h3q_host_poll_into(h3q_host *host, h3q_host_record *out,
+                                     size_t max, uint8_t *bytes,
+                                     size_t bytes_cap);
 
 /* Fields of event i of the current batch; for an index out of range the
  * type is 0 and the rest 0 or NULL. data is owned by the batch. */
@@ -1376,9 +1542,11 @@ H3Q_EXTERN void h3q_host_data_free(void *bytes, void *context);
  * Returns 1 when events wait, 0 on timeout. Any thread. */
 H3Q_EXTERN int h3q_host_wait(h3q_host *host, int timeout_ms);
 
-/* An eventfd that is readable while events wait (level: the library
- * clears it when h3q_host_poll empties the queue). Owned by the host; do
- * not read or close it. */
+/* An eventfd that is readable while published events wait (level: the
+ * library clears it when h3q_host_poll or h3q_host_poll_into takes them).
+ * The library signals it only once a host has asked for it (this call),
+ * so hosts that do not watch it pay no system calls for it. Owned by the
+ * host; do not read or close it. Errors: H3Q_EINVAL (NULL). */
 H3Q_EXTERN int h3q_host_fd(const h3q_host *host);
 
 /* Commands; any thread; copies everything it is given. They return H3Q_OK
@@ -1393,7 +1561,13 @@ H3Q_EXTERN int h3q_host_fd(const h3q_host *host);
  * respond. trailers: fields sent after the body (same form), then the
  * response ends. reset: resets the stream with an HTTP/3 error code.
  * consume: the host has used n request body bytes (returns credit, see
- * backpressure). */
+ * backpressure).
+ *
+ * cork(true) holds back the loop thread's wakeup for commands queued from
+ * then on; cork(false) wakes it once when commands wait. A host that
+ * answers a batch of events with many commands corks around the batch, so
+ * that the loop thread (on the same core, it would preempt the host for
+ * each command) runs them all in one go. Errors: H3Q_EINVAL (NULL). */
 H3Q_EXTERN int h3q_host_respond(h3q_host *host, uint32_t id, int status,
                                 const uint8_t *head, size_t head_len,
                                 const uint8_t *body, size_t body_len,
@@ -1404,6 +1578,7 @@ H3Q_EXTERN int h3q_host_trailers(h3q_host *host, uint32_t id,
                                  const uint8_t *fields, size_t len);
 H3Q_EXTERN int h3q_host_reset(h3q_host *host, uint32_t id, uint64_t h3_error);
 H3Q_EXTERN int h3q_host_consume(h3q_host *host, uint32_t id, size_t n);
+H3Q_EXTERN int h3q_host_cork(h3q_host *host, bool on);
 
 /* WebTransport through the host API (needs enable_webtransport): sessions
  * for pattern (as for h3q_server_webtransport) are accepted with 200 and

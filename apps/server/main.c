@@ -134,6 +134,10 @@ static const opt_def opts[] = {
     {"quic-lb-nonce-len", "N",
      "QUIC-LB nonce bytes after the server id, 4..18 (8)", OPT_FIELD,
      CFG(quic_lb_nonce_len)},
+    {"retry-auto", "N",
+     "Retry first while N handshakes from unvalidated\n"
+     "                           addresses are in progress (128; 0 never)",
+     OPT_FIELD, CFG(retry_auto_threshold)},
     {"client-ca", "FILE",
      "PEM CAs for client certificates (asks clients for one)", OPT_FIELD,
      CFG(client_ca_path)},
@@ -206,6 +210,10 @@ static const opt_def opts[] = {
      "one datagram per system call (recvmsg/sendmsg,\n"
      "                             not recvmmsg/sendmmsg)",
      OPT_FLAG, CFG(udp_single_syscalls)},
+    {"workers", "N|auto",
+     "event loops, each on its own thread and socket on the\n"
+     "                             same port: 1..32, auto = one per CPU (1)",
+     OPT_FIELD, CFG(workers)},
     {"embedded-loop", NULL,
      "run our own poll() loop through the embedding API\n"
      "                             (h3q_server_start/process; implies "
@@ -396,6 +404,11 @@ static int parse_args(int argc, char **argv, options *o) {
       return -1;
     }
     o->cfg.loop_backend = H3Q_LOOP_EPOLL;
+    if (o->cfg.workers > 1) {
+      fprintf(stderr, "h3q-server: --workers: --embedded-loop drives one "
+                      "loop; workers must be 1\n");
+      return -1;
+    }
   }
   if ((o->cfg.cert_path == NULL) != (o->cfg.key_path == NULL)) {
     fprintf(stderr, "h3q-server: --%s: --cert and --key go together\n",

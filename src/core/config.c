@@ -34,6 +34,7 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->qpack_max_table_capacity = 4096;
   cfg->qpack_blocked_streams = 16;
   cfg->max_connections = 10000;
+  cfg->retry_auto_threshold = 128;
   cfg->recv_batch = 32;
   cfg->max_active_requests_per_conn = 0;
   cfg->max_request_resets_per_sec = 200;
@@ -54,6 +55,7 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->log_level = H3Q_LOG_WARN;
   cfg->quic_lb_config_id = CID_LB_UNROUTABLE;
   cfg->quic_lb_nonce_len = CID_LB_NONCE_DEFAULT;
+  cfg->workers = 1;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -168,6 +170,9 @@ static int validate_limits(const h3q_config *c, char *err, size_t errlen) {
     return fail(err, errlen, "max_path_length: must be > 0");
   if (c->max_request_body_size == 0)
     return fail(err, errlen, "max_request_body_size: must be > 0");
+  if (c->workers == 0 || c->workers > H3Q_WORKERS_MAX)
+    return fail(err, errlen, "workers: must be 1..%u or auto (got %u)",
+                H3Q_WORKERS_MAX, c->workers);
   if (c->drain_timeout_ms > 3600000)
     return fail(err, errlen, "drain_timeout_ms: at most 3600000 (one hour)");
   if (c->ticket_key && c->ticket_key_len != 48)
@@ -298,7 +303,11 @@ static int validate_dgram(const h3q_config *c, char *err, size_t errlen) {
 #define SECRET_MIN 32u
 #define SECRET_MAX 4096u
 
-/* The server secret and client certificates. */
+/* Handshakes in progress before Retry turns on: more than any
+ * max_connections worth having on one endpoint. */
+#define RETRY_AUTO_MAX 1000000u
+
+/* The server secret, client certificates and address validation. */
 static int validate_secrets_tls(const h3q_config *c, char *err, size_t errlen) {
   if (c->secret && (c->secret_len < SECRET_MIN || c->secret_len > SECRET_MAX))
     return fail(err, errlen, "secret_len: must be %u..%u bytes (got %zu)",
@@ -314,6 +323,10 @@ static int validate_secrets_tls(const h3q_config *c, char *err, size_t errlen) {
     return fail(err, errlen,
                 "client_cert_required: needs client_ca_path (the CAs that "
                 "sign client certificates)");
+  if (c->retry_auto_threshold > RETRY_AUTO_MAX)
+    return fail(err, errlen,
+                "retry_auto_threshold: at most %u (0 = never; got %zu)",
+                RETRY_AUTO_MAX, c->retry_auto_threshold);
   return H3Q_OK;
 }
 

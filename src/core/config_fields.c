@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -20,10 +21,11 @@ typedef enum field_kind {
   F_U32,
   F_BOOL,
   F_LOG,
-  F_LOOP,   /* loop_backend: libev or epoll */
-  F_LOGFMT, /* log_format: text or json */
-  F_KEY,    /* ticket_key: 96 hex digits */
-  F_STEER,  /* steering: auto, ebpf or handoff */
+  F_LOOP,    /* loop_backend: libev or epoll */
+  F_LOGFMT,  /* log_format: text or json */
+  F_KEY,     /* ticket_key: 96 hex digits */
+  F_WORKERS, /* workers: a number, or auto (online CPUs) */
+  F_STEER,   /* steering: auto, ebpf or handoff */
 } field_kind;
 
 typedef struct field_def {
@@ -82,6 +84,7 @@ static const field_def fields[] = {
     FIELD(wt_max_sessions_per_conn, F_SIZE),
     FIELD(wt_max_streams_per_session, F_SIZE),
     FIELD(enable_retry, F_BOOL),
+    FIELD(retry_auto_threshold, F_SIZE),
     FIELD(secret_file, F_STR),
     FIELD(client_ca_path, F_STR),
     FIELD(client_cert_required, F_BOOL),
@@ -100,6 +103,7 @@ static const field_def fields[] = {
     FIELD(quic_lb_config_id, F_U32),
     FIELD(quic_lb_server_id, F_STR),
     FIELD(quic_lb_nonce_len, F_SIZE),
+    FIELD(workers, F_WORKERS),
 };
 
 #define TICKET_KEY_LEN 48
@@ -184,6 +188,23 @@ static int parse_key(const char *s, uint8_t key[TICKET_KEY_LEN]) {
   return H3Q_OK;
 }
 
+/* "auto" is the number of online CPUs, capped to what a server runs;
+ * numbers are range-checked by the server (the message names the field). */
+static int parse_workers(const char *s, uint32_t *out) {
+  if (strcasecmp(s, "auto") != 0) {
+    uint64_t v;
+    int rc = parse_u64(s, UINT32_MAX, &v);
+    if (rc == H3Q_OK)
+      *out = (uint32_t)v;
+    return rc;
+  }
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  *out = cpus < 1                 ? 1
+         : cpus > H3Q_WORKERS_MAX ? H3Q_WORKERS_MAX
+                                  : (uint32_t)cpus;
+  return H3Q_OK;
+}
+
 static config_store *store_of(h3q_config *cfg) {
   if (!cfg->internal)
     cfg->internal = calloc(1, sizeof(config_store));
@@ -239,6 +260,8 @@ int h3q_config_set(h3q_config *cfg, const char *name, const char *value) {
     return parse_loop(value, &cfg->loop_backend);
   case F_LOGFMT:
     return parse_log_format(value, &cfg->log_format);
+  case F_WORKERS:
+    return parse_workers(value, &cfg->workers);
   case F_STEER:
     return parse_steering(value, &cfg->steering);
   case F_KEY: {

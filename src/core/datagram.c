@@ -5,7 +5,13 @@
 
 void server_free_datagrams(h3q_server *srv) {
   cb_routes_free(&srv->dgram_routes);
-  dgram_ctx_free(&srv->dgram);
+  for (size_t i = 0; i < srv->nworkers; i++)
+    dgram_ctx_free(&srv->workers[i].dgram);
+}
+
+/* HTTP Datagrams are on (every worker has the same settings). */
+static bool http_datagrams(const h3q_server *srv) {
+  return srv->workers[0].dgram.http;
 }
 
 int h3q_server_route_datagram(h3q_server *srv, const char *method,
@@ -13,7 +19,7 @@ int h3q_server_route_datagram(h3q_server *srv, const char *method,
                               void *user) {
   if (!srv || !method || !pattern || !cb)
     return H3Q_EINVAL;
-  if (!srv->dgram.http || srv->running)
+  if (!http_datagrams(srv) || srv->running)
     return H3Q_ESTATE;
   return cb_routes_add(&srv->dgram_routes, method, pattern,
                        (cb_target){.datagram = cb}, user);
@@ -30,41 +36,47 @@ void server_route_datagrams(h3q_server *srv, h3q_request *req) {
 /* A datagram that is not an HTTP Datagram, for the server's receiver. */
 static void on_conn_datagram(h3_session *h, const uint8_t *p, size_t len,
                              void *user) {
-  h3q_server *srv = user;
+  server_worker *w = user;
+  h3q_server *srv = w->srv;
   if (srv->on_datagram)
     srv->on_datagram(srv, h3_session_conn(h)->number, p, len,
                      srv->datagram_user);
   else
-    srv->stats.datagrams_unroutable++;
+    w->stats.datagrams_unroutable++;
 }
 
-int server_init_datagrams(h3q_server *srv) {
-  int rc = dgram_ctx_init(&srv->dgram, &srv->h3, &srv->cfg.c, &srv->stats);
+int server_init_datagrams(server_worker *w) {
+  int rc = dgram_ctx_init(&w->dgram, &w->h3, &w->srv->cfg.c, &w->stats);
   if (rc != H3Q_OK)
     return rc;
-  srv->dgram.on_datagram = on_conn_datagram;
-  srv->dgram.user = srv;
+  w->dgram.on_datagram = on_conn_datagram;
+  w->dgram.user = w;
   return H3Q_OK;
 }
 
 int h3q_server_on_datagram(h3q_server *srv, h3q_datagram_cb cb, void *user) {
   if (!srv)
     return H3Q_EINVAL;
-  if (!srv->cfg.c.enable_dgram || srv->dgram.http)
+  if (!srv->cfg.c.enable_dgram || http_datagrams(srv))
     return H3Q_ESTATE;
   srv->on_datagram = cb;
   srv->datagram_user = user;
   return H3Q_OK;
 }
 
-/* The open session of connection conn_id, or NULL with *err set. */
-static h3_session *session_of(h3q_server *srv, uint64_t conn_id, int *err) {
+/* The open session of connection conn_id, or NULL with *err set. Only
+ * the worker that owns it may touch it: on another worker's thread it is
+ * not found. */
+static h3_session *session_of(h3q_server *srv, uint64_t conn_id,
+                              server_worker **w, int *err) {
   *err = H3Q_OK;
-  if (!srv->cfg.c.enable_dgram || srv->dgram.http) {
+  if (!srv->cfg.c.enable_dgram || http_datagrams(srv)) {
     *err = H3Q_ESTATE;
     return NULL;
   }
-  conn *c = endpoint_find(&srv->ep, conn_id);
+  *w = server_conn_worker(srv, conn_id);
+  conn *c = *w == server_current_worker(srv) ? endpoint_find(&(*w)->ep, conn_id)
+                                             : NULL;
   if (!c || !c->app) {
     *err = H3Q_ENOTFOUND;
     return NULL;
@@ -77,14 +89,16 @@ int h3q_server_send_datagram(h3q_server *srv, uint64_t conn_id,
   if (!srv || (!data && len))
     return H3Q_EINVAL;
   int err;
-  h3_session *h = session_of(srv, conn_id, &err);
-  return h ? dgram_send(&srv->dgram, h, NULL, 0, data, len) : err;
+  server_worker *w;
+  h3_session *h = session_of(srv, conn_id, &w, &err);
+  return h ? dgram_send(&w->dgram, h, NULL, 0, data, len) : err;
 }
 
 ssize_t h3q_server_datagram_max(h3q_server *srv, uint64_t conn_id) {
   if (!srv)
     return H3Q_EINVAL;
   int err;
-  h3_session *h = session_of(srv, conn_id, &err);
-  return h ? dgram_max_payload(&srv->dgram, h, 0) : err;
+  server_worker *w;
+  h3_session *h = session_of(srv, conn_id, &w, &err);
+  return h ? dgram_max_payload(&w->dgram, h, 0) : err;
 }

@@ -31,10 +31,11 @@ static void call_handler(h3q_request *req, h3q_response *res, h3q_handler fn,
 }
 
 void server_on_request(h3q_request *req, h3q_response *res, void *user) {
-  h3q_server *srv = user;
+  server_worker *w = user;
+  h3q_server *srv = w->srv;
   const char *method = h3q_request_method(req);
   const char *path = h3q_request_path(req);
-  if (server_route_webtransport(srv, req))
+  if (server_route_webtransport(w, req))
     return;
   server_route_datagrams(srv, req);
   route_match m;

@@ -1,10 +1,15 @@
 /* The host API (include/h3q.h, "host"): the server loop on a thread of its
  * own, events to a foreign runtime through a queue it drains by polling,
  * commands back through a queue the loop drains once per wakeup. Built on
- * the public API only. */
+ * the public API only; the loop thread drives the server through the
+ * embedding API (h3q_server_process), so that each iteration ends with one
+ * notification for all the events it queued. */
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -20,21 +25,33 @@
  * rather than one per QUIC packet. */
 #define BODY_MERGE_MAX (64u * 1024u)
 #define H3_INTERNAL_ERROR 0x102u
+/* A batch's byte arena larger than this is freed once the batch is done,
+ * so that one burst does not keep its memory for the server's lifetime. */
+#define ARENA_KEEP (256u * 1024u)
 
+/* One event. Body chunks own a buffer of cap bytes (malloc'd, so that the
+ * host can take it); other bytes (heads, trailers, datagrams, reasons) are
+ * in the queue's byte arena at off. While the loop thread fills a queue,
+ * arena events have data NULL (the arena moves as it grows); taking the
+ * queue as a batch points them in. */
 typedef struct host_event {
   int type;
   uint32_t id;
   int64_t value;
-  uint8_t *data; /* malloc'd, owned by the event until taken */
+  uint8_t *data;
   size_t len;
-  size_t cap;
+  size_t cap; /* > 0: data is owned and this large */
+  size_t off; /* arena offset when cap == 0 */
 } host_event;
 
-typedef struct event_vec {
+typedef struct event_queue {
   host_event *v;
   size_t len;
   size_t cap;
-} event_vec;
+  uint8_t *arena;
+  size_t arena_len;
+  size_t arena_cap;
+} event_queue;
 
 typedef enum cmd_kind {
   CMD_RESPOND,
@@ -78,24 +95,30 @@ struct h3q_host {
   h3q_server *srv;
   pthread_t thread;
   bool started;
-  bool joined;
   void (*notify)(void);
   size_t body_window;
   size_t max_events;
-  int efd;
+  int efd;             /* h3q_host_fd: readable while events wait */
+  int cmd_fd;          /* eventfd the loop thread waits on for commands */
+  atomic_bool fd_used; /* someone asked for efd: keep it signalled */
 
-  pthread_mutex_t ev_lock; /* guards pending, armed; signals ev_cond */
+  pthread_mutex_t ev_lock; /* guards pending, armed, efd_set */
   pthread_cond_t ev_cond;
-  event_vec pending; /* filled by the loop thread */
-  bool armed;        /* call notify on the next event */
-  event_vec batch;   /* the host's current batch (host thread only) */
+  event_queue pending; /* filled by the loop thread */
+  bool armed;          /* call notify when the next events are published */
+  bool efd_set;        /* efd holds a count (events were published) */
+  event_queue batch;   /* the host's current batch (host thread only) */
+  size_t batch_next;   /* h3q_host_poll_into: first record not handed out */
 
-  pthread_mutex_t cmd_lock; /* guards the command list and wake_pending */
+  pthread_mutex_t cmd_lock; /* guards the command list, wake_pending, corked */
   host_cmd *cmd_head;
   host_cmd *cmd_tail;
-  bool wake_pending; /* a drain is posted and has not started */
+  bool wake_pending; /* cmd_fd was signalled and not drained yet */
+  bool corked;       /* h3q_host_cork: commands wait for the uncork */
   atomic_bool stopped;
 
+  uint8_t *scratch; /* heads and trailers being built; loop thread only */
+  size_t scratch_cap;
   u64map streams;  /* id -> host_stream; loop thread only */
   u64map sessions; /* id -> host_wt (WebTransport); loop thread only */
   uint32_t next_id;
@@ -103,31 +126,75 @@ struct h3q_host {
 
 /* ------------------------------------------------------------- events */
 
-static int vec_reserve(event_vec *v) {
-  if (v->len < v->cap)
+static int queue_reserve(event_queue *q) {
+  if (q->len < q->cap)
     return H3Q_OK;
-  size_t cap = v->cap ? v->cap * 2 : 256;
-  host_event *nv = realloc(v->v, cap * sizeof *nv);
-  if (!nv)
+  size_t cap = q->cap ? q->cap * 2 : 256;
+  host_event *v = realloc(q->v, cap * sizeof *v);
+  if (!v)
     return H3Q_ENOMEM;
-  v->v = nv;
-  v->cap = cap;
+  q->v = v;
+  q->cap = cap;
   return H3Q_OK;
 }
 
-static void vec_clear(event_vec *v) {
-  for (size_t i = 0; i < v->len; i++)
-    free(v->v[i].data);
-  v->len = 0;
+/* Copies len bytes to the end of the arena; returns their offset, or
+ * SIZE_MAX when out of memory. */
+static size_t arena_put(event_queue *q, const uint8_t *data, size_t len) {
+  if (len > SIZE_MAX / 4 || q->arena_len > SIZE_MAX / 4)
+    return SIZE_MAX;
+  if (q->arena_cap - q->arena_len < len) {
+    size_t cap = q->arena_cap ? q->arena_cap : 4096;
+    /* Bounded: doubles until it fits, below SIZE_MAX by the check above. */
+    while (cap - q->arena_len < len)
+      cap *= 2;
+    uint8_t *a = realloc(q->arena, cap);
+    if (!a)
+      return SIZE_MAX;
+    q->arena = a;
+    q->arena_cap = cap;
+  }
+  size_t off = q->arena_len;
+  memcpy(q->arena + off, data, len);
+  q->arena_len += len;
+  return off;
+}
+
+/* Frees what the queue's events still own and empties it. */
+static void queue_clear(event_queue *q) {
+  for (size_t i = 0; i < q->len; i++)
+    if (q->v[i].cap)
+      free(q->v[i].data);
+  q->len = 0;
+  q->arena_len = 0;
+  if (q->arena_cap > ARENA_KEEP) {
+    free(q->arena);
+    q->arena = NULL;
+    q->arena_cap = 0;
+  }
+}
+
+static void queue_free(event_queue *q) {
+  queue_clear(q);
+  free(q->v);
+  free(q->arena);
+}
+
+/* Points the arena records of a queue that is now a batch at its bytes. */
+static void queue_seal(event_queue *q) {
+  for (size_t i = 0; i < q->len; i++)
+    if (!q->v[i].cap && q->v[i].len)
+      q->v[i].data = q->arena + q->v[i].off;
 }
 
 /* Appends data to the last pending event when it is a body chunk of the
  * same stream with room; ev_lock held. */
 static bool merge_body(h3q_host *host, uint32_t id, const uint8_t *data,
                        size_t len) {
-  if (host->pending.len == 0)
+  event_queue *q = &host->pending;
+  if (q->len == 0)
     return false;
-  host_event *last = &host->pending.v[host->pending.len - 1];
+  host_event *last = &q->v[q->len - 1];
   if (last->type != H3Q_HOST_BODY || last->id != id ||
       last->cap - last->len < len)
     return false;
@@ -136,50 +203,64 @@ static bool merge_body(h3q_host *host, uint32_t id, const uint8_t *data,
   return true;
 }
 
-static void signal_events(h3q_host *host, bool was_empty) {
-  if (was_empty) {
-    uint64_t one = 1;
-    ssize_t n = write(host->efd, &one, sizeof one);
-    (void)n; /* a full counter is still readable */
-    pthread_cond_broadcast(&host->ev_cond);
-  }
+static void signal_fd(int fd) {
+  uint64_t one = 1;
+  ssize_t n = write(fd, &one, sizeof one);
+  (void)n; /* a full counter is still readable */
 }
 
-/* Queues an event with a copy of data (capacity cap >= len). Loop thread.
- * Requests beyond max_events are refused with H3Q_ETOOLARGE. */
-static int push_event(h3q_host *host, int type, uint32_t id, int64_t value,
-                      const uint8_t *data, size_t len, size_t cap) {
-  uint8_t *copy = NULL;
-  if (cap) {
-    copy = malloc(cap);
-    if (!copy)
+static void clear_fd(int fd) {
+  uint64_t count;
+  ssize_t n = read(fd, &count, sizeof count);
+  (void)n; /* EAGAIN when nothing was signalled */
+}
+
+/* Queues an event whose bytes are either owned (a buffer of own_cap >=
+ * len bytes, body chunks) or, with own_cap 0, copied to the arena. Loop
+ * thread; the host learns of it at the next publish_events. Requests
+ * beyond max_events are refused with H3Q_ETOOLARGE. */
+static int queue_event(h3q_host *host, int type, uint32_t id, int64_t value,
+                       const uint8_t *data, size_t len, size_t own_cap) {
+  uint8_t *owned = NULL;
+  if (own_cap) {
+    owned = malloc(own_cap);
+    if (!owned)
       return H3Q_ENOMEM;
     if (len)
-      memcpy(copy, data, len);
+      memcpy(owned, data, len);
   }
   pthread_mutex_lock(&host->ev_lock);
+  event_queue *q = &host->pending;
   /* New work (requests, sessions, datagrams) waits only up to max_events;
    * the rest is bounded by flow control and must not be lost. */
   bool limited = type == H3Q_HOST_REQUEST || type == H3Q_HOST_WT_SESSION ||
                  type == H3Q_HOST_WT_DATAGRAM;
-  if ((limited && host->pending.len >= host->max_events) ||
-      vec_reserve(&host->pending) != H3Q_OK) {
-    pthread_mutex_unlock(&host->ev_lock);
-    free(copy);
-    return limited ? H3Q_ETOOLARGE : H3Q_ENOMEM;
-  }
-  bool was_empty = host->pending.len == 0;
-  host->pending.v[host->pending.len++] =
-      (host_event){type, id, value, copy, len, cap};
-  bool wake = host->armed;
-  host->armed = false;
-  signal_events(host, was_empty);
+  size_t off = 0;
+  int rc = H3Q_OK;
+  if (limited && q->len >= host->max_events)
+    rc = H3Q_ETOOLARGE;
+  else if (queue_reserve(q) != H3Q_OK)
+    rc = H3Q_ENOMEM;
+  else if (!own_cap && len && (off = arena_put(q, data, len)) == SIZE_MAX)
+    rc = H3Q_ENOMEM;
+  if (rc == H3Q_OK)
+    q->v[q->len++] = (host_event){type, id, value, owned, len, own_cap, off};
   pthread_mutex_unlock(&host->ev_lock);
-  if (wake && host->notify)
-    host->notify();
-  return H3Q_OK;
+  if (rc != H3Q_OK)
+    free(owned);
+  return rc;
 }
 
+/* Queues an event with a copy of len bytes of data (heads, trailers,
+ * datagrams, reasons: they go to the batch's arena). */
+static int push_event(h3q_host *host, int type, uint32_t id, int64_t value,
+                      const uint8_t *data, size_t len) {
+  return queue_event(host, type, id, value, data, len, 0);
+}
+
+/* Queues a body chunk in a buffer of its own, which the host may take;
+ * appended to the previous event instead when that is the same stream's
+ * chunk with room. */
 static int push_body(h3q_host *host, uint32_t id, const uint8_t *data,
                      size_t len) {
   pthread_mutex_lock(&host->ev_lock);
@@ -188,24 +269,113 @@ static int push_body(h3q_host *host, uint32_t id, const uint8_t *data,
   if (merged)
     return H3Q_OK;
   size_t cap = len < BODY_MERGE_MAX ? BODY_MERGE_MAX : len;
-  return push_event(host, H3Q_HOST_BODY, id, 0, data, len, cap);
+  return queue_event(host, H3Q_HOST_BODY, id, 0, data, len, cap);
+}
+
+/* Tells the host about the events queued since the last call: one notify
+ * (when armed), one wakeup of h3q_host_wait and one signal of the event
+ * fd (when in use) per loop iteration, however many events it queued.
+ * Loop thread. */
+static void publish_events(h3q_host *host) {
+  pthread_mutex_lock(&host->ev_lock);
+  bool any = host->pending.len > 0;
+  bool wake = any && host->armed;
+  if (wake)
+    host->armed = false;
+  if (any) {
+    pthread_cond_broadcast(&host->ev_cond);
+    if (!host->efd_set && atomic_load(&host->fd_used)) {
+      host->efd_set = true;
+      signal_fd(host->efd);
+    }
+  }
+  pthread_mutex_unlock(&host->ev_lock);
+  if (wake && host->notify)
+    host->notify();
+}
+
+/* Makes the pending events the batch (the previous batch is freed);
+ * re-arms notify when there were none. Host thread. */
+static void take_batch(h3q_host *host) {
+  queue_clear(&host->batch);
+  host->batch_next = 0;
+  pthread_mutex_lock(&host->ev_lock);
+  event_queue spare = host->batch;
+  host->batch = host->pending;
+  host->pending = spare;
+  if (host->batch.len == 0)
+    host->armed = true;
+  if (host->efd_set) {
+    host->efd_set = false;
+    clear_fd(host->efd);
+  }
+  pthread_mutex_unlock(&host->ev_lock);
+  queue_seal(&host->batch);
 }
 
 size_t h3q_host_poll(h3q_host *host) {
   if (!host)
     return 0;
-  vec_clear(&host->batch);
-  pthread_mutex_lock(&host->ev_lock);
-  event_vec spare = host->batch;
-  host->batch = host->pending;
-  host->pending = spare;
-  if (host->batch.len == 0)
-    host->armed = true;
-  uint64_t count;
-  ssize_t n = read(host->efd, &count, sizeof count);
-  (void)n; /* EAGAIN when nothing was signalled */
-  pthread_mutex_unlock(&host->ev_lock);
+  take_batch(host);
   return host->batch.len;
+}
+
+size_t h3q_host_record_size(void) {
+  return sizeof(h3q_host_record);
+}
+
+/* Fills out with batch event i, copying its bytes to bytes[*used..) or,
+ * for body chunks (and bytes too large for an empty buffer), handing over
+ * a buffer of their own. Returns false when the bytes do not fit now. */
+static bool hand_out(h3q_host *host, size_t i, h3q_host_record *out,
+                     uint8_t *bytes, size_t cap, size_t *used, bool first) {
+  host_event *e = &host->batch.v[i];
+  *out = (h3q_host_record){(uint32_t)e->type, e->id, e->value, NULL, 0, e->len};
+  if (e->cap) {
+    out->owned = e->data;
+    e->data = NULL;
+    e->cap = 0;
+    return true;
+  }
+  if (e->len == 0)
+    return true;
+  if (cap - *used >= e->len) {
+    memcpy(bytes + *used, e->data, e->len);
+    out->offset = *used;
+    *used += e->len;
+    return true;
+  }
+  if (!first)
+    return false; /* the next call starts with it */
+  out->owned = malloc(e->len);
+  if (!out->owned)
+    return false;
+  memcpy(out->owned, e->data, e->len);
+  return true;
+}
+
+size_t h3q_host_poll_into(h3q_host *host, h3q_host_record *out, size_t max,
+                          uint8_t *bytes, size_t bytes_cap) {
+  if (!host || !out || max == 0 || (!bytes && bytes_cap))
+    return 0;
+  if (host->batch_next >= host->batch.len)
+    take_batch(host);
+  size_t n = 0, used = 0;
+  /* Bounded by max and by the batch. */
+  while (n < max && host->batch_next < host->batch.len &&
+         hand_out(host, host->batch_next, &out[n], bytes, bytes_cap, &used,
+                  n == 0)) {
+    n++;
+    host->batch_next++;
+  }
+  if (n == 0 && host->batch_next < host->batch.len) {
+    /* Out of memory for the first event's copy: it stays queued, and the
+     * next published events call notify so that the host tries again. */
+    pthread_mutex_lock(&host->ev_lock);
+    host->armed = true;
+    pthread_mutex_unlock(&host->ev_lock);
+  }
+  return n;
 }
 
 static const host_event *event_at(const h3q_host *host, size_t i) {
@@ -240,9 +410,20 @@ size_t h3q_host_event_len(const h3q_host *host, size_t i) {
 uint8_t *h3q_host_event_take(h3q_host *host, size_t i) {
   if (!host || i >= host->batch.len)
     return NULL;
-  uint8_t *data = host->batch.v[i].data;
-  host->batch.v[i].data = NULL;
-  return data;
+  host_event *e = &host->batch.v[i];
+  if (e->cap) {
+    uint8_t *data = e->data;
+    e->data = NULL;
+    e->cap = 0;
+    return data;
+  }
+  if (!e->data)
+    return NULL;
+  /* Arena bytes are the batch's: the host gets a copy of its own. */
+  uint8_t *copy = malloc(e->len);
+  if (copy)
+    memcpy(copy, e->data, e->len);
+  return copy;
 }
 
 void h3q_host_data_free(void *bytes, void *context) {
@@ -278,7 +459,17 @@ int h3q_host_wait(h3q_host *host, int timeout_ms) {
 }
 
 int h3q_host_fd(const h3q_host *host) {
-  return host ? host->efd : H3Q_EINVAL;
+  if (!host)
+    return H3Q_EINVAL;
+  h3q_host *h = (h3q_host *)host; /* the fd's state is not the host's */
+  pthread_mutex_lock(&h->ev_lock);
+  atomic_store(&h->fd_used, true);
+  if (h->pending.len > 0 && !h->efd_set) {
+    h->efd_set = true;
+    signal_fd(h->efd);
+  }
+  pthread_mutex_unlock(&h->ev_lock);
+  return host->efd;
 }
 
 /* ------------------------------------------------- streams (loop thread) */
@@ -314,7 +505,22 @@ static uint8_t *put_fields(uint8_t *p, const h3q_request *req, size_t count,
   return p;
 }
 
-static uint8_t *request_head(const h3q_request *req, size_t *len) {
+/* The host's scratch buffer, at least size bytes; NULL when out of
+ * memory. Loop thread. */
+static uint8_t *scratch(h3q_host *host, size_t size) {
+  if (size > host->scratch_cap) {
+    uint8_t *p = realloc(host->scratch, size);
+    if (!p)
+      return NULL;
+    host->scratch = p;
+    host->scratch_cap = size;
+  }
+  return host->scratch;
+}
+
+/* Builds req's head (see H3Q_HOST_REQUEST) in the scratch buffer. */
+static uint8_t *request_head(h3q_host *host, const h3q_request *req,
+                             size_t *len) {
   const char *pseudo[5] = {h3q_request_method(req), h3q_request_path(req),
                            h3q_request_query(req), h3q_request_authority(req),
                            h3q_request_scheme(req)};
@@ -322,7 +528,7 @@ static uint8_t *request_head(const h3q_request *req, size_t *len) {
   size_t size = fields_size(req, count, h3q_request_header_at);
   for (size_t i = 0; i < 5; i++)
     size += strlen(pseudo[i] ? pseudo[i] : "") + 1;
-  uint8_t *head = malloc(size);
+  uint8_t *head = scratch(host, size);
   if (!head)
     return NULL;
   uint8_t *p = head;
@@ -379,7 +585,7 @@ static void stream_flush(host_stream *st) {
     return;
   }
   if (sent && !st->end_queued)
-    push_event(st->host, H3Q_HOST_WRITTEN, st->id, (int64_t)sent, NULL, 0, 0);
+    push_event(st->host, H3Q_HOST_WRITTEN, st->id, (int64_t)sent, NULL, 0);
 }
 
 static void on_writable(h3q_response *res, void *user) {
@@ -405,16 +611,15 @@ static void on_body_end(h3q_request *req, void *user) {
   host_stream *st = user;
   size_t count = h3q_request_trailer_count(req);
   size_t size = fields_size(req, count, h3q_request_trailer_at);
-  uint8_t *fields = size ? malloc(size) : NULL;
+  uint8_t *fields = size ? scratch(st->host, size) : NULL;
   if (size && !fields) {
     stream_reset(st);
     return;
   }
   if (fields)
     put_fields(fields, req, count, h3q_request_trailer_at);
-  if (push_event(st->host, H3Q_HOST_BODY_END, st->id, 0, fields, size, size))
+  if (push_event(st->host, H3Q_HOST_BODY_END, st->id, 0, fields, size))
     stream_reset(st);
-  free(fields);
 }
 
 static void on_stream_close(h3q_response *res, bool aborted, void *user) {
@@ -425,7 +630,7 @@ static void on_stream_close(h3q_response *res, bool aborted, void *user) {
     if (code == 0)
       code = H3_INTERNAL_ERROR;
   }
-  push_event(st->host, H3Q_HOST_CLOSED, st->id, (int64_t)code, NULL, 0, 0);
+  push_event(st->host, H3Q_HOST_CLOSED, st->id, (int64_t)code, NULL, 0);
   u64map_del(&st->host->streams, st->id);
   free_cmds(st->out_head);
   free(st);
@@ -445,7 +650,7 @@ static int host_handler(h3q_request *req, h3q_response *res, void *user) {
   h3q_host *host = user;
   host_stream *st = calloc(1, sizeof *st);
   size_t head_len = 0;
-  uint8_t *head = st ? request_head(req, &head_len) : NULL;
+  uint8_t *head = st ? request_head(host, req, &head_len) : NULL;
   if (!head) {
     free(st);
     return H3Q_ENOMEM;
@@ -455,9 +660,7 @@ static int host_handler(h3q_request *req, h3q_response *res, void *user) {
   bool no_body = h3q_request_body_done(req);
   int rc = u64map_put(&host->streams, st->id, st);
   if (rc == H3Q_OK)
-    rc = push_event(host, H3Q_HOST_REQUEST, st->id, no_body, head, head_len,
-                    head_len);
-  free(head);
+    rc = push_event(host, H3Q_HOST_REQUEST, st->id, no_body, head, head_len);
   if (rc != H3Q_OK) {
     u64map_del(&host->streams, st->id);
     free(st);
@@ -486,7 +689,7 @@ static void on_wt_datagram(h3q_wt_session *session, const uint8_t *data,
   (void)session;
   host_wt *w = user;
   /* Unreliable by nature: dropped when the host is max_events behind. */
-  push_event(w->host, H3Q_HOST_WT_DATAGRAM, w->id, 0, data, len, len);
+  push_event(w->host, H3Q_HOST_WT_DATAGRAM, w->id, 0, data, len);
 }
 
 static void on_wt_stream(h3q_wt_session *session, h3q_wt_stream *stream,
@@ -503,7 +706,7 @@ static void on_wt_close(h3q_wt_session *session, uint32_t code,
   (void)session;
   host_wt *w = user;
   push_event(w->host, H3Q_HOST_WT_CLOSED, w->id, code, (const uint8_t *)reason,
-             reason_len, reason_len);
+             reason_len);
   u64map_del(&w->host->sessions, w->id);
   free(w);
 }
@@ -513,7 +716,7 @@ static int host_wt_handler(h3q_request *req, h3q_wt_session *session,
   h3q_host *host = user;
   host_wt *w = calloc(1, sizeof *w);
   size_t head_len = 0;
-  uint8_t *head = w ? request_head(req, &head_len) : NULL;
+  uint8_t *head = w ? request_head(host, req, &head_len) : NULL;
   if (!head) {
     free(w);
     return H3Q_ENOMEM;
@@ -522,9 +725,7 @@ static int host_wt_handler(h3q_request *req, h3q_wt_session *session,
   w->id = new_stream_id(host);
   int rc = u64map_put(&host->sessions, w->id, w);
   if (rc == H3Q_OK)
-    rc = push_event(host, H3Q_HOST_WT_SESSION, w->id, 0, head, head_len,
-                    head_len);
-  free(head);
+    rc = push_event(host, H3Q_HOST_WT_SESSION, w->id, 0, head, head_len);
   if (rc != H3Q_OK) {
     u64map_del(&host->sessions, w->id);
     free(w);
@@ -660,18 +861,32 @@ static void run_cmd(h3q_host *host, host_cmd *c) {
   }
 }
 
-static void drain_cmds(void *user) {
-  h3q_host *host = user;
+/* Runs the commands queued so far; returns whether there were any. Loop
+ * thread. */
+static bool drain_cmds(h3q_host *host) {
   pthread_mutex_lock(&host->cmd_lock);
   host_cmd *c = host->cmd_head;
   host->cmd_head = host->cmd_tail = NULL;
   host->wake_pending = false;
   pthread_mutex_unlock(&host->cmd_lock);
+  bool any = c != NULL;
+  /* Bounded: the list was detached; new commands wait for the next call. */
   while (c) {
     host_cmd *next = c->next;
     run_cmd(host, c);
     c = next;
   }
+  return any;
+}
+
+/* Wakes the loop thread for the queued commands unless a wakeup is pending
+ * or the host holds them back (h3q_host_cork); cmd_lock held. Returns
+ * whether the caller must signal cmd_fd (after unlocking). */
+static bool need_wake(h3q_host *host) {
+  if (host->wake_pending || host->corked || !host->cmd_head)
+    return false;
+  host->wake_pending = true;
+  return true;
 }
 
 static int submit(h3q_host *host, host_cmd *c) {
@@ -686,12 +901,23 @@ static int submit(h3q_host *host, host_cmd *c) {
   else
     host->cmd_head = c;
   host->cmd_tail = c;
-  bool wake = !host->wake_pending;
-  host->wake_pending = true;
-  pthread_mutex_unlock(&host->cmd_lock);
   /* One wakeup per batch: later commands ride on the pending drain. */
-  if (wake && h3q_server_post(host->srv, drain_cmds, host) != H3Q_OK)
-    return H3Q_ESTATE; /* the loop ended; h3q_host_free frees the list */
+  bool wake = need_wake(host);
+  pthread_mutex_unlock(&host->cmd_lock);
+  if (wake)
+    signal_fd(host->cmd_fd);
+  return H3Q_OK;
+}
+
+int h3q_host_cork(h3q_host *host, bool on) {
+  if (!host)
+    return H3Q_EINVAL;
+  pthread_mutex_lock(&host->cmd_lock);
+  host->corked = on;
+  bool wake = need_wake(host);
+  pthread_mutex_unlock(&host->cmd_lock);
+  if (wake)
+    signal_fd(host->cmd_fd);
   return H3Q_OK;
 }
 
@@ -794,22 +1020,43 @@ int h3q_host_wt_close(h3q_host *host, uint32_t id, uint32_t code,
 
 /* ----------------------------------------------------------- lifecycle */
 
+static void free_fds(h3q_host *host) {
+  if (host->efd >= 0)
+    close(host->efd);
+  if (host->cmd_fd >= 0)
+    close(host->cmd_fd);
+}
+
 int h3q_host_new(const h3q_config *cfg, size_t body_window, size_t max_events,
                  h3q_host **out, char *err, size_t errlen) {
-  if (!out)
+  if (!out || !cfg)
     return H3Q_EINVAL;
   *out = NULL;
+  if (cfg && cfg->workers > 1) {
+    /* Events and commands pass through one loop thread. */
+    if (err && errlen)
+      snprintf(err, errlen,
+               "workers: the host API runs one event loop; must be 1 (got %u)",
+               cfg->workers);
+    return H3Q_ECONFIG;
+  }
   h3q_host *host = calloc(1, sizeof *host);
   if (!host)
     return H3Q_ENOMEM;
   host->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (host->efd < 0) {
+  host->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (host->efd < 0 || host->cmd_fd < 0) {
+    free_fds(host);
     free(host);
     return H3Q_EIO;
   }
-  int rc = h3q_server_new(cfg, &host->srv, err, errlen);
+  /* The loop thread drives the server itself (loop_main), which needs the
+   * embeddable backend; the copy shares cfg's strings for the call only. */
+  h3q_config own = *cfg;
+  own.loop_backend = H3Q_LOOP_EPOLL;
+  int rc = h3q_server_new(&own, &host->srv, err, errlen);
   if (rc != H3Q_OK) {
-    close(host->efd);
+    free_fds(host);
     free(host);
     return rc;
   }
@@ -817,6 +1064,7 @@ int h3q_host_new(const h3q_config *cfg, size_t body_window, size_t max_events,
   host->max_events = max_events ? max_events : DEFAULT_MAX_EVENTS;
   host->armed = true;
   atomic_init(&host->stopped, false);
+  atomic_init(&host->fd_used, false);
   pthread_mutex_init(&host->ev_lock, NULL);
   pthread_cond_init(&host->ev_cond, NULL);
   pthread_mutex_init(&host->cmd_lock, NULL);
@@ -825,11 +1073,43 @@ int h3q_host_new(const h3q_config *cfg, size_t body_window, size_t max_events,
   return H3Q_OK;
 }
 
+/* The loop: process what is due, tell the host about the events that
+ * produced, run its commands, then sleep until datagrams, a timer or
+ * commands arrive. Returns 0 once the server has stopped, else a negative
+ * H3Q_E* code. */
+static int run_loop(h3q_host *host) {
+  struct pollfd fds[2] = {{h3q_server_fd(host->srv), POLLIN, 0},
+                          {host->cmd_fd, POLLIN, 0}};
+  /* Bounded by the server: it stops (h3q_host_stop, h3q_host_free). */
+  for (;;) {
+    int rc = h3q_server_process(host->srv);
+    publish_events(host);
+    if (rc != H3Q_OK)
+      return rc == H3Q_SERVER_STOPPED ? H3Q_OK : rc;
+    /* Commands ran: process again at once to send what they queued. */
+    if (drain_cmds(host))
+      continue;
+    int64_t wait = h3q_server_next_timeout_ms(host->srv);
+    if (wait == 0)
+      continue;
+    if (poll(fds, 2, wait > INT_MAX ? INT_MAX : (int)wait) < 0 &&
+        errno != EINTR)
+      return H3Q_EIO;
+    /* Cleared before the next drain: a command queued after it signals
+     * again. */
+    if (fds[1].revents)
+      clear_fd(host->cmd_fd);
+  }
+}
+
 static void *loop_main(void *arg) {
   h3q_host *host = arg;
-  int rc = h3q_server_run(host->srv);
+  int rc = h3q_server_start(host->srv);
+  if (rc == H3Q_OK)
+    rc = run_loop(host);
   atomic_store(&host->stopped, true);
-  push_event(host, H3Q_HOST_STOPPED, 0, rc, NULL, 0, 0);
+  push_event(host, H3Q_HOST_STOPPED, 0, rc, NULL, 0);
+  publish_events(host);
   return NULL;
 }
 
@@ -841,6 +1121,10 @@ int h3q_host_start(h3q_host *host, void (*notify)(void)) {
   host->notify = notify;
   if (pthread_create(&host->thread, NULL, loop_main, host) != 0)
     return H3Q_EIO;
+#ifdef __linux__
+  /* So that top, perf and /proc tell it from the host's own threads. */
+  pthread_setname_np(host->thread, "h3q-host");
+#endif
   host->started = true;
   return H3Q_OK;
 }
@@ -905,13 +1189,12 @@ void h3q_host_free(h3q_host *host) {
     free(host->sessions.slots[i].value);
   u64map_free(&host->sessions);
   free_cmds(host->cmd_head);
-  vec_clear(&host->pending);
-  vec_clear(&host->batch);
-  free(host->pending.v);
-  free(host->batch.v);
+  queue_free(&host->pending);
+  queue_free(&host->batch);
+  free(host->scratch);
   pthread_mutex_destroy(&host->ev_lock);
   pthread_cond_destroy(&host->ev_cond);
   pthread_mutex_destroy(&host->cmd_lock);
-  close(host->efd);
+  free_fds(host);
   free(host);
 }

@@ -71,6 +71,9 @@ static void connections(text *t, const h3q_server_stats *s) {
          "QUIC connections accepted.", s->connections_accepted);
   single(t, "h3q_connections_active", "gauge", "QUIC connections open now.",
          s->connections_active);
+  single(t, "h3q_handshakes_unvalidated", "gauge",
+         "Connections in their handshake from unvalidated addresses.",
+         s->handshakes_unvalidated);
   family(t, "h3q_connections_closed_total", "counter",
          "QUIC connections ended, by reason.");
   labelled(t, "h3q_connections_closed_total", "reason", reasons,
@@ -117,7 +120,7 @@ static void duration(text *t, const h3q_server_stats *s) {
 static void packets(text *t, const h3q_server_stats *s) {
   static const char *const drops[] = {
       "malformed", "unknown_connection", "version", "truncated", "quic",
-      "send",      "invalid_token",      "other",   "handoff"};
+      "send",      "invalid_token",      "other",   "overload",  "handoff"};
   _Static_assert(sizeof drops / sizeof drops[0] == H3Q_DROP_REASONS,
                  "a label for every h3q_drop_reason");
   single(t, "h3q_udp_datagrams_received_total", "counter",
@@ -136,6 +139,9 @@ static void packets(text *t, const h3q_server_stats *s) {
          "Version Negotiation packets sent.", s->version_negotiations_sent);
   single(t, "h3q_retries_total", "counter", "Retry packets sent.",
          s->retries_sent);
+  single(t, "h3q_retries_under_load_total", "counter",
+         "Retry packets sent because of load (retry_auto_threshold).",
+         s->retries_under_load);
   single(t, "h3q_stateless_resets_total", "counter", "Stateless resets sent.",
          s->stateless_resets_sent);
   single(t, "h3q_packets_handed_off_total", "counter",
@@ -177,14 +183,32 @@ static void webtransport(text *t, const h3q_server_stats *s) {
   labelled(t, "h3q_webtransport_streams_total", "result", streams, st, 2);
 }
 
+/* Each worker's share (h3q_config.workers), so that an operator sees how
+ * the kernel spread the clients. */
+static void per_worker(text *t, const h3q_server *srv) {
+  family(t, "h3q_worker_connections_accepted_total", "counter",
+         "QUIC connections accepted, by worker (event loop).");
+  for (size_t i = 0; i < srv->nworkers; i++)
+    put(t, "h3q_worker_connections_accepted_total{worker=\"%zu\"} %llu\n", i,
+        (unsigned long long)srv->workers[i].stats.connections_accepted);
+  family(t, "h3q_worker_requests_total", "counter",
+         "HTTP/3 requests received, by worker (event loop).");
+  for (size_t i = 0; i < srv->nworkers; i++)
+    put(t, "h3q_worker_requests_total{worker=\"%zu\"} %llu\n", i,
+        (unsigned long long)srv->workers[i].stats.requests);
+}
+
 static bool render(const h3q_server *srv, text *t) {
-  const h3q_server_stats *s = &srv->stats;
+  h3q_server_stats sum;
+  server_sum_stats(srv, &sum);
+  const h3q_server_stats *s = &sum;
   connections(t, s);
   requests(t, s);
   duration(t, s);
   packets(t, s);
   datagrams(t, s);
   webtransport(t, s);
+  per_worker(t, srv);
   return !t->oom;
 }
 
@@ -231,8 +255,8 @@ int server_start_metrics(h3q_server *srv, char *err, size_t errlen) {
     return H3Q_ECONFIG;
   }
   srv->metrics =
-      http_listener_new(srv->ep.lo, srv->ep.loop, (struct sockaddr *)&ss, sl,
-                        on_get, srv, err, errlen);
+      http_listener_new(srv->workers[0].ep.lo, srv->workers[0].ep.loop,
+                        (struct sockaddr *)&ss, sl, on_get, srv, err, errlen);
   return srv->metrics ? H3Q_OK : H3Q_EIO;
 }
 

@@ -60,10 +60,11 @@ static void write_access_line(FILE *f, const h3q_request *req,
 
 void server_on_request_done(const h3q_request *req, const h3_request_done *d,
                             void *user) {
-  h3q_server *srv = user;
-  count_request(&srv->stats, d);
-  if (srv->access_log)
-    write_access_line(srv->access_log, req, d);
+  server_worker *w = user;
+  count_request(&w->stats, d);
+  /* One fprintf per line: stdio's lock keeps workers' lines whole. */
+  if (w->srv->access_log)
+    write_access_line(w->srv->access_log, req, d);
 }
 
 int server_open_access_log(h3q_server *srv, char *err, size_t errlen) {

@@ -22,46 +22,46 @@
 #define CLOSE_GRACE_NS (1000u * 1000000u)
 
 static void process_dirty(void *arg) {
-  h3q_server *srv = arg;
-  quic_endpoint *ep = &srv->ep;
+  server_worker *w = arg;
+  quic_endpoint *ep = &w->ep;
   if (endpoint_process(ep))
     ep->lo->wakeup(ep->loop); /* more work: do not block */
-  else if (srv->draining && !ep->all)
+  else if (w->draining && !ep->all)
     ep->lo->break_loop(ep->loop); /* drained */
 }
 
 static void on_tick(void *arg) {
-  h3q_server *srv = arg;
+  server_worker *w = arg;
   uint64_t now = clock_now_ns();
-  endpoint_tick(&srv->ep, now);
-  server_flush_access_log(srv);
-  if (srv->draining && now >= srv->drain_deadline_ns + CLOSE_GRACE_NS)
-    srv->ep.lo->break_loop(srv->ep.loop);
-  srv->ep.lo->timer_arm(srv->tick, TICK_NS);
+  endpoint_tick(&w->ep, now);
+  server_flush_access_log(w->srv);
+  if (w->draining && now >= w->drain_deadline_ns + CLOSE_GRACE_NS)
+    w->ep.lo->break_loop(w->ep.loop);
+  w->ep.lo->timer_arm(w->tick, TICK_NS);
 }
 
-/* Graceful stop: GOAWAY everywhere; run() returns once every connection
+/* Graceful stop: GOAWAY everywhere; the loop ends once every connection
  * closed, or after the drain deadline (plus a moment to send the closes). */
-static void begin_drain(h3q_server *srv) {
-  if (srv->draining)
+static void begin_drain(server_worker *w) {
+  if (w->draining)
     return;
-  srv->draining = true;
-  srv->ep.accepting = false;
-  handoff_mark_draining(&srv->ep); /* new connections go elsewhere */
-  srv->drain_deadline_ns =
-      clock_now_ns() + srv->cfg.c.drain_timeout_ms * 1000000u;
-  for (conn *c = srv->ep.all, *next; c; c = next) {
+  w->draining = true;
+  w->ep.accepting = false;
+  handoff_mark_draining(&w->ep); /* new connections go elsewhere */
+  w->drain_deadline_ns =
+      clock_now_ns() + w->srv->cfg.c.drain_timeout_ms * 1000000u;
+  for (conn *c = w->ep.all, *next; c; c = next) {
     next = c->next;
-    conn_goaway(c, srv->drain_deadline_ns);
+    conn_goaway(c, w->drain_deadline_ns);
   }
-  process_dirty(srv);
+  process_dirty(w);
 }
 
-static void run_posts(h3q_server *srv) {
-  pthread_mutex_lock(&srv->post_lock);
-  post_item *list = srv->posts;
-  srv->posts = NULL;
-  pthread_mutex_unlock(&srv->post_lock);
+static void run_posts(server_worker *w) {
+  pthread_mutex_lock(&w->post_lock);
+  post_item *list = w->posts;
+  w->posts = NULL;
+  pthread_mutex_unlock(&w->post_lock);
   /* Reverse to run in posting order. */
   post_item *ordered = NULL;
   while (list) {
@@ -78,15 +78,18 @@ static void run_posts(h3q_server *srv) {
   }
 }
 
-static void close_all(h3q_server *srv) {
-  for (conn *c = srv->ep.all; c; c = c->next)
+static void close_all(server_worker *w) {
+  for (conn *c = w->ep.all; c; c = c->next)
     conn_close(c, H3Q_H3_NO_ERROR);
-  process_dirty(srv);
+  process_dirty(w);
 }
 
 /* A new quiche config from the certificate files as they are now; new
- * connections use it, open ones keep theirs. Failures keep the old one. */
-static void reload_tls(h3q_server *srv) {
+ * connections of this worker use it, open ones keep theirs. Failures keep
+ * the old one. Every worker builds its own: quiche configs are changed per
+ * accepted connection (the stateless reset token). */
+static void reload_tls(server_worker *w) {
+  h3q_server *srv = w->srv;
   char err[512] = "";
   quiche_config *q = NULL;
   int rc =
@@ -97,38 +100,38 @@ static void reload_tls(h3q_server *srv) {
               err[0] ? err : h3q_strerror(rc));
     return;
   }
-  endpoint_swap_qconfig(&srv->ep, q);
-  LOG_WARN("tls: reloaded %s and %s for new connections", srv->cfg.c.cert_path,
-           srv->cfg.c.key_path);
+  endpoint_swap_qconfig(&w->ep, q);
+  if (w->ep.worker == 0)
+    LOG_WARN("tls: reloaded %s and %s for new connections",
+             srv->cfg.c.cert_path, srv->cfg.c.key_path);
 }
 
 static void on_wakeup(void *arg) {
-  h3q_server *srv = arg;
-  run_posts(srv);
-  if (atomic_exchange(&srv->reload_requested, false))
-    reload_tls(srv);
-  if (atomic_load(&srv->stop_requested))
-    begin_drain(srv);
+  server_worker *w = arg;
+  run_posts(w);
+  if (atomic_exchange(&w->reload_requested, false))
+    reload_tls(w);
+  if (atomic_load(&w->srv->stop_requested))
+    begin_drain(w);
 }
 
-static int server_init_loop(h3q_server *srv, char *err, size_t errlen) {
-  quic_endpoint *ep = &srv->ep;
-  ep->lo = srv->cfg.c.loop_backend == H3Q_LOOP_EPOLL ? &loop_epoll_ops
-                                                     : &loop_ev_ops;
+static int worker_init_loop(server_worker *w, char *err, size_t errlen) {
+  quic_endpoint *ep = &w->ep;
   ep->loop = ep->lo->create();
   if (!ep->loop ||
       ep->lo->watch_readable(ep->loop, ep->fd, endpoint_on_readable, ep) ||
-      handoff_watch(ep) || ep->lo->set_wakeup(ep->loop, on_wakeup, srv) ||
-      ep->lo->set_before_block(ep->loop, process_dirty, srv) ||
-      !(srv->tick = ep->lo->timer_new(ep->loop, on_tick, srv))) {
+      handoff_watch(ep) || ep->lo->set_wakeup(ep->loop, on_wakeup, w) ||
+      ep->lo->set_before_block(ep->loop, process_dirty, w) ||
+      !(w->tick = ep->lo->timer_new(ep->loop, on_tick, w))) {
     snprintf(err, errlen, "event loop: cannot initialize");
     return H3Q_EIO;
   }
-  return server_start_metrics(srv, err, errlen);
+  return H3Q_OK;
 }
 
 /* The keys behind Retry tokens, stateless resets, CIDs and tickets: from
- * the configured secret (buffer or file), else random for this server. */
+ * the configured secret (buffer or file), else random for this server.
+ * Every worker gets the same keys. */
 static int server_load_secrets(h3q_server *srv, quic_secrets *out, char *err,
                                size_t errlen) {
   const h3q_config *c = &srv->cfg.c;
@@ -147,6 +150,72 @@ static int server_load_secrets(h3q_server *srv, quic_secrets *out, char *err,
   rc = secrets_derive(out, bytes, len) == 0 ? H3Q_OK : H3Q_ECONFIG;
   sodium_memzero(bytes, len);
   free(bytes);
+  return rc;
+}
+
+/* A worker's HTTP/3 settings, whose callbacks and counters lead back to
+ * the worker, and the layers (datagrams, WebTransport) registered in them. */
+static int worker_init_h3(server_worker *w) {
+  const h3q_config *c = &w->srv->cfg.c;
+  h3_config_init(&w->h3, c);
+  w->h3.on_request = server_on_request;
+  w->h3.on_request_done = server_on_request_done;
+  w->h3.user = w;
+  w->h3.stats = &w->stats;
+  /* One connection's worth of streams at most: enough for a busy
+   * connection to allocate nothing per request, and independent of how
+   * many connections sit idle. */
+  uint64_t keep = c->initial_max_streams_bidi;
+  h3_stream_pool_init(
+      &w->stream_pool,
+      (size_t)(keep < STREAM_POOL_MAX ? keep : STREAM_POOL_MAX));
+  w->h3.stream_pool = &w->stream_pool;
+  int rc = server_init_datagrams(w);
+  return rc == H3Q_OK ? wt_ctx_init(&w->wt, &w->h3, c, &w->stats) : rc;
+}
+
+/* Worker index's endpoint and loop. Workers after the first bind the port
+ * the first one got (it may have asked for port 0). */
+static int worker_init(server_worker *w, size_t index,
+                       const quic_secrets *secrets, char *err, size_t errlen) {
+  h3q_server *srv = w->srv;
+  h3q_config c = srv->cfg.c;
+  if (index > 0)
+    c.port = h3q_server_port(srv);
+  quiche_config *qcfg = NULL;
+  int rc = qconfig_build(&c, srv->cfg.alpn_wire, srv->cfg.alpn_wire_len,
+                         secrets->ticket, &qcfg, err, errlen);
+  if (rc != H3Q_OK)
+    return rc;
+  rc = worker_init_h3(w);
+  if (rc != H3Q_OK) {
+    quiche_config_free(qcfg);
+    return rc;
+  }
+  quic_endpoint *ep = &w->ep;
+  ep->worker = (uint8_t)index;
+  /* steering: later workers share worker 0's generation and eBPF map */
+  ep->first_worker = index > 0 ? &srv->workers[0].ep : NULL;
+  ep->open_conns = &srv->open_conns;
+  ep->stats = &w->stats;
+  ep->app = &h3_app_ops;
+  ep->app_ctx = &w->h3;
+  ep->alpn_wire = srv->cfg.alpn_wire;
+  ep->alpn_wire_len = srv->cfg.alpn_wire_len;
+  ep->lo = c.loop_backend == H3Q_LOOP_EPOLL ? &loop_epoll_ops : &loop_ev_ops;
+  rc = endpoint_init(ep, &c, qcfg, secrets, err, errlen);
+  return rc == H3Q_OK ? worker_init_loop(w, err, errlen) : rc;
+}
+
+static int server_init_workers(h3q_server *srv, char *err, size_t errlen) {
+  quic_secrets secrets;
+  int rc = server_load_secrets(srv, &secrets, err, errlen);
+  if (rc != H3Q_OK)
+    return rc;
+  memcpy(srv->ticket_key, secrets.ticket, sizeof srv->ticket_key);
+  for (size_t i = 0; i < srv->nworkers && rc == H3Q_OK; i++)
+    rc = worker_init(&srv->workers[i], i, &secrets, err, errlen);
+  sodium_memzero(&secrets, sizeof secrets);
   return rc;
 }
 
@@ -170,50 +239,12 @@ static int server_init(h3q_server *srv, const h3q_config *cfg, char *err,
   rc = server_open_access_log(srv, err, errlen);
   if (rc != H3Q_OK)
     return rc;
-  quic_secrets secrets;
-  rc = server_load_secrets(srv, &secrets, err, errlen);
-  if (rc != H3Q_OK)
-    return rc;
-  quiche_config *qcfg = NULL;
-  rc = qconfig_build(&srv->cfg.c, srv->cfg.alpn_wire, srv->cfg.alpn_wire_len,
-                     secrets.ticket, &qcfg, err, errlen);
-  if (rc != H3Q_OK) {
-    sodium_memzero(&secrets, sizeof secrets);
-    return rc;
-  }
-  if (!(srv->router = router_new())) {
-    quiche_config_free(qcfg);
+  if (!(srv->router = router_new()))
     return H3Q_ENOMEM;
-  }
-  h3_config_init(&srv->h3, &srv->cfg.c);
-  srv->h3.on_request = server_on_request;
-  srv->h3.user = srv;
-  srv->h3.stats = &srv->stats;
-  /* One connection's worth of streams at most: enough for a busy
-   * connection to allocate nothing per request, and independent of how
-   * many connections sit idle. */
-  uint64_t keep = srv->cfg.c.initial_max_streams_bidi;
-  h3_stream_pool_init(
-      &srv->stream_pool,
-      (size_t)(keep < STREAM_POOL_MAX ? keep : STREAM_POOL_MAX));
-  srv->h3.stream_pool = &srv->stream_pool;
-  srv->h3.on_request_done = server_on_request_done;
-  srv->ep.stats = &srv->stats;
-  rc = server_init_datagrams(srv);
+  rc = server_alloc_workers(srv, srv->cfg.c.workers);
   if (rc == H3Q_OK)
-    rc = wt_ctx_init(&srv->wt, &srv->h3, &srv->cfg.c, &srv->stats);
-  if (rc != H3Q_OK) {
-    quiche_config_free(qcfg);
-    return rc;
-  }
-  srv->ep.app = &h3_app_ops;
-  srv->ep.app_ctx = &srv->h3;
-  srv->ep.alpn_wire = srv->cfg.alpn_wire;
-  srv->ep.alpn_wire_len = srv->cfg.alpn_wire_len;
-  memcpy(srv->ticket_key, secrets.ticket, sizeof srv->ticket_key);
-  rc = endpoint_init(&srv->ep, &srv->cfg.c, qcfg, &secrets, err, errlen);
-  sodium_memzero(&secrets, sizeof secrets);
-  return rc == H3Q_OK ? server_init_loop(srv, err, errlen) : rc;
+    rc = server_init_workers(srv, err, errlen);
+  return rc == H3Q_OK ? server_start_metrics(srv, err, errlen) : rc;
 }
 
 int h3q_server_new(const h3q_config *cfg, h3q_server **out, char *err,
@@ -234,11 +265,8 @@ int h3q_server_new(const h3q_config *cfg, h3q_server **out, char *err,
     snprintf(err, errlen, "out of memory");
     return H3Q_ENOMEM;
   }
-  srv->ep.fd = -1;
-  pthread_mutex_init(&srv->post_lock, NULL);
   atomic_init(&srv->stop_requested, false);
-  atomic_init(&srv->loop_ended, false);
-  atomic_init(&srv->reload_requested, false);
+  atomic_init(&srv->open_conns, 0);
   int rc = server_init(srv, cfg, err, errlen);
   if (rc != H3Q_OK) {
     if (!err[0])
@@ -250,96 +278,104 @@ int h3q_server_new(const h3q_config *cfg, h3q_server **out, char *err,
   return H3Q_OK;
 }
 
-void h3q_server_free(h3q_server *srv) {
-  if (!srv)
-    return;
-  endpoint_free(&srv->ep);
-  h3_stream_pool_close(&srv->stream_pool); /* after every session */
-  post_item *p = srv->posts;
+/* Connections first (their requests' callbacks may still look at the
+ * worker), then the pool they return streams to. */
+static void worker_free_conns(server_worker *w) {
+  endpoint_free(&w->ep);
+  h3_stream_pool_close(&w->stream_pool); /* after every session */
+  post_item *p = w->posts;
   while (p) {
     post_item *next = p->next;
     free(p);
     p = next;
   }
+  w->posts = NULL;
+}
+
+static void worker_free_loop(server_worker *w) {
+  if (w->tick)
+    w->ep.lo->timer_free(w->tick);
+  if (w->ep.loop)
+    w->ep.lo->destroy(w->ep.loop);
+  pthread_mutex_destroy(&w->post_lock);
+}
+
+void h3q_server_free(h3q_server *srv) {
+  if (!srv)
+    return;
+  for (size_t i = 0; i < srv->nworkers; i++)
+    worker_free_conns(&srv->workers[i]);
   server_stop_metrics(srv); /* before the loop it is watched by */
-  if (srv->tick)
-    srv->ep.lo->timer_free(srv->tick);
-  if (srv->ep.loop)
-    srv->ep.lo->destroy(srv->ep.loop);
+  for (size_t i = 0; i < srv->nworkers; i++)
+    worker_free_loop(&srv->workers[i]);
   router_free(srv->router);
   server_free_webtransport(srv);
   server_free_datagrams(srv);
+  free(srv->workers);
   h3q_static_free(srv->static_files);
   server_close_access_log(srv); /* after the last request finished */
   config_owned_free(&srv->cfg);
-  pthread_mutex_destroy(&srv->post_lock);
   free(srv);
 }
 
 uint16_t h3q_server_port(const h3q_server *srv) {
-  const struct sockaddr *sa = (const struct sockaddr *)&srv->ep.local;
+  const struct sockaddr *sa =
+      (const struct sockaddr *)&srv->workers[0].ep.local;
   if (sa->sa_family == AF_INET6)
     return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
   return ntohs(((const struct sockaddr_in *)sa)->sin_port);
 }
 
-void server_loop_begin(h3q_server *srv) {
-  srv->running = true;
-  srv->ep.lo->timer_arm(srv->tick, TICK_NS);
+void server_loop_begin(server_worker *w) {
+  w->ep.lo->timer_arm(w->tick, TICK_NS);
 }
 
-void server_loop_end(h3q_server *srv) {
-  srv->ep.lo->timer_stop(srv->tick);
-  close_all(srv);
-  srv->running = false;
-  atomic_store(&srv->loop_ended, true);
-}
-
-int h3q_server_run(h3q_server *srv) {
-  if (!srv)
-    return H3Q_EINVAL;
-  if (srv->running || srv->embedded)
-    return H3Q_ESTATE;
-  server_loop_begin(srv);
-  int rc = H3Q_OK;
-  if (!atomic_load(&srv->stop_requested))
-    rc = srv->ep.lo->run(srv->ep.loop) == 0 ? H3Q_OK : H3Q_EIO;
-  server_loop_end(srv);
-  return rc;
+void server_loop_end(server_worker *w) {
+  w->ep.lo->timer_stop(w->tick);
+  close_all(w);
+  atomic_store(&w->loop_ended, true);
 }
 
 void h3q_server_stop(h3q_server *srv) {
   if (!srv)
     return;
   atomic_store(&srv->stop_requested, true);
-  srv->ep.lo->wakeup(srv->ep.loop);
+  for (size_t i = 0; i < srv->nworkers; i++)
+    srv->workers[i].ep.lo->wakeup(srv->workers[i].ep.loop);
 }
 
 void h3q_server_reload_tls(h3q_server *srv) {
   if (!srv)
     return;
-  atomic_store(&srv->reload_requested, true);
-  srv->ep.lo->wakeup(srv->ep.loop);
+  for (size_t i = 0; i < srv->nworkers; i++) {
+    server_worker *w = &srv->workers[i];
+    atomic_store(&w->reload_requested, true);
+    w->ep.lo->wakeup(w->ep.loop);
+  }
 }
 
-int h3q_server_post(h3q_server *srv, void (*fn)(void *user), void *user) {
-  if (!srv || !fn)
-    return H3Q_EINVAL;
+int server_worker_post(server_worker *w, void (*fn)(void *user), void *user) {
   /* A stopping server still runs posts while it drains (a host may be
-   * finishing responses); once its loop has ended nothing would run them. */
-  if (atomic_load(&srv->loop_ended))
+   * finishing responses); once the loop has ended nothing would run them. */
+  if (atomic_load(&w->loop_ended))
     return H3Q_ESTATE;
   post_item *p = malloc(sizeof *p);
   if (!p)
     return H3Q_ENOMEM;
   p->fn = fn;
   p->user = user;
-  pthread_mutex_lock(&srv->post_lock);
-  p->next = srv->posts;
-  srv->posts = p;
-  pthread_mutex_unlock(&srv->post_lock);
-  srv->ep.lo->wakeup(srv->ep.loop);
+  pthread_mutex_lock(&w->post_lock);
+  p->next = w->posts;
+  w->posts = p;
+  pthread_mutex_unlock(&w->post_lock);
+  w->ep.lo->wakeup(w->ep.loop);
   return H3Q_OK;
+}
+
+int h3q_server_post(h3q_server *srv, void (*fn)(void *user), void *user) {
+  if (!srv || !fn)
+    return H3Q_EINVAL;
+  return server_worker_post(&srv->workers[0], fn, user);
 }
 
 int h3q_server_route(h3q_server *srv, const char *method, const char *pattern,
@@ -349,16 +385,6 @@ int h3q_server_route(h3q_server *srv, const char *method, const char *pattern,
   if (srv->running)
     return H3Q_ESTATE;
   return router_add(srv->router, method, pattern, handler, user);
-}
-
-int h3q_server_goaway(h3q_server *srv, uint64_t conn_id) {
-  if (!srv)
-    return H3Q_EINVAL;
-  conn *c = endpoint_find(&srv->ep, conn_id);
-  if (!c)
-    return H3Q_ENOTFOUND;
-  conn_goaway(c, clock_now_ns() + srv->cfg.c.drain_timeout_ms * 1000000u);
-  return H3Q_OK;
 }
 
 int h3q_server_set_fallback(h3q_server *srv, h3q_handler handler, void *user) {
@@ -383,13 +409,4 @@ int h3q_server_serve_dir(h3q_server *srv, const char *root) {
   h3q_static_free(srv->static_files);
   srv->static_files = st;
   return h3q_server_set_fallback(srv, h3q_static_handler, st);
-}
-
-size_t h3q_server_get_stats(const h3q_server *srv, h3q_server_stats *out,
-                            size_t size) {
-  if (!srv || !out)
-    return 0;
-  size_t n = size < sizeof srv->stats ? size : sizeof srv->stats;
-  memcpy(out, &srv->stats, n);
-  return n;
 }

@@ -27,7 +27,8 @@ static bool is_webtransport(const h3q_request *req) {
          (strcmp(p, "webtransport") == 0 || strcmp(p, "webtransport-h3") == 0);
 }
 
-bool server_route_webtransport(h3q_server *srv, h3q_request *req) {
+bool server_route_webtransport(server_worker *w, h3q_request *req) {
+  h3q_server *srv = w->srv;
   if (!srv->cfg.c.enable_webtransport || !is_webtransport(req))
     return false;
   route_match m;
@@ -37,13 +38,13 @@ bool server_route_webtransport(h3q_server *srv, h3q_request *req) {
     static const char body[] = "404\n";
     h3q_response_send(h3q_request_response(req), 404,
                       "text/plain; charset=utf-8", body, sizeof body - 1);
-    srv->stats.wt_sessions_rejected++;
+    w->stats.wt_sessions_rejected++;
     return true;
   }
   if (stream_set_route_params(req->s, &m) != H3Q_OK) {
     h3q_response_send(h3q_request_response(req), 500, NULL, NULL, 0);
     return true;
   }
-  wt_begin(&srv->wt, req, e->fn.webtransport, e->user);
+  wt_begin(&w->wt, req, e->fn.webtransport, e->user);
   return true;
 }

@@ -27,6 +27,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,9 @@
 #define NAME_MAX 255
 #endif
 #define NAME_BUF (NAME_MAX + 1)
+/* Threads that serve files from one h3q_static (a server's workers) each
+ * get a lane of their own; more threads than this share lanes. */
+#define STATIC_LANES 16
 
 /* Directories are only searched, never read: O_PATH (Linux) or O_SEARCH
  * (POSIX) need search permission only, not read permission. */
@@ -58,12 +63,20 @@
 #define DIR_OPEN_FLAGS (O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 #endif
 
+/* What one handler call uses besides the root: locked for the call, so
+ * the cache entry and descriptor it borrows stay valid while it runs. */
+typedef struct static_lane {
+  pthread_mutex_t lock;
+  file_cache cache;          /* descriptors and metadata of served files */
+  uint8_t small[SMALL_PART]; /* a small part, read and sent in one call */
+} static_lane;
+
 struct h3q_static {
   int dirfd;             /* the root directory, open for the root's lifetime */
   bool list_directories; /* listing for directories without an index file */
   char *index_file;      /* owned; NULL for none */
-  file_cache cache;      /* descriptors and metadata of served files */
-  uint8_t small[SMALL_PART]; /* a small part, read and sent in one call */
+  pthread_mutex_t lanes_lock;               /* creating lanes */
+  static_lane *_Atomic lanes[STATIC_LANES]; /* created on first use */
 };
 
 typedef struct file_stream {
@@ -108,7 +121,7 @@ h3q_static *h3q_static_new(const char *root, const h3q_static_options *opts,
   int rc = H3Q_ENOMEM;
   if (st != NULL) {
     st->dirfd = -1;
-    file_cache_init(&st->cache);
+    pthread_mutex_init(&st->lanes_lock, NULL);
     rc = static_init(st, root, opts ? opts : &defaults);
   }
   if (rc != H3Q_OK) {
@@ -126,7 +139,15 @@ void h3q_static_free(h3q_static *st) {
     if (st->dirfd >= 0) {
       close(st->dirfd);
     }
-    file_cache_free(&st->cache);
+    for (size_t i = 0; i < STATIC_LANES; i++) {
+      static_lane *l = atomic_load(&st->lanes[i]);
+      if (l != NULL) {
+        file_cache_free(&l->cache);
+        pthread_mutex_destroy(&l->lock);
+        free(l);
+      }
+    }
+    pthread_mutex_destroy(&st->lanes_lock);
     free(st->index_file);
     free(st);
   }
@@ -545,9 +566,9 @@ static int read_small(int fd, const part *p, uint8_t *out) {
 }
 
 /* A small part: read whole, then headers and body in one response call. */
-static int send_small_part(h3q_response *res, h3q_static *st, file_ref f,
+static int send_small_part(h3q_response *res, static_lane *lane, file_ref f,
                            const entity *e, const part *p) {
-  int rc = read_small(f.fd, p, st->small);
+  int rc = read_small(f.fd, p, lane->small);
   file_ref_done(f);
   if (rc != H3Q_OK) {
     return respond_error(res, rc);
@@ -556,7 +577,7 @@ static int send_small_part(h3q_response *res, h3q_static *st, file_ref f,
       set_entity_headers(res, e, p) != H3Q_OK) {
     return reset_internal(res);
   }
-  return h3q_response_send(res, p->status, e->type, st->small,
+  return h3q_response_send(res, p->status, e->type, lane->small,
                            (size_t)(p->end - p->start));
 }
 
@@ -630,12 +651,12 @@ static int stream_new(int fd, const part *p, file_stream **out) {
 }
 
 /* Done with f when it returns. An empty part and HEAD need no stream. */
-static int send_part(h3q_response *res, h3q_static *st, file_ref f,
+static int send_part(h3q_response *res, static_lane *lane, file_ref f,
                      const entity *e, const part *p, bool head) {
   file_stream *fs = NULL;
   int rc = H3Q_OK;
   if (!head && p->end > p->start && p->end - p->start <= SMALL_PART) {
-    return send_small_part(res, st, f, e, p);
+    return send_small_part(res, lane, f, e, p);
   }
   if (!head && p->end > p->start) {
     int fd = own_fd(f);
@@ -688,7 +709,7 @@ static part select_part(h3q_request *req, const entity *e, bool head) {
 
 /* Done with f when it returns. Preconditions first (RFC 9110 section
  * 13.2.2), then Range. */
-static int serve_file(h3q_request *req, h3q_response *res, h3q_static *st,
+static int serve_file(h3q_request *req, h3q_response *res, static_lane *lane,
                       file_ref file, const entity *ep, bool head) {
   entity e = *ep;
   conditional_fields f = {
@@ -700,7 +721,7 @@ static int serve_file(h3q_request *req, h3q_response *res, h3q_static *st,
   conditional_result c = conditional_evaluate(&f, e.etag, e.mtime);
   part p = select_part(req, &e, head);
   if (c == COND_PROCEED && p.status != 416) {
-    return send_part(res, st, file, &e, &p, head);
+    return send_part(res, lane, file, &e, &p, head);
   }
   file_ref_done(file);
   if (c == COND_NOT_MODIFIED) {
@@ -844,33 +865,92 @@ static const char *target_path(h3q_request *req, char **owned) {
 
 /* A walk that reached a regular file: remembered in the cache (which then
  * owns the descriptor) when possible, then served. */
-static int serve_walked(h3q_request *req, h3q_response *res, h3q_static *st,
+static int serve_walked(h3q_request *req, h3q_response *res, static_lane *lane,
                         const char *target, walk *w, bool head) {
   entity e;
-  const file_cache_entry *c =
-      w->rel_ok
-          ? file_cache_put(&st->cache, target, w->rel, w->name, w->file, &w->st)
-          : NULL;
+  const file_cache_entry *c = w->rel_ok
+                                  ? file_cache_put(&lane->cache, target, w->rel,
+                                                   w->name, w->file, &w->st)
+                                  : NULL;
   if (c != NULL) {
     entity_from_cache(&e, c);
-    return serve_file(req, res, st, (file_ref){c->fd, true}, &e, head);
+    return serve_file(req, res, lane, (file_ref){c->fd, true}, &e, head);
   }
   entity_init(&e, w);
-  return serve_file(req, res, st, (file_ref){w->file, false}, &e, head);
+  return serve_file(req, res, lane, (file_ref){w->file, false}, &e, head);
 }
 
 /* Serves target from the cache when it holds it unchanged. 1 when served
  * (rc set), 0 when the path must be walked. */
-static int serve_cached(h3q_request *req, h3q_response *res, h3q_static *st,
+static int serve_cached(h3q_request *req, h3q_response *res,
+                        const h3q_static *st, static_lane *lane,
                         const char *target, bool head, int *rc) {
-  const file_cache_entry *c = file_cache_get(&st->cache, st->dirfd, target);
+  const file_cache_entry *c = file_cache_get(&lane->cache, st->dirfd, target);
   if (c == NULL) {
     return 0;
   }
   entity e;
   entity_from_cache(&e, c);
-  *rc = serve_file(req, res, st, (file_ref){c->fd, true}, &e, head);
+  *rc = serve_file(req, res, lane, (file_ref){c->fd, true}, &e, head);
   return 1;
+}
+
+/* ---------------------------------------------------------------- lanes */
+
+static atomic_uint lanes_given; /* threads that got a lane number */
+static _Thread_local unsigned thread_lane_plus1; /* 0: none yet */
+
+/* This thread's lane number: the same for every h3q_static. */
+static unsigned thread_lane(void) {
+  if (thread_lane_plus1 == 0) {
+    thread_lane_plus1 = atomic_fetch_add(&lanes_given, 1) % STATIC_LANES + 1;
+  }
+  return thread_lane_plus1 - 1;
+}
+
+static static_lane *lane_new(void) {
+  static_lane *l = calloc(1, sizeof *l);
+  if (l != NULL) {
+    pthread_mutex_init(&l->lock, NULL);
+    file_cache_init(&l->cache);
+  }
+  return l;
+}
+
+/* The calling thread's lane, created on first use and locked; NULL when
+ * out of memory. */
+static static_lane *lane_enter(h3q_static *st) {
+  unsigned i = thread_lane();
+  static_lane *l = atomic_load_explicit(&st->lanes[i], memory_order_acquire);
+  if (l == NULL) {
+    pthread_mutex_lock(&st->lanes_lock);
+    l = atomic_load_explicit(&st->lanes[i], memory_order_relaxed);
+    if (l == NULL && (l = lane_new()) != NULL) {
+      atomic_store_explicit(&st->lanes[i], l, memory_order_release);
+    }
+    pthread_mutex_unlock(&st->lanes_lock);
+  }
+  if (l != NULL) {
+    pthread_mutex_lock(&l->lock);
+  }
+  return l;
+}
+
+static int serve_target(h3q_request *req, h3q_response *res, h3q_static *st,
+                        static_lane *lane, const char *target, bool head) {
+  int rc = H3Q_OK;
+  if (serve_cached(req, res, st, lane, target, head, &rc)) {
+    return rc;
+  }
+  walk w;
+  rc = resolve(st, target, &w);
+  if (rc != H3Q_OK) {
+    return respond_error(res, rc);
+  }
+  if (w.file >= 0) {
+    return serve_walked(req, res, lane, target, &w, head);
+  }
+  return serve_listing(req, res, w.dir, target);
 }
 
 int h3q_static_handler(h3q_request *req, h3q_response *res, void *user) {
@@ -888,19 +968,11 @@ int h3q_static_handler(h3q_request *req, h3q_response *res, void *user) {
   if (target == NULL) {
     return respond_error(res, H3Q_ENOMEM);
   }
-  walk w;
-  int rc = H3Q_OK;
-  if (serve_cached(req, res, st, target, head, &rc)) {
-    free(owned);
-    return rc;
-  }
-  rc = resolve(st, target, &w);
-  if (rc != H3Q_OK) {
-    rc = respond_error(res, rc);
-  } else if (w.file >= 0) {
-    rc = serve_walked(req, res, st, target, &w, head);
-  } else {
-    rc = serve_listing(req, res, w.dir, target);
+  static_lane *lane = lane_enter(st);
+  int rc = lane != NULL ? serve_target(req, res, st, lane, target, head)
+                        : respond_error(res, H3Q_ENOMEM);
+  if (lane != NULL) {
+    pthread_mutex_unlock(&lane->lock);
   }
   free(owned);
   return rc;

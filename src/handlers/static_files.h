@@ -94,10 +94,12 @@
  * (64 KiB, or the part's size if smaller) and one descriptor (a duplicate
  * of the cached one) per GET in flight, released in the response's close
  * callback; HEAD, 304, 412, 416 and empty parts hold nothing after the
- * handler returns. The cache holds at most 128 descriptors. A listing is built
- * in one buffer (at most 4 MiB) and handed to h3q_response_send. Reads use
- * pread() on the loop thread (fine for page-cache-hot files; a slow disk stalls
- * the loop). */
+ * handler returns. The cache holds at most 128 descriptors per
+ * thread that serves (each worker has a lane: cache and small-part buffer,
+ * locked for the handler call; more than 16 threads share lanes). A listing is
+ * built in one buffer (at most 4 MiB) and handed to h3q_response_send. Reads
+ * use pread() on the loop thread (fine for page-cache-hot files; a slow disk
+ * stalls the loop). */
 #ifndef H3Q_HANDLERS_STATIC_FILES_H
 #define H3Q_HANDLERS_STATIC_FILES_H
 

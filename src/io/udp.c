@@ -12,6 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef __linux__
+#include <linux/sock_diag.h> /* SK_MEMINFO_* for SO_MEMINFO */
+#endif
+
 /* Large kernel buffers absorb bursts of a full congestion window. */
 #define UDP_SOCKET_BUFFER (8 * 1024 * 1024)
 /* Room for the control messages of one message: UDP_SEGMENT (uint16_t)
@@ -110,30 +114,77 @@ static int send_single(int fd, struct mmsghdr *msgs, size_t count) {
   return (int)i;
 }
 
+/* With SO_REUSEPORT, bind() to port 0 may pick a port that another
+ * SO_REUSEPORT socket of this user already holds (the kernel only avoids
+ * ports held by a socket without the option), so two servers started on
+ * "any port" could end up sharing one. A plain socket bound to port 0 gets
+ * a port nobody holds; the caller then binds its own socket to it. */
+static uint16_t pick_unshared_port(const struct sockaddr_storage *local,
+                                   socklen_t local_len) {
+  int fd = socket(local->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (fd < 0)
+    return 0;
+  struct sockaddr_storage got = *local;
+  socklen_t got_len = local_len;
+  uint16_t port = 0;
+  if (bind(fd, (const struct sockaddr *)local, local_len) == 0 &&
+      getsockname(fd, (struct sockaddr *)&got, &got_len) == 0)
+    port = ntohs(got.ss_family == AF_INET6
+                     ? ((struct sockaddr_in6 *)&got)->sin6_port
+                     : ((struct sockaddr_in *)&got)->sin_port);
+  close(fd);
+  return port;
+}
+
+/* Binds a new server socket to local; -1 with errno on failure. */
+static int bind_shared(const struct sockaddr_storage *local,
+                       socklen_t local_len) {
+  int fd = socket(local->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  IPPROTO_UDP);
+  if (fd < 0)
+    return -1;
+  int off = 0;
+  if (local->ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  set_buffers(fd);
+  /* Every worker of a server binds its own socket to the same address and
+   * port, and so does a new process next to one that drains; the kernel
+   * spreads datagrams over them by their 4-tuple. */
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (bind(fd, (const struct sockaddr *)local, local_len) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+/* Tries for a port-0 bind: another program may take the picked port
+ * between the probe and our bind. */
+#define ANY_PORT_ATTEMPTS 8
+
 int udp_open(const char *addr, uint16_t port, struct sockaddr_storage *local,
              socklen_t *local_len, char *err, size_t errlen) {
   if (fill_addr(addr, port, local, local_len) != 0) {
     snprintf(err, errlen, "bind_addr: '%s' is not an IP address", addr);
     return -1;
   }
-  int fd = socket(local->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                  IPPROTO_UDP);
-  if (fd < 0) {
-    snprintf(err, errlen, "socket: %s", strerror(errno));
-    return -1;
+  int fd = -1;
+  for (int i = 0; i < (port ? 1 : ANY_PORT_ATTEMPTS) && fd < 0; i++) {
+    if (!port) {
+      uint16_t picked = pick_unshared_port(local, *local_len);
+      if (fill_addr(addr, picked, local, local_len) != 0 || !picked)
+        break;
+    }
+    fd = bind_shared(local, *local_len);
+    if (fd < 0 && errno != EADDRINUSE)
+      break;
   }
-  int off = 0, on = 1;
-  if (local->ss_family == AF_INET6)
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-  /* Several sockets (workers, or a new process next to one that drains)
-   * share the port; the kernel spreads datagrams by 4-tuple hash unless a
-   * steering program (io/reuseport_bpf.h) picks the socket. */
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
-  set_buffers(fd);
-  if (bind(fd, (struct sockaddr *)local, *local_len) != 0) {
+  if (fd < 0) {
     snprintf(err, errlen, "port: cannot bind %s:%u: %s", addr, port,
              strerror(errno));
-    close(fd);
     return -1;
   }
   getsockname(fd, (struct sockaddr *)local, local_len);
@@ -356,6 +407,22 @@ int udp_recv_batch(int fd, udp_batch *b) {
 
 int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno) {
   return recv_batch(fd, b, icmp_errno);
+}
+
+bool udp_rx_queued(int fd, size_t *bytes) {
+#if defined(__linux__) && defined(SO_MEMINFO)
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t len = sizeof mem;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 ||
+      len < (socklen_t)((SK_MEMINFO_RMEM_ALLOC + 1) * sizeof mem[0]))
+    return false;
+  *bytes = mem[SK_MEMINFO_RMEM_ALLOC];
+  return true;
+#else
+  (void)fd;
+  (void)bytes;
+  return false;
+#endif
 }
 
 void udp_batch_push(udp_batch *b, size_t len, const struct sockaddr *addr,

@@ -143,6 +143,12 @@ int udp_recv_batch(int fd, udp_batch *b);
  * for callers that want to fail fast. */
 int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno);
 
+/* Bytes the kernel holds in fd's receive queue (datagrams not read yet,
+ * counted with its per-datagram overhead, as SO_RCVBUF is), in *bytes.
+ * False where the kernel cannot tell (no SO_MEMINFO: not Linux, or older
+ * than 4.6). */
+bool udp_rx_queued(int fd, size_t *bytes);
+
 /* Queues datagram slot b->count (already written into its buffer) with
  * length len to addr; addr may be NULL (addr_len 0) on a connected
  * socket. */

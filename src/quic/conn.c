@@ -36,9 +36,9 @@ static void set_qlog(conn *c) {
              path);
 }
 
-conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
-                  size_t odcid_len, const struct sockaddr *peer,
-                  socklen_t peer_len) {
+static conn *conn_create(quic_endpoint *ep, const uint8_t *scid,
+                         const uint8_t *odcid, size_t odcid_len,
+                         const struct sockaddr *peer, socklen_t peer_len) {
   conn *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
@@ -46,7 +46,8 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
   size_t scid_len = ep->cids.len;
   memcpy(c->scid, scid, scid_len);
   conn_path_init(c, peer, peer_len);
-  c->number = ep->next_conn_number++;
+  c->number = ep->next_conn_number;
+  ep->next_conn_number += ep->conn_number_step;
   /* A valid Retry token proves the client owns its address: no 3x limit. */
   c->addr_validated = odcid != NULL;
   /* quiche copies the config's token into this connection's transport
@@ -77,7 +78,28 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
   ep->all = c;
   ep->stats->connections_accepted++;
   ep->stats->connections_active++;
+  if (!c->addr_validated) {
+    c->handshake_counted = true;
+    admission_handshake_started(&ep->admission);
+  }
   LOG_DEBUG("conn %llu: accepted", (unsigned long long)c->number);
+  return c;
+}
+
+conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
+                  size_t odcid_len, const struct sockaddr *peer,
+                  socklen_t peer_len) {
+  /* max_connections counts every worker's connections: the slot is taken
+   * before the connection exists, so two workers cannot both take the
+   * last one (conn_destroy gives it back). */
+  if (atomic_fetch_add_explicit(ep->open_conns, 1, memory_order_relaxed) >=
+      ep->max_connections) {
+    atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
+    return NULL;
+  }
+  conn *c = conn_create(ep, scid, odcid, odcid_len, peer, peer_len);
+  if (!c)
+    atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
   return c;
 }
 
@@ -191,7 +213,22 @@ static bool check_tls(conn *c) {
   return true;
 }
 
+static void uncount_handshake(conn *c) {
+  if (!c->handshake_counted)
+    return;
+  c->handshake_counted = false;
+  admission_handshake_ended(&c->ep->admission);
+}
+
+void conn_check_validated(conn *c) {
+  if (c->addr_validated || !quiche_conn_is_established(c->q))
+    return;
+  c->addr_validated = true;
+  uncount_handshake(c);
+}
+
 void conn_process(conn *c) {
+  conn_check_validated(c);
   if (!quiche_conn_is_closed(c->q) && check_tls(c) &&
       quiche_conn_is_established(c->q))
     conn_update_scids(c);
@@ -272,6 +309,7 @@ void conn_destroy(conn *c) {
   c->app = NULL;
   if (c->dirty)
     unlink_dirty(c);
+  uncount_handshake(c);
   endpoint_forget(ep, c);
   conn_table_del(&ep->conns, c->scid, ep->cids.len);
   conn_forget_scids(c);
@@ -287,5 +325,6 @@ void conn_destroy(conn *c) {
   ep->stats->connections_closed[conn_close_reason(c)]++;
   quiche_conn_free(c->q);
   ep->stats->connections_active--;
+  atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
   free(c);
 }

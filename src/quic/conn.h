@@ -94,6 +94,9 @@ struct conn {
    * received are sent; packets beyond are dropped as if lost. */
   bool addr_validated;
   uint64_t unvalidated_rx, unvalidated_tx;
+  /* Counted in ep->admission as a handshake from an unvalidated address,
+   * until addr_validated or the end of the connection. */
+  bool handshake_counted;
 
   conn *dirty_next;
   bool dirty;
@@ -116,6 +119,10 @@ size_t conn_path_mark(const conn *c);
 /* Moves c's sends to `from` if quiche processed a packet since mark. */
 void conn_path_adopt_if_proved(conn *c, size_t mark,
                                const struct sockaddr *from, socklen_t from_len);
+
+/* Sets addr_validated once the handshake completed (the client's
+ * Finished proved its address) and leaves the admission count. */
+void conn_check_validated(conn *c);
 
 /* Rewrites si->to from the address quiche knows to where the peer is. */
 void conn_path_send_to(const conn *c, quiche_send_info *si);

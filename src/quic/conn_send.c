@@ -26,8 +26,6 @@ static void queue_packet(conn *c, const uint8_t *pkt, size_t len,
     memcpy(slot, pkt, len);
   endpoint_tx_push(c->ep, len, (const struct sockaddr *)to, to_len,
                    (const struct sockaddr *)from, from_len);
-  c->ep->stats->udp_datagrams_sent++;
-  c->ep->stats->udp_bytes_sent += len;
 }
 
 /* Keeps a packet that is not due yet and arms the pace timer. Returns
@@ -96,8 +94,7 @@ static bool paced(conn *c, const uint8_t *out, size_t len,
 /* Whether a datagram of len bytes may go to a peer whose address is not
  * validated yet (see conn.addr_validated); counts it if so. */
 static bool amplification_allows(conn *c, size_t len) {
-  if (!c->addr_validated && quiche_conn_is_established(c->q))
-    c->addr_validated = true;
+  conn_check_validated(c);
   if (c->addr_validated)
     return true;
   if (c->unvalidated_tx + len > AMPLIFICATION_FACTOR * c->unvalidated_rx) {

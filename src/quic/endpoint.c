@@ -18,6 +18,13 @@
  * I/O (the caller keeps the loop from blocking while work remains). */
 #define PROCESS_ROUNDS 4
 
+/* A receive queue holding this much (a few hundred Initials, a
+ * millisecond or two of work) is a backlog: new connections then get a
+ * Retry, within a budget of a quarter of the read batch (see
+ * quic/admission.h). */
+#define RX_BACKLOG_BYTES (512u * 1024u)
+#define RETRIES_PER_BACKLOG_BATCH(cap) ((cap) / 4 > 0 ? (cap) / 4 : 1)
+
 /* RFC 9000 section 14.1: a server must discard an Initial in a datagram
  * smaller than this; it also bounds what version negotiation answers. */
 #define MIN_INITIAL_DATAGRAM 1200
@@ -94,9 +101,9 @@ static void derive_scid(const quic_endpoint *ep, const uint8_t *dcid,
  * token carries the client's DCID, and our SCID in it is the one the
  * connection will have, so nothing is kept until the client comes back. */
 static void send_retry(quic_endpoint *ep, const packet_header *h,
-                       const struct sockaddr *from, socklen_t from_len) {
-  uint8_t scid[CID_LAYOUT_MAX_LEN], token[TOKEN_MAX_LEN];
-  derive_scid(ep, h->dcid, h->dcid_len, scid);
+                       const uint8_t *scid, const struct sockaddr *from,
+                       socklen_t from_len) {
+  uint8_t token[TOKEN_MAX_LEN];
   size_t token_len =
       token_seal(ep->secrets.token, TOKEN_KIND_RETRY, from, h->dcid,
                  h->dcid_len, token_now_ms(), token, sizeof token);
@@ -110,6 +117,7 @@ static void send_retry(quic_endpoint *ep, const packet_header *h,
     endpoint_tx_push(ep, (size_t)n, from, from_len,
                      (struct sockaddr *)&ep->rx_to, ep->rx_to_len);
     ep->stats->retries_sent++;
+    admission_retry_sent(&ep->admission);
     LOG_DEBUG("retry sent");
   }
 }
@@ -129,11 +137,11 @@ static bool is_retry_scid_for(const quic_endpoint *ep, const uint8_t *dcid,
 }
 
 /* Checks the Retry token of an Initial. On success the connection's SCID
- * is the client's DCID (the Retry's SCID, which must be the one derived
- * from the original DCID in the token) and odcid is filled. A token that
- * fails is dropped: it may be forged, and RFC 9000 §8.1.2 allows a server
- * to discard the packet rather than spend a handshake on an
- * INVALID_TOKEN close. */
+ * is the client's DCID (our Retry's SCID, which must be the one derived
+ * from the original DCID in the token) and odcid is filled. While Retry
+ * is in force a token that fails is dropped: it may be forged, and RFC
+ * 9000 §8.1.2 allows a server to discard the packet rather than spend a
+ * handshake on an INVALID_TOKEN close. */
 static bool check_retry_token(quic_endpoint *ep, const packet_header *h,
                               const struct sockaddr *from, uint8_t *odcid,
                               size_t *odcid_len) {
@@ -141,7 +149,7 @@ static bool check_retry_token(quic_endpoint *ep, const packet_header *h,
                               h->token, h->token_len, token_now_ms(),
                               RETRY_TOKEN_LIFETIME_MS, odcid, odcid_len);
   if (r != TOKEN_OK) {
-    LOG_DEBUG("initial dropped: %s address token",
+    LOG_DEBUG("initial: %s address token",
               r == TOKEN_EXPIRED ? "expired" : "invalid");
     return false;
   }
@@ -158,7 +166,8 @@ static bool may_accept(quic_endpoint *ep, const packet_header *h, size_t len) {
   if (h->type != QUIC_TYPE_INITIAL || len < MIN_INITIAL_DATAGRAM ||
       !ep->accepting)
     return false;
-  if (ep->stats->connections_active >= ep->max_connections) {
+  if (atomic_load_explicit(ep->open_conns, memory_order_relaxed) >=
+      ep->max_connections) {
     /* Not one line per refused Initial: under a flood the log would become
      * the attack. The 1st, 2nd, 4th, 8th... refusal is logged. */
     ep->connections_refused++;
@@ -170,6 +179,37 @@ static bool may_accept(quic_endpoint *ep, const packet_header *h, size_t len) {
     return false;
   }
   return true;
+}
+
+/* A new connection for an Initial (may_accept said yes). A client that
+ * came back with a valid Retry token gets its validated connection even
+ * once the load is over. Without a valid token: a Retry when admission
+ * wants one (an invalid token is then dropped, as with enable_retry
+ * alone), else a connection as if there were no token (RFC 9000 §8.1.3:
+ * a token from elsewhere or stale does not block a client). */
+static conn *admit(quic_endpoint *ep, const packet_header *h,
+                   const uint8_t *scid, const struct sockaddr *from,
+                   socklen_t from_len, h3q_drop_reason *drop) {
+  bool retry = admission_wants_retry(&ep->admission);
+  if (h->token_len > 0) {
+    uint8_t odcid[CID_MAX_LEN];
+    size_t odcid_len = 0;
+    if (check_retry_token(ep, h, from, odcid, &odcid_len))
+      return conn_accept(ep, h->dcid, odcid, odcid_len, from, from_len);
+    if (retry) {
+      *drop = H3Q_DROP_INVALID_TOKEN;
+      return NULL;
+    }
+  }
+  if (!retry)
+    return conn_accept(ep, scid, NULL, 0, from, from_len);
+  if (!admission_take_retry(&ep->admission)) {
+    *drop = H3Q_DROP_OVERLOAD;
+    return NULL;
+  }
+  send_retry(ep, h, scid, from, from_len);
+  *drop = H3Q_DROP_REASONS;
+  return NULL;
 }
 
 /* Finds the connection of an Initial or 0-RTT packet, or accepts a new
@@ -188,20 +228,7 @@ static conn *find_or_accept(quic_endpoint *ep, const packet_header *h,
   conn *c = conn_table_get(&ep->conns, scid, ep->cids.len);
   if (c || !may_accept(ep, h, len))
     return c;
-  if (!ep->retry)
-    return conn_accept(ep, scid, NULL, 0, from, from_len);
-  if (h->token_len == 0) {
-    send_retry(ep, h, from, from_len);
-    *drop = H3Q_DROP_REASONS;
-    return NULL;
-  }
-  uint8_t odcid[CID_MAX_LEN];
-  size_t odcid_len = 0;
-  if (!check_retry_token(ep, h, from, odcid, &odcid_len)) {
-    *drop = H3Q_DROP_INVALID_TOKEN;
-    return NULL;
-  }
-  return conn_accept(ep, h->dcid, odcid, odcid_len, from, from_len);
+  return admit(ep, h, scid, from, from_len, drop);
 }
 
 /* A short-header packet for a connection we do not have (we restarted, or
@@ -380,6 +407,16 @@ static void handle_message(quic_endpoint *ep, size_t i) {
     endpoint_handle_datagram(ep, data, len, m->msg_name, m->msg_namelen);
 }
 
+/* Whether the socket's receive queue still holds a backlog after a read
+ * of n messages (see quic/admission.h). Asked only after a full batch;
+ * where the kernel cannot tell, a full batch is taken as the sign. */
+static bool rx_backlog(const quic_endpoint *ep, size_t n) {
+  if (n < ep->rx.cap || !admission_watches_backlog(&ep->admission))
+    return false;
+  size_t queued = 0;
+  return !udp_rx_queued(ep->fd, &queued) || queued >= RX_BACKLOG_BYTES;
+}
+
 void endpoint_on_readable(void *arg) {
   quic_endpoint *ep = arg;
   int n = udp_recv_batch(ep->fd, &ep->rx);
@@ -387,6 +424,8 @@ void endpoint_on_readable(void *arg) {
     LOG_WARN("recvmmsg failed");
     return;
   }
+  admission_batch_read(&ep->admission, rx_backlog(ep, (size_t)n),
+                       RETRIES_PER_BACKLOG_BATCH(ep->rx.cap), clock_now_ns());
   for (int i = 0; i < n; i++)
     handle_message(ep, (size_t)i);
 }
@@ -435,12 +474,18 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   handoff_reset(&ep->handoff);
   ep->accepting = true;
   ep->max_connections = cfg->max_connections;
+  atomic_init(&ep->own_conns, 0);
+  if (!ep->open_conns)
+    ep->open_conns = &ep->own_conns;
+  ep->next_conn_number = ep->worker;
+  ep->conn_number_step = cfg->workers > 1 ? cfg->workers : 1;
   ep->connections_refused = 0;
   ep->pacing = cfg->enable_pacing;
   ep->qlog_dir = cfg->qlog_dir;
   ep->keylog_path = cfg->keylog_path;
   ep->secrets = *secrets;
-  ep->retry = cfg->enable_retry;
+  admission_init(&ep->admission, cfg->enable_retry, cfg->retry_auto_threshold,
+                 ep->stats);
   ep->client_cert_required = cfg->client_cert_required;
   if (cid_layout_init(&ep->cids, cfg->quic_lb_config_id, cfg->quic_lb_server_id,
                       cfg->quic_lb_nonce_len, err, errlen) != 0)
@@ -453,8 +498,7 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                     &ep->local_len, err, errlen);
   if (ep->fd < 0)
     return H3Q_EIO;
-  /* Workers after the first will pass worker 0's endpoint here. */
-  int rc = handoff_open(ep, cfg, NULL, err, errlen);
+  int rc = handoff_open(ep, cfg, ep->first_worker, err, errlen);
   if (rc != H3Q_OK)
     return rc;
   memcpy(&ep->rx_to, &ep->local, ep->local_len);
@@ -549,6 +593,10 @@ uint8_t *endpoint_tx_slot(quic_endpoint *ep) {
 void endpoint_tx_push(quic_endpoint *ep, size_t len, const struct sockaddr *to,
                       socklen_t to_len, const struct sockaddr *from,
                       socklen_t from_len) {
+  /* Counted here, so that Retries, version negotiation and stateless
+   * resets are in the totals too. */
+  ep->stats->udp_datagrams_sent++;
+  ep->stats->udp_bytes_sent += len;
   udp_batch_push(&ep->tx, len, to, to_len);
   if (ep->wildcard && from_len > 0)
     udp_batch_set_source(&ep->tx, from, from_len);

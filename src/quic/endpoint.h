@@ -7,11 +7,13 @@
 
 #include <quiche.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "h3q.h"
 #include "io/loop.h"
 #include "io/udp.h"
+#include "quic/admission.h"
 #include "quic/cid.h"
 #include "quic/conn.h"
 #include "quic/conn_table.h"
@@ -50,14 +52,24 @@ typedef struct quic_endpoint {
   /* The layout of every CID we issue: QUIC-LB's config rotation and
    * server id, or unroutable (quic/cid.h). */
   cid_layout cids;
-  bool retry;                /* h3q_config.enable_retry */
+  admission admission;       /* Retry first: always, or under load */
   reset_limiter resets;      /* stateless resets sent */
   bool client_cert_required; /* h3q_config.client_cert_required */
   const uint8_t *alpn_wire;  /* the ALPN list we serve (borrowed) */
   size_t alpn_wire_len;
+  /* The server's event loop this endpoint belongs to (0..workers-1): every
+   * worker owns one endpoint with its own socket on the same port. */
+  uint8_t worker;
+  /* Connection numbers are worker + k * workers, so they are unique across
+   * a server's workers and name the worker that owns the connection. */
   uint64_t next_conn_number;
+  uint64_t conn_number_step;
 
   size_t max_connections;
+  /* Open connections of every worker of the server, for max_connections
+   * (shared; points at own_conns when the endpoint is alone). */
+  atomic_size_t *open_conns;
+  atomic_size_t own_conns;
   uint64_t connections_refused; /* Initials dropped at max_connections */
   bool pacing;    /* honour send_info.at (h3q_config.enable_pacing) */
   bool accepting; /* false while draining: new Initials are dropped */
@@ -70,8 +82,10 @@ typedef struct quic_endpoint {
   /* Steering between the endpoints of the port (quic/handoff.h): every
    * CID we issue carries identity (generation << 5 | worker) at
    * cid_identity_offset. */
-  uint8_t worker;     /* 0..31 */
-  uint8_t generation; /* 0..7, claimed by handoff_open */
+  uint8_t generation; /* 0..7, claimed by handoff_open (worker 0's) */
+  /* Worker 0's endpoint, for the workers after it (they take its
+   * generation and eBPF map); NULL for worker 0. */
+  const struct quic_endpoint *first_worker;
   /* 1 + the QUIC-LB server id's length: the first nonce byte (quic/cid.h;
    * the BPF program reads it there) */
   size_t cid_identity_offset;
@@ -91,9 +105,11 @@ static inline void endpoint_count_drop(quic_endpoint *ep, h3q_drop_reason why) {
   ep->stats->packets_dropped_by[why]++;
 }
 
-/* Opens the socket and tables. Returns H3Q_OK, H3Q_ECONFIG (bad quic_lb_*
- * fields), H3Q_EIO (message in err) or H3Q_ENOMEM. qcfg is owned by the
- * endpoint from now on, even on failure; secrets are copied. */
+/* Opens the socket and tables. Set ep->worker, ep->first_worker (for
+ * workers after the first) and ep->open_conns (NULL: this endpoint's own
+ * count) before. Returns H3Q_OK, H3Q_ECONFIG (bad
+ * quic_lb_* fields), H3Q_EIO (message in err) or H3Q_ENOMEM. qcfg is owned
+ * by the endpoint from now on, even on failure; secrets are copied. */
 int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                   const quic_secrets *secrets, char *err, size_t errlen);
 

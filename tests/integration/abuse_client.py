@@ -21,7 +21,8 @@ Modes (see test_abuse.py for what each proves):
                  each client repeats its Initial every --interval s and ignores
                  the answers (a CRYPTO/handshake flood)
   initial-flood  N distinct valid Initials (distinct DCIDs) sent once each, as
-                 fast as possible, from --ports source ports; answers ignored
+                 fast as possible, from --ports source ports, --delay s after
+                 'ready'; answers ignored
   rapid-reset    on --count connections, open a request stream and reset it at
                  once, again and again for --hold s (CVE-2023-44487 pattern)
   tiny-data      POST /digest with a body of --count one-byte DATA frames;
@@ -322,6 +323,7 @@ def run_initial_flood(a) -> dict:
     while len(initials) < a.count and time.time() < deadline:
         initials.append(first_initial(cfg, addr))
     emit(event="ready", mode=a.mode, initials=len(initials), build_s=round(time.time() - t0, 3))
+    time.sleep(a.delay)
     sent = recv_bytes = 0
     t1 = time.time()
     for i, d in enumerate(initials):
@@ -491,6 +493,9 @@ def main() -> int:
     ap.add_argument("--setup", type=float, default=120.0, help="seconds allowed to get ready")
     ap.add_argument("--interval", type=float, default=1.0, help="dribble/repeat period, seconds")
     ap.add_argument("--ports", type=int, default=64, help="initial-flood: source ports")
+    ap.add_argument("--delay", type=float, default=0.0,
+                    help="initial-flood: seconds between 'ready' and the flood (so that a "
+                         "normal client can connect first)")
     ap.add_argument("--split", action="store_true",
                     help="rapid-reset: RESET_STREAM in a later packet than HEADERS")
     a = ap.parse_args()

@@ -83,9 +83,11 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def bench(server, requests: int = BENCH_REQUESTS) -> dict:
-    """The normal client: one connection, 4 streams, small GETs."""
-    r = run_client("-c", "1", "-s", "4", "-n", str(requests), "--timeout", str(int(NORMAL_DEADLINE_S)),
+def bench(server, requests: int = BENCH_REQUESTS, rate: int = 0) -> dict:
+    """The normal client: one connection, 4 streams, small GETs; with rate,
+    open-loop at that many requests per second."""
+    pace = ["-r", str(rate)] if rate else []
+    r = run_client("-c", "1", "-s", "4", "-n", str(requests), *pace, "--timeout", str(int(NORMAL_DEADLINE_S)),
                    server.url("/hello"), exe=BENCH_BIN, timeout=NORMAL_DEADLINE_S + 30)
     assert r.records, f"h3q-bench printed no result\n{r.describe()}"
     res = r.records[0]
@@ -290,43 +292,116 @@ def test_connection_cap_refuses_excess(servers):
 # handshakes
 
 
+# Initial floods. The normal client here is connected before the flood and
+# sends its 200 GETs open-loop at 200 per second, so that they are in flight
+# while the flood arrives (a burst of 0.2-0.6 s, FLOOD_DELAY_S after the
+# attacker is ready); the idle baseline is taken the same way. A second,
+# fresh client connects while the flood arrives.
+FLOOD_DELAY_S = 0.3
+FLOOD_BENCH_RATE = 200
+RETRY_AUTO_DEFAULT = 128  # h3q_config.retry_auto_threshold's default
+
+
+def flood_bench(server) -> dict:
+    return bench(server, rate=FLOOD_BENCH_RATE)
+
+
+def server_metrics(server) -> dict:
+    """The server's unlabelled counters, and its drops for overload."""
+    import test_operations as ops
+    fams = ops.metrics(ops.metrics_port(server))
+    m = {name: v for fam in fams.values() for name, lab, v in fam["samples"] if not lab}
+    m["dropped_overload"] = ops.value(fams, "h3q_packets_dropped_total", reason="overload")
+    return m
+
+
+def initial_flood(servers, case: str, *server_args: str, rss_conns: int) -> tuple[dict, dict]:
+    """The flood, the normal client and a fresh client; asserts what every
+    flood case must hold and returns (attacker result, server metrics)."""
+    from concurrent.futures import ThreadPoolExecutor
+    n = size(2000, 20000)
+    s = servers.start("--log-level", "warn", "--metrics", "127.0.0.1:0", *server_args)
+    idle = flood_bench(s)
+    check_normal_client(idle, "the idle baseline")
+    limit = bound(s, rss_conns)
+    rss_before = proc_kb(s.pid, "VmRSS")
+    cpu0 = cpu_s(s.pid)
+    a = Attack(s, "initial-flood", "--count", str(n), "--ports", "64", "--delay", str(FLOOD_DELAY_S),
+               setup=size(60, 300), hold=8.0)
+    try:
+        ready = a.wait_ready()
+        with ThreadPoolExecutor(1) as pool:
+            normal = pool.submit(flood_bench, s)
+            time.sleep(FLOOD_DELAY_S)  # the flood begins
+            t = time.monotonic()
+            fresh_ok = fresh_connection_ok(s)
+            fresh_s = time.monotonic() - t
+            under = normal.result()
+        peak = proc_kb(s.pid, "VmRSS")
+        s.assert_alive()
+        done = a.wait_done()
+        cpu1 = cpu_s(s.pid)
+    finally:
+        a.kill()
+    m = server_metrics(s)
+    hwm = proc_kb(s.pid, "VmHWM")
+    s.assert_alive()
+    record(case, ready=ready, attacker=done, rss_before_kb=rss_before, rss_peak_kb=peak, hwm_kb=hwm,
+           rss_bound_kb=limit, server_cpu_s=round(cpu1 - cpu0, 2),
+           idle_p99_ms=idle["latency_ms"]["p99"], attack_p99_ms=under["latency_ms"]["p99"],
+           attack_max_ms=under["latency_ms"]["max"], p99_ratio=ratio(under, idle),
+           normal_connect_ms=under.get("connect_ms"), fresh_conn_ok=fresh_ok,
+           fresh_conn_s=round(fresh_s, 3), metrics=m)
+    check_normal_client(under, case)
+    assert fresh_ok, f"{case}: a client connecting during the flood was not served"
+    assert done["sent"] == n, done
+    assert hwm <= limit, f"{case}: server peak RSS {hwm} kB over the bound {limit} kB"
+    return done, m
+
+
 @pytest.mark.timeout(scaled(600))
 def test_initial_flood(servers):
     """Valid Initials with distinct DCIDs from 64 source ports, as fast as
-    the sender goes, never continued. Each one costs the server a
-    half-open connection until its idle timeout; the cap bounds them, and
-    the normal client keeps being served."""
-    n = size(2000, 20000)
-    cap = size(2000, 10000)
-    s, idle = start(servers, "--max-connections", str(cap + 50))
-    limit = bound(s, min(n, cap))
-    a = Attack(s, "initial-flood", "--count", str(n), "--ports", "64", setup=size(60, 300), hold=8.0)
-    done = under_attack(s, a, f"Initial flood x{n} (cap {cap})", limit, idle=idle)
-    assert done["sent"] == n, done
+    the sender goes, never continued, against the default configuration:
+    once retry_auto_threshold (128) handshakes from unvalidated addresses
+    are in progress, or the socket has a backlog, new connections get a
+    Retry first (stateless). So the flood costs at most about that many
+    half-open connections, not one per Initial, and the normal clients
+    (one connected before, one during the flood) are served."""
+    done, m = initial_flood(servers, f"Initial flood x{size(2000, 20000)} (automatic Retry)",
+                            rss_conns=2 * RETRY_AUTO_DEFAULT)
+    assert m["h3q_retries_under_load_total"] > 0, f"automatic Retry did not engage: {m}"
+    assert m["h3q_retries_total"] == m["h3q_retries_under_load_total"], m
+    # The flood's half-open connections stop at the threshold (plus the
+    # normal clients' three).
+    assert m["h3q_connections_accepted_total"] <= RETRY_AUTO_DEFAULT + 8, m
     # Half-open connections get at most 3x what they sent (RFC 9000 8.1).
     assert done["reply_bytes"] <= 3 * done["sent_bytes"], done
-    assert fresh_connection_ok(s), "a new connection was not served after the Initial flood"
 
 
-def _server_has_retry() -> bool:
-    out = subprocess.run([require_exe(BUILD_DIR / "h3q-server", "h3q-server"), "--help"],
-                         capture_output=True, text=True, timeout=10).stdout
-    return "--retry" in out
+@pytest.mark.timeout(scaled(600))
+def test_initial_flood_without_retry(servers):
+    """The same flood with automatic Retry off (--retry-auto 0): every
+    Initial read becomes a half-open connection until its idle timeout; the
+    connection cap bounds them. The comparison for the case above."""
+    cap = size(2000, 10000)
+    done, m = initial_flood(servers, f"Initial flood x{size(2000, 20000)} (no Retry, cap {cap})",
+                            "--retry-auto", "0", "--max-connections", str(cap + 50),
+                            rss_conns=min(size(2000, 20000), cap))
+    assert m["h3q_retries_total"] == 0, m
+    assert m["h3q_connections_accepted_total"] > RETRY_AUTO_DEFAULT, m
+    assert done["reply_bytes"] <= 3 * done["sent_bytes"], done
 
 
 @pytest.mark.timeout(scaled(600))
 def test_initial_flood_with_retry(servers):
-    """The same flood against a server that answers every Initial with a
-    Retry (address validation): no connection state at all per Initial."""
-    if not _server_has_retry():
-        pytest.skip("h3q-server has no --retry flag in this build (Retry is another change); "
-                    "the flood without Retry is test_initial_flood")
-    n = size(2000, 20000)
-    s, idle = start(servers, "--retry")
-    limit = proc_kb(s.pid, "VmRSS") + SLACK_KB
-    a = Attack(s, "initial-flood", "--count", str(n), "--ports", "64", setup=size(60, 300), hold=8.0)
-    done = under_attack(s, a, f"Initial flood x{n} with Retry", limit, idle=idle)
-    assert done["sent"] == n, done
+    """The same flood against a server that answers every new connection
+    with a Retry (--retry): no connection state at all per Initial."""
+    done, m = initial_flood(servers, f"Initial flood x{size(2000, 20000)} with --retry", "--retry",
+                            rss_conns=8)
+    assert m["h3q_retries_total"] > 0 and m["h3q_retries_under_load_total"] == 0, m
+    # Only the normal clients' connections, each after its Retry.
+    assert m["h3q_connections_accepted_total"] <= 8, m
     # A Retry is smaller than the Initial that caused it.
     assert done["reply_bytes"] <= done["sent_bytes"], done
 
@@ -336,9 +411,12 @@ def test_handshake_flood(servers):
     """CRYPTO/handshake flood: N clients send a ClientHello, ignore the
     server's flight and repeat their Initial every second, so N handshakes
     stay half-open. Memory stays per-connection bounded; the anti-
-    amplification limit caps what the server sends them."""
+    amplification limit caps what the server sends them. Automatic Retry is
+    off (--retry-auto 0), since these half-open handshakes are the point:
+    with it these clients, which never answer a Retry, would never get
+    past it."""
     n = size(500, 5000)
-    s, idle = start(servers, "--max-connections", str(n + 100))
+    s, idle = start(servers, "--max-connections", str(n + 100), "--retry-auto", "0")
     limit = bound(s, n)
     a = Attack(s, "halfopen", "--count", str(n), "--interval", "1", setup=size(60, 300), hold=8.0)
     done = under_attack(s, a, f"handshake flood x{n}", limit, idle=idle)

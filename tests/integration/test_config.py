@@ -78,6 +78,7 @@ def test_bad_port(port, certs):
     ("--idle-timeout", "abc", "idle-timeout"),
     ("--max-payload", "10", "payload"),
     ("--addr", "not-an-address", "addr"),
+    ("--retry-auto", "1000001", "retry_auto_threshold"),
 ])
 def test_bad_values(flag, value, name, certs):
     assert_config_error(["--addr", "127.0.0.1", "--port", str(free_udp_port()),

@@ -1,8 +1,11 @@
 """The host API (h3q_host_*), driven the way a foreign runtime drives it,
 by tests/tools/host_tool.c: the library's loop thread serves, the tool's
 thread waits, polls events and sends commands. h3q-client and aioquic are
-the clients. Runs in the ASan build too (the Bun package's own tests,
-bindings/bun, cannot load an instrumented library).
+the clients. Every test runs twice: with h3q_host_poll and the getters, and
+with h3q_host_poll_into into a 96-byte buffer (smaller than a request head,
+so heads come as buffers of their own and batches are handed out in parts)
+with commands corked per batch. Runs in the ASan build too (the Bun
+package's own tests, bindings/bun, cannot load an instrumented library).
 """
 
 from __future__ import annotations
@@ -24,17 +27,18 @@ DRAFT02 = [("sec-webtransport-http3-draft02", "1")]
 ECHO_SIZE = 30_000_000
 
 
-@pytest.fixture
-def host(certs, tmp_path):
+@pytest.fixture(params=["getters", "records"])
+def host(certs, tmp_path, request):
     exe = require_exe(HOST_TOOL, "host_tool")
     procs = []
     errpath = tmp_path / "host.stderr"
+    mode = ["96"] if request.param == "records" else []
 
     def start():
         for _ in range(5):
             port = free_udp_port()
             with open(errpath, "wb") as errf:
-                proc = subprocess.Popen([exe, str(port), str(certs.cert), str(certs.key)],
+                proc = subprocess.Popen([exe, str(port), str(certs.cert), str(certs.key), *mode],
                                         stdout=subprocess.PIPE, stderr=errf,
                                         stdin=subprocess.DEVNULL, text=True,
                                         env=sanitizer_env(), start_new_session=True)

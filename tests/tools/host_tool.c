@@ -2,7 +2,10 @@
  * runtime uses it: the library's loop thread serves, this thread blocks in
  * h3q_host_wait, drains events with h3q_host_poll and answers with
  * commands. For tests/integration/test_host.py (also under ASan).
- *   host_tool PORT CERT KEY
+ *   host_tool PORT CERT KEY [BYTES]
+ * With BYTES, events come through h3q_host_poll_into with a bytes buffer
+ * of that size (small sizes split batches and hand large heads over as
+ * buffers of their own), and commands are corked around each batch.
  * GET /hello answers "hello"; POST /echo streams the body back (consumed
  * credit returned as the bytes are written back); GET /stream sends 64
  * chunks of 16 KiB, waiting for WRITTEN events to keep at most 256 KiB
@@ -34,6 +37,15 @@ typedef struct tool_stream {
 
 static tool_stream streams[MAX_STREAMS];
 
+/* One event, from the getters or from a record. */
+typedef struct tool_event {
+  int type;
+  uint32_t id;
+  int64_t value;
+  const uint8_t *data;
+  size_t len;
+} tool_event;
+
 static void on_term(int sig) {
   (void)sig;
   atomic_store(&stop_flag, true);
@@ -56,9 +68,9 @@ static void send_more(h3q_host *host, tool_stream *s) {
   }
 }
 
-static void on_request(h3q_host *host, size_t i, uint32_t id) {
-  const char *head = (const char *)h3q_host_event_data(host, i);
-  const char *method = head;
+static void on_request(h3q_host *host, const tool_event *e) {
+  uint32_t id = e->id;
+  const char *method = (const char *)e->data;
   const char *path = method + strlen(method) + 1;
   tool_stream *s = &streams[id % MAX_STREAMS];
   *s = (tool_stream){.id = id};
@@ -69,7 +81,7 @@ static void on_request(h3q_host *host, size_t i, uint32_t id) {
   } else if (strcmp(method, "POST") == 0 && strcmp(path, "/echo") == 0) {
     s->echo = true;
     h3q_host_respond(host, id, 200, NULL, 0, NULL, 0, 0);
-    if (h3q_host_event_value(host, i) == 1) /* no body */
+    if (e->value == 1) /* no body */
       h3q_host_write(host, id, NULL, 0, H3Q_HOST_END);
   } else if (strcmp(method, "GET") == 0 && strcmp(path, "/stream") == 0) {
     s->stream = true;
@@ -81,20 +93,18 @@ static void on_request(h3q_host *host, size_t i, uint32_t id) {
 }
 
 /* Returns false once the STOPPED event has been seen. */
-static bool on_event(h3q_host *host, size_t i) {
-  uint32_t id = h3q_host_event_id(host, i);
+static bool on_event(h3q_host *host, const tool_event *e) {
+  uint32_t id = e->id;
   tool_stream *s = &streams[id % MAX_STREAMS];
-  switch (h3q_host_event_type(host, i)) {
+  switch (e->type) {
   case H3Q_HOST_REQUEST:
-    on_request(host, i, id);
+    on_request(host, e);
     break;
   case H3Q_HOST_BODY:
-    if (s->id == id && s->echo) {
-      size_t len = h3q_host_event_len(host, i);
-      /* Credit goes back once the bytes have left (WRITTEN), so a slow
-       * reader of the echo slows the upload down. */
-      h3q_host_write(host, id, h3q_host_event_data(host, i), len, 0);
-    }
+    /* Credit goes back once the bytes have left (WRITTEN), so a slow
+     * reader of the echo slows the upload down. */
+    if (s->id == id && s->echo)
+      h3q_host_write(host, id, e->data, e->len, 0);
     break;
   case H3Q_HOST_BODY_END:
     if (s->id == id && s->echo)
@@ -102,9 +112,9 @@ static bool on_event(h3q_host *host, size_t i) {
     break;
   case H3Q_HOST_WRITTEN:
     if (s->id == id && s->echo)
-      h3q_host_consume(host, id, (size_t)h3q_host_event_value(host, i));
+      h3q_host_consume(host, id, (size_t)e->value);
     if (s->id == id && s->stream) {
-      s->inflight -= (long)h3q_host_event_value(host, i);
+      s->inflight -= (long)e->value;
       send_more(host, s);
     }
     break;
@@ -113,8 +123,7 @@ static bool on_event(h3q_host *host, size_t i) {
       s->id = 0;
     break;
   case H3Q_HOST_WT_DATAGRAM:
-    h3q_host_wt_send_datagram(host, id, h3q_host_event_data(host, i),
-                              h3q_host_event_len(host, i));
+    h3q_host_wt_send_datagram(host, id, e->data, e->len);
     break;
   case H3Q_HOST_STOPPED:
     return false;
@@ -124,11 +133,51 @@ static bool on_event(h3q_host *host, size_t i) {
   return true;
 }
 
+/* Drains the waiting events with the getters; false after STOPPED. */
+static bool drain_getters(h3q_host *host) {
+  size_t n;
+  /* Bounded: the loop thread queues what clients send, which flow
+   * control and max_events limit. */
+  while ((n = h3q_host_poll(host)) > 0)
+    for (size_t i = 0; i < n; i++) {
+      tool_event e = {h3q_host_event_type(host, i), h3q_host_event_id(host, i),
+                      h3q_host_event_value(host, i),
+                      h3q_host_event_data(host, i),
+                      h3q_host_event_len(host, i)};
+      if (!on_event(host, &e))
+        return false;
+    }
+  return true;
+}
+
+/* The same with h3q_host_poll_into into a bytes buffer of cap bytes. */
+static bool drain_records(h3q_host *host, uint8_t *bytes, size_t cap) {
+  static h3q_host_record recs[64];
+  bool running = true;
+  size_t n;
+  h3q_host_cork(host, true);
+  /* Bounded as above. */
+  while (running && (n = h3q_host_poll_into(host, recs, 64, bytes, cap)) > 0)
+    for (size_t i = 0; i < n; i++) {
+      const h3q_host_record *r = &recs[i];
+      const uint8_t *data = r->owned ? r->owned : bytes + r->offset;
+      tool_event e = {(int)r->type, r->id, r->value, r->len ? data : NULL,
+                      r->len};
+      if (running)
+        running = on_event(host, &e);
+      h3q_host_data_free(r->owned, NULL);
+    }
+  h3q_host_cork(host, false);
+  return running;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: host_tool PORT CERT KEY\n");
+  if (argc != 4 && argc != 5) {
+    fprintf(stderr, "usage: host_tool PORT CERT KEY [BYTES]\n");
     return 2;
   }
+  size_t bytes_cap = argc == 5 ? strtoul(argv[4], NULL, 10) : 0;
+  uint8_t *bytes = bytes_cap ? malloc(bytes_cap) : NULL;
   h3q_config *cfg = h3q_config_new();
   if (!cfg || h3q_config_set(cfg, "bind_addr", "127.0.0.1") ||
       h3q_config_set(cfg, "port", argv[1]) ||
@@ -161,14 +210,11 @@ int main(int argc, char **argv) {
       h3q_host_stop(host, true);
     }
     h3q_host_wait(host, 100);
-    size_t n;
-    /* Bounded: the loop thread queues what clients send, which flow
-     * control and max_events limit. */
-    while (running && (n = h3q_host_poll(host)) > 0)
-      for (size_t i = 0; i < n && running; i++)
-        running = on_event(host, i);
+    running =
+        bytes ? drain_records(host, bytes, bytes_cap) : drain_getters(host);
   }
   h3q_host_free(host);
+  free(bytes);
   printf("host_tool stopped\n");
   return 0;
 }

@@ -65,7 +65,16 @@ static void test_ops_fields(void) {
   CHECK(h3q_config_set(n, "client_cert_required", "1") == H3Q_OK &&
         n->client_cert_required);
   CHECK(h3q_config_set(n, "enable_retry", "maybe") == H3Q_ECONFIG);
+  CHECK(n->retry_auto_threshold == 128); /* the documented default */
+  CHECK(h3q_config_set(n, "retry_auto_threshold", "0") == H3Q_OK &&
+        n->retry_auto_threshold == 0);
+  CHECK(h3q_config_set(n, "retry_auto_threshold", "-1") == H3Q_ECONFIG);
   h3q_config_free(n);
+  c = valid();
+  c.retry_auto_threshold = 1000000;
+  CHECK(config_validate(&c, err, sizeof err) == H3Q_OK);
+  c.retry_auto_threshold = 1000001;
+  expect_field(&c, "retry_auto_threshold");
 }
 
 /* Setting fields by name: parsing, copies, errors. */

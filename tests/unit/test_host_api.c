@@ -1,6 +1,7 @@
 /* The host API's edges without a client: argument checks, empty polls,
- * stop before start, the STOPPED event, notify and the event fd, commands
- * after the loop ended, and free in every state. Requests are covered by
+ * stop before start, the STOPPED event (through the getters and through
+ * h3q_host_poll_into), notify and the event fd, corking, commands after
+ * the loop ended, and free in every state. Requests are covered by
  * tests/integration/test_host.py (host_tool) and the Bun package. */
 #include <poll.h>
 #include <stdatomic.h>
@@ -47,6 +48,11 @@ static void test_bad_arguments(const char *cert) {
   CHECK(h3q_host_event_type(NULL, 0) == 0);
   CHECK(h3q_host_respond(NULL, 1, 200, NULL, 0, NULL, 0, 0) == H3Q_EINVAL);
   CHECK(h3q_host_stop(NULL, true) == H3Q_EINVAL);
+  CHECK(h3q_host_cork(NULL, true) == H3Q_EINVAL);
+  h3q_host_record rec;
+  uint8_t bytes[8];
+  CHECK(h3q_host_poll_into(NULL, &rec, 1, bytes, sizeof bytes) == 0);
+  CHECK(h3q_host_record_size() == sizeof(h3q_host_record));
   h3q_host_free(NULL);
 }
 
@@ -93,6 +99,35 @@ static void test_start_stop(const char *cert, const char *key, bool graceful) {
   h3q_host_free(host);
 }
 
+/* The STOPPED event as a record; a corked command is still refused once
+ * the loop has ended, and uncorking with nothing queued is harmless. */
+static void test_records(const char *cert, const char *key) {
+  h3q_host *host = make_host(cert, key);
+  h3q_host_record recs[4];
+  uint8_t bytes[16];
+  CHECK(h3q_host_poll_into(host, recs, 0, bytes, sizeof bytes) == 0);
+  CHECK(h3q_host_poll_into(host, recs, 4, NULL, 4) == 0);
+  CHECK(h3q_host_poll_into(host, recs, 4, bytes, sizeof bytes) == 0);
+  atomic_store(&notified, 0);
+  CHECK(h3q_host_start(host, on_notify) == H3Q_OK);
+  CHECK(h3q_host_cork(host, true) == H3Q_OK);
+  CHECK(h3q_host_stop(host, false) == H3Q_OK);
+  CHECK(h3q_host_wait(host, 10000) == 1);
+  CHECK(h3q_host_poll_into(host, recs, 4, bytes, sizeof bytes) == 1);
+  CHECK(recs[0].type == H3Q_HOST_STOPPED);
+  CHECK(recs[0].id == 0);
+  CHECK(recs[0].value == H3Q_OK);
+  CHECK(recs[0].owned == NULL);
+  CHECK(recs[0].len == 0);
+  CHECK(h3q_host_poll_into(host, recs, 4, bytes, sizeof bytes) == 0);
+  for (int i = 0; i < 500 && atomic_load(&notified) == 0; i++)
+    usleep(10000);
+  CHECK(atomic_load(&notified) == 1);
+  CHECK(h3q_host_write(host, 1, (const uint8_t *)"x", 1, 0) == H3Q_ESTATE);
+  CHECK(h3q_host_cork(host, false) == H3Q_OK);
+  h3q_host_free(host);
+}
+
 static void test_free_while_running(const char *cert, const char *key) {
   h3q_host *host = make_host(cert, key);
   CHECK(h3q_host_start(host, NULL) == H3Q_OK);
@@ -110,6 +145,7 @@ int main(void) {
   test_never_started(cert, key);
   test_start_stop(cert, key, true);
   test_start_stop(cert, key, false);
+  test_records(cert, key);
   test_free_while_running(cert, key);
   unlink(cert);
   unlink(key);

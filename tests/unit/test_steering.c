@@ -78,10 +78,12 @@ static void test_header(void) {
   CHECK(!handoff_header_read(h, sizeof h, AF_INET, &p, &pl, &l, &ll));
 }
 
-static h3q_server *server_with(uint32_t port, bool retry, h3q_steering mode,
-                               char *err, size_t errlen) {
+static h3q_server *server_with_workers(uint32_t port, bool retry,
+                                       h3q_steering mode, uint32_t workers,
+                                       char *err, size_t errlen) {
   h3q_config cfg;
   h3q_config_init(&cfg);
+  cfg.workers = workers;
   cfg.bind_addr = "127.0.0.1";
   cfg.port = port;
   cfg.cert_path = cert;
@@ -94,6 +96,11 @@ static h3q_server *server_with(uint32_t port, bool retry, h3q_steering mode,
   h3q_server *srv = NULL;
   h3q_server_new(&cfg, &srv, err, errlen);
   return srv;
+}
+
+static h3q_server *server_with(uint32_t port, bool retry, h3q_steering mode,
+                               char *err, size_t errlen) {
+  return server_with_workers(port, retry, mode, 1, err, errlen);
 }
 
 static h3q_server *server_on(uint32_t port, bool retry, char *err,
@@ -114,15 +121,15 @@ static void test_generation_claim(void) {
   uint16_t port = h3q_server_port(s[0]);
   for (int i = 1; i < HANDOFF_GENERATIONS; i++) {
     s[i] = server_on(port, false, err, sizeof err);
-    CHECK(s[i] && s[i]->ep.generation == i);
+    CHECK(s[i] && s[i]->workers[0].ep.generation == i);
   }
-  CHECK(s[0]->ep.generation == 0);
+  CHECK(s[0]->workers[0].ep.generation == 0);
   s[HANDOFF_GENERATIONS] = server_on(port, false, err, sizeof err);
   CHECK(s[HANDOFF_GENERATIONS] == NULL);
   CHECK(strstr(err, "all 8 server generations") != NULL);
   h3q_server_free(s[3]);
   s[3] = server_on(port, false, err, sizeof err);
-  CHECK(s[3] && s[3]->ep.generation == 3);
+  CHECK(s[3] && s[3]->workers[0].ep.generation == 3);
   for (int i = 0; i <= HANDOFF_GENERATIONS; i++)
     h3q_server_free(s[i]);
 }
@@ -229,18 +236,20 @@ static void test_issued_cids_carry_identity(void) {
   if (!first)
     return;
   h3q_server *srv = server_on(h3q_server_port(first), false, err, sizeof err);
-  CHECK(srv && srv->ep.generation == 1);
+  CHECK(srv && srv->workers[0].ep.generation == 1);
   client c;
   if (srv && client_open(&c, h3q_server_port(srv))) {
     for (int i = 0; i < 20 && !(quiche_conn_is_established(c.q) &&
-                                srv->ep.all && srv->ep.all->spare_used[0]);
+                                srv->workers[0].ep.all &&
+                                srv->workers[0].ep.all->spare_used[0]);
          i++)
-      round_trip(&c, &srv->ep);
+      round_trip(&c, &srv->workers[0].ep);
     CHECK(quiche_conn_is_established(c.q));
-    conn *sc = srv->ep.all;
+    conn *sc = srv->workers[0].ep.all;
     CHECK(sc != NULL);
     if (sc) {
-      CHECK(sc->scid[srv->ep.cid_identity_offset] == handoff_identity(1, 0));
+      CHECK(sc->scid[srv->workers[0].ep.cid_identity_offset] ==
+            handoff_identity(1, 0));
       int wrong = 0;
       CHECK(spare_cids(sc, handoff_identity(1, 0), &wrong) > 0);
       CHECK(wrong == 0);
@@ -263,20 +272,22 @@ static void test_retry_from_another_generation(void) {
   h3q_server *b = server_on(h3q_server_port(a), true, err, sizeof err);
   client c;
   if (b && client_open(&c, h3q_server_port(a))) {
-    round_trip(&c, &a->ep); /* Initial -> Retry from a (generation 0) */
+    round_trip(&c,
+               &a->workers[0].ep); /* Initial -> Retry from a (generation 0) */
     /* one Retry per Initial datagram (a large ClientHello takes two) */
-    CHECK(a->stats.retries_sent >= 1 && a->ep.all == NULL);
+    CHECK(a->workers[0].stats.retries_sent >= 1 &&
+          a->workers[0].ep.all == NULL);
     uint8_t pkt[1500];
     size_t n = client_datagram(&c, pkt, sizeof pkt); /* with the token */
     CHECK(n >= 1200);
-    endpoint_handle_handed_in(&b->ep, pkt, n, (struct sockaddr *)&c.addr,
-                              sizeof c.addr, (struct sockaddr *)&c.server,
-                              sizeof c.server);
-    CHECK(b->ep.all != NULL);
-    CHECK(b->stats.packets_handed_in == 1);
-    CHECK(b->stats.packets_dropped_by[H3Q_DROP_INVALID_TOKEN] == 0);
-    if (b->ep.all)
-      CHECK(b->ep.all->scid[b->ep.cid_identity_offset] ==
+    endpoint_handle_handed_in(&b->workers[0].ep, pkt, n,
+                              (struct sockaddr *)&c.addr, sizeof c.addr,
+                              (struct sockaddr *)&c.server, sizeof c.server);
+    CHECK(b->workers[0].ep.all != NULL);
+    CHECK(b->workers[0].stats.packets_handed_in == 1);
+    CHECK(b->workers[0].stats.packets_dropped_by[H3Q_DROP_INVALID_TOKEN] == 0);
+    if (b->workers[0].ep.all)
+      CHECK(b->workers[0].ep.all->scid[b->workers[0].ep.cid_identity_offset] ==
             handoff_identity(0, 0));
     client_close(&c);
   }
@@ -319,30 +330,63 @@ static void test_second_worker(void) {
   memset(&w, 0, sizeof w);
   w.stats = &stats;
   w.worker = 1;
-  w.cid_identity_offset = srv->ep.cid_identity_offset;
+  w.cid_identity_offset = srv->workers[0].ep.cid_identity_offset;
   w.fd = udp_open("127.0.0.1", port, &w.local, &w.local_len, err, sizeof err);
   h3q_config cfg;
   h3q_config_init(&cfg);
-  CHECK(w.fd >= 0 && handoff_open(&w, &cfg, &srv->ep, err, sizeof err) == 0);
-  CHECK(w.generation == srv->ep.generation);
-  CHECK(w.handoff.ebpf == srv->ep.handoff.ebpf);
+  CHECK(w.fd >= 0 &&
+        handoff_open(&w, &cfg, &srv->workers[0].ep, err, sizeof err) == 0);
+  CHECK(w.generation == srv->workers[0].ep.generation);
+  CHECK(w.handoff.ebpf == srv->workers[0].ep.handoff.ebpf);
   char name[64];
   snprintf(name, sizeof name, "h3q/%u/%u/1", port, w.generation);
   int probe = local_sock_connect(name);
   CHECK(probe >= 0);
   close(probe);
-  if (srv->ep.handoff.ebpf) {
+  if (srv->workers[0].ep.handoff.ebpf) {
     struct sockaddr_in to = v4("127.0.0.1", port);
     CHECK(steered_to(w.fd, &to, w.cid_identity_offset, endpoint_identity(&w)) ==
           8);
-    CHECK(steered_to(srv->ep.fd, &to, w.cid_identity_offset,
-                     endpoint_identity(&srv->ep)) == 8);
+    CHECK(steered_to(srv->workers[0].ep.fd, &to, w.cid_identity_offset,
+                     endpoint_identity(&srv->workers[0].ep)) == 8);
   } else {
     printf("test_second_worker: no eBPF here; steering not checked\n");
   }
   handoff_close(&w);
   close(w.fd);
   h3q_server_free(srv);
+}
+
+/* A server of two workers next to one of generation 0: both workers get
+ * generation 1, their own identities, and (with eBPF) the datagrams that
+ * name them. (The first server's loop does not run here, so it cannot
+ * pass its map: the second makes its own, which holds its workers.) */
+static void test_server_workers(void) {
+  char err[256] = "";
+  h3q_server *first = server_with(0, false, H3Q_STEERING_AUTO, err, sizeof err);
+  CHECK(first != NULL);
+  if (!first)
+    return;
+  uint16_t port = h3q_server_port(first);
+  h3q_server *srv =
+      server_with_workers(port, false, H3Q_STEERING_AUTO, 2, err, sizeof err);
+  CHECK(srv != NULL && srv->nworkers == 2);
+  if (srv && srv->nworkers == 2) {
+    quic_endpoint *w0 = &srv->workers[0].ep, *w1 = &srv->workers[1].ep;
+    CHECK(w0->generation == 1 && w1->generation == 1);
+    CHECK(endpoint_identity(w0) == handoff_identity(1, 0));
+    CHECK(endpoint_identity(w1) == handoff_identity(1, 1));
+    CHECK(w1->handoff.ebpf == w0->handoff.ebpf);
+    struct sockaddr_in to = v4("127.0.0.1", port);
+    if (w0->handoff.ebpf) {
+      CHECK(steered_to(w1->fd, &to, w1->cid_identity_offset,
+                       endpoint_identity(w1)) == 8);
+      CHECK(steered_to(w0->fd, &to, w0->cid_identity_offset,
+                       endpoint_identity(w0)) == 8);
+    }
+  }
+  h3q_server_free(srv);
+  h3q_server_free(first);
 }
 
 int main(void) {
@@ -360,6 +404,7 @@ int main(void) {
   test_issued_cids_carry_identity();
   test_retry_from_another_generation();
   test_second_worker();
+  test_server_workers();
   unlink(cert);
   unlink(key);
   rmdir(dir);

@@ -1,8 +1,9 @@
 /* Unit tests for io/udp: connected sockets (h3q-client's path) next to the
  * bound ones, ICMP errors on receive, sending without waiting when the
  * socket buffer fills, grouping datagrams into GSO runs and falling back
- * when the kernel refuses GSO, and splitting coalesced (GRO) receive
- * buffers. Only loopback and socketpairs are used. */
+ * when the kernel refuses GSO, splitting coalesced (GRO) receive
+ * buffers, and the size of the receive queue. Only loopback and
+ * socketpairs are used. */
 #include "check.h"
 #include "io/udp.h"
 
@@ -520,7 +521,61 @@ static void test_gso_runs_split_by_source(void) {
   udp_batch_free(&b);
 }
 
+/* udp_rx_queued sees datagrams waiting in the receive queue (each counted
+ * with the kernel's overhead, so at least its payload) and none once they
+ * were read. Polled briefly, since delivery on loopback may lag the send. */
+static void test_rx_queued(void) {
+  udp_pair p;
+  udp_pair_open(&p);
+  size_t queued = 1;
+#ifdef __linux__
+  CHECK(udp_rx_queued(p.rx_fd, &queued) && queued == 0);
+  for (uint8_t i = 0; i < 5; i++)
+    push_tagged(&p.tx, i, DGRAM, (struct sockaddr *)&p.rx_addr, p.rx_len);
+  CHECK(udp_flush_nowait(p.tx_fd, &p.tx) == 0);
+  for (int tries = 0; tries < 100 && queued < 5 * DGRAM; tries++) {
+    CHECK(udp_rx_queued(p.rx_fd, &queued));
+    if (queued < 5 * DGRAM)
+      usleep(10000);
+  }
+  CHECK(queued >= 5 * DGRAM);
+  CHECK(recv_tagged(p.rx_fd, &p.rx, 5, 0, NULL) == 5);
+  CHECK(udp_rx_queued(p.rx_fd, &queued) && queued == 0);
+#else
+  CHECK(!udp_rx_queued(p.rx_fd, &queued)); /* no SO_MEMINFO to ask */
+#endif
+  udp_pair_close(&p);
+}
+
+/* Server sockets share ports on purpose (SO_REUSEPORT), but two opened
+ * on "any port" must not land on one: 500 open at once would collide a
+ * few times if the kernel picked their ports. */
+#define ANY_PORT_SOCKETS 500
+static void test_any_port_is_unshared(void) {
+  static int fds[ANY_PORT_SOCKETS];
+  static uint8_t seen[65536];
+  char err[256];
+  int collisions = 0, opened = 0;
+  for (int i = 0; i < ANY_PORT_SOCKETS; i++) {
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof local;
+    fds[i] = udp_open("127.0.0.1", 0, &local, &local_len, err, sizeof err);
+    if (fds[i] < 0)
+      break;
+    opened++;
+    uint16_t port = port_of(&local);
+    collisions += seen[port];
+    seen[port] = 1;
+  }
+  CHECK(opened == ANY_PORT_SOCKETS);
+  CHECK(collisions == 0);
+  for (int i = 0; i < opened; i++)
+    close(fds[i]);
+}
+
 int main(void) {
+  test_any_port_is_unshared();
+  test_rx_queued();
   test_pktinfo_roundtrip();
   test_gso_runs_split_by_source();
   test_gso_runs();

@@ -2,12 +2,15 @@
 //
 // The server loop runs on a thread of libh3q's own. It queues events
 // (request, body chunk, body end, bytes written, stream closed) and calls a
-// threadsafe JSCallback, without arguments, once when the queue stops being
-// empty; that callback runs on the JS thread, which then drains the queue
-// with poll calls and field getters. Responses go back as commands that the
-// loop thread picks up once per batch. Nothing crosses the boundary but
-// numbers and pointers, and no pointer to JS stack memory ever reaches the
-// other thread (commands copy what they are given).
+// threadsafe JSCallback, without arguments, once per loop iteration that
+// queued any while JS was idle; that callback runs on the JS thread, which
+// then drains the queue with h3q_host_poll_into: one call copies a batch of
+// fixed records and their bytes into buffers of ours (body chunks come as
+// buffers of their own, handed over without a copy). Responses go back as
+// commands, held back (h3q_host_cork) until the batch and the promise
+// reactions it started have run, so that the loop thread wakes once per
+// batch. Nothing crosses the boundary but numbers and pointers, and no
+// pointer to JS memory outlives a call (commands copy what they are given).
 import { JSCallback, toArrayBuffer } from "bun:ffi";
 import { END, EVENT, lib, type H3qLib } from "./ffi.ts";
 
@@ -111,6 +114,12 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const EMPTY = new Uint8Array(0);
 const SMALL_BODY = 64 * 1024;
+// h3q_host_record: u32 type, u32 id, i64 value, owned pointer, u64 offset,
+// u64 len (include/h3q.h), read as little-endian 32-bit words.
+const RECORD_SIZE = 40;
+const RECORD_WORDS = RECORD_SIZE / 4;
+const MAX_RECORDS = 1024;
+const EVENT_BYTES = 256 * 1024;
 
 function fieldsBlob(fields: Iterable<[string, string]>): Uint8Array {
   let s = "";
@@ -335,6 +344,16 @@ class HostServer implements Server {
   private writeWindow: number;
   private bodyHighWater: number;
   private freeData: number;
+  // Where h3q_host_poll_into puts a batch: records, and the bytes of the
+  // events that are not handed over as buffers of their own.
+  private records = new Uint32Array(MAX_RECORDS * RECORD_WORDS);
+  private signedRecords = new Int32Array(this.records.buffer);
+  private eventBytes = new Uint8Array(EVENT_BYTES);
+  private corked = false;
+  private uncork = () => {
+    this.corked = false;
+    if (!this.freed) this.L.h3q_host_cork(this.host, false);
+  };
 
   constructor(
     private L: H3qLib,
@@ -349,6 +368,9 @@ class HostServer implements Server {
     this.writeWindow = o.writeWindow ?? 1 << 20;
     this.bodyHighWater = 64 * 1024;
     this.freeData = (L.h3q_host_data_free as unknown as { ptr: number }).ptr;
+    if (Number(L.h3q_host_record_size()) !== RECORD_SIZE) {
+      throw new Error("h3q: libh3q.so does not match this package (event record size); rebuild it");
+    }
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     // Runs on the JS thread, queued by the loop thread; carries no data.
     this.notify = new JSCallback(() => this.drain(), { args: [], returns: "void", threadsafe: true });
@@ -400,18 +422,35 @@ class HostServer implements Server {
     this.resolveStopped();
   }
 
+  // Holds commands back until the microtasks queued so far have run: the
+  // loop thread then wakes once for all of them instead of (on a shared
+  // core) preempting this thread at the first one.
+  private hold(): void {
+    if (this.corked || this.freed) return;
+    this.corked = true;
+    this.L.h3q_host_cork(this.host, true);
+    queueMicrotask(this.uncork);
+  }
+
+  // The library, for a command: holds the loop thread's wakeup back first.
+  private cmd(): H3qLib {
+    this.hold();
+    return this.L;
+  }
+
   // Drains the event queue until a poll returns 0 (which re-arms notify).
   private drain(): void {
-    const L = this.L;
-    const host = this.host;
     // Bounded per turn so that promises and timers run in between; a
     // batch left over continues in a later macrotask.
     for (let round = 0; round < 64 && !this.freed; round++) {
-      const n = L.h3q_host_poll(host);
+      this.hold();
+      const n = Number(
+        this.L.h3q_host_poll_into(this.host, this.records, MAX_RECORDS, this.eventBytes, EVENT_BYTES),
+      );
       if (n === 0) return;
       for (let i = 0; i < n && !this.freed; i++) {
         try {
-          this.dispatch(i);
+          this.dispatch(i * RECORD_WORDS);
         } catch (e) {
           // A bug here must not take the server (or the process) down.
           console.error("h3q: event handling failed:", e);
@@ -421,65 +460,82 @@ class HostServer implements Server {
     if (!this.freed) setImmediate(() => this.drain());
   }
 
-  private dispatch(i: number): void {
-    const L = this.L;
-    const host = this.host;
-    const type = L.h3q_host_event_type(host, i);
-    const id = L.h3q_host_event_id(host, i);
+  private dispatch(r: number): void {
+    const w = this.records;
+    const type = w[r];
+    const id = w[r + 1];
     switch (type) {
       case EVENT.REQUEST:
-        this.onRequest(i, id, L.h3q_host_event_value(host, i) === 1);
+        this.onRequest(id, this.text(r), w[r + 2] === 1);
         break;
       case EVENT.BODY:
-        this.onBody(i, id);
+        this.onBody(id, this.owned(r), w[r + 8]);
         break;
       case EVENT.BODY_END:
-        this.onBodyEnd(i, id);
+        this.onBodyEnd(id, r);
         break;
       case EVENT.WRITTEN: {
         const st = this.streams.get(id);
         if (st) {
-          st.inflight -= Number(L.h3q_host_event_value(host, i));
+          st.inflight -= this.value(r);
           if (st.inflight <= this.writeWindow / 2) st.wake();
         }
         break;
       }
       case EVENT.CLOSED:
-        this.onClosed(id, Number(L.h3q_host_event_value(host, i)));
+        this.onClosed(id, this.value(r));
         break;
       case EVENT.WT_SESSION:
-        this.onSession(i, id);
+        this.onSession(id, this.text(r));
         break;
       case EVENT.WT_DATAGRAM: {
-        const w = this.sessions.get(id);
-        const len = L.h3q_host_event_len(host, i);
-        if (w?.readable && (w.readable.desiredSize ?? 0) > 0) {
-          // Datagrams are small: one copy, and the batch frees the original.
-          const data = len ? new Uint8Array(toArrayBuffer(L.h3q_host_event_data(host, i)!, 0, len)).slice() : EMPTY;
-          w.readable.enqueue(data);
-        } // else dropped, as datagrams may be
+        const ws = this.sessions.get(id);
+        const data = this.bytes(r);
+        if (ws?.readable && (ws.readable.desiredSize ?? 0) > 0) ws.readable.enqueue(data);
+        // else dropped, as datagrams may be
         break;
       }
       case EVENT.WT_CLOSED:
-        this.onSessionClosed(id, Number(L.h3q_host_event_value(host, i)), this.text(i));
+        this.onSessionClosed(id, this.value(r), this.text(r));
         break;
       case EVENT.STOPPED:
         for (const st of this.streams.values()) this.onClosed(st.id, 0x102);
-        for (const w of this.sessions.values()) this.onSessionClosed(w.id, 0, "");
+        for (const ws of this.sessions.values()) this.onSessionClosed(ws.id, 0, "");
         this.release();
         break;
     }
   }
 
-  private text(i: number): string {
-    const len = this.L.h3q_host_event_len(this.host, i);
-    if (len === 0) return "";
-    const data = this.L.h3q_host_event_data(this.host, i)!;
-    return decoder.decode(new Uint8Array(toArrayBuffer(data, 0, len)));
+  // The record's value (i64; the codes and counts it carries fit a double).
+  private value(r: number): number {
+    return this.signedRecords[r + 3] * 0x100000000 + this.records[r + 2];
   }
 
-  private onRequest(i: number, id: number, noBody: boolean): void {
-    const parts = this.text(i).split("\0");
+  // The record's handed-over buffer (0 when its bytes are in eventBytes).
+  private owned(r: number): number {
+    return this.records[r + 5] * 0x100000000 + this.records[r + 4];
+  }
+
+  // A copy of the record's bytes, wherever they are.
+  private bytes(r: number): Uint8Array {
+    const len = this.records[r + 8];
+    if (len === 0) return EMPTY;
+    const p = this.owned(r);
+    if (p === 0) return this.eventBytes.slice(this.records[r + 6], this.records[r + 6] + len);
+    return new Uint8Array(toArrayBuffer(p as never, 0, len, p as never, this.freeData as never));
+  }
+
+  private text(r: number): string {
+    const len = this.records[r + 8];
+    if (len === 0) return "";
+    const p = this.owned(r);
+    if (p !== 0) return decoder.decode(this.bytes(r));
+    const off = this.records[r + 6];
+    return decoder.decode(this.eventBytes.subarray(off, off + len));
+  }
+
+  private onRequest(id: number, head: string, noBody: boolean): void {
+    const parts = head.split("\0");
     const [method, path, query, authority, scheme] = parts;
     const st = new Stream(id);
     this.streams.set(id, st);
@@ -493,7 +549,7 @@ class HostServer implements Server {
     try {
       req = new Request(url, init) as H3qRequest;
     } catch {
-      this.L.h3q_host_respond(this.host, id, 400, null, 0, null, 0, END);
+      this.cmd().h3q_host_respond(this.host, id, 400, null, 0, null, 0, END);
       return;
     }
     if (!noBody) {
@@ -515,25 +571,26 @@ class HostServer implements Server {
           const taken = st.bodyQueued - queued;
           if (taken > 0 && !st.closed) {
             st.bodyQueued -= taken;
-            this.L.h3q_host_consume(this.host, st.id, taken);
+            this.cmd().h3q_host_consume(this.host, st.id, taken);
           }
         },
         cancel: () => {
           st.body = null;
-          if (!st.closed) this.L.h3q_host_reset(this.host, st.id, 0x10c); // H3_REQUEST_CANCELLED
+          if (!st.closed) this.cmd().h3q_host_reset(this.host, st.id, 0x10c); // H3_REQUEST_CANCELLED
         },
       },
       { highWaterMark: this.bodyHighWater, size: (chunk) => chunk.byteLength },
     );
   }
 
-  private onBody(i: number, id: number): void {
+  private onBody(id: number, data: number, len: number): void {
     const st = this.streams.get(id);
-    if (!st?.body) return;
-    const len = this.L.h3q_host_event_len(this.host, i);
     // The chunk's memory becomes the ArrayBuffer's (freed by its finalizer).
-    const data = this.L.h3q_host_event_take(this.host, i)!;
-    const chunk = new Uint8Array(toArrayBuffer(data, 0, len, data as never, this.freeData as never));
+    if (!st?.body) {
+      this.L.h3q_host_data_free(data, null);
+      return;
+    }
+    const chunk = new Uint8Array(toArrayBuffer(data as never, 0, len, data as never, this.freeData as never));
     st.bodyQueued += len;
     try {
       st.body.enqueue(chunk);
@@ -546,15 +603,15 @@ class HostServer implements Server {
       const taken = st.bodyQueued - queued;
       if (taken > 0) {
         st.bodyQueued -= taken;
-        this.L.h3q_host_consume(this.host, st.id, taken);
+        this.cmd().h3q_host_consume(this.host, st.id, taken);
       }
     }
   }
 
-  private onBodyEnd(i: number, id: number): void {
+  private onBodyEnd(id: number, r: number): void {
     const st = this.streams.get(id);
     if (!st) return;
-    const parts = this.text(i).split("\0");
+    const parts = this.text(r).split("\0");
     st.trailers?.(new Headers(parseFields(parts, 0)));
     st.trailers = null;
     try {
@@ -581,8 +638,8 @@ class HostServer implements Server {
 
   // ------------------------------------------------------- webtransport
 
-  private onSession(i: number, id: number): void {
-    const parts = this.text(i).split("\0");
+  private onSession(id: number, head: string): void {
+    const parts = head.split("\0");
     const [, path, query, authority, scheme] = parts;
     const w = new WtState(id);
     this.sessions.set(id, w);
@@ -590,12 +647,11 @@ class HostServer implements Server {
     const request = new Request(url, { method: "CONNECT", headers: parseFields(parts, 5) }) as H3qRequest;
     const hit = this.wtRoute(path);
     request.params = hit ? hit[1] : {};
-    const L = this.L;
     const host = this.host;
     const closeSession = (info?: WebTransportCloseInfo) => {
       if (w.closed || this.freed) return;
       const reason = encoder.encode(info?.reason ?? "");
-      L.h3q_host_wt_close(host, id, (info?.closeCode ?? 0) >>> 0, reason, Math.min(reason.length, 1024));
+      this.cmd().h3q_host_wt_close(host, id, (info?.closeCode ?? 0) >>> 0, reason, Math.min(reason.length, 1024));
     };
     const session: WebTransportSession = {
       request,
@@ -608,7 +664,7 @@ class HostServer implements Server {
           write: (chunk) => {
             if (w.closed || this.freed) throw new Error("h3q: WebTransport session closed");
             const b = toBytes(chunk);
-            L.h3q_host_wt_send_datagram(host, id, b, b.length);
+            this.cmd().h3q_host_wt_send_datagram(host, id, b, b.length);
           },
         }),
       },
@@ -695,7 +751,7 @@ class HostServer implements Server {
   }
 
   private sendStatus(st: Stream, status: number): void {
-    if (!st.closed && !this.freed) this.L.h3q_host_respond(this.host, st.id, status, null, 0, null, 0, END);
+    if (!st.closed && !this.freed) this.cmd().h3q_host_respond(this.host, st.id, status, null, 0, null, 0, END);
   }
 
   private send(st: Stream, res: unknown): void {
@@ -707,7 +763,7 @@ class HostServer implements Server {
     const onError = (e: unknown) => {
       if (!st.closed && !this.freed) {
         console.error("h3q: response body failed:", e);
-        this.L.h3q_host_reset(this.host, st.id, 0x102);
+        this.cmd().h3q_host_reset(this.host, st.id, 0x102);
       }
     };
     try {
@@ -720,24 +776,31 @@ class HostServer implements Server {
   // Synchronous as long as the body's reads are (strings, buffers): most
   // responses leave without a trip through the microtask queue.
   private sendResponse(st: Stream, res: Response): Promise<void> | void {
-    const L = this.L;
     const head = fieldsBlob(res.headers as unknown as Iterable<[string, string]>);
     const trailers = responseTrailers.get(res);
     const body = res.body;
     if (!body) return this.sendEmpty(st, res.status, head, trailers);
     const reader = body.getReader();
+    // Bun reports its own streams (bodies made from strings, buffers and
+    // Blobs) as used as soon as a reader is attached, and a caller's own
+    // ReadableStream only once it is read from: for Bun's, the end of the
+    // body follows its last chunk within a microtask.
+    const ownStream = res.bodyUsed;
     const p = reader.read();
-    const first = Bun.peek(p);
-    if (first === p) return p.then((r) => this.sendFirst(st, res.status, head, trailers, reader, r));
-    return this.sendFirst(st, res.status, head, trailers, reader, first as ReadableStreamReadResult<unknown>);
+    // A read that failed at once takes the promise path too: its error
+    // reaches send's handler as it is.
+    if (Bun.peek.status(p) !== "fulfilled")
+      return p.then((r) => this.sendFirst(st, res.status, head, trailers, reader, r, ownStream));
+    const first = Bun.peek(p) as ReadableStreamReadResult<unknown>;
+    return this.sendFirst(st, res.status, head, trailers, reader, first, ownStream);
   }
 
   private sendEmpty(st: Stream, status: number, head: Uint8Array, trailers: TrailerSource | undefined) {
     if (trailers === undefined) {
-      this.L.h3q_host_respond(this.host, st.id, status, head, head.length, null, 0, END);
+      this.cmd().h3q_host_respond(this.host, st.id, status, head, head.length, null, 0, END);
       return;
     }
-    this.L.h3q_host_respond(this.host, st.id, status, head, head.length, null, 0, 0);
+    this.cmd().h3q_host_respond(this.host, st.id, status, head, head.length, null, 0, 0);
     return this.sendTrailers(st, trailers);
   }
 
@@ -748,33 +811,60 @@ class HostServer implements Server {
     trailers: TrailerSource | undefined,
     reader: ReadableStreamDefaultReader<unknown>,
     first: ReadableStreamReadResult<unknown>,
+    ownStream: boolean,
   ): Promise<void> | void {
     if (st.closed || this.freed) {
       reader.cancel().catch(() => {});
       return;
     }
-    const L = this.L;
     if (first.done) return this.sendEmpty(st, status, head, trailers);
-    let chunk = toBytes(first.value);
-    // A small first chunk may be the whole body: look at the next read
-    // before sending, so that the response leaves as one command with its
-    // header section and end. Streams may reuse a chunk's memory for the
-    // next read, hence the copy.
-    if (chunk.length <= SMALL_BODY && trailers === undefined) {
-      chunk = chunk.slice();
-      const next = reader.read();
-      const peeked = Bun.peek(next);
-      if (peeked !== next && (peeked as ReadableStreamReadResult<unknown>).done) {
-        L.h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, END);
-        return;
-      }
-      L.h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, 0);
-      st.inflight += chunk.length;
+    const chunk = toBytes(first.value);
+    if (chunk.length > SMALL_BODY || trailers !== undefined) {
+      this.start(st, status, head, chunk);
+      return reader.read().then((r) => this.pump(st, reader, r, trailers));
+    }
+    // A small first chunk may be the whole body: if the next read says so
+    // at once, the response leaves as one command with its header section
+    // and end.
+    const next = reader.read();
+    if (Bun.peek.status(next) === "fulfilled")
+      return this.sendRest(st, status, head, chunk, reader, Bun.peek(next) as ReadableStreamReadResult<unknown>);
+    if (!ownStream) {
+      // A stream of the handler's may take its time: send what is there.
+      this.start(st, status, head, chunk);
       return next.then((r) => this.pump(st, reader, r, undefined));
     }
-    L.h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, 0);
+    // Bun's own stream ends within a microtask: wait for it. Streams may
+    // reuse a chunk's memory for the next read, hence the copy.
+    const held = chunk.slice();
+    return next.then((r) => this.sendRest(st, status, head, held, reader, r));
+  }
+
+  // The response's header section and first body chunk, not the end.
+  private start(st: Stream, status: number, head: Uint8Array, chunk: Uint8Array): void {
+    this.cmd().h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, 0);
     st.inflight += chunk.length;
-    return reader.read().then((r) => this.pump(st, reader, r, trailers));
+  }
+
+  // Sends the first chunk, with the end when r (the next read) is done.
+  private sendRest(
+    st: Stream,
+    status: number,
+    head: Uint8Array,
+    chunk: Uint8Array,
+    reader: ReadableStreamDefaultReader<unknown>,
+    r: ReadableStreamReadResult<unknown>,
+  ): Promise<void> | void {
+    if (st.closed || this.freed) {
+      if (!r.done) reader.cancel().catch(() => {});
+      return;
+    }
+    if (r.done) {
+      this.cmd().h3q_host_respond(this.host, st.id, status, head, head.length, chunk, chunk.length, END);
+      return;
+    }
+    this.start(st, status, head, chunk);
+    return this.pump(st, reader, r, undefined);
   }
 
   // Writes the rest of a body, waiting whenever more than writeWindow
@@ -795,14 +885,14 @@ class HostServer implements Server {
       }
       chunk = toBytes(r.value);
       if (chunk.length) {
-        L.h3q_host_write(this.host, st.id, chunk, chunk.length, 0);
+        this.cmd().h3q_host_write(this.host, st.id, chunk, chunk.length, 0);
         st.inflight += chunk.length;
       }
       if (st.inflight > this.writeWindow) await new Promise<void>((w) => (st.waiter = w));
       r = await reader.read();
     }
     if (st.closed || this.freed) return;
-    if (trailers === undefined) L.h3q_host_write(this.host, st.id, null, 0, END);
+    if (trailers === undefined) this.cmd().h3q_host_write(this.host, st.id, null, 0, END);
     else await this.sendTrailers(st, trailers);
   }
 
@@ -810,7 +900,7 @@ class HostServer implements Server {
     const init = typeof source === "function" ? await source() : source;
     if (st.closed || this.freed) return;
     const blob = fieldsBlob(new Headers(init) as unknown as Iterable<[string, string]>);
-    if (blob.length === 0) this.L.h3q_host_write(this.host, st.id, null, 0, END);
-    else this.L.h3q_host_trailers(this.host, st.id, blob, blob.length);
+    if (blob.length === 0) this.cmd().h3q_host_write(this.host, st.id, null, 0, END);
+    else this.cmd().h3q_host_trailers(this.host, st.id, blob, blob.length);
   }
 }

@@ -103,6 +103,26 @@ beforeAll(() => {
         await Bun.sleep(5);
         throw new Error("late rejection (expected by the test)");
       },
+      "/body-error": () =>
+        new Response(
+          new ReadableStream({
+            start(c) {
+              c.error(new Error("body error at once (expected by the test)"));
+            },
+          }),
+        ),
+      "/body-error-late": () =>
+        new Response(
+          new ReadableStream({
+            start(c) {
+              c.enqueue(new TextEncoder().encode("first part"));
+            },
+            async pull(c) {
+              await Bun.sleep(5);
+              c.error(new Error("body error later (expected by the test)"));
+            },
+          }),
+        ),
       "/file": () => new Response(Bun.file(bigFile)),
       "/bytes": () => new Response(new Uint8Array([1, 2, 3, 4])),
       "/generator": () =>
@@ -274,6 +294,27 @@ describe("errors", () => {
       console.error = orig;
     }
     expect(errors.length).toBe(3);
+  });
+
+  test("a body stream that fails resets the stream; the server keeps serving", async () => {
+    const errors: unknown[] = [];
+    const orig = console.error;
+    console.error = (...a: unknown[]) => errors.push(a);
+    try {
+      const r = await client([`${base}/body-error`, `${base}/body-error-late`, `${base}/hello`]);
+      const [now, late, hello] = r.results;
+      expect(now.error).not.toBeNull();
+      expect(late.error).not.toBeNull();
+      expect(hello.status).toBe(200);
+    } finally {
+      console.error = orig;
+    }
+    expect(errors.length).toBe(2);
+    // The stream's own error is what gets reported.
+    const logged = errors.map(String).join("\n");
+    expect(logged).toContain("response body failed");
+    expect(logged).toContain("body error at once");
+    expect(logged).toContain("body error later");
   });
 
   test("an error handler replaces the 500", async () => {
