@@ -86,7 +86,8 @@ uint8_t cid_first_octet(const cid_layout *l) {
   /* The low 5 bits self-describe the length after the first octet (the
    * draft's "Length Self-Description"), which it requires of unroutable
    * CIDs and allows for the others. */
-  return (uint8_t)(l->config_id << 5 | (l->len - 1));
+  return (uint8_t)(((unsigned)l->config_id << 5) |
+                   (unsigned)((l->len - 1) & 0x1fu));
 }
 
 void cid_encode(const cid_layout *l, uint8_t identity, const uint8_t *entropy,
