@@ -518,13 +518,14 @@ H3Q_EXTERN uint16_t h3q_server_port(const h3q_server *srv);
 
 /* Runs the event loop on the calling thread until h3q_server_stop() is
  * called, then closes all connections (CONNECTION_CLOSE with H3_NO_ERROR)
- * and returns 0. With workers > 1 it first starts workers - 1 threads (they
- * block every signal, so signals reach the threads they reached before),
- * runs worker 0 on the calling thread, and returns once every worker has
- * drained and its thread has been joined. Returns H3Q_ESTATE if already
- * running (also when started with h3q_server_start), H3Q_EIO if an event
- * loop fails or a thread cannot be started (the other workers are stopped
- * then). */
+ * and the UDP socket (each worker's as soon as its own loop ends, so other
+ * servers of the port get its datagrams) and returns 0. With workers > 1 it
+ * first starts workers - 1 threads (they block every signal, so signals reach
+ * the threads they reached before), runs worker 0 on the calling thread, and
+ * returns once every worker has drained and its thread has been joined. Returns
+ * H3Q_ESTATE if already running (also when started with h3q_server_start),
+ * H3Q_EIO if an event loop fails or a thread cannot be started (the other
+ * workers are stopped then). */
 H3Q_EXTERN int h3q_server_run(h3q_server *srv);
 
 /* Workers (h3q_config.workers = N > 1): N event loops on N threads of one

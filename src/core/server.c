@@ -333,6 +333,9 @@ void server_loop_begin(server_worker *w) {
 void server_loop_end(server_worker *w) {
   w->ep.lo->timer_stop(w->tick);
   close_all(w);
+  /* Other workers (or a new process) may still serve the port: leave it
+   * to them rather than hold datagrams no loop reads. */
+  endpoint_stop_receiving(&w->ep);
   atomic_store(&w->loop_ended, true);
 }
 

@@ -162,8 +162,6 @@ static void start_app(conn *c) {
     LOG_WARN("conn %llu: cannot start the application",
              (unsigned long long)c->number);
     conn_close(c, app->internal_error);
-  } else if (c->going_away) {
-    conn_close(c, app->no_error);
   }
 }
 
@@ -241,6 +239,12 @@ void conn_process(conn *c) {
     start_app(c);
   if (c->app && !quiche_conn_is_closed(c->q))
     c->ep->app->process(c->app);
+  if (c->app && c->going_away) {
+    /* A goaway asked mid-handshake, after the first round: requests that
+     * arrived with the handshake are served, later ones go elsewhere. */
+    c->going_away = false;
+    c->ep->app->goaway(c->app, c->goaway_deadline_ns);
+  }
   conn_path_events(c);
   conn_send_packets(c);
   if (quiche_conn_is_closed(c->q)) {
@@ -256,8 +260,12 @@ void conn_goaway(conn *c, uint64_t deadline_ns) {
     c->ep->app->goaway(c->app, deadline_ns);
     return;
   }
+  /* Mid-handshake (a server told to stop while a client connects): an
+   * immediate close would fail the client's first requests without a
+   * word; once the session exists it serves what came with the handshake
+   * and GOAWAY tells the client to take the rest elsewhere. */
   c->going_away = true;
-  conn_close(c, c->ep->app->no_error);
+  c->goaway_deadline_ns = deadline_ns;
 }
 
 void conn_close(conn *c, uint64_t app_error) {

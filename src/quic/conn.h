@@ -72,7 +72,10 @@ struct conn {
   uint64_t left_at_ns[CONN_LEFT_PORTS];
   unsigned left_next;
   loop_timer *timer;
-  bool going_away; /* goaway asked before the session started */
+  /* Goaway asked before the session started (mid-handshake): the session
+   * gets it, with this deadline, after its first round. */
+  bool going_away;
+  uint64_t goaway_deadline_ns;
   /* Counts the times quiche was asked for packets: bytes given to quiche
    * since the last change are certainly still unsent. */
   uint64_t send_generation;
@@ -171,7 +174,8 @@ void conn_mark_dirty(conn *c);
 void conn_process(conn *c);
 
 /* Asks the application to close gracefully by deadline_ns; before it
- * started, closes at once. */
+ * started, right after its first round (so a client whose handshake was
+ * under way gets the requests it sent with it served, and GOAWAY). */
 void conn_goaway(conn *c, uint64_t deadline_ns);
 
 /* Starts closing: CONNECTION_CLOSE with an application error code (the

@@ -298,16 +298,16 @@ static bool steer_elsewhere(quic_endpoint *ep, const packet_header *h,
   bool opening = h->type == QUIC_TYPE_INITIAL || h->type == QUIC_TYPE_ZERO_RTT;
   if (ep->rx_handed_in || (opening && initial_known(ep, h)))
     return false;
-  handoff_result r;
   uint8_t id = h->dcid_len > ep->cid_identity_offset
                    ? h->dcid[ep->cid_identity_offset]
                    : endpoint_identity(ep);
-  if (opening && !ep->accepting)
-    r = handoff_send_to_live(ep, buf, len, from, from_len);
-  else if (may_be_ours(ep, h, opening) && id != endpoint_identity(ep))
+  handoff_result r = HANDOFF_NO_OWNER;
+  /* A CID another endpoint issued goes there, draining or not; only what
+   * opens a new connection goes to a live one while we drain. */
+  if (may_be_ours(ep, h, opening) && id != endpoint_identity(ep))
     r = handoff_send(ep, id, buf, len, from, from_len);
-  else
-    return false;
+  if (r == HANDOFF_NO_OWNER && opening && !ep->accepting)
+    r = handoff_send_to_live(ep, buf, len, from, from_len);
   if (r == HANDOFF_DROPPED)
     endpoint_count_drop(ep, H3Q_DROP_HANDOFF);
   return r != HANDOFF_NO_OWNER;
@@ -517,6 +517,16 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
     LOG_WARN("udp: no IP_PKTINFO: answers from a wildcard bind may leave "
              "from another address than the client wrote to");
   return H3Q_OK;
+}
+
+void endpoint_stop_receiving(quic_endpoint *ep) {
+  if (ep->fd < 0)
+    return;
+  if (ep->loop)
+    ep->lo->unwatch(ep->loop, ep->fd);
+  ep->tx_blocked = false;
+  close(ep->fd);
+  ep->fd = -1;
 }
 
 void endpoint_free(quic_endpoint *ep) {

@@ -117,6 +117,13 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
  * open connections keep the TLS context they started with. Takes qcfg. */
 void endpoint_swap_qconfig(quic_endpoint *ep, quiche_config *qcfg);
 
+/* Closes the UDP socket (after the last sends): the port's other sockets
+ * get what the kernel would have given this one. For an endpoint whose
+ * loop ended while others of the port still run (a worker that drained
+ * before the others): an open socket nobody reads would swallow the
+ * datagrams hashed to it. */
+void endpoint_stop_receiving(quic_endpoint *ep);
+
 /* Destroys every connection, closes the socket, frees the tables. */
 void endpoint_free(quic_endpoint *ep);
 
