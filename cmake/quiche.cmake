@@ -20,11 +20,16 @@ set(QUICHE_TARGET_DIR ${QUICHE_CRATE}/target)
 set(QUICHE_LIB ${QUICHE_TARGET_DIR}/release/libh3q_quiche.a)
 set(QUICHE_INCLUDE ${QUICHE_TARGET_DIR}/include)
 
+# h3q's patches to quiche (deps/quiche/patches/README.md); a new or changed
+# patch rebuilds quiche.
+file(GLOB QUICHE_PATCHES CONFIGURE_DEPENDS ${QUICHE_CRATE}/patches/*.patch)
+
 add_custom_command(
   OUTPUT ${QUICHE_LIB} ${QUICHE_INCLUDE}/quiche.h
   COMMAND ${PROJECT_SOURCE_DIR}/scripts/build-quiche.sh
   DEPENDS ${QUICHE_CRATE}/Cargo.toml ${QUICHE_CRATE}/Cargo.lock
           ${QUICHE_CRATE}/src/lib.rs ${PROJECT_SOURCE_DIR}/scripts/build-quiche.sh
+          ${PROJECT_SOURCE_DIR}/scripts/quiche-source.sh ${QUICHE_PATCHES}
   COMMENT "Building quiche and the h3q shim with cargo (first time: several minutes)"
   VERBATIM)
 add_custom_target(quiche_build DEPENDS ${QUICHE_LIB} ${QUICHE_INCLUDE}/quiche.h)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds deps/quiche (quiche + h3q shim) into one static archive and puts
-# quiche's own quiche.h next to it. Uses the committed Cargo.lock (--locked).
+# quiche's own quiche.h next to it. quiche is the published crate with
+# h3q's patches applied (scripts/quiche-source.sh). Uses the committed Cargo.lock (--locked).
 set -euo pipefail
 crate="$(cd "$(dirname "$0")/../deps/quiche" && pwd)"
+"$(dirname "$0")/quiche-source.sh"
 cd "$crate"
 cargo build --release --locked
 manifest=$(cargo metadata --format-version 1 --locked |
