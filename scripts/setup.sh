@@ -15,7 +15,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 what="${1:-build}"
 
 build_pkgs=(build-essential cmake pkg-config libev-dev libsodium-dev clang libclang-dev
-            openssl python3 python3-venv git)
+            openssl python3 python3-venv git patch curl ca-certificates)  # patch, curl: scripts/quiche-source.sh
 test_pkgs=(ngtcp2-client ngtcp2-server clang-format libclang-rt-14-dev chromium)
 fuzz_pkgs=(build-essential cmake clang libclang-rt-14-dev)
 bench_pkgs=(ngtcp2-server util-linux strace)  # util-linux: taskset; strace: req_cost.py --strace
