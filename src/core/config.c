@@ -3,12 +3,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "quic/cid.h"
+#include "util/errmsg.h"
 
 void h3q_config_init(h3q_config *cfg) {
   if (!cfg)
@@ -58,18 +58,8 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->workers = 1;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return H3Q_ECONFIG;
-}
+/* Every failed check names the field and returns H3Q_ECONFIG. */
+#define fail(err, errlen, ...) errmsg_set(H3Q_ECONFIG, err, errlen, __VA_ARGS__)
 
 /* Encodes "h3,foo" as the length-prefixed wire list; returns its length or
  * 0 when an entry is empty, longer than 255, or the list does not fit. */
