@@ -179,6 +179,7 @@ static bool has_valid_new_token(quic_endpoint *ep, const packet_header *h,
     return false;
   }
   ep->stats->new_tokens_accepted++;
+  LOG_DEBUG("initial: NEW_TOKEN token accepted, no Retry");
   return true;
 }
 
