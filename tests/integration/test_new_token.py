@@ -299,6 +299,42 @@ def test_token_from_another_address_gets_retry(servers):
     assert (c["accepted"], c["retries"]) == (1, 2), c
 
 
+def _half_open(server) -> socket.socket:
+    """A client that sends its Initial and nothing more: the server keeps a
+    handshake from an unvalidated address in progress."""
+    cfg = QuicConfiguration(is_client=True, alpn_protocols=["h3"])
+    cfg.verify_mode = ssl.CERT_NONE
+    quic = QuicConnection(configuration=cfg)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    addr = (server.host, server.port)
+    quic.connect(addr, now=time.monotonic())
+    for data, _ in quic.datagrams_to_send(now=time.monotonic()):
+        sock.sendto(data, addr)
+    return sock
+
+
+@pytest.mark.timeout(scaled(120))
+def test_valid_token_skips_retry_under_load(servers):
+    """--retry-auto 1: one handshake from an unvalidated address in progress
+    puts the server under load; a new client then gets a Retry, unless it
+    presents a NEW_TOKEN token."""
+    s = _start(servers, "--retry-auto", "1")
+    h = _handshake(s)
+    assert not h.first_retry and h.completed and len(h.tokens) == 1, h
+    with _half_open(s):
+        m = lambda: metrics(s.metrics_port)  # noqa: E731
+        deadline = time.monotonic() + scaled(10)
+        while value(m(), "h3q_handshakes_unvalidated") < 1:
+            assert time.monotonic() < deadline, "the half-open handshake was not counted"
+            time.sleep(0.05)
+        assert _handshake(s).first_retry, "no Retry under load"
+        with_token = _handshake(s, token=h.tokens[0])
+        assert not with_token.first_retry and with_token.completed, with_token
+    c = _counters(s)
+    assert c["accepted"] == 1, c
+
+
 def _new_token_frames_sent(qlog_dir) -> int:
     n = 0
     for path in glob.glob(os.path.join(qlog_dir, "*.sqlog")):
