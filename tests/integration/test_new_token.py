@@ -76,7 +76,7 @@ class Visit:
     body: bytes
     retries: int  # Retry packets aioquic accepted
     packet_types: list[str]
-    tokens: list[bytes] = field(default_factory=list)  # from NEW_TOKEN frames
+    tokens: list[bytes] = field(default_factory=list)  # distinct, from NEW_TOKEN frames
 
 
 def _packet_types(logger: QuicLogger) -> list[str]:
@@ -96,7 +96,10 @@ async def _visit_async(server, token: bytes, token_wait: float) -> Visit:
         while not tokens and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         retries = c.quic._retry_count
-    return Visit(r.status, r.body, retries, _packet_types(logger), tokens)
+    # A NEW_TOKEN frame is sent again when its packet is thought lost (a
+    # PTO on a busy machine), so the same token may arrive more than once.
+    unique = list(dict.fromkeys(tokens))
+    return Visit(r.status, r.body, retries, _packet_types(logger), unique)
 
 
 def _visit(server, token: bytes = b"", token_wait: float = 5.0) -> Visit:
