@@ -140,7 +140,7 @@ static const opt_def opts[] = {
      OPT_FIELD, CFG(retry_auto_threshold)},
     {"new-token-lifetime", "SECONDS",
      "NEW_TOKEN tokens: returning clients skip the Retry\n"
-     "                           (86400; 0 sends none)",
+     "                           (86400; 0 none sent or accepted)",
      OPT_FIELD, CFG(new_token_lifetime)},
     {"client-ca", "FILE",
      "PEM CAs for client certificates (asks clients for one)", OPT_FIELD,
