@@ -32,7 +32,7 @@ from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted
 from aioquic.quic.logger import QuicLogger
 
 from aioquic_client import H3Client, run
-from harness import scaled
+from harness import SERVER_EXTRA_ARGS, scaled
 from test_operations import metrics, metrics_port, value
 from test_quicgo import assert_text, quicgo, run_quicgo  # noqa: F401 (fixture)
 
@@ -322,6 +322,8 @@ def test_valid_token_skips_retry_under_load(servers):
     """--retry-auto 1: one handshake from an unvalidated address in progress
     puts the server under load; a new client then gets a Retry, unless it
     presents a NEW_TOKEN token."""
+    if "--workers" in SERVER_EXTRA_ARGS:
+        pytest.skip("load is counted per worker: the half-open handshake may be on the other one")
     s = _start(servers, "--retry-auto", "1")
     h = _handshake(s)
     assert not h.first_retry and h.completed and len(h.tokens) == 1, h
