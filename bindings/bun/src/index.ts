@@ -157,13 +157,21 @@ const FORM_TYPE = /form/i;
  * before it checks the content type and refuses the body; a stream of the
  * handler's it leaves as it was, unlocked and unread. So a body locked
  * after formData() is Bun's own, and blob() then returns its Blob at once
- * (a file's has its path in name). Measured on Bun 1.4.4, about 3 µs;
+ * (a file's has its path in name). Measured on Bun 1.4.4: about 1.5 µs
+ * of CPU against 15 µs for reading a file body through its stream;
  * bun.package's tests check each kind of body. */
 function ownBlob(res: Response, body: ReadableStream): Blob | Promise<Blob> | null {
   if (body.locked) return null;
   const type = res.headers.get("content-type");
   if (type !== null && FORM_TYPE.test(type)) return null; // formData() would read it
-  res.formData().catch(ignore);
+  // The refusal is an Error: without a stack trace it costs half as much.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    res.formData().catch(ignore);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
   if (!body.locked) return null;
   const p = res.blob();
   return Bun.peek.status(p) === "fulfilled" ? (Bun.peek(p) as Blob) : p;
