@@ -122,7 +122,8 @@ struct h3q_host {
   bool corked;       /* h3q_host_cork: commands wait for the uncork */
   atomic_bool stopped;
 
-  uint8_t *scratch; /* heads and trailers being built; loop thread only */
+  host_file_cache *files; /* descriptors of respond_file bodies */
+  uint8_t *scratch;       /* heads and trailers being built; loop thread only */
   size_t scratch_cap;
   u64map streams;  /* id -> host_stream; loop thread only */
   u64map sessions; /* id -> host_wt (WebTransport); loop thread only */
@@ -1046,7 +1047,7 @@ int h3q_host_respond_file(h3q_host *host, uint32_t id, int status,
   if (atomic_load(&host->stopped))
     return H3Q_ESTATE;
   host_file *f;
-  int rc = host_file_open(path, expect_size, &f);
+  int rc = host_file_open(host->files, path, expect_size, &f);
   if (rc != H3Q_OK)
     return rc;
   host_cmd *c = new_cmd(CMD_FILE, id, head, head_len, NULL, 0);
@@ -1155,8 +1156,11 @@ int h3q_host_new(const h3q_config *cfg, size_t body_window, size_t max_events,
    * embeddable backend; the copy shares cfg's strings for the call only. */
   h3q_config own = *cfg;
   own.loop_backend = H3Q_LOOP_EPOLL;
-  int rc = h3q_server_new(&own, &host->srv, err, errlen);
+  host->files = host_file_cache_new();
+  int rc =
+      host->files ? h3q_server_new(&own, &host->srv, err, errlen) : H3Q_ENOMEM;
   if (rc != H3Q_OK) {
+    host_file_cache_free(host->files);
     free_fds(host);
     free(host);
     return rc;
@@ -1293,6 +1297,7 @@ void h3q_host_free(h3q_host *host) {
   free_cmds(host->cmd_head);
   queue_free(&host->pending);
   queue_free(&host->batch);
+  host_file_cache_free(host->files); /* after every file let go */
   free(host->scratch);
   pthread_mutex_destroy(&host->ev_lock);
   pthread_cond_destroy(&host->ev_cond);

@@ -109,9 +109,26 @@ static void test_respond_file(const char *dir, const char *cert,
   CHECK(open_fds() == before);
   CHECK(h3q_host_respond_file(host, 1, 200, no_head, 0, path, 12) == H3Q_OK);
   CHECK(open_fds() == before + 1);
-  h3q_host_free(host); /* never ran: the queued command's file is closed */
-  CHECK(open_fds() == baseline);
+  /* The same unchanged file again: its descriptor is shared. */
+  CHECK(h3q_host_respond_file(host, 2, 200, no_head, 0, path, -1) == H3Q_OK);
+  CHECK(open_fds() == before + 1);
+  /* Rewritten (another size): opened anew; the queued commands keep the
+   * old descriptor. */
+  f = fopen(path, "w");
+  CHECK(f != NULL);
+  fputs("fourteen bytes", f);
+  fclose(f);
+  CHECK(h3q_host_respond_file(host, 3, 200, no_head, 0, path, 12) ==
+        H3Q_EINVAL);
+  CHECK(h3q_host_respond_file(host, 3, 200, no_head, 0, path, 14) == H3Q_OK);
+  CHECK(open_fds() == before + 2);
+  /* Deleted: refused, and the cache lets go (command 3 still holds it). */
   unlink(path);
+  CHECK(h3q_host_respond_file(host, 4, 200, no_head, 0, path, -1) ==
+        H3Q_ENOTFOUND);
+  CHECK(open_fds() == before + 2);
+  h3q_host_free(host); /* never ran: the queued commands' files are closed */
+  CHECK(open_fds() == baseline);
 }
 
 static void test_start_stop(const char *cert, const char *key, bool graceful) {
