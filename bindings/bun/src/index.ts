@@ -169,6 +169,8 @@ function ownBlob(res: Response, body: ReadableStream): Blob | Promise<Blob> | nu
   Error.stackTraceLimit = 0;
   try {
     res.formData().catch(ignore);
+  } catch {
+    return null; // not expected: then the body is read as a stream
   } finally {
     Error.stackTraceLimit = limit;
   }
