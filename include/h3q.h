@@ -1590,6 +1590,29 @@ H3Q_EXTERN int h3q_host_respond(h3q_host *host, uint32_t id, int status,
                                 const uint8_t *head, size_t head_len,
                                 const uint8_t *body, size_t body_len,
                                 int flags);
+
+/* Responds with status, the header fields head (as for h3q_host_respond)
+ * and the regular file at path (NUL-terminated; relative paths are
+ * relative to the working directory) as the whole body, then ends the
+ * response. The file is opened here, on the calling thread:
+ * content-length is the size of the open descriptor (fstat; a
+ * content-length in head is dropped), and the bytes sent are read from
+ * that descriptor on the loop thread. Descriptors of recent files (at
+ * most 64) stay open and are reused while a fresh stat of path shows the
+ * same unchanged file (device, inode, size, mtime, ctime): one stat
+ * instead of open, fstat and close. HEAD requests, 204 and 304 get no body
+ * (and 204/304 no content-length). expect_size >= 0: the file must be
+ * that large (a host holding a slice of a file learns that it is not the
+ * whole file); -1: any size. path is copied (it need not outlive the
+ * call); the library owns and closes the descriptor. A file that shrinks
+ * while it is sent resets the stream. Errors: H3Q_EINVAL (as for
+ * h3q_host_respond, NULL path, not a regular file, or not expect_size
+ * bytes), H3Q_ENOTFOUND (no such file), H3Q_EFORBIDDEN (no permission),
+ * H3Q_EIO, H3Q_ESTATE (the server has stopped), H3Q_ENOMEM; after an
+ * error nothing was queued and the host still answers the request. */
+H3Q_EXTERN int h3q_host_respond_file(h3q_host *host, uint32_t id, int status,
+                                     const uint8_t *head, size_t head_len,
+                                     const char *path, int64_t expect_size);
 H3Q_EXTERN int h3q_host_write(h3q_host *host, uint32_t id, const uint8_t *body,
                               size_t len, int flags);
 H3Q_EXTERN int h3q_host_trailers(h3q_host *host, uint32_t id,
