@@ -321,15 +321,14 @@ static void log_final_stats(const conn *c) {
   LOG_DEBUG("conn %llu: closed: packets sent %zu, received %zu, lost %zu, "
             "retransmitted %zu, PTOs %zu; bytes sent %llu; blocked by flow "
             "control %llu (connection), %llu (streams); cwnd %zu, slow "
-            "start exit cwnd %llu; rtt %llu us (min %llu, max %llu)",
+            "start exit cwnd %llu; rtt %llu us (min %llu)",
             (unsigned long long)c->number, st.sent, st.recv, st.lost,
             st.retrans, ps.total_pto_count, (unsigned long long)st.sent_bytes,
             (unsigned long long)st.data_blocked_sent_count,
             (unsigned long long)st.stream_data_blocked_sent_count, ps.cwnd,
             (unsigned long long)ps.startup_exit_cwnd,
             (unsigned long long)(ps.rtt / 1000u),
-            (unsigned long long)(ps.min_rtt / 1000u),
-            (unsigned long long)(ps.max_rtt / 1000u));
+            (unsigned long long)(ps.min_rtt / 1000u));
 }
 
 void conn_destroy(conn *c) {
