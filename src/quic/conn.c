@@ -311,9 +311,32 @@ h3q_close_reason conn_close_reason(const conn *c) {
   return H3Q_CLOSE_OTHER;
 }
 
+/* What the transport saw over the connection's life: where a slow
+ * transfer lost its time (losses, a small window, a long RTT). */
+static void log_final_stats(const conn *c) {
+  if ((int)H3Q_LOG_DEBUG > log_runtime_level)
+    return;
+  quiche_stats st;
+  quiche_conn_stats(c->q, &st);
+  quiche_path_stats ps;
+  memset(&ps, 0, sizeof ps);
+  quiche_conn_path_stats(c->q, 0, &ps);
+  LOG_DEBUG("conn %llu: closed: packets sent %zu, received %zu, lost %zu, "
+            "retransmitted %zu, PTOs %zu; bytes sent %llu; blocked by flow "
+            "control %llu (connection), %llu (streams); cwnd %zu, slow "
+            "start exit cwnd %llu; rtt %llu us (min %llu)",
+            (unsigned long long)c->number, st.sent, st.recv, st.lost,
+            st.retrans, ps.total_pto_count, (unsigned long long)st.sent_bytes,
+            (unsigned long long)st.data_blocked_sent_count,
+            (unsigned long long)st.stream_data_blocked_sent_count, ps.cwnd,
+            (unsigned long long)ps.startup_exit_cwnd,
+            (unsigned long long)(ps.rtt / 1000u),
+            (unsigned long long)(ps.min_rtt / 1000u));
+}
+
 void conn_destroy(conn *c) {
   quic_endpoint *ep = c->ep;
-  LOG_DEBUG("conn %llu: closed", (unsigned long long)c->number);
+  log_final_stats(c);
   /* The session first: handlers may still look at their requests. */
   if (c->app)
     ep->app->destroy(c->app);
