@@ -311,8 +311,8 @@ typedef struct h3q_config {
    * a token creates a connection, so a flood of spoofed Initials costs no
    * per-connection state. An Initial with an invalid or expired token is
    * dropped (RFC 9000 §8.1.2 allows this instead of an INVALID_TOKEN
-   * close). quiche 0.30 cannot send NEW_TOKEN frames, so returning
-   * clients are validated by a Retry again. */
+   * close). A client that returns with a token from a NEW_TOKEN frame
+   * (see new_token_lifetime) gets no Retry. */
   bool enable_retry; /* false */
   /* Address validation under load: without enable_retry, a new connection
    * still gets a Retry first while this many handshakes from unvalidated
@@ -333,6 +333,18 @@ typedef struct h3q_config {
    * handshakes and the Retries sent because of load. 0 = never (only
    * enable_retry); at most 1000000. */
   size_t retry_auto_threshold; /* 128 */
+  /* NEW_TOKEN (RFC 9000 §8.1.3): once its handshake is confirmed, every
+   * connection gets one token in a NEW_TOKEN frame, sealed like a Retry
+   * token but bound to the client's IP address only (not its port) and
+   * good for this many seconds. A later connection from that address
+   * whose Initial carries it counts as address-validated: no Retry, with
+   * enable_retry or under load, and no amplification limit of h3q's own.
+   * A NEW_TOKEN token that does not verify (forged, expired, another
+   * address or secret) is ignored, never refused: the client gets a Retry
+   * when one is in force and is served otherwise. Servers sharing the
+   * secret accept each other's tokens. 0 = none sent or accepted; at
+   * most 2592000 (30 days). */
+  uint64_t new_token_lifetime; /* 86400 */
 
   /* The server secret: at least 32 bytes (secret/secret_len; copied), or
    * a file holding them (secret_file, read at h3q_server_new; at most
@@ -886,6 +898,11 @@ typedef struct h3q_server_stats {
    * that way (not counted in udp_datagrams_received). */
   uint64_t packets_handed_off;
   uint64_t packets_handed_in;
+  /* NEW_TOKEN (h3q_config.new_token_lifetime): tokens queued in a
+   * NEW_TOKEN frame, one per connection; and new connections whose
+   * Initial carried a valid one (accepted without a Retry). */
+  uint64_t new_tokens_sent;
+  uint64_t new_tokens_accepted;
 } h3q_server_stats;
 
 /* Copies the counters into *out: min(size, sizeof(h3q_server_stats))

@@ -37,7 +37,7 @@ static void set_qlog(conn *c) {
 }
 
 static conn *conn_create(quic_endpoint *ep, const uint8_t *scid,
-                         const uint8_t *odcid, size_t odcid_len,
+                         const uint8_t *odcid, size_t odcid_len, bool validated,
                          const struct sockaddr *peer, socklen_t peer_len) {
   conn *c = calloc(1, sizeof *c);
   if (!c)
@@ -48,8 +48,9 @@ static conn *conn_create(quic_endpoint *ep, const uint8_t *scid,
   conn_path_init(c, peer, peer_len);
   c->number = ep->next_conn_number;
   ep->next_conn_number += ep->conn_number_step;
-  /* A valid Retry token proves the client owns its address: no 3x limit. */
-  c->addr_validated = odcid != NULL;
+  /* A valid Retry or NEW_TOKEN token proves the client owns its address:
+   * no 3x limit. */
+  c->addr_validated = validated;
   /* quiche copies the config's token into this connection's transport
    * parameters at accept, so setting it per connection is safe. */
   uint8_t token[RESET_TOKEN_LEN];
@@ -87,7 +88,7 @@ static conn *conn_create(quic_endpoint *ep, const uint8_t *scid,
 }
 
 conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
-                  size_t odcid_len, const struct sockaddr *peer,
+                  size_t odcid_len, bool validated, const struct sockaddr *peer,
                   socklen_t peer_len) {
   /* max_connections counts every worker's connections: the slot is taken
    * before the connection exists, so two workers cannot both take the
@@ -97,7 +98,7 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
     atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
     return NULL;
   }
-  conn *c = conn_create(ep, scid, odcid, odcid_len, peer, peer_len);
+  conn *c = conn_create(ep, scid, odcid, odcid_len, validated, peer, peer_len);
   if (!c)
     atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
   return c;
@@ -228,8 +229,10 @@ void conn_check_validated(conn *c) {
 void conn_process(conn *c) {
   conn_check_validated(c);
   if (!quiche_conn_is_closed(c->q) && check_tls(c) &&
-      quiche_conn_is_established(c->q))
+      quiche_conn_is_established(c->q)) {
     conn_update_scids(c);
+    conn_send_new_token(c);
+  }
   /* With client certificates required, nothing runs before the handshake
    * proved one (no 0-RTT requests). */
   bool early =
