@@ -1,7 +1,8 @@
-/* quiche's send queue after a late ACK (deps/quiche/patches/0001-*): a
- * stream whose bytes were queued for retransmission by a probe timeout,
- * and then acked in their original packets before all of them were resent,
- * must not keep other streams from being sent.
+/* quiche's send queue after a late ACK
+ * (deps/quiche/patches/20-stale-flushable-stream.patch): a stream whose
+ * bytes were queued for retransmission by a probe timeout, and then acked
+ * in their original packets before all of them were resent, must not keep
+ * other streams from being sent.
  *
  * A real quiche client and server pass packets through memory (no sockets);
  * the server's packets are held back and handed over late, after its probe
