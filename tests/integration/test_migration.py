@@ -77,6 +77,16 @@ def test_rebinding_with_loss(server):
     assert counters["down"]["lost"] > 0, desc
 
 
+def test_rebinding_bbr2(servers):
+    """The same with BBR2, whose recovery is quiche's other implementation
+    (gcongestion): 16 rebindings with loss."""
+    s = servers.start("--cc", "bbr2")
+    for seed in range(1, PEER_RUNS + 1):
+        res, counters, desc = download_through(
+            s, SIXTEEN, seed, ("--loss", 2, "--reorder", 10, "--reorder-ms", 1))
+        check_download(res, counters, desc, 16)
+
+
 def qlog_frames(qlog_dir, direction: str, frame_type: str) -> int:
     """Frames of frame_type in the packets sent or received (direction is
     'sent' or 'received') in every qlog (JSON-SEQ) under qlog_dir."""
