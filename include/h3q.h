@@ -311,8 +311,8 @@ typedef struct h3q_config {
    * a token creates a connection, so a flood of spoofed Initials costs no
    * per-connection state. An Initial with an invalid or expired token is
    * dropped (RFC 9000 §8.1.2 allows this instead of an INVALID_TOKEN
-   * close). quiche 0.30 cannot send NEW_TOKEN frames, so returning
-   * clients are validated by a Retry again. */
+   * close). A client that returns with a token from a NEW_TOKEN frame
+   * (see new_token_lifetime) gets no Retry. */
   bool enable_retry; /* false */
   /* Address validation under load: without enable_retry, a new connection
    * still gets a Retry first while this many handshakes from unvalidated
@@ -333,6 +333,18 @@ typedef struct h3q_config {
    * handshakes and the Retries sent because of load. 0 = never (only
    * enable_retry); at most 1000000. */
   size_t retry_auto_threshold; /* 128 */
+  /* NEW_TOKEN (RFC 9000 §8.1.3): once its handshake is confirmed, every
+   * connection gets one token in a NEW_TOKEN frame, sealed like a Retry
+   * token but bound to the client's IP address only (not its port) and
+   * good for this many seconds. A later connection from that address
+   * whose Initial carries it counts as address-validated: no Retry, with
+   * enable_retry or under load, and no amplification limit of h3q's own.
+   * A NEW_TOKEN token that does not verify (forged, expired, another
+   * address or secret) is ignored, never refused: the client gets a Retry
+   * when one is in force and is served otherwise. Servers sharing the
+   * secret accept each other's tokens. 0 = none sent or accepted; at
+   * most 2592000 (30 days). */
+  uint64_t new_token_lifetime; /* 86400 */
 
   /* The server secret: at least 32 bytes (secret/secret_len; copied), or
    * a file holding them (secret_file, read at h3q_server_new; at most
@@ -886,6 +898,11 @@ typedef struct h3q_server_stats {
    * that way (not counted in udp_datagrams_received). */
   uint64_t packets_handed_off;
   uint64_t packets_handed_in;
+  /* NEW_TOKEN (h3q_config.new_token_lifetime): tokens queued in a
+   * NEW_TOKEN frame, one per connection; and new connections whose
+   * Initial carried a valid one (accepted without a Retry). */
+  uint64_t new_tokens_sent;
+  uint64_t new_tokens_accepted;
 } h3q_server_stats;
 
 /* Copies the counters into *out: min(size, sizeof(h3q_server_stats))
@@ -1573,6 +1590,29 @@ H3Q_EXTERN int h3q_host_respond(h3q_host *host, uint32_t id, int status,
                                 const uint8_t *head, size_t head_len,
                                 const uint8_t *body, size_t body_len,
                                 int flags);
+
+/* Responds with status, the header fields head (as for h3q_host_respond)
+ * and the regular file at path (NUL-terminated; relative paths are
+ * relative to the working directory) as the whole body, then ends the
+ * response. The file is opened here, on the calling thread:
+ * content-length is the size of the open descriptor (fstat; a
+ * content-length in head is dropped), and the bytes sent are read from
+ * that descriptor on the loop thread. Descriptors of recent files (at
+ * most 64) stay open and are reused while a fresh stat of path shows the
+ * same unchanged file (device, inode, size, mtime, ctime): one stat
+ * instead of open, fstat and close. HEAD requests, 204 and 304 get no body
+ * (and 204/304 no content-length). expect_size >= 0: the file must be
+ * that large (a host holding a slice of a file learns that it is not the
+ * whole file); -1: any size. path is copied (it need not outlive the
+ * call); the library owns and closes the descriptor. A file that shrinks
+ * while it is sent resets the stream. Errors: H3Q_EINVAL (as for
+ * h3q_host_respond, NULL path, not a regular file, or not expect_size
+ * bytes), H3Q_ENOTFOUND (no such file), H3Q_EFORBIDDEN (no permission),
+ * H3Q_EIO, H3Q_ESTATE (the server has stopped), H3Q_ENOMEM; after an
+ * error nothing was queued and the host still answers the request. */
+H3Q_EXTERN int h3q_host_respond_file(h3q_host *host, uint32_t id, int status,
+                                     const uint8_t *head, size_t head_len,
+                                     const char *path, int64_t expect_size);
 H3Q_EXTERN int h3q_host_write(h3q_host *host, uint32_t id, const uint8_t *body,
                               size_t len, int flags);
 H3Q_EXTERN int h3q_host_trailers(h3q_host *host, uint32_t id,

@@ -138,6 +138,10 @@ static const opt_def opts[] = {
      "Retry first while N handshakes from unvalidated\n"
      "                           addresses are in progress (128; 0 never)",
      OPT_FIELD, CFG(retry_auto_threshold)},
+    {"new-token-lifetime", "SECONDS",
+     "NEW_TOKEN tokens: returning clients skip the Retry\n"
+     "                           (86400; 0 none sent or accepted)",
+     OPT_FIELD, CFG(new_token_lifetime)},
     {"client-ca", "FILE",
      "PEM CAs for client certificates (asks clients for one)", OPT_FIELD,
      CFG(client_ca_path)},

@@ -3,12 +3,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "quic/cid.h"
+#include "util/errmsg.h"
 
 void h3q_config_init(h3q_config *cfg) {
   if (!cfg)
@@ -35,6 +35,7 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->qpack_blocked_streams = 16;
   cfg->max_connections = 10000;
   cfg->retry_auto_threshold = 128;
+  cfg->new_token_lifetime = 86400;
   cfg->recv_batch = 32;
   cfg->max_active_requests_per_conn = 0;
   cfg->max_request_resets_per_sec = 200;
@@ -58,18 +59,8 @@ void h3q_config_init(h3q_config *cfg) {
   cfg->workers = 1;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return H3Q_ECONFIG;
-}
+/* Every failed check names the field and returns H3Q_ECONFIG. */
+#define fail(err, errlen, ...) errmsg_set(H3Q_ECONFIG, err, errlen, __VA_ARGS__)
 
 /* Encodes "h3,foo" as the length-prefixed wire list; returns its length or
  * 0 when an entry is empty, longer than 255, or the list does not fit. */
@@ -306,6 +297,7 @@ static int validate_dgram(const h3q_config *c, char *err, size_t errlen) {
 /* Handshakes in progress before Retry turns on: more than any
  * max_connections worth having on one endpoint. */
 #define RETRY_AUTO_MAX 1000000u
+#define NEW_TOKEN_LIFETIME_MAX 2592000u /* 30 days, in seconds */
 
 /* The server secret, client certificates and address validation. */
 static int validate_secrets_tls(const h3q_config *c, char *err, size_t errlen) {
@@ -327,6 +319,12 @@ static int validate_secrets_tls(const h3q_config *c, char *err, size_t errlen) {
     return fail(err, errlen,
                 "retry_auto_threshold: at most %u (0 = never; got %zu)",
                 RETRY_AUTO_MAX, c->retry_auto_threshold);
+  if (c->new_token_lifetime > NEW_TOKEN_LIFETIME_MAX)
+    return fail(err, errlen,
+                "new_token_lifetime: at most %u seconds (0 = no NEW_TOKEN; "
+                "got %llu)",
+                NEW_TOKEN_LIFETIME_MAX,
+                (unsigned long long)c->new_token_lifetime);
   return H3Q_OK;
 }
 

@@ -85,6 +85,7 @@ static const field_def fields[] = {
     FIELD(wt_max_streams_per_session, F_SIZE),
     FIELD(enable_retry, F_BOOL),
     FIELD(retry_auto_threshold, F_SIZE),
+    FIELD(new_token_lifetime, F_U64),
     FIELD(secret_file, F_STR),
     FIELD(client_ca_path, F_STR),
     FIELD(client_cert_required, F_BOOL),

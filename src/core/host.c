@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/host_file.h"
 #include "h3q.h"
 #include "util/u64map.h"
 
@@ -55,6 +57,7 @@ typedef struct event_queue {
 
 typedef enum cmd_kind {
   CMD_RESPOND,
+  CMD_FILE,
   CMD_WRITE,
   CMD_TRAILERS,
   CMD_RESET,
@@ -75,6 +78,7 @@ typedef struct host_cmd {
   size_t head_len; /* bytes[0..head_len): header or trailer fields */
   size_t body_len; /* bytes[head_len..): body */
   size_t off;      /* body bytes already written to the stream */
+  host_file *file; /* CMD_FILE: the body, owned until the command runs */
   uint8_t bytes[];
 } host_cmd;
 
@@ -85,6 +89,7 @@ typedef struct host_stream {
   h3q_response *res;
   host_cmd *out_head; /* body waiting for room on the stream */
   host_cmd *out_tail;
+  host_file *file;   /* the body being sent from a file (respond_file) */
   size_t unconsumed; /* request body delivered, not yet consumed */
   bool paused;       /* request body paused for backpressure */
   bool end_queued;   /* the host asked to end the response */
@@ -117,7 +122,8 @@ struct h3q_host {
   bool corked;       /* h3q_host_cork: commands wait for the uncork */
   atomic_bool stopped;
 
-  uint8_t *scratch; /* heads and trailers being built; loop thread only */
+  host_file_cache *files; /* descriptors of respond_file bodies */
+  uint8_t *scratch;       /* heads and trailers being built; loop thread only */
   size_t scratch_cap;
   u64map streams;  /* id -> host_stream; loop thread only */
   u64map sessions; /* id -> host_wt (WebTransport); loop thread only */
@@ -539,10 +545,15 @@ static uint8_t *request_head(h3q_host *host, const h3q_request *req,
   return head;
 }
 
+static void free_cmd(host_cmd *c) {
+  host_file_free(c->file);
+  free(c);
+}
+
 static void free_cmds(host_cmd *c) {
   while (c) {
     host_cmd *next = c->next;
-    free(c);
+    free_cmd(c);
     c = next;
   }
 }
@@ -550,12 +561,35 @@ static void free_cmds(host_cmd *c) {
 static void stream_reset(host_stream *st) {
   free_cmds(st->out_head);
   st->out_head = st->out_tail = NULL;
+  host_file_free(st->file);
+  st->file = NULL;
   h3q_response_reset(st->res, H3_INTERNAL_ERROR);
+}
+
+/* Sends the body file while the stream takes it, then ends the response.
+ * After end or reset the close callback may have freed st. */
+static void file_flush(host_stream *st) {
+  int rc = host_file_send(st->file, st->res);
+  if (rc == 0)
+    return; /* the writable callback calls us again */
+  host_file_free(st->file);
+  st->file = NULL;
+  if (rc < 0) {
+    stream_reset(st);
+    return;
+  }
+  st->ended = true;
+  if (h3q_response_end(st->res) != H3Q_OK)
+    stream_reset(st);
 }
 
 /* Writes queued body bytes while the stream takes them, then ends the
  * response when asked; reports bytes that left with a WRITTEN event. */
 static void stream_flush(host_stream *st) {
+  if (st->file) {
+    file_flush(st);
+    return;
+  }
   size_t sent = 0;
   while (st->out_head) {
     host_cmd *c = st->out_head;
@@ -633,6 +667,7 @@ static void on_stream_close(h3q_response *res, bool aborted, void *user) {
   push_event(st->host, H3Q_HOST_CLOSED, st->id, (int64_t)code, NULL, 0);
   u64map_del(&st->host->streams, st->id);
   free_cmds(st->out_head);
+  host_file_free(st->file);
   free(st);
 }
 
@@ -806,6 +841,49 @@ static void cmd_respond(host_stream *st, host_cmd *c) {
   stream_flush(st);
 }
 
+/* h3q_response_header for the host's fields but content-length, which a
+ * file response takes from the file. */
+static int header_but_length(h3q_response *res, const char *name,
+                             const char *value) {
+  if (strcasecmp(name, "content-length") == 0)
+    return H3Q_OK;
+  return h3q_response_header(res, name, value);
+}
+
+static bool bodiless_status(int status) {
+  return status == 204 || status == 304;
+}
+
+/* The user's status and fields, content-length from the opened file, and
+ * the file as the body (none for HEAD, 204 and 304). */
+static void cmd_file(host_stream *st, host_cmd *c) {
+  host_file *f = c->file;
+  c->file = NULL;
+  bool bodiless = bodiless_status(c->status);
+  int rc = h3q_response_set_status(st->res, c->status);
+  if (rc == H3Q_OK)
+    rc = add_fields(st->res, c->bytes, c->head_len, header_but_length);
+  if (rc == H3Q_OK && !bodiless) {
+    char len[24];
+    snprintf(len, sizeof len, "%llu", (unsigned long long)host_file_size(f));
+    rc = h3q_response_header(st->res, "content-length", len);
+  }
+  free(c);
+  if (rc != H3Q_OK) {
+    host_file_free(f);
+    stream_reset(st);
+    return;
+  }
+  const char *method = h3q_request_method(st->req);
+  st->end_queued = true;
+  if (bodiless || host_file_size(f) == 0 ||
+      (method && strcmp(method, "HEAD") == 0))
+    host_file_free(f); /* stream_flush ends the response at once */
+  else
+    st->file = f;
+  stream_flush(st);
+}
+
 static void cmd_trailers(host_stream *st, host_cmd *c) {
   int rc = add_fields(st->res, c->bytes, c->head_len, h3q_response_trailer);
   free(c);
@@ -833,12 +911,15 @@ static void run_cmd(h3q_host *host, host_cmd *c) {
   }
   host_stream *st = u64map_get(&host->streams, c->id);
   if (!st || st->ended) {
-    free(c); /* the stream is gone; its CLOSED event tells the host */
+    free_cmd(c); /* the stream is gone; its CLOSED event tells the host */
     return;
   }
   switch (c->kind) {
   case CMD_RESPOND:
     cmd_respond(st, c);
+    break;
+  case CMD_FILE:
+    cmd_file(st, c);
     break;
   case CMD_WRITE:
     queue_body(st, c);
@@ -891,7 +972,7 @@ static bool need_wake(h3q_host *host) {
 
 static int submit(h3q_host *host, host_cmd *c) {
   if (atomic_load(&host->stopped)) {
-    free(c);
+    free_cmd(c);
     return H3Q_ESTATE;
   }
   c->next = NULL;
@@ -956,6 +1037,27 @@ int h3q_host_respond(h3q_host *host, uint32_t id, int status,
   c->status = status;
   c->flags = flags;
   return submit(host, c);
+}
+
+int h3q_host_respond_file(h3q_host *host, uint32_t id, int status,
+                          const uint8_t *head, size_t head_len,
+                          const char *path, int64_t expect_size) {
+  if (!args_ok(host, id, head, head_len, NULL, 0) || !path)
+    return H3Q_EINVAL;
+  if (atomic_load(&host->stopped))
+    return H3Q_ESTATE;
+  host_file *f;
+  int rc = host_file_open(host->files, path, expect_size, &f);
+  if (rc != H3Q_OK)
+    return rc;
+  host_cmd *c = new_cmd(CMD_FILE, id, head, head_len, NULL, 0);
+  if (!c) {
+    host_file_free(f);
+    return H3Q_ENOMEM;
+  }
+  c->status = status;
+  c->file = f;
+  return submit(host, c); /* frees c, and so f, when stopped */
 }
 
 int h3q_host_write(h3q_host *host, uint32_t id, const uint8_t *body, size_t len,
@@ -1054,8 +1156,11 @@ int h3q_host_new(const h3q_config *cfg, size_t body_window, size_t max_events,
    * embeddable backend; the copy shares cfg's strings for the call only. */
   h3q_config own = *cfg;
   own.loop_backend = H3Q_LOOP_EPOLL;
-  int rc = h3q_server_new(&own, &host->srv, err, errlen);
+  host->files = host_file_cache_new();
+  int rc =
+      host->files ? h3q_server_new(&own, &host->srv, err, errlen) : H3Q_ENOMEM;
   if (rc != H3Q_OK) {
+    host_file_cache_free(host->files);
     free_fds(host);
     free(host);
     return rc;
@@ -1181,6 +1286,7 @@ void h3q_host_free(h3q_host *host) {
     host_stream *st = host->streams.slots[i].value;
     if (st) {
       free_cmds(st->out_head);
+      host_file_free(st->file);
       free(st);
     }
   }
@@ -1191,6 +1297,7 @@ void h3q_host_free(h3q_host *host) {
   free_cmds(host->cmd_head);
   queue_free(&host->pending);
   queue_free(&host->batch);
+  host_file_cache_free(host->files); /* after every file let go */
   free(host->scratch);
   pthread_mutex_destroy(&host->ev_lock);
   pthread_cond_destroy(&host->ev_cond);

@@ -142,6 +142,12 @@ static void packets(text *t, const h3q_server_stats *s) {
   single(t, "h3q_retries_under_load_total", "counter",
          "Retry packets sent because of load (retry_auto_threshold).",
          s->retries_under_load);
+  single(t, "h3q_new_tokens_sent_total", "counter",
+         "Address-validation tokens sent in NEW_TOKEN frames.",
+         s->new_tokens_sent);
+  single(t, "h3q_new_tokens_accepted_total", "counter",
+         "New connections validated by a NEW_TOKEN token (no Retry).",
+         s->new_tokens_accepted);
   single(t, "h3q_stateless_resets_total", "counter", "Stateless resets sent.",
          s->stateless_resets_sent);
   single(t, "h3q_packets_handed_off_total", "counter",

@@ -1,4 +1,5 @@
 #include "io/local_sock.h"
+#include "io/fd.h"
 
 #include <errno.h>
 #include <string.h>
@@ -28,23 +29,15 @@ static int open_bound(const char *name, int type) {
   int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
-  if (bind(fd, (struct sockaddr *)&a, len) != 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
+  if (bind(fd, (struct sockaddr *)&a, len) != 0)
+    return fd_close_failed(fd);
   return fd;
 }
 
 int local_sock_listen(const char *name) {
   int fd = open_bound(name, SOCK_SEQPACKET);
-  if (fd >= 0 && listen(fd, LOCAL_SOCK_BACKLOG) != 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
+  if (fd >= 0 && listen(fd, LOCAL_SOCK_BACKLOG) != 0)
+    return fd_close_failed(fd);
   return fd;
 }
 
@@ -58,12 +51,8 @@ static int connect_to(const char *name, int type) {
   do
     rc = connect(fd, (struct sockaddr *)&a, len);
   while (rc != 0 && errno == EINTR);
-  if (rc != 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
+  if (rc != 0)
+    return fd_close_failed(fd);
   return fd;
 }
 

@@ -1,5 +1,6 @@
 #include "io/udp.h"
 
+#include "io/fd.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -152,12 +153,8 @@ static int bind_shared(const struct sockaddr_storage *local,
    * spreads datagrams over them by their 4-tuple. */
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (bind(fd, (const struct sockaddr *)local, local_len) != 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
+  if (bind(fd, (const struct sockaddr *)local, local_len) != 0)
+    return fd_close_failed(fd);
   return fd;
 }
 

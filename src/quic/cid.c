@@ -1,22 +1,12 @@
 #include "quic/cid.h"
+#include "util/errmsg.h"
 
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
+/* Every failed check names the field and returns -1. */
+#define fail(err, errlen, ...) errmsg_set(-1, err, errlen, __VA_ARGS__)
 
 /* Hex digits only, an even count of 2..30. */
 static int parse_server_id(cid_layout *l, const char *hex, char *err,

@@ -37,7 +37,7 @@ static void set_qlog(conn *c) {
 }
 
 static conn *conn_create(quic_endpoint *ep, const uint8_t *scid,
-                         const uint8_t *odcid, size_t odcid_len,
+                         const uint8_t *odcid, size_t odcid_len, bool validated,
                          const struct sockaddr *peer, socklen_t peer_len) {
   conn *c = calloc(1, sizeof *c);
   if (!c)
@@ -48,8 +48,9 @@ static conn *conn_create(quic_endpoint *ep, const uint8_t *scid,
   conn_path_init(c, peer, peer_len);
   c->number = ep->next_conn_number;
   ep->next_conn_number += ep->conn_number_step;
-  /* A valid Retry token proves the client owns its address: no 3x limit. */
-  c->addr_validated = odcid != NULL;
+  /* A valid Retry or NEW_TOKEN token proves the client owns its address:
+   * no 3x limit. */
+  c->addr_validated = validated;
   /* quiche copies the config's token into this connection's transport
    * parameters at accept, so setting it per connection is safe. */
   uint8_t token[RESET_TOKEN_LEN];
@@ -87,7 +88,7 @@ static conn *conn_create(quic_endpoint *ep, const uint8_t *scid,
 }
 
 conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
-                  size_t odcid_len, const struct sockaddr *peer,
+                  size_t odcid_len, bool validated, const struct sockaddr *peer,
                   socklen_t peer_len) {
   /* max_connections counts every worker's connections: the slot is taken
    * before the connection exists, so two workers cannot both take the
@@ -97,7 +98,7 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
     atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
     return NULL;
   }
-  conn *c = conn_create(ep, scid, odcid, odcid_len, peer, peer_len);
+  conn *c = conn_create(ep, scid, odcid, odcid_len, validated, peer, peer_len);
   if (!c)
     atomic_fetch_sub_explicit(ep->open_conns, 1, memory_order_relaxed);
   return c;
@@ -222,8 +223,10 @@ void conn_check_validated(conn *c) {
 void conn_process(conn *c) {
   conn_check_validated(c);
   if (!quiche_conn_is_closed(c->q) && check_tls(c) &&
-      quiche_conn_is_established(c->q))
+      quiche_conn_is_established(c->q)) {
     conn_update_scids(c);
+    conn_send_new_token(c);
+  }
   /* With client certificates required, nothing runs before the handshake
    * proved one (no 0-RTT requests). */
   bool early =
@@ -302,9 +305,32 @@ h3q_close_reason conn_close_reason(const conn *c) {
   return H3Q_CLOSE_OTHER;
 }
 
+/* What the transport saw over the connection's life: where a slow
+ * transfer lost its time (losses, a small window, a long RTT). */
+static void log_final_stats(const conn *c) {
+  if ((int)H3Q_LOG_DEBUG > log_runtime_level)
+    return;
+  quiche_stats st;
+  quiche_conn_stats(c->q, &st);
+  quiche_path_stats ps;
+  memset(&ps, 0, sizeof ps);
+  quiche_conn_path_stats(c->q, 0, &ps);
+  LOG_DEBUG("conn %llu: closed: packets sent %zu, received %zu, lost %zu, "
+            "retransmitted %zu, PTOs %zu; bytes sent %llu; blocked by flow "
+            "control %llu (connection), %llu (streams); cwnd %zu, slow "
+            "start exit cwnd %llu; rtt %llu us (min %llu)",
+            (unsigned long long)c->number, st.sent, st.recv, st.lost,
+            st.retrans, ps.total_pto_count, (unsigned long long)st.sent_bytes,
+            (unsigned long long)st.data_blocked_sent_count,
+            (unsigned long long)st.stream_data_blocked_sent_count, ps.cwnd,
+            (unsigned long long)ps.startup_exit_cwnd,
+            (unsigned long long)(ps.rtt / 1000u),
+            (unsigned long long)(ps.min_rtt / 1000u));
+}
+
 void conn_destroy(conn *c) {
   quic_endpoint *ep = c->ep;
-  LOG_DEBUG("conn %llu: closed", (unsigned long long)c->number);
+  log_final_stats(c);
   /* The session first: handlers may still look at their requests. */
   if (c->app)
     ep->app->destroy(c->app);

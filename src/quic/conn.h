@@ -54,8 +54,9 @@ struct conn {
    * table until quiche reports it retired). */
   uint8_t spare[CONN_SCID_SLOTS][CID_LAYOUT_MAX_LEN];
   bool spare_used[CONN_SCID_SLOTS];
-  bool tls_checked; /* ALPN and client certificate checked once */
-  bool tls_refused; /* ... and found wanting: closing, no application */
+  bool tls_checked;    /* ALPN and client certificate checked once */
+  bool tls_refused;    /* ... and found wanting: closing, no application */
+  bool new_token_sent; /* conn_send_new_token did its one token */
   /* The peer's address where quiche last moved the connection (NAT
    * rebinding or migration, quic/conn_path.c), for logs. */
   struct sockaddr_storage peer;
@@ -110,12 +111,17 @@ void conn_path_events(conn *c);
 
 /* Creates a server-side connection for a client Initial, with scid
  * (ep->cids.len bytes) as its first SCID; odcid is the client's original
- * DCID after a Retry (else NULL). Our stateless-reset token for scid goes
+ * DCID after a Retry (else NULL); validated: a Retry or NEW_TOKEN token
+ * proved the client's address. Our stateless-reset token for scid goes
  * into the transport parameters. Returns NULL when quiche refuses it or
  * memory runs out. */
 conn *conn_accept(struct quic_endpoint *ep, const uint8_t *scid,
-                  const uint8_t *odcid, size_t odcid_len,
+                  const uint8_t *odcid, size_t odcid_len, bool validated,
                   const struct sockaddr *peer, socklen_t peer_len);
+
+/* Once the handshake is confirmed, queues one NEW_TOKEN token for the
+ * client's next connection (quic/conn_token.c; new_token_lifetime). */
+void conn_send_new_token(conn *c);
 
 /* Issues spare SCIDs up to what the peer accepts (each registered in the
  * endpoint's table, with its stateless-reset token) and unregisters those

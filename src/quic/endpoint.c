@@ -160,6 +160,29 @@ static bool check_retry_token(quic_endpoint *ep, const packet_header *h,
   return true;
 }
 
+/* Whether an Initial carries a valid NEW_TOKEN token from a connection
+ * this client had before (RFC 9000 §8.1.3): its address is validated.
+ * With new_token_lifetime 0 none is valid. */
+static bool has_valid_new_token(quic_endpoint *ep, const packet_header *h,
+                                const struct sockaddr *from) {
+  if (h->token_len == 0 || h->token[0] != TOKEN_KIND_NEW_TOKEN ||
+      ep->new_token_lifetime_ms == 0)
+    return false;
+  uint8_t odcid[CID_MAX_LEN];
+  size_t odcid_len = 0;
+  token_result r = token_open(ep->secrets.token, TOKEN_KIND_NEW_TOKEN, from,
+                              h->token, h->token_len, token_now_ms(),
+                              ep->new_token_lifetime_ms, odcid, &odcid_len);
+  if (r != TOKEN_OK) {
+    LOG_DEBUG("initial: %s NEW_TOKEN token ignored",
+              r == TOKEN_EXPIRED ? "expired" : "invalid");
+    return false;
+  }
+  ep->stats->new_tokens_accepted++;
+  LOG_DEBUG("initial: NEW_TOKEN token accepted, no Retry");
+  return true;
+}
+
 static bool may_accept(quic_endpoint *ep, const packet_header *h, size_t len) {
   /* A draining server takes no new connections: clients retry elsewhere
    * (or after the restart) while existing ones finish. */
@@ -183,26 +206,31 @@ static bool may_accept(quic_endpoint *ep, const packet_header *h, size_t len) {
 
 /* A new connection for an Initial (may_accept said yes). A client that
  * came back with a valid Retry token gets its validated connection even
- * once the load is over. Without a valid token: a Retry when admission
- * wants one (an invalid token is then dropped, as with enable_retry
- * alone), else a connection as if there were no token (RFC 9000 §8.1.3:
- * a token from elsewhere or stale does not block a client). */
+ * once the load is over; one with a valid NEW_TOKEN token is validated
+ * without a Retry. Without a valid token: a Retry when admission wants
+ * one (an invalid Retry token is then dropped, as with enable_retry
+ * alone; an invalid NEW_TOKEN token counts as none, since the client
+ * cannot know it went stale), else a connection as if there were no
+ * token (RFC 9000 §8.1.3: a token from elsewhere or stale does not block
+ * a client). */
 static conn *admit(quic_endpoint *ep, const packet_header *h,
                    const uint8_t *scid, const struct sockaddr *from,
                    socklen_t from_len, h3q_drop_reason *drop) {
+  if (has_valid_new_token(ep, h, from))
+    return conn_accept(ep, scid, NULL, 0, true, from, from_len);
   bool retry = admission_wants_retry(&ep->admission);
-  if (h->token_len > 0) {
+  if (h->token_len > 0 && h->token[0] != TOKEN_KIND_NEW_TOKEN) {
     uint8_t odcid[CID_MAX_LEN];
     size_t odcid_len = 0;
     if (check_retry_token(ep, h, from, odcid, &odcid_len))
-      return conn_accept(ep, h->dcid, odcid, odcid_len, from, from_len);
+      return conn_accept(ep, h->dcid, odcid, odcid_len, true, from, from_len);
     if (retry) {
       *drop = H3Q_DROP_INVALID_TOKEN;
       return NULL;
     }
   }
   if (!retry)
-    return conn_accept(ep, scid, NULL, 0, from, from_len);
+    return conn_accept(ep, scid, NULL, 0, false, from, from_len);
   if (!admission_take_retry(&ep->admission)) {
     *drop = H3Q_DROP_OVERLOAD;
     return NULL;
@@ -486,6 +514,7 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->secrets = *secrets;
   admission_init(&ep->admission, cfg->enable_retry, cfg->retry_auto_threshold,
                  ep->stats);
+  ep->new_token_lifetime_ms = cfg->new_token_lifetime * 1000u;
   ep->client_cert_required = cfg->client_cert_required;
   if (cid_layout_init(&ep->cids, cfg->quic_lb_config_id, cfg->quic_lb_server_id,
                       cfg->quic_lb_nonce_len, err, errlen) != 0)

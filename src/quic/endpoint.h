@@ -52,7 +52,10 @@ typedef struct quic_endpoint {
   /* The layout of every CID we issue: QUIC-LB's config rotation and
    * server id, or unroutable (quic/cid.h). */
   cid_layout cids;
-  admission admission;       /* Retry first: always, or under load */
+  admission admission; /* Retry first: always, or under load */
+  /* NEW_TOKEN tokens: sent and accepted this long after they were made
+   * (h3q_config.new_token_lifetime); 0: none sent or accepted. */
+  uint64_t new_token_lifetime_ms;
   reset_limiter resets;      /* stateless resets sent */
   bool client_cert_required; /* h3q_config.client_cert_required */
   const uint8_t *alpn_wire;  /* the ALPN list we serve (borrowed) */

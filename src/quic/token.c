@@ -11,9 +11,11 @@
 /* kind, family, 16 address bytes, port */
 #define AD_MAX (1 + 1 + 16 + 2)
 
-/* The associated data: the kind and the client's address and port. */
+/* The associated data: the kind and the client's address, and its port for
+ * a Retry token (a NEW_TOKEN token comes back from another port). */
 static size_t address_ad(uint8_t kind, const struct sockaddr *addr,
                          uint8_t ad[AD_MAX]) {
+  bool with_port = kind == TOKEN_KIND_RETRY;
   size_t n = 0;
   ad[n++] = kind;
   if (addr->sa_family == AF_INET6) {
@@ -21,15 +23,17 @@ static size_t address_ad(uint8_t kind, const struct sockaddr *addr,
     ad[n++] = 6;
     memcpy(ad + n, &a->sin6_addr, 16);
     n += 16;
-    memcpy(ad + n, &a->sin6_port, 2);
+    if (with_port)
+      memcpy(ad + n, &a->sin6_port, 2);
   } else {
     const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
     ad[n++] = 4;
     memcpy(ad + n, &a->sin_addr, 4);
     n += 4;
-    memcpy(ad + n, &a->sin_port, 2);
+    if (with_port)
+      memcpy(ad + n, &a->sin_port, 2);
   }
-  return n + 2;
+  return with_port ? n + 2 : n;
 }
 
 static void put_u64(uint8_t *p, uint64_t v) {
@@ -52,7 +56,8 @@ size_t token_seal(const uint8_t *key, uint8_t kind, const struct sockaddr *addr,
   uint8_t plain[PLAIN_MAX], ad[AD_MAX];
   put_u64(plain, now_ms);
   plain[8] = (uint8_t)odcid_len;
-  memcpy(plain + 9, odcid, odcid_len);
+  if (odcid_len) /* NEW_TOKEN tokens carry none (odcid may be NULL) */
+    memcpy(plain + 9, odcid, odcid_len);
   size_t ad_len = address_ad(kind, addr, ad);
   out[0] = kind;
   randombytes_buf(out + 1, NONCE_LEN);

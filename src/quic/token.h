@@ -3,8 +3,9 @@
  * the time it was made and the client's original DCID; the client's
  * address is bound as associated data, so a token used from another
  * address does not open. Retry tokens bind address and port and live
- * briefly; the kind byte leaves room for NEW_TOKEN tokens (address only,
- * longer lived) should quiche ever let a server send them. */
+ * briefly; NEW_TOKEN tokens (RFC 9000 §8.1.3, for a later connection)
+ * bind the IP address only, since a returning client has a new port, and
+ * live for h3q_config.new_token_lifetime; they carry no DCID. */
 #ifndef H3Q_QUIC_TOKEN_H
 #define H3Q_QUIC_TOKEN_H
 
@@ -15,7 +16,8 @@
 
 #include "quic/conn_table.h"
 
-#define TOKEN_KIND_RETRY 0x52 /* 'R' */
+#define TOKEN_KIND_RETRY 0x52     /* 'R' */
+#define TOKEN_KIND_NEW_TOKEN 0x4e /* 'N' */
 /* A Retry token is good this long after it was made: a client answers a
  * Retry within one round trip. */
 #define RETRY_TOKEN_LIFETIME_MS 10000u
@@ -32,9 +34,10 @@ typedef enum token_result {
   TOKEN_EXPIRED,   /* ours, from this address, but too old (or too new) */
 } token_result;
 
-/* Writes a token of kind for the client at addr with its original DCID,
- * made at now_ms (wall clock, milliseconds since the epoch). Returns its
- * length, or 0 when out_cap < TOKEN_MAX_LEN or odcid is too long. */
+/* Writes a token of kind for the client at addr with its original DCID
+ * (odcid may be NULL when odcid_len is 0), made at now_ms (wall clock,
+ * milliseconds since the epoch). Returns its length, or 0 when out_cap <
+ * TOKEN_MAX_LEN or odcid is too long. */
 size_t token_seal(const uint8_t *key, uint8_t kind, const struct sockaddr *addr,
                   const uint8_t *odcid, size_t odcid_len, uint64_t now_ms,
                   uint8_t *out, size_t out_cap);

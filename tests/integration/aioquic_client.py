@@ -500,7 +500,8 @@ class H3Client:
                       raw_datagrams: bool = False, webtransport: bool = False,
                       session_ticket=None, session_ticket_handler=None,
                       wait_connected: bool = True, send_first_flight: bool = True,
-                      client_cert: tuple[str, str] | None = None, quic_logger=None):
+                      client_cert: tuple[str, str] | None = None, quic_logger=None,
+                      token: bytes = b"", token_handler=None):
         """session_ticket_handler: called with each TLS session ticket the
         server sends (keep one for a later 0-RTT connection).
         session_ticket: resume with this ticket; with wait_connected=False the
@@ -518,7 +519,9 @@ class H3Client:
         announces H3_DATAGRAM and ENABLE_WEBTRANSPORT (and the transport
         parameter, 65536 unless max_datagram_frame_size says otherwise).
         client_cert: (certfile, keyfile) presented when the server asks.
-        quic_logger: an aioquic QuicLogger recording the connection's events."""
+        quic_logger: an aioquic QuicLogger recording the connection's events.
+        token_handler: called with each address-validation token the server
+        sends in a NEW_TOKEN frame; token: present one in the Initial."""
         cfg = QuicConfiguration(is_client=True, alpn_protocols=alpn or list(H3_ALPN),
                                 idle_timeout=idle_timeout)
         if session_ticket is not None:
@@ -540,10 +543,11 @@ class H3Client:
             cfg.load_cert_chain(client_cert[0], client_cert[1])
         if quic_logger is not None:
             cfg.quic_logger = quic_logger
+        cfg.token = token
         cm = quic_connect(host, port, configuration=cfg,
                           create_protocol=functools.partial(_H3Protocol, webtransport=webtransport),
                           session_ticket_handler=session_ticket_handler,
-                          wait_connected=False)
+                          token_handler=token_handler, wait_connected=False)
         proto = await cm.__aenter__()
         proto.raw_datagrams = raw_datagrams
         try:

@@ -79,6 +79,7 @@ def test_bad_port(port, certs):
     ("--max-payload", "10", "payload"),
     ("--addr", "not-an-address", "addr"),
     ("--retry-auto", "1000001", "retry_auto_threshold"),
+    ("--new-token-lifetime", "2592001", "new_token_lifetime"),
 ])
 def test_bad_values(flag, value, name, certs):
     assert_config_error(["--addr", "127.0.0.1", "--port", str(free_udp_port()),

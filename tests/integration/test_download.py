@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 
@@ -110,3 +111,25 @@ def test_download_paced_bbr2(servers):
     rec = res.records[0]
     assert rec["status"] == 200 and rec["body_bytes"] == n, res.describe()
     assert rec["sha256"] == pattern_sha256(n), res.describe()
+
+
+def test_closed_connection_logs_transport_counters(servers):
+    """At debug level a closing connection logs quiche's counters (what
+    bench/cpu_cost.py's readers look at when a download is slow): packets
+    and bytes sent cover the body, nothing is lost on loopback."""
+    n = 5_000_000
+    s = servers.start("--log-level", "debug")
+    res = run_client("-o", "/dev/null", s.url(f"/bytes/{n}"), timeout=60)
+    assert res.returncode == 0, res.describe()
+    assert s.stop() == []
+    lines = [ln for ln in s.stderr_text().splitlines() if ": closed: packets sent" in ln]
+    assert len(lines) == 1, s.stderr_text()[-3000:]
+    m = re.search(r"packets sent (\d+), received (\d+), lost (\d+), retransmitted (\d+), "
+                  r"PTOs (\d+); bytes sent (\d+); blocked by flow control (\d+) \(connection\), "
+                  r"(\d+) \(streams\); cwnd (\d+), slow start exit cwnd (\d+); "
+                  r"rtt (\d+) us \(min (\d+)\)", lines[0])
+    assert m, lines[0]
+    sent, received, _lost, _retrans, _ptos, bytes_sent = map(int, m.groups()[:6])
+    cwnd = int(m.group(9))
+    assert bytes_sent >= n and sent >= n // 1350, lines[0]
+    assert received > 0 and cwnd > 0, lines[0]

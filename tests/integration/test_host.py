@@ -84,6 +84,52 @@ def test_routes_echo_stream_trailers(host, tmp_path):
 
 
 @pytest.mark.timeout(scaled(120))
+def test_file_responses(host, tmp_path):
+    """h3q_host_respond_file: the file whole (content-length from the
+    file), HEAD without a body, a missing file, and a client that goes
+    away mid-file (the loop thread closes the file with the stream)."""
+    proc, port = host()
+    base = f"https://127.0.0.1:{port}"
+    big = tmp_path / "big.bin"
+    sha = make_data_file(big, 5_000_000, seed=4)
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    res = run_client(f"{base}/file{big}", f"{base}/file{empty}",
+                     f"{base}/file{tmp_path}/missing", timeout=scaled(60))
+    by_url = {r["url"]: r for r in res.records}
+    got = by_url[f"{base}/file{big}"]
+    assert got["status"] == 200 and got["sha256"] == sha, got
+    assert ["content-length", "5000000"] in got["headers"], got
+    assert ["x-file", "1"] in got["headers"], got
+    assert by_url[f"{base}/file{empty}"]["body_bytes"] == 0
+    assert by_url[f"{base}/file{tmp_path}/missing"]["status"] == 404
+    res = run_client("-X", "HEAD", f"{base}/file{big}", timeout=scaled(30))
+    assert res.records[0]["body_bytes"] == 0
+    assert ["content-length", "5000000"] in res.records[0]["headers"]
+
+    async def go():
+        async with H3Client.connect("127.0.0.1", port, timeout=scaled(10)) as c:
+            sids = []
+            for _ in range(5):
+                sid = c.new_stream()
+                c.send_headers(sid, c.request_headers("GET", f"/file{big}"), end_stream=True)
+                sids.append(sid)
+            await c.wait_until(lambda: any(c.proto.streams[s].buf for s in sids), scaled(10))
+            # STOP_SENDING on two: the server resets them mid-file; the
+            # connection's close ends the other three mid-file.
+            for sid in sids[:2]:
+                c.stop_sending(sid)
+            await asyncio.sleep(0.2)
+            c.close()
+        async with H3Client.connect("127.0.0.1", port, timeout=scaled(10)) as c:
+            return await c.request("GET", "/hello", timeout=scaled(10))
+
+    after = run(go(), scaled(60))
+    assert after.status == 200 and after.body == b"hello"
+    stop(proc)
+
+
+@pytest.mark.timeout(scaled(120))
 def test_concurrency_and_resets(host):
     proc, port = host()
     base = f"https://127.0.0.1:{port}"

@@ -9,7 +9,9 @@
  * GET /hello answers "hello"; POST /echo streams the body back (consumed
  * credit returned as the bytes are written back); GET /stream sends 64
  * chunks of 16 KiB, waiting for WRITTEN events to keep at most 256 KiB
- * queued, then trailers. WebTransport sessions on /wt/echo get their
+ * queued, then trailers. GET or HEAD /file/ABSOLUTE-PATH answers with that
+ * file (h3q_host_respond_file; x-file: 1), 404 when it is missing.
+ * WebTransport sessions on /wt/echo get their
  * datagrams back. SIGTERM stops gracefully; exit 0 after STOPPED. */
 #include <signal.h>
 #include <stdatomic.h>
@@ -68,6 +70,17 @@ static void send_more(h3q_host *host, tool_stream *s) {
   }
 }
 
+/* The file at path (test files only: the tool serves loopback tests). */
+static void respond_file(h3q_host *host, uint32_t id, const char *path) {
+  static const uint8_t head[] = "x-file\0"
+                                "1\0";
+  int rc =
+      h3q_host_respond_file(host, id, 200, head, sizeof head - 1, path, -1);
+  if (rc != H3Q_OK)
+    h3q_host_respond(host, id, rc == H3Q_ENOTFOUND ? 404 : 500, NULL, 0, NULL,
+                     0, H3Q_HOST_END);
+}
+
 static void on_request(h3q_host *host, const tool_event *e) {
   uint32_t id = e->id;
   const char *method = (const char *)e->data;
@@ -87,6 +100,9 @@ static void on_request(h3q_host *host, const tool_event *e) {
     s->stream = true;
     h3q_host_respond(host, id, 200, NULL, 0, NULL, 0, 0);
     send_more(host, s);
+  } else if ((strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
+             strncmp(path, "/file/", 6) == 0) {
+    respond_file(host, id, path + 5);
   } else {
     h3q_host_respond(host, id, 404, NULL, 0, NULL, 0, H3Q_HOST_END);
   }

@@ -1,7 +1,8 @@
 /* Unit tests for the server-secret keys (quic/secrets.h), address tokens
  * (quic/token.h) and stateless resets (quic/stateless_reset.h): tokens
  * open only for the address, key and kind they were made for and only
- * within their lifetime; keys and reset tokens follow the secret. */
+ * within their lifetime (Retry tokens for address and port, NEW_TOKEN
+ * tokens for the address only); keys and reset tokens follow the secret. */
 #include "check.h"
 #include "quic/secrets.h"
 #include "quic/stateless_reset.h"
@@ -146,6 +147,55 @@ static void test_token_tampering(void) {
         TOKEN_FORGED);
 }
 
+/* NEW_TOKEN tokens: bound to the IP address but not the port, their own
+ * lifetime, no DCID, and never taken for a Retry token or the reverse. */
+static void test_new_token_kind(void) {
+  quic_secrets s, other;
+  secrets_random(&s);
+  secrets_random(&other);
+  const uint64_t day = 86400000ull;
+  struct sockaddr_in a = v4("127.0.0.1", 4000);
+  struct sockaddr_in new_port = v4("127.0.0.1", 5000);
+  struct sockaddr_in other_ip = v4("127.0.0.2", 4000);
+  struct sockaddr_in6 a6 = v6("::1", 4000), a6_port = v6("::1", 6000);
+  uint8_t tok[TOKEN_MAX_LEN], got[CID_MAX_LEN];
+  size_t got_len = 99;
+  size_t len = token_seal(s.token, TOKEN_KIND_NEW_TOKEN, SA(a), NULL, 0, T0,
+                          tok, sizeof tok);
+  CHECK(len > 0 && tok[0] == TOKEN_KIND_NEW_TOKEN);
+  CHECK(token_open(s.token, TOKEN_KIND_NEW_TOKEN, SA(new_port), tok, len,
+                   T0 + day - 1, day, got, &got_len) == TOKEN_OK);
+  CHECK(got_len == 0);
+  CHECK(token_open(s.token, TOKEN_KIND_NEW_TOKEN, SA(a), tok, len, T0 + day + 1,
+                   day, got, &got_len) == TOKEN_EXPIRED);
+  CHECK(token_open(s.token, TOKEN_KIND_NEW_TOKEN, SA(other_ip), tok, len, T0,
+                   day, got, &got_len) == TOKEN_FORGED);
+  CHECK(token_open(s.token, TOKEN_KIND_NEW_TOKEN, SA(a6), tok, len, T0, day,
+                   got, &got_len) == TOKEN_FORGED);
+  CHECK(token_open(other.token, TOKEN_KIND_NEW_TOKEN, SA(a), tok, len, T0, day,
+                   got, &got_len) == TOKEN_FORGED);
+  /* Not a Retry token, even with the kind byte changed to one. */
+  CHECK(open_at(&s, SA(a), tok, len, T0, got, &got_len) == TOKEN_MALFORMED);
+  tok[0] = TOKEN_KIND_RETRY;
+  CHECK(open_at(&s, SA(a), tok, len, T0, got, &got_len) == TOKEN_FORGED);
+  /* A Retry token is not a NEW_TOKEN token either. */
+  const uint8_t odcid[8] = {4};
+  len = token_seal(s.token, TOKEN_KIND_RETRY, SA(a), odcid, 8, T0, tok,
+                   sizeof tok);
+  CHECK(token_open(s.token, TOKEN_KIND_NEW_TOKEN, SA(a), tok, len, T0, day, got,
+                   &got_len) == TOKEN_MALFORMED);
+  tok[0] = TOKEN_KIND_NEW_TOKEN;
+  CHECK(token_open(s.token, TOKEN_KIND_NEW_TOKEN, SA(a), tok, len, T0, day, got,
+                   &got_len) == TOKEN_FORGED);
+  /* IPv6: the port does not matter either. */
+  len = token_seal(s.token, TOKEN_KIND_NEW_TOKEN, SA(a6), NULL, 0, T0, tok,
+                   sizeof tok);
+  CHECK(token_open(s.token, TOKEN_KIND_NEW_TOKEN, SA(a6_port), tok, len, T0,
+                   day, got, &got_len) == TOKEN_OK);
+  CHECK(token_open(s.token, TOKEN_KIND_NEW_TOKEN, SA(a), tok, len, T0, day, got,
+                   &got_len) == TOKEN_FORGED);
+}
+
 static void test_secrets(void) {
   uint8_t secret[32], longer[100];
   for (size_t i = 0; i < sizeof secret; i++)
@@ -230,6 +280,7 @@ int main(void) {
   test_token_expiry();
   test_token_binding();
   test_token_tampering();
+  test_new_token_kind();
   test_secrets();
   test_reset_packet();
   test_limiter();

@@ -69,12 +69,21 @@ static void test_ops_fields(void) {
   CHECK(h3q_config_set(n, "retry_auto_threshold", "0") == H3Q_OK &&
         n->retry_auto_threshold == 0);
   CHECK(h3q_config_set(n, "retry_auto_threshold", "-1") == H3Q_ECONFIG);
+  CHECK(n->new_token_lifetime == 86400); /* the documented default */
+  CHECK(h3q_config_set(n, "new_token_lifetime", "0") == H3Q_OK &&
+        n->new_token_lifetime == 0);
+  CHECK(h3q_config_set(n, "new_token_lifetime", "1h") == H3Q_ECONFIG);
   h3q_config_free(n);
   c = valid();
   c.retry_auto_threshold = 1000000;
   CHECK(config_validate(&c, err, sizeof err) == H3Q_OK);
   c.retry_auto_threshold = 1000001;
   expect_field(&c, "retry_auto_threshold");
+  c = valid();
+  c.new_token_lifetime = 2592000;
+  CHECK(config_validate(&c, err, sizeof err) == H3Q_OK);
+  c.new_token_lifetime = 2592001;
+  expect_field(&c, "new_token_lifetime");
 }
 
 /* Setting fields by name: parsing, copies, errors. */

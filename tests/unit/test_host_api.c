@@ -1,8 +1,9 @@
 /* The host API's edges without a client: argument checks, empty polls,
  * stop before start, the STOPPED event (through the getters and through
  * h3q_host_poll_into), notify and the event fd, corking, commands after
- * the loop ended, and free in every state. Requests are covered by
- * tests/integration/test_host.py (host_tool) and the Bun package. */
+ * the loop ended, respond_file's checks, and free in every state. Requests are
+ * covered by tests/integration/test_host.py (host_tool) and the Bun package. */
+#include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,6 +70,65 @@ static void test_never_started(const char *cert, const char *key) {
    * (here: freed with the host, which never ran). */
   CHECK(h3q_host_write(host, 5, (const uint8_t *)"abc", 3, 0) == H3Q_OK);
   h3q_host_free(host);
+}
+
+/* Descriptors open in this process (to see that none leak). */
+static int open_fds(void) {
+  int n = 0;
+  for (int fd = 0; fd < 1024; fd++)
+    n += fcntl(fd, F_GETFD) != -1;
+  return n;
+}
+
+/* respond_file opens the file at once: its errors come back from the call
+ * and nothing is queued; a queued file is closed with the host. */
+static void test_respond_file(const char *dir, const char *cert,
+                              const char *key) {
+  int baseline = open_fds();
+  h3q_host *host = make_host(cert, key);
+  const uint8_t *no_head = NULL;
+  char path[96], missing[96];
+  snprintf(path, sizeof path, "%s/body.txt", dir);
+  snprintf(missing, sizeof missing, "%s/missing.txt", dir);
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  fputs("twelve bytes", f);
+  fclose(f);
+  int before = open_fds();
+  CHECK(h3q_host_respond_file(NULL, 1, 200, no_head, 0, path, -1) ==
+        H3Q_EINVAL);
+  CHECK(h3q_host_respond_file(host, 0, 200, no_head, 0, path, -1) ==
+        H3Q_EINVAL);
+  CHECK(h3q_host_respond_file(host, 1, 200, no_head, 0, NULL, -1) ==
+        H3Q_EINVAL);
+  CHECK(h3q_host_respond_file(host, 1, 200, no_head, 0, missing, -1) ==
+        H3Q_ENOTFOUND);
+  /* Not a regular file, and not the size the caller holds (a slice). */
+  CHECK(h3q_host_respond_file(host, 1, 200, no_head, 0, dir, -1) == H3Q_EINVAL);
+  CHECK(h3q_host_respond_file(host, 1, 200, no_head, 0, path, 5) == H3Q_EINVAL);
+  CHECK(open_fds() == before);
+  CHECK(h3q_host_respond_file(host, 1, 200, no_head, 0, path, 12) == H3Q_OK);
+  CHECK(open_fds() == before + 1);
+  /* The same unchanged file again: its descriptor is shared. */
+  CHECK(h3q_host_respond_file(host, 2, 200, no_head, 0, path, -1) == H3Q_OK);
+  CHECK(open_fds() == before + 1);
+  /* Rewritten (another size): opened anew; the queued commands keep the
+   * old descriptor. */
+  f = fopen(path, "w");
+  CHECK(f != NULL);
+  fputs("fourteen bytes", f);
+  fclose(f);
+  CHECK(h3q_host_respond_file(host, 3, 200, no_head, 0, path, 12) ==
+        H3Q_EINVAL);
+  CHECK(h3q_host_respond_file(host, 3, 200, no_head, 0, path, 14) == H3Q_OK);
+  CHECK(open_fds() == before + 2);
+  /* Deleted: refused, and the cache lets go (command 3 still holds it). */
+  unlink(path);
+  CHECK(h3q_host_respond_file(host, 4, 200, no_head, 0, path, -1) ==
+        H3Q_ENOTFOUND);
+  CHECK(open_fds() == before + 2);
+  h3q_host_free(host); /* never ran: the queued commands' files are closed */
+  CHECK(open_fds() == baseline);
 }
 
 static void test_start_stop(const char *cert, const char *key, bool graceful) {
@@ -143,6 +203,7 @@ int main(void) {
   CHECK(h3q_generate_self_signed_cert(cert, key, "localhost", 1) == H3Q_OK);
   test_bad_arguments(cert);
   test_never_started(cert, key);
+  test_respond_file(dir, cert, key);
   test_start_stop(cert, key, true);
   test_start_stop(cert, key, false);
   test_records(cert, key);

@@ -1,8 +1,11 @@
 /* The shim's self-signed certificate generator: its errors, and a real
  * quiche server that loads its output completes a handshake with an
- * in-memory client (no sockets). */
+ * in-memory client (no sockets). Then NEW_TOKEN (quiche patch
+ * 10-new-token): refused on a client, queued on the server, where it makes
+ * a packet to send. */
 #include <netinet/in.h>
 #include <quiche.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -47,6 +50,41 @@ static void pump(quiche_conn *a, quiche_conn *b, struct sockaddr_in *b_addr) {
   }
 }
 
+/* Whether c has a packet to send now. */
+static bool has_packet(quiche_conn *c, uint8_t *buf, size_t cap, ssize_t *n) {
+  quiche_send_info si;
+  *n = quiche_conn_send(c, buf, cap, &si);
+  return *n > 0;
+}
+
+/* Both sides idle after the handshake; a NEW_TOKEN queued on the server is
+ * what makes its next packet, and the client takes it without error. */
+static void test_new_token(quiche_conn *server, quiche_conn *client,
+                           struct sockaddr_in *sa, struct sockaddr_in *ca) {
+  static const uint8_t token[64] = {0x4e, 1, 2, 3};
+  uint8_t big[513] = {0};
+  CHECK(h3qshim_conn_send_new_token(client, token, sizeof token) == -1);
+  CHECK(h3qshim_conn_send_new_token(server, token, 0) == -1);
+  CHECK(h3qshim_conn_send_new_token(server, big, sizeof big) == -1);
+  CHECK(h3qshim_conn_send_new_token(NULL, token, sizeof token) == -1);
+  CHECK(h3qshim_conn_send_new_token(server, NULL, 1) == -1);
+  for (int i = 0; i < 4; i++) {
+    pump(client, server, sa);
+    pump(server, client, ca);
+  }
+  uint8_t buf[1500];
+  ssize_t n = 0;
+  CHECK(!has_packet(server, buf, sizeof buf, &n)); /* idle */
+  CHECK(h3qshim_conn_send_new_token(server, token, sizeof token) == 0);
+  CHECK(has_packet(server, buf, sizeof buf, &n));
+  CHECK(n > (ssize_t)sizeof token); /* the frame carries the whole token */
+  quiche_recv_info ri = {(struct sockaddr *)sa, sizeof *sa,
+                         (struct sockaddr *)ca, sizeof *ca};
+  CHECK(quiche_conn_recv(client, buf, (size_t)n, &ri) == n);
+  CHECK(!has_packet(server, buf, sizeof buf, &n)); /* sent once */
+  CHECK(!quiche_conn_is_closed(client));
+}
+
 /* quiche loads the generated certificate and key, and a client completes
  * a handshake against it. */
 static void test_cert_serves_handshake(const char *cert, const char *key) {
@@ -67,6 +105,7 @@ static void test_cert_serves_handshake(const char *cert, const char *key) {
   }
   CHECK(quiche_conn_is_established(server));
   CHECK(quiche_conn_is_established(client));
+  test_new_token(server, client, &sa, &ca);
   quiche_conn_free(server);
   quiche_conn_free(client);
   quiche_config_free(scfg);

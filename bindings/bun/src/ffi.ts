@@ -5,7 +5,7 @@ import { dlopen, FFIType } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
-const { ptr, i32, u32, u16, u64, usize, u64_fast, i64_fast, bool, void: v, function: fn } =
+const { ptr, i32, u32, u16, u64, i64, usize, u64_fast, i64_fast, bool, void: v, function: fn } =
   FFIType;
 
 const symbols = {
@@ -38,6 +38,7 @@ const symbols = {
   h3q_host_event_take: { args: [ptr, usize], returns: ptr },
   h3q_host_data_free: { args: [ptr, ptr], returns: v },
   h3q_host_respond: { args: [ptr, u32, i32, ptr, usize, ptr, usize, i32], returns: i32 },
+  h3q_host_respond_file: { args: [ptr, u32, i32, ptr, usize, ptr, i64], returns: i32 },
   h3q_host_write: { args: [ptr, u32, ptr, usize, i32], returns: i32 },
   h3q_host_trailers: { args: [ptr, u32, ptr, usize], returns: i32 },
   h3q_host_reset: { args: [ptr, u32, u64], returns: i32 },
@@ -95,3 +96,11 @@ export const EVENT = {
 } as const;
 
 export const END = 1;
+
+// h3q_error codes the package tells apart (include/h3q.h).
+export const ERR = {
+  INVAL: -1,
+  STATE: -4,
+  NOTFOUND: -12,
+  FORBIDDEN: -13,
+} as const;

@@ -3,7 +3,7 @@
 //   cd bindings/bun && H3Q_BUILD_DIR=../../build bun test
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { generateSelfSignedCert, requestTrailers, serve, withTrailers, type Server } from "../src/index.ts";
@@ -81,10 +81,22 @@ let server: Server;
 let base: string;
 const bigFile = join(dir, "file.bin");
 const bigFileBytes = new Uint8Array(3 * MiB + 17).map((_, i) => (i * 7) & 0xff);
+const hugeFile = join(dir, "huge.bin");
+const hugeFileBytes = new Uint8Array(20 * MiB + 3);
+let vanishCount = 0;
+
+// Where a handler returns new Response(Bun.file(...)), the file leaves
+// from libh3q (content-length from the file); any other body is read by
+// the package (no content-length). Header values by name, for the tests.
+function header(x: { headers?: [string, string][] }, name: string): string | undefined {
+  return x.headers?.find(([n]) => n === name)?.[1];
+}
 
 beforeAll(() => {
   generateSelfSignedCert(cert, key, "localhost", 14);
   writeFileSync(bigFile, bigFileBytes);
+  for (let i = 0; i < hugeFileBytes.length; i += 65536) crypto.getRandomValues(hugeFileBytes.subarray(i, i + 65536));
+  writeFileSync(hugeFile, hugeFileBytes);
   server = serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -125,6 +137,34 @@ beforeAll(() => {
         ),
       "/file": () => new Response(Bun.file(bigFile)),
       "/bytes": () => new Response(new Uint8Array([1, 2, 3, 4])),
+      "/huge": async () => {
+        const f = Bun.file(hugeFile);
+        if (!(await f.exists())) return new Response(null, { status: 404 });
+        return new Response(f);
+      },
+      "/file-headers": () =>
+        new Response(Bun.file(bigFile), {
+          status: 203,
+          headers: { "x-file": "yes", "content-type": "application/x-test", "content-length": "1" },
+        }),
+      "/file-typed": () => new Response(Bun.file(join(dir, "typed.txt"))),
+      "/file-slice": () => new Response(Bun.file(bigFile).slice(1000, 71_000)),
+      "/file-missing": () => new Response(Bun.file(join(dir, "never-there"))),
+      // The file goes between exists() and the send.
+      "/file-vanish": async () => {
+        const path = join(dir, `vanish-${vanishCount++}.bin`);
+        writeFileSync(path, "soon gone");
+        const f = Bun.file(path);
+        if (!(await f.exists())) return new Response("setup failed", { status: 500 });
+        unlinkSync(path);
+        return new Response(f, { headers: { "x-gone": "1" } });
+      },
+      "/memory-blob": () => new Response(new Blob(["a blob in memory, ", "not a file"]), { headers: { "x-blob": "1" } }),
+      "/user-stream": () => new Response(counted(300_000, 7_000, { produced: 0 })),
+      "/form-stream": () =>
+        new Response(counted(5_000, 1_000, { produced: 0 }), {
+          headers: { "content-type": "multipart/form-data; boundary=xyz" },
+        }),
       "/generator": () =>
         new Response(
           (async function* () {
@@ -205,6 +245,66 @@ describe("routes", () => {
     expect(r.code).toBe(0);
     expect(r.results[0].sha256).toBe(sha256(bigFileBytes));
     expect(r.results[1].sha256).toBe(sha256(new TextEncoder().encode("one,two")));
+  });
+});
+
+describe("file bodies", () => {
+  test("a Bun.file body leaves from libh3q intact (20 MB, SHA-256)", async () => {
+    const r = await client([`${base}/huge`, `${base}/file`]);
+    expect(r.code).toBe(0);
+    const [huge, file] = r.results;
+    expect(huge.status).toBe(200);
+    expect(huge.body_bytes).toBe(hugeFileBytes.length);
+    expect(huge.sha256).toBe(sha256(hugeFileBytes));
+    // Sent by libh3q: it knows the length from the open file.
+    expect(header(huge, "content-length")).toBe(String(hugeFileBytes.length));
+    expect(file.sha256).toBe(sha256(bigFileBytes));
+    expect(header(file, "content-length")).toBe(String(bigFileBytes.length));
+  }, 120_000);
+
+  test("the handler's status and headers win; content-length is the file's", async () => {
+    writeFileSync(join(dir, "typed.txt"), "some text\n");
+    const r = await client([`${base}/file-headers`, `${base}/file-typed`]);
+    expect(r.code).toBe(0);
+    const [h, typed] = r.results;
+    expect(h.status).toBe(203);
+    expect(header(h, "x-file")).toBe("yes");
+    expect(header(h, "content-type")).toBe("application/x-test");
+    expect(h.headers?.filter(([n]) => n === "content-length")).toEqual([["content-length", String(bigFileBytes.length)]]);
+    expect(h.sha256).toBe(sha256(bigFileBytes));
+    // No content-type from the handler: the file's type, as Bun.serve does.
+    expect(header(typed, "content-type")).toStartWith("text/plain");
+    expect(typed.sha256).toBe(sha256(new TextEncoder().encode("some text\n")));
+  });
+
+  test("HEAD gets the headers and no body", async () => {
+    const r = await client(["-X", "HEAD", `${base}/file-headers`, `${base}/huge`]);
+    expect(r.code).toBe(0);
+    for (const [x, size] of [[r.results[0], bigFileBytes.length], [r.results[1], hugeFileBytes.length]] as const) {
+      expect(x.body_bytes).toBe(0);
+      expect(header(x, "content-length")).toBe(String(size));
+    }
+    expect(r.results[0].status).toBe(203);
+  });
+
+  test("a file gone before the send gives 404; the server keeps serving", async () => {
+    const r = await client([`${base}/file-vanish`, `${base}/file-missing`, `${base}/file-vanish`, `${base}/hello`]);
+    expect(r.results.map((x) => x.status)).toEqual([404, 404, 404, 200]);
+    expect(r.results[0].body_bytes).toBe(0);
+  });
+
+  test("a slice of a file, a Blob in memory and streams are still served right", async () => {
+    const r = await client([`${base}/file-slice`, `${base}/memory-blob`, `${base}/user-stream`, `${base}/form-stream`]);
+    expect(r.code).toBe(0);
+    const [slice, blob, stream, form] = r.results;
+    expect(slice.sha256).toBe(sha256(bigFileBytes.subarray(1000, 71_000)));
+    expect(blob.sha256).toBe(sha256(new TextEncoder().encode("a blob in memory, not a file")));
+    expect(header(blob, "x-blob")).toBe("1");
+    expect(stream.body_bytes).toBe(300_000);
+    expect(stream.sha256).toBe(sha256(new Uint8Array(300_000).fill(0x61)));
+    // A stream of the handler's is streamed, not measured first.
+    expect(header(stream, "content-length")).toBeUndefined();
+    expect(form.sha256).toBe(sha256(new Uint8Array(5_000).fill(0x61)));
   });
 });
 

@@ -41,6 +41,30 @@ pub unsafe extern "C" fn h3qshim_generate_self_signed(
     0
 }
 
+/// Queues a NEW_TOKEN frame carrying `len` bytes of `token` on a server
+/// connection (quiche patch 10: sent once the handshake is confirmed,
+/// retransmitted when lost). Returns 0, or -1 on NULL, a client connection,
+/// an empty token or one longer than 512 bytes. The token is copied.
+///
+/// # Safety
+/// `conn` must be a live quiche connection and `token` must point to `len`
+/// readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn h3qshim_conn_send_new_token(
+    conn: *mut quiche::Connection,
+    token: *const u8,
+    len: usize,
+) -> c_int {
+    if conn.is_null() || token.is_null() {
+        return -1;
+    }
+    let token = std::slice::from_raw_parts(token, len);
+    match (*conn).send_new_token(token) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    }
+}
+
 fn write_private(path: &str, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

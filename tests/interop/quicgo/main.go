@@ -9,8 +9,9 @@
 //	quicgoclient -addr 127.0.0.1:4433 -insecure -scenario basic,trailers
 //	quicgoclient -addr 127.0.0.1:4433 -insecure -req "GET /hello" -req "HEAD /bytes/10"
 //
-// The scenario zerortt is the exception: it dials two more connections of
-// its own (a resumed one with 0-RTT).
+// The scenarios zerortt and newtoken are the exception: each dials two more
+// connections of its own (a resumed one with 0-RTT; one that presents the
+// NEW_TOKEN token the first one received).
 package main
 
 import (
@@ -146,10 +147,11 @@ func newClient(o *options, d *dialer, qc *quic.Conn, out *printer, ctx context.C
 // dialer owns the client's UDP socket, bound to the loopback address
 // (quic.DialAddr would bind 0.0.0.0), and dials connections from it.
 type dialer struct {
-	opt   *options
-	raddr *net.UDPAddr
-	tr    *quic.Transport
-	n     int // connections dialled
+	opt    *options
+	raddr  *net.UDPAddr
+	tr     *quic.Transport
+	n      int             // connections dialled
+	tokens quic.TokenStore // NEW_TOKEN tokens, kept and presented (nil: none)
 }
 
 func newDialer(o *options) (*dialer, error) {
@@ -189,6 +191,7 @@ func (d *dialer) dial(ctx context.Context, cache tls.ClientSessionCache) (*quic.
 		HandshakeIdleTimeout:    10 * time.Second,
 		MaxIncomingStreams:      -1, // an HTTP/3 server opens no bidi streams
 		Allow0RTT:               cache != nil,
+		TokenStore:              d.tokens,
 	}
 	d.n++
 	if cache != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -27,6 +28,7 @@ var scenarioTable = map[string]func(*client){
 	"bulk":       scenarioBulk,
 	"zerortt":    scenarioZeroRTT,
 	"reset":      scenarioReset,
+	"newtoken":   scenarioNewToken,
 }
 
 const (
@@ -294,6 +296,53 @@ func scenarioZeroRTT(c *client) {
 		st := qc.ConnectionState()
 		c.out.emit(map[string]any{"event": "zerortt_conn", "round": round, "used_0rtt": st.Used0RTT,
 			"resumed": st.TLS.DidResume, "ticket": ticket, "conn": connClose(qc)})
+		_ = qc.CloseWithError(h3NoError, "")
+	}
+}
+
+// tokenStore is quic-go's LRU token store that says when a NEW_TOKEN token
+// arrived.
+type tokenStore struct {
+	quic.TokenStore
+	got chan struct{}
+}
+
+func (t *tokenStore) Put(key string, token *quic.ClientToken) {
+	t.TokenStore.Put(key, token)
+	if token != nil {
+		select {
+		case t.got <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// scenarioNewToken dials two connections with one token store: the first
+// should receive a NEW_TOKEN token, which quic-go presents in the second
+// one's Initial (the server's counters tell whether it skipped the Retry).
+func scenarioNewToken(c *client) {
+	const s = "newtoken"
+	store := &tokenStore{TokenStore: quic.NewLRUTokenStore(4, 4), got: make(chan struct{}, 1)}
+	c.dialer.tokens = store
+	defer func() { c.dialer.tokens = nil }()
+	for round := range 2 {
+		qc, err := c.dialer.dial(c.ctx, nil)
+		if err != nil {
+			c.out.emit(map[string]any{"event": "newtoken_conn", "round": round, "error": err.Error()})
+			return
+		}
+		sub := newClient(c.opt, c.dialer, qc, c.out, c.ctx)
+		sub.do(get(s, fmt.Sprintf("get%d", round), "/hello"))
+		token := false
+		if round == 0 {
+			select {
+			case <-store.got:
+				token = true
+			case <-time.After(ticketWait):
+			}
+		}
+		c.out.emit(map[string]any{"event": "newtoken_conn", "round": round, "token": token,
+			"conn": connClose(qc)})
 		_ = qc.CloseWithError(h3NoError, "")
 	}
 }
