@@ -106,21 +106,15 @@ conn *conn_accept(quic_endpoint *ep, const uint8_t *scid, const uint8_t *odcid,
 
 void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
                socklen_t from_len) {
-  const struct sockaddr *qfrom = from;
-  socklen_t qfrom_len = from_len;
-  bool new_port = conn_path_recv_from(c, from, &qfrom, &qfrom_len);
-  size_t mark = new_port ? conn_path_mark(c) : 0;
   quiche_recv_info ri = {
-      .from = (struct sockaddr *)qfrom,
-      .from_len = qfrom_len,
+      .from = (struct sockaddr *)from,
+      .from_len = from_len,
       .to = (struct sockaddr *)&c->ep->rx_to,
       .to_len = c->ep->rx_to_len,
   };
   if (!c->addr_validated)
     c->unvalidated_rx += len;
   ssize_t rc = quiche_conn_recv(c->q, buf, len, &ri);
-  if (new_port)
-    conn_path_adopt_if_proved(c, mark, from, from_len);
   if (rc < 0 && rc != QUICHE_ERR_DONE) {
     LOG_DEBUG("conn %llu: recv error %zd", (unsigned long long)c->number, rc);
     endpoint_count_drop(c->ep, H3Q_DROP_QUIC);

@@ -20,8 +20,6 @@
 /* The first SCID stays registered after the peer retires it (a late
  * Initial may name it), so one more slot holds its replacement. */
 #define CONN_SCID_SLOTS (CONN_SPARE_SCIDS + 1)
-/* Ports a peer left that are remembered (see conn_path.c). */
-#define CONN_LEFT_PORTS 4
 
 typedef struct conn conn;
 struct quic_endpoint;
@@ -59,19 +57,11 @@ struct conn {
   bool tls_checked;    /* ALPN and client certificate checked once */
   bool tls_refused;    /* ... and found wanting: closing, no application */
   bool new_token_sent; /* conn_send_new_token did its one token */
-  /* The peer's address as quiche knows it, and where it is now: after a
-   * NAT rebinding (a new port, same IP) they differ (quic/conn_path.c). */
+  /* The peer's address where quiche last moved the connection (NAT
+   * rebinding or migration, quic/conn_path.c), for logs. */
   struct sockaddr_storage peer;
   socklen_t peer_len;
-  struct sockaddr_storage peer_now;
-  socklen_t peer_now_len;
-  uint64_t rebindings; /* port changes followed (for logs and tests) */
-  /* Ports the peer moved away from lately (network byte order, 0 = none)
-   * and when: a late packet from one of them (reordered, or handed over
-   * by another server of the port) does not move the sends back. */
-  uint16_t left_ports[CONN_LEFT_PORTS];
-  uint64_t left_at_ns[CONN_LEFT_PORTS];
-  unsigned left_next;
+  uint64_t migrations; /* path changes quiche made (for logs) */
   loop_timer *timer;
   /* Goaway asked before the session started (mid-handshake): the session
    * gets it, with this deadline, after its first round. */
@@ -109,29 +99,14 @@ struct conn {
   conn *prev, *next;  /* ep->all */
 };
 
-/* Peer addresses (conn_path.c). Sets both to peer. */
+/* Sets the peer's address (conn_path.c). */
 void conn_path_init(conn *c, const struct sockaddr *peer, socklen_t len);
-
-/* For a datagram from `from`: the address to give quiche (*qfrom). Returns
- * true when it came from a new port of the peer's IP: then take
- * conn_path_mark before quiche_conn_recv and call
- * conn_path_adopt_if_proved after it. Returns false with *qfrom untouched
- * when from is another IP (quiche's migration handles it). */
-bool conn_path_recv_from(const conn *c, const struct sockaddr *from,
-                         const struct sockaddr **qfrom, socklen_t *qfrom_len);
-size_t conn_path_mark(const conn *c);
-/* Moves c's sends to `from` if quiche processed a packet since mark. */
-void conn_path_adopt_if_proved(conn *c, size_t mark,
-                               const struct sockaddr *from, socklen_t from_len);
 
 /* Sets addr_validated once the handshake completed (the client's
  * Finished proved its address) and leaves the admission count. */
 void conn_check_validated(conn *c);
 
-/* Rewrites si->to from the address quiche knows to where the peer is. */
-void conn_path_send_to(const conn *c, quiche_send_info *si);
-
-/* Drains quiche's path events (a migration to a new IP moves c->peer). */
+/* Drains quiche's path events (a migration moves c->peer). */
 void conn_path_events(conn *c);
 
 /* Creates a server-side connection for a client Initial, with scid

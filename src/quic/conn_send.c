@@ -128,7 +128,6 @@ void conn_send_packets(conn *c) {
     }
     if (!amplification_allows(c, (size_t)n))
       return; /* quiche counts it sent: it is lost and resent later */
-    conn_path_send_to(c, &si);
     if (paced(c, out, (size_t)n, &si, &now))
       return;
     queue_packet(c, out, (size_t)n, &si.to, si.to_len, &si.from, si.from_len);

@@ -358,15 +358,18 @@ static void enqueue_copy(relay *r, int dir, flow *f, const uint8_t *data,
   heap_push(r, (packet){release, r->next_order++, dir, f, len, copy});
 }
 
+/* lossless: the datagram that opened a new mapping (a rebinding) is not
+ * dropped: if it were, and the client had nothing else to send, the server
+ * could never learn the new port, a stall no server can prevent. */
 static void on_datagram(relay *r, int dir, flow *f, const uint8_t *data,
-                        size_t len, double now) {
+                        size_t len, double now, bool lossless) {
   counters *c = &r->c[dir];
   c->received++;
   if (r->o.apply[dir] && r->o.mtu && len > r->o.mtu) {
     c->too_big++;
     return;
   }
-  if (r->o.apply[dir] && chance(r, r->o.loss)) {
+  if (r->o.apply[dir] && !lossless && chance(r, r->o.loss)) {
     c->lost++;
     return;
   }
@@ -414,9 +417,10 @@ static void read_clients(relay *r, double now) {
     flow *f = find_flow(r, &from, flen);
     if (!f)
       continue;
-    if (rebind_due(r, f, now))
+    bool rebound = rebind_due(r, f, now);
+    if (rebound)
       rebind(r, f);
-    on_datagram(r, UP, f, rx_buf, (size_t)n, now);
+    on_datagram(r, UP, f, rx_buf, (size_t)n, now, rebound);
   }
 }
 
@@ -425,7 +429,7 @@ static void read_server(relay *r, flow *f, double now) {
     ssize_t n = recv(f->up_fd, rx_buf, sizeof rx_buf, 0);
     if (n < 0)
       return;
-    on_datagram(r, DOWN, f, rx_buf, (size_t)n, now);
+    on_datagram(r, DOWN, f, rx_buf, (size_t)n, now, false);
   }
 }
 
@@ -543,7 +547,8 @@ static void usage(FILE *f) {
       "  --rebind-after-bytes N  change the source port toward the server "
       "once N bytes\n"
       "                       went down to that client (repeat up to %d "
-      "times, ascending)\n"
+      "times, ascending);\n"
+      "                       the datagram that moves it is never lost\n"
       "  --rebind-after-ms MS same, MS after the client's first datagram\n"
       "  --rebind-addr IP     rebindings also move to this local IP (an "
       "address change,\n"

@@ -68,6 +68,9 @@ type options struct {
 	paths    []string
 	qlogDir  string
 	timeout  time.Duration
+	// migrateIP: connectionmigration moves to this local IP (e.g.
+	// 127.0.0.2) instead of a new port of the same one.
+	migrateIP string
 }
 
 func main() {
@@ -76,6 +79,7 @@ func main() {
 	flag.StringVar(&o.testCase, "case", "", "test case name")
 	flag.StringVar(&o.qlogDir, "qlog-dir", "", "write the client's qlog here")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "deadline of the whole case")
+	flag.StringVar(&o.migrateIP, "migrate-ip", "", "connectionmigration: the new path's local IP (default: the same, a new port)")
 	flag.Parse()
 	o.paths = flag.Args()
 	if o.addr == "" || o.testCase == "" || len(o.paths) == 0 {
@@ -209,7 +213,7 @@ func dialAndFetch(ctx context.Context, o *options, raddr *net.UDPAddr, cache *ti
 	case "rebind-port":
 		mid = func() string { return sock.rebind(raddr) }
 	case "connectionmigration":
-		mid = func() string { return migrate(ctx, qc, raddr) }
+		mid = func() string { return migrate(ctx, qc, raddr, o.migrateIP) }
 	}
 	method := http.MethodGet
 	if early {
@@ -292,9 +296,16 @@ func fetch(ctx context.Context, cc *http3.ClientConn, addr, method, path string,
 	return fr
 }
 
-// migrate probes a new path from a new socket and switches to it.
-func migrate(ctx context.Context, qc *quic.Conn, raddr *net.UDPAddr) string {
+// migrate probes a new path from a new socket (on ip when given) and
+// switches to it.
+func migrate(ctx context.Context, qc *quic.Conn, raddr *net.UDPAddr, ip string) string {
 	udp, err := listenLoopback(raddr)
+	if ip != "" {
+		if udp != nil {
+			udp.Close()
+		}
+		udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+	}
 	if err != nil {
 		return "error: " + err.Error()
 	}
