@@ -1,5 +1,5 @@
 /* quiche's send queue after a late ACK
- * (deps/quiche/patches/20-stale-flushable-stream.patch): a stream whose
+ * (deps/quiche/patches/30-stale-flushable-stream.patch): a stream whose
  * bytes were queued for retransmission by a probe timeout, and then acked
  * in their original packets before all of them were resent, must not keep
  * other streams from being sent.
