@@ -21,7 +21,8 @@ set(QUICHE_LIB ${QUICHE_TARGET_DIR}/release/libh3q_quiche.a)
 set(QUICHE_INCLUDE ${QUICHE_TARGET_DIR}/include)
 
 # h3q's patches to quiche (deps/quiche/patches/README.md); a new or changed
-# patch rebuilds quiche.
+# patch rebuilds quiche, and so does one removed or renamed (the folder
+# changes).
 file(GLOB QUICHE_PATCHES CONFIGURE_DEPENDS ${QUICHE_CRATE}/patches/*.patch)
 
 add_custom_command(
@@ -30,6 +31,7 @@ add_custom_command(
   DEPENDS ${QUICHE_CRATE}/Cargo.toml ${QUICHE_CRATE}/Cargo.lock
           ${QUICHE_CRATE}/src/lib.rs ${PROJECT_SOURCE_DIR}/scripts/build-quiche.sh
           ${PROJECT_SOURCE_DIR}/scripts/quiche-source.sh ${QUICHE_PATCHES}
+          ${QUICHE_CRATE}/patches # a patch removed or renamed
   COMMENT "Building quiche and the h3q shim with cargo (first time: several minutes)"
   VERBATIM)
 add_custom_target(quiche_build DEPENDS ${QUICHE_LIB} ${QUICHE_INCLUDE}/quiche.h)
