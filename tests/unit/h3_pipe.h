@@ -18,6 +18,7 @@
 #include "h3/session.h"
 #include "h3q.h"
 #include "quic/endpoint.h"
+#include "quiche_pair.h"
 #include "util/buf.h"
 
 typedef struct pipe_ctx {
@@ -32,31 +33,6 @@ typedef struct pipe_ctx {
   h3_session *h;
   char dir[64];
 } pipe_ctx;
-
-static inline struct sockaddr_in pipe_addr(uint16_t port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-static inline quiche_config *pipe_quiche_config(const char *cert,
-                                                const char *key) {
-  quiche_config *c = quiche_config_new(QUICHE_PROTOCOL_VERSION);
-  quiche_config_set_application_protos(c, (const uint8_t *)"\x02h3", 3);
-  quiche_config_set_initial_max_data(c, 1 << 22);
-  quiche_config_set_initial_max_stream_data_bidi_local(c, 1 << 20);
-  quiche_config_set_initial_max_stream_data_bidi_remote(c, 1 << 20);
-  quiche_config_set_initial_max_stream_data_uni(c, 1 << 20);
-  quiche_config_set_initial_max_streams_bidi(c, 100);
-  quiche_config_set_initial_max_streams_uni(c, 10);
-  quiche_config_set_max_idle_timeout(c, 30000);
-  quiche_config_verify_peer(c, false);
-  if (cert) {
-    quiche_config_load_cert_chain_from_pem_file(c, cert);
-    quiche_config_load_priv_key_from_pem_file(c, key);
-  }
-  return c;
-}
 
 /* Moves what a wants to send into b; returns the number of packets. */
 static inline int pipe_move(quiche_conn *a, quiche_conn *b,

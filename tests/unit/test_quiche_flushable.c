@@ -20,6 +20,7 @@
 
 #include "check.h"
 #include "h3q.h"
+#include "quiche_pair.h"
 
 /* quiche's urgency for RFC 9218 urgency 3, as src/h3/response_send.c sets
  * it (QUICHE_URGENCY_OFFSET there). */
@@ -39,28 +40,6 @@ typedef struct packet {
   uint8_t data[1500];
   size_t len;
 } packet;
-
-static struct sockaddr_in addr_of(uint16_t port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-static quiche_config *make_config(const char *cert, const char *key) {
-  quiche_config *c = quiche_config_new(QUICHE_PROTOCOL_VERSION);
-  quiche_config_set_application_protos(c, (const uint8_t *)"\x02h3", 3);
-  quiche_config_set_initial_max_data(c, 1 << 22);
-  quiche_config_set_initial_max_stream_data_bidi_local(c, 1 << 20);
-  quiche_config_set_initial_max_stream_data_bidi_remote(c, 1 << 20);
-  quiche_config_set_initial_max_streams_bidi(c, 10);
-  quiche_config_set_max_idle_timeout(c, 30000);
-  quiche_config_verify_peer(c, false);
-  if (cert) {
-    CHECK(quiche_config_load_cert_chain_from_pem_file(c, cert) == 0);
-    CHECK(quiche_config_load_priv_key_from_pem_file(c, key) == 0);
-  }
-  return c;
-}
 
 static void deliver(quiche_conn *to, struct sockaddr_in *to_addr,
                     struct sockaddr_in *from_addr, uint8_t *pkt, size_t len) {
@@ -103,16 +82,16 @@ static int peers_start(peers *p) {
   snprintf(key, sizeof key, "%s/key.pem", dir);
   int rc = h3q_generate_self_signed_cert(cert, key, "localhost", 1);
   if (rc == 0) {
-    p->scfg = make_config(cert, key);
-    p->ccfg = make_config(NULL, NULL);
+    p->scfg = pipe_quiche_config(cert, key);
+    p->ccfg = pipe_quiche_config(NULL, NULL);
   }
   unlink(cert);
   unlink(key);
   rmdir(dir);
   if (rc != 0)
     return -1;
-  p->caddr = addr_of(40000);
-  p->saddr = addr_of(4433);
+  p->caddr = pipe_addr(40000);
+  p->saddr = pipe_addr(4433);
   uint8_t ccid[16] = {1, 2, 3}, scid[16] = {9, 8, 7};
   p->client = quiche_connect(
       "localhost", ccid, sizeof ccid, (struct sockaddr *)&p->caddr,

@@ -12,29 +12,7 @@
 #include "check.h"
 #include "h3q.h"
 #include "quic/quiche_ext.h"
-
-static struct sockaddr_in addr_of(uint16_t port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-static quiche_config *make_config(const char *cert, const char *key) {
-  quiche_config *c = quiche_config_new(QUICHE_PROTOCOL_VERSION);
-  quiche_config_set_application_protos(c, (const uint8_t *)"\x02h3", 3);
-  quiche_config_set_initial_max_data(c, 1 << 20);
-  quiche_config_set_initial_max_stream_data_bidi_local(c, 1 << 18);
-  quiche_config_set_initial_max_stream_data_bidi_remote(c, 1 << 18);
-  quiche_config_set_initial_max_stream_data_uni(c, 1 << 18);
-  quiche_config_set_initial_max_streams_bidi(c, 10);
-  quiche_config_set_initial_max_streams_uni(c, 10);
-  quiche_config_verify_peer(c, false);
-  if (cert) {
-    CHECK(quiche_config_load_cert_chain_from_pem_file(c, cert) == 0);
-    CHECK(quiche_config_load_priv_key_from_pem_file(c, key) == 0);
-  }
-  return c;
-}
+#include "quiche_pair.h"
 
 /* Moves every packet a wants to send into b. */
 static void pump(quiche_conn *a, quiche_conn *b, struct sockaddr_in *b_addr) {
@@ -88,8 +66,9 @@ static void test_new_token(quiche_conn *server, quiche_conn *client,
 /* quiche loads the generated certificate and key, and a client completes
  * a handshake against it. */
 static void test_cert_serves_handshake(const char *cert, const char *key) {
-  quiche_config *scfg = make_config(cert, key), *ccfg = make_config(NULL, NULL);
-  struct sockaddr_in sa = addr_of(4433), ca = addr_of(5555);
+  quiche_config *scfg = pipe_quiche_config(cert, key),
+                *ccfg = pipe_quiche_config(NULL, NULL);
+  struct sockaddr_in sa = pipe_addr(4433), ca = pipe_addr(5555);
   uint8_t scid[16] = {1}, ccid[16] = {2};
   quiche_conn *client =
       quiche_connect("localhost", ccid, sizeof ccid, (struct sockaddr *)&ca,
