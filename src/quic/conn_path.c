@@ -55,33 +55,26 @@ static const char *addr_text(const struct sockaddr_storage *a, char *buf,
   return buf;
 }
 
-static void on_new_path(conn *c, const quiche_path_event *ev) {
-  struct sockaddr_storage local, peer;
-  socklen_t local_len = sizeof local, peer_len = sizeof peer;
-  char text[INET6_ADDRSTRLEN + 8];
-  quiche_path_event_new(ev, &local, &local_len, &peer, &peer_len);
-  LOG_INFO("conn %llu: new path from %s, validating it",
-           (unsigned long long)c->number, addr_text(&peer, text, sizeof text));
-}
+/* quiche's path events all carry the path's two addresses, read by a
+ * getter of the same shape for each event type. */
+typedef void (*path_addrs_fn)(const quiche_path_event *ev,
+                              struct sockaddr_storage *local,
+                              socklen_t *local_len,
+                              struct sockaddr_storage *peer,
+                              socklen_t *peer_len);
 
-static void on_validated(conn *c, const quiche_path_event *ev) {
-  struct sockaddr_storage local, peer;
-  socklen_t local_len = sizeof local, peer_len = sizeof peer;
+/* Logs "before PEER after" for an event and returns its peer address. */
+static socklen_t log_path_event(conn *c, const quiche_path_event *ev,
+                                path_addrs_fn addrs, const char *before,
+                                const char *after,
+                                struct sockaddr_storage *peer) {
+  struct sockaddr_storage local;
+  socklen_t local_len = sizeof local, peer_len = sizeof *peer;
   char text[INET6_ADDRSTRLEN + 8];
-  quiche_path_event_validated(ev, &local, &local_len, &peer, &peer_len);
-  LOG_INFO("conn %llu: path to %s validated", (unsigned long long)c->number,
-           addr_text(&peer, text, sizeof text));
-}
-
-static void on_peer_migrated(conn *c, const quiche_path_event *ev) {
-  struct sockaddr_storage local, peer;
-  socklen_t local_len = sizeof local, peer_len = sizeof peer;
-  char text[INET6_ADDRSTRLEN + 8];
-  quiche_path_event_peer_migrated(ev, &local, &local_len, &peer, &peer_len);
-  LOG_INFO("conn %llu: peer migrated to %s", (unsigned long long)c->number,
-           addr_text(&peer, text, sizeof text));
-  conn_path_init(c, (struct sockaddr *)&peer, peer_len);
-  c->migrations++;
+  addrs(ev, &local, &local_len, peer, &peer_len);
+  LOG_INFO("conn %llu: %s%s%s", (unsigned long long)c->number, before,
+           addr_text(peer, text, sizeof text), after);
+  return peer_len;
 }
 
 void conn_path_events(conn *c) {
@@ -90,16 +83,23 @@ void conn_path_events(conn *c) {
     quiche_path_event *ev = quiche_conn_path_event_next(c->q);
     if (!ev)
       return;
+    struct sockaddr_storage peer;
     enum quiche_path_event_type t = quiche_path_event_type(ev);
-    if (t == QUICHE_PATH_EVENT_NEW)
-      on_new_path(c, ev);
-    else if (t == QUICHE_PATH_EVENT_VALIDATED)
-      on_validated(c, ev);
-    else if (t == QUICHE_PATH_EVENT_PEER_MIGRATED)
-      on_peer_migrated(c, ev);
-    else if (t == QUICHE_PATH_EVENT_FAILED_VALIDATION)
+    if (t == QUICHE_PATH_EVENT_NEW) {
+      log_path_event(c, ev, quiche_path_event_new, "new path from ",
+                     ", validating it", &peer);
+    } else if (t == QUICHE_PATH_EVENT_VALIDATED) {
+      log_path_event(c, ev, quiche_path_event_validated, "path to ",
+                     " validated", &peer);
+    } else if (t == QUICHE_PATH_EVENT_PEER_MIGRATED) {
+      socklen_t len = log_path_event(c, ev, quiche_path_event_peer_migrated,
+                                     "peer migrated to ", "", &peer);
+      conn_path_init(c, (struct sockaddr *)&peer, len);
+      c->migrations++;
+    } else if (t == QUICHE_PATH_EVENT_FAILED_VALIDATION) {
       LOG_DEBUG("conn %llu: path validation failed",
                 (unsigned long long)c->number);
+    }
     quiche_path_event_free(ev);
   }
 }
