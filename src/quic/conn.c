@@ -119,6 +119,7 @@ void conn_recv(conn *c, uint8_t *buf, size_t len, const struct sockaddr *from,
     LOG_DEBUG("conn %llu: recv error %zd", (unsigned long long)c->number, rc);
     endpoint_count_drop(c->ep, H3Q_DROP_QUIC);
   }
+  c->rx_unprocessed++;
   conn_mark_dirty(c);
 }
 
@@ -221,6 +222,7 @@ void conn_check_validated(conn *c) {
 }
 
 void conn_process(conn *c) {
+  c->rx_unprocessed = 0;
   conn_check_validated(c);
   if (!quiche_conn_is_closed(c->q) && check_tls(c) &&
       quiche_conn_is_established(c->q)) {
@@ -283,6 +285,14 @@ static void unlink_dirty(conn *c) {
       return;
     }
   }
+}
+
+void conn_process_now(conn *c) {
+  if (c->dirty) {
+    unlink_dirty(c);
+    c->dirty = false;
+  }
+  conn_process(c);
 }
 
 h3q_close_reason conn_close_reason(const conn *c) {

@@ -94,9 +94,10 @@ struct conn {
 
   conn *dirty_next;
   bool dirty;
-  conn *tx_wait_next; /* ep->tx_waiters */
-  bool tx_waiting;    /* stopped sending: the socket buffer was full */
-  conn *prev, *next;  /* ep->all */
+  unsigned rx_unprocessed; /* datagrams received since conn_process */
+  conn *tx_wait_next;      /* ep->tx_waiters */
+  bool tx_waiting;         /* stopped sending: the socket buffer was full */
+  conn *prev, *next;       /* ep->all */
 };
 
 /* Sets the peer's address (conn_path.c). */
@@ -148,6 +149,8 @@ void conn_release_held(conn *c);
 
 /* Queues c for conn_process before the loop blocks again. */
 void conn_mark_dirty(conn *c);
+/* conn_process at once, out of the dirty list's order (may destroy c). */
+void conn_process_now(conn *c);
 
 /* Runs the application, sends packets, re-arms the timer; frees c when
  * quiche says it is closed. c must not be used after a call unless it is

@@ -14,6 +14,8 @@
  * buffer of coalesced datagrams. Receive memory is recv_batch x 64 KiB. */
 #define TX_BATCH 64
 #define RX_DATAGRAM_MAX UDP_GRO_BUFFER
+/* See receive(). */
+#define RX_ANSWER_EVERY 16u
 /* Rounds of connection processing per loop iteration before yielding to
  * I/O (the caller keeps the loop from blocking while work remains). */
 #define PROCESS_ROUNDS 4
@@ -341,6 +343,23 @@ static bool steer_elsewhere(quic_endpoint *ep, const packet_header *h,
   return r != HANDOFF_NO_OWNER;
 }
 
+/* Feeds a datagram to its connection. A peer's burst reaches us in one
+ * read (recvmmsg, and GRO joins up to 64 datagrams in a message).
+ * Answered only after the whole read, the peer idles while we work and
+ * then we idle while it works: one connection with 100 streams of small
+ * requests left both sides a quarter idle that way. A connection is
+ * therefore processed after every RX_ANSWER_EVERY of its datagrams, so
+ * its answers leave while the rest of the read is handled (1 KB GETs on
+ * 1 x 100 streams: about 100k -> 130k req/s; 5 x 100 no worse). */
+static void receive(quic_endpoint *ep, conn *c, uint8_t *buf, size_t len,
+                    const struct sockaddr *from, socklen_t from_len) {
+  conn_recv(c, buf, len, from, from_len);
+  if (c->rx_unprocessed >= RX_ANSWER_EVERY) {
+    conn_process_now(c); /* may destroy c */
+    endpoint_flush(ep);
+  }
+}
+
 void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len) {
   packet_header h;
@@ -352,7 +371,7 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
   }
   conn *known = find_short_header_conn(ep, buf, len);
   if (known) {
-    conn_recv(known, buf, len, from, from_len);
+    receive(ep, known, buf, len, from, from_len);
     return;
   }
   if (negotiate_unknown_version(ep, buf, len, from, from_len)) {
@@ -376,7 +395,7 @@ void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
       send_stateless_reset(ep, buf, len, from, from_len);
     return;
   }
-  conn_recv(c, buf, len, from, from_len);
+  receive(ep, c, buf, len, from, from_len);
 }
 
 /* A socket bound to one address serves only datagrams sent to it. */
