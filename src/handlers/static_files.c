@@ -21,6 +21,7 @@
 #include "http/conditional.h"
 #include "http/headers.h"
 #include "http/http_range.h"
+#include "util/io_epoch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -453,6 +454,7 @@ static void entity_from_cache(entity *e, const file_cache_entry *c) {
 typedef struct file_ref {
   int fd;
   bool borrowed;
+  const uint8_t *bytes; /* the whole file, kept by the cache; or NULL */
 } file_ref;
 
 static void file_ref_done(file_ref f) {
@@ -568,7 +570,13 @@ static int read_small(int fd, const part *p, uint8_t *out) {
 /* A small part: read whole, then headers and body in one response call. */
 static int send_small_part(h3q_response *res, static_lane *lane, file_ref f,
                            const entity *e, const part *p) {
-  int rc = read_small(f.fd, p, lane->small);
+  const uint8_t *body = lane->small;
+  int rc = H3Q_OK;
+  if (f.bytes != NULL) {
+    body = f.bytes + p->start;
+  } else {
+    rc = read_small(f.fd, p, lane->small);
+  }
   file_ref_done(f);
   if (rc != H3Q_OK) {
     return respond_error(res, rc);
@@ -577,7 +585,7 @@ static int send_small_part(h3q_response *res, static_lane *lane, file_ref f,
       set_entity_headers(res, e, p) != H3Q_OK) {
     return reset_internal(res);
   }
-  return h3q_response_send(res, p->status, e->type, lane->small,
+  return h3q_response_send(res, p->status, e->type, body,
                            (size_t)(p->end - p->start));
 }
 
@@ -866,32 +874,36 @@ static const char *target_path(h3q_request *req, char **owned) {
 /* A walk that reached a regular file: remembered in the cache (which then
  * owns the descriptor) when possible, then served. */
 static int serve_walked(h3q_request *req, h3q_response *res, static_lane *lane,
-                        const char *target, walk *w, bool head) {
+                        const char *target, walk *w, bool head,
+                        uint64_t epoch) {
   entity e;
-  const file_cache_entry *c = w->rel_ok
-                                  ? file_cache_put(&lane->cache, target, w->rel,
-                                                   w->name, w->file, &w->st)
-                                  : NULL;
+  const file_cache_entry *c =
+      w->rel_ok ? file_cache_put(&lane->cache, target, w->rel, w->name, w->file,
+                                 &w->st, epoch)
+                : NULL;
   if (c != NULL) {
     entity_from_cache(&e, c);
-    return serve_file(req, res, lane, (file_ref){c->fd, true}, &e, head);
+    return serve_file(req, res, lane, (file_ref){c->fd, true, c->bytes}, &e,
+                      head);
   }
   entity_init(&e, w);
-  return serve_file(req, res, lane, (file_ref){w->file, false}, &e, head);
+  return serve_file(req, res, lane, (file_ref){w->file, false, NULL}, &e, head);
 }
 
 /* Serves target from the cache when it holds it unchanged. 1 when served
  * (rc set), 0 when the path must be walked. */
 static int serve_cached(h3q_request *req, h3q_response *res,
                         const h3q_static *st, static_lane *lane,
-                        const char *target, bool head, int *rc) {
-  const file_cache_entry *c = file_cache_get(&lane->cache, st->dirfd, target);
+                        const char *target, bool head, uint64_t epoch,
+                        int *rc) {
+  const file_cache_entry *c =
+      file_cache_get(&lane->cache, st->dirfd, target, epoch);
   if (c == NULL) {
     return 0;
   }
   entity e;
   entity_from_cache(&e, c);
-  *rc = serve_file(req, res, lane, (file_ref){c->fd, true}, &e, head);
+  *rc = serve_file(req, res, lane, (file_ref){c->fd, true, c->bytes}, &e, head);
   return 1;
 }
 
@@ -939,7 +951,8 @@ static static_lane *lane_enter(h3q_static *st) {
 static int serve_target(h3q_request *req, h3q_response *res, h3q_static *st,
                         static_lane *lane, const char *target, bool head) {
   int rc = H3Q_OK;
-  if (serve_cached(req, res, st, lane, target, head, &rc)) {
+  uint64_t epoch = io_epoch_now(); /* before any check it stamps */
+  if (serve_cached(req, res, st, lane, target, head, epoch, &rc)) {
     return rc;
   }
   walk w;
@@ -948,7 +961,7 @@ static int serve_target(h3q_request *req, h3q_response *res, h3q_static *st,
     return respond_error(res, rc);
   }
   if (w.file >= 0) {
-    return serve_walked(req, res, lane, target, &w, head);
+    return serve_walked(req, res, lane, target, &w, head, epoch);
   }
   return serve_listing(req, res, w.dir, target);
 }

@@ -7,6 +7,7 @@
 
 #include "quic/token.h"
 #include "util/clock.h"
+#include "util/io_epoch.h"
 #include "util/log.h"
 
 /* Datagrams per sendmmsg call, and receive buffer size: any datagram a
@@ -414,6 +415,7 @@ void endpoint_handle_handed_in(quic_endpoint *ep, uint8_t *buf, size_t len,
   }
   memcpy(&ep->rx_to, to, to_len);
   ep->rx_to_len = to_len;
+  io_epoch_advance();
   ep->rx_handed_in = true;
   endpoint_handle_datagram(ep, buf, len, from, from_len);
   ep->rx_handed_in = false;
@@ -471,6 +473,8 @@ void endpoint_on_readable(void *arg) {
     LOG_WARN("recvmmsg failed");
     return;
   }
+  if (n > 0)
+    io_epoch_advance();
   admission_batch_read(&ep->admission, rx_backlog(ep, (size_t)n),
                        RETRIES_PER_BACKLOG_BATCH(ep->rx.cap), clock_now_ns());
   for (int i = 0; i < n; i++)

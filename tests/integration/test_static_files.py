@@ -321,6 +321,28 @@ def test_changed_files_never_served_stale(srv, tree):
     served(big)
 
 
+def test_settled_small_files_never_served_stale(srv, tree):
+    """The handler keeps the bytes of small files unchanged for 2 s
+    (FILE_CACHE_SETTLE_S): a later change must still give the new bytes,
+    even one that keeps the size and sets the mtime back."""
+    p = tree.root / "settled.txt"
+    p.write_bytes(b"settled v1\n")
+    time.sleep(2.5)
+    for _ in range(3):  # the first keeps the bytes, the others are served from them
+        assert_current(get(srv, "/settled.txt"), p, b"settled v1\n")
+    st = os.stat(p)
+    p.write_bytes(b"SETTLED V2\n")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = get(srv, "/settled.txt")
+    assert (r.status, r.body) == (200, b"SETTLED V2\n"), describe(r)
+    tmp = tree.root / "settled.tmp"
+    tmp.write_bytes(b"settled v3\n")
+    os.replace(tmp, p)
+    assert_current(get(srv, "/settled.txt"), p, b"settled v3\n")
+    p.unlink()
+    assert get(srv, "/settled.txt").status == 404
+
+
 def test_other_methods_405(srv):
     rs = get_many(srv, [(m, "/hello.txt", None) for m in ("POST", "PUT", "DELETE", "OPTIONS")])
     for r in rs:
