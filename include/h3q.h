@@ -774,13 +774,16 @@ H3Q_EXTERN int h3q_server_goaway(h3q_server *srv, uint64_t conn_id);
  * 200. With list_directories, a directory without its index file gets an
  * HTML listing ("/dir" redirects to "/dir/"). Files stream with one 64 KiB
  * buffer per response. The handler keeps descriptors and metadata of up
- * to 128 recently served files and checks each with one fstatat per
- * request: a file that changed (size, mtime, ctime or inode) is opened
- * afresh, so a changed file is never served with its old length or etag.
- * An h3q_static may serve several threads at once (a server's workers):
- * each thread gets its own such cache (threads beyond 16 share one, under
- * a lock), so up to 128 descriptors per serving thread. Details:
- * src/handlers/static_files.h. */
+ * to 128 recently served files, and the bytes of those up to 16 KB whose
+ * ctime is 2 s old (up to 1 MiB per thread). It checks a file with one
+ * fstatat per read of datagrams from the socket, not per request (every
+ * request of a read was sent before that check; a change made while a
+ * request is answered may be seen or not): a file that changed
+ * (size, mtime, ctime or inode) is opened afresh, so a changed file is
+ * never served with its old bytes, length or etag. An h3q_static may serve
+ * several threads at once (a server's workers): each thread gets its own such
+ * cache (threads beyond 16 share one, under a lock), so up to 128 descriptors
+ * per serving thread. Details: src/handlers/static_files.h. */
 typedef struct h3q_static h3q_static;
 typedef struct h3q_static_options {
   bool list_directories;  /* false: directories without index.html 404 */
@@ -1600,8 +1603,12 @@ H3Q_EXTERN int h3q_host_respond(h3q_host *host, uint32_t id, int status,
  * that descriptor on the loop thread. Descriptors of recent files (at
  * most 64) stay open and are reused while a fresh stat of path shows the
  * same unchanged file (device, inode, size, mtime, ctime): one stat
- * instead of open, fstat and close. HEAD requests, 204 and 304 get no body
- * (and 204/304 no content-length). expect_size >= 0: the file must be
+ * instead of open, fstat and close, and none when the path was checked
+ * since the loop last read datagrams (so a change made before the
+ * request was sent is always seen; one made while it is answered may be
+ * seen or not). Files up to 16 KB whose ctime is 2 s old are kept in
+ * memory (up to 1 MiB) and sent without reading. HEAD requests, 204 and 304 get
+ * no body (and 204/304 no content-length). expect_size >= 0: the file must be
  * that large (a host holding a slice of a file learns that it is not the
  * whole file); -1: any size. path is copied (it need not outlive the
  * call); the library owns and closes the descriptor. A file that shrinks

@@ -10,31 +10,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/file_snapshot.h"
+#include "util/io_epoch.h"
+
 #define CHUNK_SIZE (64u * 1024u)
 #define CACHE_SLOTS 64
+/* Files of up to BYTES_MAX bytes are kept in memory (util/file_snapshot.h
+ * says when that is safe), at most BYTES_BUDGET bytes per cache. */
+#define BYTES_MAX (16u * 1024u)
+#define BYTES_BUDGET (1024u * 1024u)
 
 /* An open descriptor shared by the cache and the responses reading it;
  * closed when the last of them lets go. */
 typedef struct fd_entry {
   char *path;
   int fd;
-  struct stat st; /* fstat of fd at open */
-  unsigned refs;  /* the cache's slot and each host_file; cache lock */
-  uint64_t used;  /* cache clock at the last hit */
+  struct stat st;   /* fstat of fd at open */
+  unsigned refs;    /* the cache's slot and each host_file; cache lock */
+  uint64_t used;    /* cache clock at the last hit */
+  uint64_t checked; /* io epoch of the last stat that matched */
+  uint8_t *bytes;   /* the whole file, or NULL; set once, cache lock */
 } fd_entry;
 
 struct host_file_cache {
   pthread_mutex_t lock;
   fd_entry *slots[CACHE_SLOTS];
   uint64_t clock;
+  size_t bytes; /* kept file bytes, at most BYTES_BUDGET */
 };
 
 struct host_file {
   host_file_cache *cache;
   fd_entry *entry;
-  uint64_t size;   /* the entry's fstat size */
-  uint64_t offset; /* next byte to read */
-  uint8_t *buf;    /* read ahead, allocated at the first send */
+  const uint8_t *bytes; /* the entry's kept bytes when it was opened */
+  uint64_t size;        /* the entry's fstat size */
+  uint64_t offset;      /* next byte to read */
+  uint8_t *buf;         /* read ahead, allocated at the first send */
   size_t cap;
   size_t start; /* buf[start..start+pending) waits to be written */
   size_t pending;
@@ -57,15 +68,6 @@ static int path_error(int e) {
   }
 }
 
-/* Whether a and b describe the same unchanged file. */
-static bool same_file(const struct stat *a, const struct stat *b) {
-  return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
-         a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-         a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
-         a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
 /* A regular file of expect_size bytes (any size when negative)? */
 static int check_file(const struct stat *st, int64_t expect_size) {
   if (!S_ISREG(st->st_mode) || st->st_size < 0 ||
@@ -82,12 +84,25 @@ host_file_cache *host_file_cache_new(void) {
 }
 
 /* Drops one reference; cache lock held. */
-static void entry_release(fd_entry *e) {
+static void entry_release(host_file_cache *c, fd_entry *e) {
   if (--e->refs > 0)
     return;
+  if (e->bytes)
+    c->bytes -= (size_t)e->st.st_size;
+  free(e->bytes);
   close(e->fd);
   free(e->path);
   free(e);
+}
+
+/* Keeps e's bytes when the file is small and settled and they fit the
+ * budget. Cache lock held. */
+static void keep_bytes(host_file_cache *c, fd_entry *e) {
+  if (e->bytes || c->bytes + (size_t)e->st.st_size > BYTES_BUDGET)
+    return;
+  e->bytes = file_read_settled(e->fd, &e->st, BYTES_MAX, FILE_SETTLE_S);
+  if (e->bytes)
+    c->bytes += (size_t)e->st.st_size;
 }
 
 void host_file_cache_free(host_file_cache *c) {
@@ -95,7 +110,7 @@ void host_file_cache_free(host_file_cache *c) {
     return;
   for (size_t i = 0; i < CACHE_SLOTS; i++)
     if (c->slots[i])
-      entry_release(c->slots[i]);
+      entry_release(c, c->slots[i]);
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
@@ -108,19 +123,37 @@ static size_t find_slot(const host_file_cache *c, const char *path) {
   return CACHE_SLOTS;
 }
 
+/* A reference to the cached descriptor of path when it was found
+ * unchanged at io epoch epoch (util/io_epoch.h: no request answered now
+ * was sent after a change that check missed); NULL otherwise. Cache lock
+ * held. */
+static fd_entry *cache_checked(host_file_cache *c, const char *path,
+                               uint64_t epoch) {
+  size_t i = find_slot(c, path);
+  if (i == CACHE_SLOTS || c->slots[i]->checked != epoch)
+    return NULL;
+  fd_entry *e = c->slots[i];
+  e->used = ++c->clock;
+  e->refs++;
+  return e;
+}
+
 /* A reference to the cached descriptor of path when it still names the
- * file st describes; a stale entry is dropped. Cache lock held. */
+ * file st (a stat taken at io epoch epoch or later) describes; a stale
+ * entry is dropped. Cache lock held. */
 static fd_entry *cache_hit(host_file_cache *c, const char *path,
-                           const struct stat *st) {
+                           const struct stat *st, uint64_t epoch) {
   size_t i = find_slot(c, path);
   if (i == CACHE_SLOTS)
     return NULL;
   fd_entry *e = c->slots[i];
-  if (!same_file(&e->st, st)) {
+  if (!file_unchanged(&e->st, st)) {
     c->slots[i] = NULL;
-    entry_release(e);
+    entry_release(c, e);
     return NULL;
   }
+  e->checked = epoch;
+  keep_bytes(c, e); /* it may have settled since */
   e->used = ++c->clock;
   e->refs++;
   return e;
@@ -128,7 +161,7 @@ static fd_entry *cache_hit(host_file_cache *c, const char *path,
 
 /* Puts e in a free or the least recently used slot (replacing an entry
  * for the same path). Cache lock held. */
-static void cache_put(host_file_cache *c, fd_entry *e) {
+static void cache_put(host_file_cache *c, fd_entry *e, uint64_t epoch) {
   size_t victim = find_slot(c, e->path);
   for (size_t i = 0; victim == CACHE_SLOTS && i < CACHE_SLOTS; i++)
     if (!c->slots[i])
@@ -140,7 +173,9 @@ static void cache_put(host_file_cache *c, fd_entry *e) {
         victim = i;
   }
   if (c->slots[victim])
-    entry_release(c->slots[victim]);
+    entry_release(c, c->slots[victim]);
+  e->checked = epoch;
+  keep_bytes(c, e);
   e->used = ++c->clock;
   e->refs++;
   c->slots[victim] = e;
@@ -151,7 +186,7 @@ static void cache_drop(host_file_cache *c, const char *path) {
   pthread_mutex_lock(&c->lock);
   size_t i = find_slot(c, path);
   if (i < CACHE_SLOTS) {
-    entry_release(c->slots[i]);
+    entry_release(c, c->slots[i]);
     c->slots[i] = NULL;
   }
   pthread_mutex_unlock(&c->lock);
@@ -185,11 +220,26 @@ static int entry_open(const char *path, int64_t expect_size, fd_entry **out) {
   return H3Q_OK;
 }
 
-/* The descriptor for path: the cached one when path still names that
- * unchanged file (one stat instead of open, fstat and close), else a new
- * one that the cache keeps. */
+/* The descriptor for path, and its kept bytes (or NULL): the cached one
+ * when path still names that unchanged file (no system call when it was
+ * checked in this io epoch, else one stat instead of open, fstat and
+ * close), else a new one that the cache keeps. */
 static int entry_get(host_file_cache *c, const char *path, int64_t expect_size,
-                     fd_entry **out) {
+                     fd_entry **out, const uint8_t **bytes) {
+  uint64_t epoch = io_epoch_now(); /* before the check it stamps */
+  pthread_mutex_lock(&c->lock);
+  *out = cache_checked(c, path, epoch);
+  *bytes = *out ? (*out)->bytes : NULL;
+  pthread_mutex_unlock(&c->lock);
+  if (*out) {
+    int rc = check_file(&(*out)->st, expect_size);
+    if (rc != H3Q_OK) {
+      pthread_mutex_lock(&c->lock);
+      entry_release(c, *out);
+      pthread_mutex_unlock(&c->lock);
+    }
+    return rc;
+  }
   struct stat st;
   if (stat(path, &st) != 0) {
     int rc = path_error(errno);
@@ -200,7 +250,8 @@ static int entry_get(host_file_cache *c, const char *path, int64_t expect_size,
   if (rc != H3Q_OK)
     return rc;
   pthread_mutex_lock(&c->lock);
-  *out = cache_hit(c, path, &st);
+  *out = cache_hit(c, path, &st, epoch);
+  *bytes = *out ? (*out)->bytes : NULL;
   pthread_mutex_unlock(&c->lock);
   if (*out)
     return H3Q_OK;
@@ -208,7 +259,8 @@ static int entry_get(host_file_cache *c, const char *path, int64_t expect_size,
   if (rc != H3Q_OK)
     return rc;
   pthread_mutex_lock(&c->lock);
-  cache_put(c, *out);
+  cache_put(c, *out, epoch);
+  *bytes = (*out)->bytes;
   pthread_mutex_unlock(&c->lock);
   return H3Q_OK;
 }
@@ -220,13 +272,15 @@ int host_file_open(host_file_cache *c, const char *path, int64_t expect_size,
   if (!f)
     return H3Q_ENOMEM;
   fd_entry *e;
-  int rc = entry_get(c, path, expect_size, &e);
+  const uint8_t *bytes;
+  int rc = entry_get(c, path, expect_size, &e, &bytes);
   if (rc != H3Q_OK) {
     free(f);
     return rc;
   }
   /* The size of the descriptor's fstat: the bytes it can read. */
-  *f = (host_file){.cache = c, .entry = e, .size = (uint64_t)e->st.st_size};
+  *f = (host_file){
+      .cache = c, .entry = e, .bytes = bytes, .size = (uint64_t)e->st.st_size};
   *out = f;
   return H3Q_OK;
 }
@@ -259,7 +313,25 @@ static int fill(host_file *f) {
   return H3Q_OK;
 }
 
+/* The same from the kept bytes: no read, no buffer. */
+static int send_kept(host_file *f, h3q_response *res) {
+  while (f->offset < f->size) { /* each round writes a byte or more, or stops */
+    ssize_t n = h3q_response_write(res, f->bytes + f->offset,
+                                   (size_t)(f->size - f->offset));
+    if (n == H3Q_EAGAIN || n == 0)
+      return 0;
+    if (n < 0)
+      return (int)n;
+    f->offset += (uint64_t)n;
+    if (f->offset < f->size)
+      return 0; /* a short write: the writable callback follows */
+  }
+  return 1;
+}
+
 int host_file_send(host_file *f, h3q_response *res) {
+  if (f->bytes)
+    return send_kept(f, res);
   /* Bounded by the file: every round writes a whole chunk, or stops. */
   for (;;) {
     if (f->pending == 0 && f->offset >= f->size)
@@ -285,7 +357,7 @@ void host_file_free(host_file *f) {
   if (!f)
     return;
   pthread_mutex_lock(&f->cache->lock);
-  entry_release(f->entry);
+  entry_release(f->cache, f->entry);
   pthread_mutex_unlock(&f->cache->lock);
   free(f->buf);
   free(f);

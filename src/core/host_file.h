@@ -7,9 +7,13 @@
  * shared by the responses reading them: a path that still names the same
  * unchanged file (device, inode, size, mtime and ctime of a fresh stat
  * equal those of the descriptor's fstat) costs one stat instead of open,
- * fstat and close. A changed, replaced or deleted file is opened anew (or
- * refused); a descriptor is closed once the cache and every response have
- * let go of it. Thread-safe (one lock). */
+ * fstat and close, and no system call at all when it was already checked
+ * in the current io epoch (util/io_epoch.h). The bytes of files up to
+ * 16 KB whose ctime is 2 s old are kept in memory (up to 1 MiB in all;
+ * util/file_snapshot.h) and sent without a read. A changed, replaced or
+ * deleted file is opened anew (or refused); a descriptor is closed once
+ * the cache and every response have let go of it. Thread-safe (one
+ * lock). */
 #ifndef H3Q_CORE_HOST_FILE_H
 #define H3Q_CORE_HOST_FILE_H
 

@@ -1,15 +1,14 @@
 #include "handlers/file_cache.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http/headers.h"
+#include "util/file_snapshot.h"
 
 static uint64_t hash_str(const char *s) {
   uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
@@ -41,7 +40,7 @@ static void entry_drop(file_cache *c, file_cache_entry *e) {
 
 void file_cache_init(file_cache *c) {
   memset(c, 0, sizeof *c);
-  c->settle_s = FILE_CACHE_SETTLE_S;
+  c->settle_s = FILE_SETTLE_S;
 }
 
 void file_cache_free(file_cache *c) {
@@ -58,16 +57,6 @@ void file_cache_etag(const struct stat *st, char out[64]) {
            (uint64_t)st->st_ino, (uint64_t)st->st_size, ns_of(&st->st_mtim));
 }
 
-/* Same inode, same size and times: nothing about the file changed that
- * its headers or its bytes' length depend on. ctime also moves on chmod,
- * chown, link count and rename. */
-static bool same_file(const struct stat *a, const struct stat *b) {
-  return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
-         a->st_size == b->st_size && S_ISREG(b->st_mode) &&
-         ns_of(&a->st_mtim) == ns_of(&b->st_mtim) &&
-         ns_of(&a->st_ctim) == ns_of(&b->st_ctim);
-}
-
 static file_cache_entry *find(file_cache *c, const char *key, uint64_t h) {
   for (size_t i = 0; i < FILE_CACHE_PROBE; i++) {
     file_cache_entry *e = &c->slots[slot_at(h, i)];
@@ -75,31 +64,6 @@ static file_cache_entry *find(file_cache *c, const char *key, uint64_t h) {
       return e;
   }
   return NULL;
-}
-
-/* Reads the whole file when it is small, settled (see file_cache.h) and
- * fits the budget; NULL otherwise, or when the read comes up short. */
-static uint8_t *keep_bytes(file_cache *c, int fd, const struct stat *st) {
-  size_t size = (size_t)st->st_size;
-  if (st->st_size <= 0 || size > FILE_CACHE_BYTES_MAX ||
-      c->bytes + size > FILE_CACHE_BYTES_BUDGET ||
-      st->st_ctim.tv_sec > time(NULL) - c->settle_s)
-    return NULL;
-  uint8_t *b = malloc(size);
-  size_t got = 0;
-  while (b && got < size) {
-    ssize_t n = pread(fd, b + got, size - got, (off_t)got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      free(b);
-      return NULL;
-    }
-    got += (size_t)n;
-  }
-  if (b)
-    c->bytes += size;
-  return b;
 }
 
 /* A free slot in key's window, else its least recently used one. */
@@ -115,6 +79,16 @@ static file_cache_entry *victim(file_cache *c, uint64_t h) {
   return oldest;
 }
 
+/* The whole file when it is small, settled and fits the budget. */
+static uint8_t *keep_bytes(file_cache *c, int fd, const struct stat *st) {
+  if (c->bytes + (size_t)st->st_size > FILE_CACHE_BYTES_BUDGET)
+    return NULL;
+  uint8_t *b = file_read_settled(fd, st, FILE_CACHE_BYTES_MAX, c->settle_s);
+  if (b)
+    c->bytes += (size_t)st->st_size;
+  return b;
+}
+
 const file_cache_entry *file_cache_get(file_cache *c, int root, const char *key,
                                        uint64_t epoch) {
   uint64_t h = hash_str(key);
@@ -124,7 +98,7 @@ const file_cache_entry *file_cache_get(file_cache *c, int root, const char *key,
   if (e->checked != epoch) {
     struct stat now;
     if (fstatat(root, e->rel, &now, AT_SYMLINK_NOFOLLOW) != 0 ||
-        !same_file(&e->st, &now)) {
+        !S_ISREG(now.st_mode) || !file_unchanged(&e->st, &now)) {
       entry_drop(c, e);
       return NULL;
     }

@@ -14,13 +14,9 @@
  * Bytes: reads go to the descriptor, so they are the file's current ones,
  * except for files of at most FILE_CACHE_BYTES_MAX bytes whose ctime was
  * settle_s seconds old when they entered the cache or at a later check:
- * those are kept in memory. Any later change to such a file (a write, truncate,
- * rename, chmod, utimensat) sets its ctime to the time of the change, later
- * than the kept one even with the file system's coarse clock, so the check
- * above drops the bytes with the entry. A file changed within settle_s
- * of being cached might share its ctime with the change, and is read
- * from the descriptor every time instead. At most FILE_CACHE_BYTES_BUDGET
- * bytes are kept per cache.
+ * those are kept in memory, and the check above drops them with the entry
+ * at any change (util/file_snapshot.h says why that is enough). At most
+ * FILE_CACHE_BYTES_BUDGET bytes are kept per cache.
  *
  * Bounded: FILE_CACHE_SLOTS entries (descriptors), found by hashing the
  * request path into a window of FILE_CACHE_PROBE slots; a full window
@@ -39,7 +35,6 @@
 #define FILE_CACHE_PROBE 8
 #define FILE_CACHE_BYTES_MAX (16 * 1024)
 #define FILE_CACHE_BYTES_BUDGET (1024 * 1024)
-#define FILE_CACHE_SETTLE_S 2
 
 typedef struct file_cache_entry {
   char *key;        /* the request path it answers; NULL: free slot */
@@ -59,7 +54,7 @@ typedef struct file_cache {
   file_cache_entry slots[FILE_CACHE_SLOTS];
   uint64_t clock; /* counts lookups and inserts: recency for eviction */
   size_t bytes;   /* kept file bytes, at most FILE_CACHE_BYTES_BUDGET */
-  long settle_s;  /* FILE_CACHE_SETTLE_S (tests set 0) */
+  long settle_s;  /* FILE_SETTLE_S (tests set 0) */
 } file_cache;
 
 /* An empty cache. */

@@ -11,8 +11,10 @@ package's own tests, bindings/bun, cannot load an instrumented library).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -126,6 +128,39 @@ def test_file_responses(host, tmp_path):
 
     after = run(go(), scaled(60))
     assert after.status == 200 and after.body == b"hello"
+    stop(proc)
+
+
+def test_file_responses_never_stale(host, tmp_path):
+    """Small files settled for 2 s are kept in memory by the host's file
+    cache (util/file_snapshot.h), and a path is checked once per read of
+    datagrams: every change must still give the new bytes and length, even
+    one that keeps the size and sets the mtime back."""
+    proc, port = host()
+    p = tmp_path / "small.txt"
+    p.write_bytes(b"settled v1\n")
+    time.sleep(2.5)
+
+    async def get(c):
+        r = await c.request("GET", f"/file{p}", timeout=scaled(10))
+        return r.status, r.body
+
+    async def go():
+        async with H3Client.connect("127.0.0.1", port, timeout=scaled(10)) as c:
+            for _ in range(3):  # the first keeps the bytes, the others send them
+                assert await get(c) == (200, b"settled v1\n")
+            st = os.stat(p)
+            p.write_bytes(b"SETTLED V2\n")
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+            assert await get(c) == (200, b"SETTLED V2\n")
+            tmp = tmp_path / "small.tmp"
+            tmp.write_bytes(b"v3, longer than before\n")
+            os.replace(tmp, p)
+            assert await get(c) == (200, b"v3, longer than before\n")
+            p.unlink()
+            assert (await get(c))[0] == 404
+
+    run(go(), scaled(60))
     stop(proc)
 
 

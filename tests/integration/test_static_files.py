@@ -323,7 +323,7 @@ def test_changed_files_never_served_stale(srv, tree):
 
 def test_settled_small_files_never_served_stale(srv, tree):
     """The handler keeps the bytes of small files unchanged for 2 s
-    (FILE_CACHE_SETTLE_S): a later change must still give the new bytes,
+    (FILE_SETTLE_S): a later change must still give the new bytes,
     even one that keeps the size and sets the mtime back."""
     p = tree.root / "settled.txt"
     p.write_bytes(b"settled v1\n")
