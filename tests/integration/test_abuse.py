@@ -71,7 +71,7 @@ def size(short: int, long: int) -> int:
 # it runs on what the client leaves. With one CPU nothing is moved. Not
 # the default: in the Initial flood cases it did not change the normal
 # client's p99 measurably (README, Reliability), and on a machine busy
-# with other work SCHED_IDLE can starve the attacker (one flood took 9 s
+# with other work SCHED_IDLE can starve the attacker (two floods took 9 s
 # instead of 0.2 s), so the attack would not be measured at all.
 
 
