@@ -86,6 +86,10 @@ bool admission_take_retry(admission *a) {
   return true;
 }
 
+bool admission_sheds(const admission *a) {
+  return a->backlog && a->retry_budget == 0;
+}
+
 void admission_retry_sent(admission *a) {
   if (!a->retry_always)
     a->stats->retries_under_load++;

@@ -68,6 +68,11 @@ void admission_batch_read(admission *a, bool backlog, size_t budget,
  * the budget); false: drop its Initial. */
 bool admission_take_retry(admission *a);
 
+/* Whether a new connection without a token would be refused now (a
+ * backlog, and no Retry left in this read's budget): its Initial may be
+ * dropped before any parsing (quic/rx_shed.h). */
+bool admission_sheds(const admission *a);
+
 /* A Retry was sent for a new connection (counts those sent under load). */
 void admission_retry_sent(admission *a);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "quic/rx_shed.h"
 #include "quic/token.h"
 #include "util/clock.h"
 #include "util/io_epoch.h"
@@ -453,7 +454,8 @@ static void handle_message(quic_endpoint *ep, size_t i) {
   uint8_t *data;
   size_t len;
   while (udp_segments_next(&s, &data, &len))
-    endpoint_handle_datagram(ep, data, len, m->msg_name, m->msg_namelen);
+    if (!rx_shed(ep, data, len))
+      endpoint_handle_datagram(ep, data, len, m->msg_name, m->msg_namelen);
 }
 
 /* Whether the socket's receive queue still holds a backlog after a read

@@ -120,6 +120,24 @@ static void test_budget_with_backlog_only(void) {
   CHECK(admission_take_retry(&a));
 }
 
+/* Shedding (quic/rx_shed.h) only with a backlog and the budget spent. */
+static void test_sheds_when_budget_spent(void) {
+  h3q_server_stats st;
+  memset(&st, 0, sizeof st);
+  admission a;
+  admission_init(&a, true, 128, &st);
+  admission_batch_read(&a, false, 2, S(1));
+  CHECK(!admission_sheds(&a)); /* no backlog: every Initial is answered */
+  admission_batch_read(&a, true, 2, S(1));
+  CHECK(!admission_sheds(&a));
+  CHECK(admission_take_retry(&a));
+  CHECK(!admission_sheds(&a)); /* one Retry left */
+  CHECK(admission_take_retry(&a));
+  CHECK(admission_sheds(&a));
+  admission_batch_read(&a, true, 2, S(1)); /* the next read: a new budget */
+  CHECK(!admission_sheds(&a));
+}
+
 static void test_zero_ignores_backlog(void) {
   h3q_server_stats st;
   memset(&st, 0, sizeof st);
@@ -134,6 +152,7 @@ int main(void) {
   test_backlog_turns_retry_on();
   test_budget_with_backlog_only();
   test_zero_ignores_backlog();
+  test_sheds_when_budget_spent();
   test_threshold_with_hysteresis();
   test_retries_counted_under_load_only();
   test_zero_means_never();
