@@ -98,11 +98,9 @@ static void entry_release(host_file_cache *c, fd_entry *e) {
 /* Keeps e's bytes when the file is small and settled and they fit the
  * budget. Cache lock held. */
 static void keep_bytes(host_file_cache *c, fd_entry *e) {
-  if (e->bytes || c->bytes + (size_t)e->st.st_size > BYTES_BUDGET)
-    return;
-  e->bytes = file_read_settled(e->fd, &e->st, BYTES_MAX, FILE_SETTLE_S);
-  if (e->bytes)
-    c->bytes += (size_t)e->st.st_size;
+  if (!e->bytes)
+    e->bytes = file_keep_settled(e->fd, &e->st, BYTES_MAX, FILE_SETTLE_S,
+                                 &c->bytes, BYTES_BUDGET);
 }
 
 void host_file_cache_free(host_file_cache *c) {

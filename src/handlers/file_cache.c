@@ -81,12 +81,8 @@ static file_cache_entry *victim(file_cache *c, uint64_t h) {
 
 /* The whole file when it is small, settled and fits the budget. */
 static uint8_t *keep_bytes(file_cache *c, int fd, const struct stat *st) {
-  if (c->bytes + (size_t)st->st_size > FILE_CACHE_BYTES_BUDGET)
-    return NULL;
-  uint8_t *b = file_read_settled(fd, st, FILE_CACHE_BYTES_MAX, c->settle_s);
-  if (b)
-    c->bytes += (size_t)st->st_size;
-  return b;
+  return file_keep_settled(fd, st, FILE_CACHE_BYTES_MAX, c->settle_s, &c->bytes,
+                           FILE_CACHE_BYTES_BUDGET);
 }
 
 const file_cache_entry *file_cache_get(file_cache *c, int root, const char *key,

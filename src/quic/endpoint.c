@@ -365,12 +365,7 @@ static void receive(quic_endpoint *ep, conn *c, uint8_t *buf, size_t len,
 void endpoint_handle_datagram(quic_endpoint *ep, uint8_t *buf, size_t len,
                               const struct sockaddr *from, socklen_t from_len) {
   packet_header h;
-  if (ep->rx_handed_in) {
-    ep->stats->packets_handed_in++;
-  } else {
-    ep->stats->udp_datagrams_received++;
-    ep->stats->udp_bytes_received += len;
-  }
+  endpoint_count_received(ep, len);
   conn *known = find_short_header_conn(ep, buf, len);
   if (known) {
     receive(ep, known, buf, len, from, from_len);

@@ -102,6 +102,17 @@ static inline uint8_t endpoint_identity(const quic_endpoint *ep) {
   return handoff_identity(ep->generation, ep->worker);
 }
 
+/* Counts a datagram read from the socket, or handed in by another server
+ * of the port. */
+static inline void endpoint_count_received(quic_endpoint *ep, size_t len) {
+  if (ep->rx_handed_in) {
+    ep->stats->packets_handed_in++;
+  } else {
+    ep->stats->udp_datagrams_received++;
+    ep->stats->udp_bytes_received += len;
+  }
+}
+
 /* Counts a dropped datagram (the total and its reason). */
 static inline void endpoint_count_drop(quic_endpoint *ep, h3q_drop_reason why) {
   ep->stats->packets_dropped++;

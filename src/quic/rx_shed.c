@@ -41,8 +41,7 @@ bool rx_shed(quic_endpoint *ep, const uint8_t *buf, size_t len) {
   if (!rx_is_tokenless_initial(buf, len, &dcid, &dcid_len) ||
       conn_table_get(&ep->conns, dcid, dcid_len))
     return false;
-  ep->stats->udp_datagrams_received++;
-  ep->stats->udp_bytes_received += len;
+  endpoint_count_received(ep, len);
   endpoint_count_drop(ep, H3Q_DROP_OVERLOAD);
   return true;
 }

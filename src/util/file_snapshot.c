@@ -35,3 +35,13 @@ uint8_t *file_read_settled(int fd, const struct stat *st, size_t max,
   }
   return b;
 }
+
+uint8_t *file_keep_settled(int fd, const struct stat *st, size_t max,
+                           long settle_s, size_t *kept, size_t budget) {
+  if (*kept + (size_t)st->st_size > budget)
+    return NULL;
+  uint8_t *b = file_read_settled(fd, st, max, settle_s);
+  if (b)
+    *kept += (size_t)st->st_size;
+  return b;
+}

@@ -30,4 +30,10 @@ bool file_unchanged(const struct stat *a, const struct stat *b);
 uint8_t *file_read_settled(int fd, const struct stat *st, size_t max,
                            long settle_s);
 
+/* The same within a budget: NULL when the file would take *kept (the
+ * bytes a cache keeps already) past budget; else *kept grows by the size
+ * of the bytes returned. */
+uint8_t *file_keep_settled(int fd, const struct stat *st, size_t max,
+                           long settle_s, size_t *kept, size_t budget);
+
 #endif
