@@ -120,8 +120,7 @@ def client_cmd(client: str, t: Tools, url: str, sc: Scenario, timeout: float,
 
 
 def run_client(cmd: list[str], cpu: int | None, timeout: float, srv: Server) -> dict:
-    if cpu is not None:
-        cmd = ["taskset", "-c", str(cpu), *cmd]
+    cmd = peers.placed(cmd, cpu)
     load1 = loadavg()[0]
     srv_cpu0, busy0, kids0 = srv.cpu_seconds(), machine_busy_s(), children_cpu_s()
     t0 = time.monotonic()
@@ -221,7 +220,9 @@ def report(a, scenarios: list[Scenario], servers: list[str], clients: list[str],
         f"(`i % 251` pattern) and certificate for every server, medians of {a.runs} runs "
         f"interleaved between servers (order rotated each round); request-rate runs last "
         f"{a.duration:g} s. "
-        + ("Servers pinned to CPU 0, clients to CPU 1 (taskset)." if pin else "No CPU pinning."))
+        + ("Servers pinned to CPU 0, clients to CPU 1 (taskset)." if pin else "No CPU pinning.")
+        + (f" Servers and clients ran at real-time priority (SCHED_FIFO {a.rt}, chrt), so other "
+           "work on the machine could not delay them." if getattr(a, "rt", 0) else ""))
     L += ["", f"Load average (1/5/15 min) at start {load_start[0]:.2f} / {load_start[1]:.2f} / "
           f"{load_start[2]:.2f}, at end {load_end[0]:.2f} / {load_end[1]:.2f} / {load_end[2]:.2f}."]
     runs = [x for sc in scenarios for rs in sc.results.values() for x in rs]
@@ -431,7 +432,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--size", type=int, default=GIB, help="download size in bytes (1 GiB)")
     ap.add_argument("--idle-conns", type=int, default=10000, help="connections of the idle scenario")
     ap.add_argument("--only", default="",
-                    help="comma list of scenarios: download,rps1,rps20,rps5,rps5open,idle "
+                    help="comma list of scenarios: download,rps1,rps20,rps5,rps5open,"
+                         "rps5openhigh,idle "
                          "(default all)")
     ap.add_argument("--servers", default=",".join(peers.DEFAULT_SERVERS),
                     help="comma list of servers (default: " + ",".join(peers.DEFAULT_SERVERS)
@@ -440,11 +442,18 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--clients", default=",".join(peers.CLIENT_NAMES),
                     help="comma list of clients (default both): " + ",".join(peers.CLIENT_NAMES))
     ap.add_argument("--no-pin", action="store_true", help="do not pin servers/clients to CPUs")
+    ap.add_argument("--rt", type=int, default=None, metavar="PRIO",
+                    help="run servers and clients at SCHED_FIFO priority PRIO (chrt), so "
+                         "other work on the machine cannot delay them; 0: normal scheduling "
+                         "(default: 10 when root and chrt exists, else 0)")
     ap.add_argument("--client-threads", type=int, default=0,
                     help="h3q-bench --threads for scenarios with several connections "
                          "(default: the CPUs the client may run on: 1 when pinned)")
     ap.add_argument("--open-rate", type=int, default=5000,
                     help="requests/s offered in the open-loop 5 x 100 scenario (rps5open)")
+    ap.add_argument("--open-rate-high", type=int, default=50000,
+                    help="requests/s offered in the second open-loop 5 x 100 scenario "
+                         "(rps5openhigh; 0: skip it)")
     ap.add_argument("--smoke", action="store_true",
                     help="quick check that every peer builds and answers: 1 MiB download, "
                          "1 s request-rate runs, 1 run, 50 idle connections")
@@ -454,6 +463,8 @@ def parse_args() -> argparse.Namespace:
     a = ap.parse_args()
     if a.smoke:
         a.runs, a.duration, a.size, a.idle_conns = 1, 1, 1 << 20, 50
+    if a.rt is None:
+        a.rt = 10 if os.geteuid() == 0 and shutil.which("chrt") else 0
     a.out = a.out or str(RESULTS / ("smoke.md" if a.smoke else "latest.md"))
     return a
 
@@ -470,6 +481,10 @@ def make_scenarios(a) -> list[Scenario]:
         Scenario("rps5open", f"1 KB GETs, 5 x 100, open loop {a.open_rate:,} req/s", "req_per_s",
                  "req/s", 5, 100, "small", d, rate=a.open_rate),
     ]
+    high = getattr(a, "open_rate_high", 0)  # absent from older saved runs
+    if high:
+        all_.append(Scenario("rps5openhigh", f"1 KB GETs, 5 x 100, open loop {high:,} req/s",
+                             "req_per_s", "req/s", 5, 100, "small", d, rate=high))
     keep = set(a.only.split(",")) if a.only else None
     return [s for s in all_ if keep is None or s.key in keep]
 
@@ -552,6 +567,7 @@ def main() -> int:
     want_idle = not a.only or "idle" in a.only.split(",")
     pin = bool((os.cpu_count() or 1) >= 2 and not a.no_pin and shutil.which("taskset"))
     server_cpu, client_cpu = (0, 1) if pin else (None, None)
+    peers.RT_PRIORITY = a.rt
 
     work = RESULTS / "work"
     htdocs, logdir = work / "htdocs", work / "logs"

@@ -89,8 +89,9 @@ class ClientWatch:
 
 
 def one_download(client: Path, srv: peers.Server, size: int, timeout: float) -> dict:
-    cmd = ["taskset", "-c", "1", str(client), srv.url("big"), "-c", "1", "-s", "1", "-n", "1",
-           "-k", "--max-payload", str(peers.PAYLOAD), "--json", "--timeout", str(int(timeout))]
+    cmd = peers.placed([str(client), srv.url("big"), "-c", "1", "-s", "1", "-n", "1", "-k",
+                        "--max-payload", str(peers.PAYLOAD), "--json",
+                        "--timeout", str(int(timeout))], 1)
     load = bench.loadavg()[0]
     run0, wait0 = sched_totals(srv.proc.pid)
     udp0 = udp_errors()

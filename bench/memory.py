@@ -50,8 +50,7 @@ def idle_per_conn(srv: Server, quicgo: Path, n: int, client_cpu: int | None,
     time.sleep(SETTLE_S)
     before = srv.rss_kb()
     cmd = [str(quicgo), "idle", "-url", srv.url("small"), "-c", str(n)]
-    if client_cpu is not None:
-        cmd = ["taskset", "-c", str(client_cpu), *cmd]
+    cmd = peers.placed(cmd, client_cpu)
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     res: dict = {"rss_before_kb": before}

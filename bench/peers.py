@@ -38,6 +38,19 @@ BENCH = ROOT / "bench"
 PAYLOAD = 1350  # UDP payload pinned for every party (loopback MTU is 64 KB)
 GO_MIN_MINOR = 26  # quic-go v0.65.0
 BUN_VERSION = "1.4.4"
+# SCHED_FIFO priority of every server and client (bench.py --rt); 0: normal
+# scheduling. Other work on the machine then cannot delay their wakeups.
+RT_PRIORITY = 0
+
+
+def placed(cmd: list[str], cpu: int | None) -> list[str]:
+    """cmd pinned to cpu (taskset) and, when RT_PRIORITY is set, at that
+    real-time priority (chrt). Both exec, so the pid stays cmd's."""
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    if RT_PRIORITY:
+        cmd = ["chrt", "-f", str(RT_PRIORITY), *cmd]
+    return cmd
 
 # Order of columns in every table; h3q first, then the peers.
 SERVER_NAMES = ["h3q", "ngtcp2", "tokio-quiche", "quic-go", "bun", "h3q-bun", "h3q-bun-files",
@@ -179,9 +192,7 @@ class Server:
         return f"https://127.0.0.1:{self.port}{self.paths[what]}"
 
     def start(self, logdir: Path) -> None:
-        cmd = self.cmd
-        if self.cpu is not None:
-            cmd = ["taskset", "-c", str(self.cpu), *cmd]  # taskset execs: same pid
+        cmd = placed(self.cmd, self.cpu)
         self.log_path = logdir / f"{self.name}.log"
         with open(self.log_path, "wb") as logf:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=logf,
