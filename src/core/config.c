@@ -1,6 +1,5 @@
 #include "core/config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -8,6 +7,7 @@
 #include <string.h>
 
 #include "quic/cid.h"
+#include "util/addr.h"
 #include "util/errmsg.h"
 
 void h3q_config_init(h3q_config *cfg) {
@@ -97,8 +97,9 @@ static bool alpn_only_h3(const char *list) {
 #define QPACK_BLOCKED_MAX 1000u
 
 static bool is_ip_literal(const char *s) {
-  unsigned char buf[sizeof(struct in6_addr)];
-  return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+  struct sockaddr_storage ss;
+  socklen_t len;
+  return addr_from_ip(s, 0, &ss, &len);
 }
 
 static int validate_transport(const h3q_config *c, char *err, size_t errlen) {
@@ -190,51 +191,10 @@ static int check_buffer(const char *name, size_t v, char *err, size_t errlen) {
   return H3Q_OK;
 }
 
-bool metrics_addr_parse(const char *s, struct sockaddr_storage *out,
-                        socklen_t *out_len) {
-  char host[INET6_ADDRSTRLEN + 2];
-  const char *colon = strrchr(s, ':');
-  if (!colon || (size_t)(colon - s) >= sizeof host || colon == s)
-    return false;
-  memcpy(host, s, (size_t)(colon - s));
-  host[colon - s] = '\0';
-  char *h = host;
-  bool bracketed = host[0] == '[';
-  if (bracketed) {
-    size_t n = strlen(host);
-    if (n < 3 || host[n - 1] != ']')
-      return false;
-    host[n - 1] = '\0';
-    h = host + 1;
-  }
-  const char *p = colon + 1;
-  if (!*p || strlen(p) > 5 || strspn(p, "0123456789") != strlen(p))
-    return false;
-  long port = strtol(p, NULL, 10);
-  if (port > 65535)
-    return false;
-  memset(out, 0, sizeof *out);
-  struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-  if (!bracketed && inet_pton(AF_INET, h, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)port);
-    *out_len = sizeof *v4;
-    return true;
-  }
-  if (bracketed && inet_pton(AF_INET6, h, &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons((uint16_t)port);
-    *out_len = sizeof *v6;
-    return true;
-  }
-  return false;
-}
-
 static bool metrics_addr_valid(const char *s) {
   struct sockaddr_storage ss;
   socklen_t len;
-  return metrics_addr_parse(s, &ss, &len);
+  return addr_parse_hostport(s, &ss, &len);
 }
 
 /* Diagnostics and socket buffers. Whether files can be opened is checked

@@ -27,10 +27,6 @@ int config_validate(const h3q_config *cfg, char *err, size_t errlen);
 int config_copy(config_owned *dst, const h3q_config *cfg);
 void config_owned_free(config_owned *c);
 
-/* Parses metrics_addr: "A.B.C.D:PORT" or "[IPV6]:PORT", port 0..65535. */
-bool metrics_addr_parse(const char *s, struct sockaddr_storage *out,
-                        socklen_t *out_len);
-
 /* Reads the server secret from path into a new buffer (*out, freed by the
  * caller). Returns H3Q_OK, H3Q_ECONFIG ("secret_file: ..." in err: not
  * readable, or not 32..4096 bytes) or H3Q_ENOMEM. */

@@ -9,6 +9,7 @@
 #include "core/observe.h"
 #include "core/server.h"
 #include "io/http_listen.h"
+#include "util/addr.h"
 
 typedef struct text {
   char *p;
@@ -256,7 +257,7 @@ int server_start_metrics(h3q_server *srv, char *err, size_t errlen) {
     return H3Q_OK;
   struct sockaddr_storage ss;
   socklen_t sl;
-  if (!metrics_addr_parse(addr, &ss, &sl)) {
+  if (!addr_parse_hostport(addr, &ss, &sl)) {
     snprintf(err, errlen, "metrics_addr: '%s' is not ADDR:PORT", addr);
     return H3Q_ECONFIG;
   }

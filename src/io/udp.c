@@ -1,6 +1,7 @@
 #include "io/udp.h"
 
 #include "io/fd.h"
+#include "util/addr.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -26,26 +27,6 @@
 #define UDP_CTRL_SIZE                                                          \
   (CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +           \
    CMSG_SPACE(sizeof(struct in6_pktinfo)))
-
-static int fill_addr(const char *addr, uint16_t port,
-                     struct sockaddr_storage *ss, socklen_t *len) {
-  memset(ss, 0, sizeof *ss);
-  struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-  if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    *len = sizeof *v4;
-    return 0;
-  }
-  if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    *len = sizeof *v6;
-    return 0;
-  }
-  return -1;
-}
 
 static void set_buffer_to(int fd, int opt, int force_opt, int size) {
   /* SO_*BUFFORCE passes the net.core.{r,w}mem_max caps when privileged;
@@ -164,7 +145,7 @@ static int bind_shared(const struct sockaddr_storage *local,
 
 int udp_open(const char *addr, uint16_t port, struct sockaddr_storage *local,
              socklen_t *local_len, char *err, size_t errlen) {
-  if (fill_addr(addr, port, local, local_len) != 0) {
+  if (!addr_from_ip(addr, port, local, local_len)) {
     snprintf(err, errlen, "bind_addr: '%s' is not an IP address", addr);
     return -1;
   }
@@ -172,7 +153,7 @@ int udp_open(const char *addr, uint16_t port, struct sockaddr_storage *local,
   for (int i = 0; i < (port ? 1 : ANY_PORT_ATTEMPTS) && fd < 0; i++) {
     if (!port) {
       uint16_t picked = pick_unshared_port(local, *local_len);
-      if (fill_addr(addr, picked, local, local_len) != 0 || !picked)
+      if (!addr_from_ip(addr, picked, local, local_len) || !picked)
         break;
     }
     fd = bind_shared(local, *local_len);

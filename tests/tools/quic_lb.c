@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/addr.h"
+
 #define MAX_BACKENDS 16
 #define MAX_FLOWS 512
 #define MAX_DATAGRAM 65536
@@ -384,50 +386,6 @@ static void run(lb *b) {
 
 /* ---- options ---- */
 
-static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
-                   socklen_t *len) {
-  memset(ss, 0, sizeof *ss);
-  struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)port);
-    *len = sizeof *v4;
-    return 0;
-  }
-  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons((uint16_t)port);
-    *len = sizeof *v6;
-    return 0;
-  }
-  return -1;
-}
-
-/* HOST:PORT or [V6]:PORT into an address. */
-static int parse_hostport(const char *s, struct sockaddr_storage *ss,
-                          socklen_t *len) {
-  const char *colon = strrchr(s, ':');
-  if (!colon)
-    return -1;
-  char host[128];
-  const char *b = s, *e = colon;
-  if (*b == '[' && e > b && e[-1] == ']') {
-    b++;
-    e--;
-  }
-  size_t n = (size_t)(e - b);
-  if (n == 0 || n >= sizeof host)
-    return -1;
-  memcpy(host, b, n);
-  host[n] = 0;
-  char *end;
-  unsigned long p = strtoul(colon + 1, &end, 10);
-  if (*end || p > 65535)
-    return -1;
-  return resolve(host, (unsigned)p, ss, len);
-}
-
 static int hex_digit(char c) {
   if (c >= '0' && c <= '9')
     return c - '0';
@@ -453,7 +411,7 @@ static int add_backend(lb *b, const char *arg) {
       return -1;
     be->sid[i] = (uint8_t)(hi << 4 | lo);
   }
-  if (parse_hostport(eq + 1, &be->addr, &be->addr_len) != 0 ||
+  if (!addr_parse_hostport(eq + 1, &be->addr, &be->addr_len) ||
       (b->n_backends > 0 &&
        be->addr.ss_family != b->backends[0].addr.ss_family))
     return -1;
@@ -501,7 +459,7 @@ static int apply_option(lb *b, int opt, const char *arg) {
   case 'b':
     return add_backend(b, arg);
   case 'l':
-    return parse_hostport(arg, &b->listen_addr, &b->listen_len);
+    return addr_parse_hostport(arg, &b->listen_addr, &b->listen_len) ? 0 : -1;
   case 'c':
     if (parse_uint(arg, 6, &v) != 0)
       return -1;
@@ -527,7 +485,7 @@ static const struct option long_opts[] = {
 };
 
 static int parse_options(lb *b, int argc, char **argv) {
-  resolve("127.0.0.1", 0, &b->listen_addr, &b->listen_len);
+  addr_from_ip("127.0.0.1", 0, &b->listen_addr, &b->listen_len);
   b->duration_s = 300;
   int opt;
   while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/addr.h"
+
 #define MAX_FLOWS 64
 #define MAX_REBINDS 16
 #define MAX_DATAGRAM 65536
@@ -166,26 +168,6 @@ static packet heap_pop(relay *r) {
 
 /* ---- addresses and sockets ---- */
 
-static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss,
-                   socklen_t *len) {
-  memset(ss, 0, sizeof *ss);
-  struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)port);
-    *len = sizeof *v4;
-    return 0;
-  }
-  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons((uint16_t)port);
-    *len = sizeof *v6;
-    return 0;
-  }
-  return -1;
-}
-
 static void big_buffers(int fd) {
   int size = 8 * 1024 * 1024;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
@@ -197,7 +179,7 @@ static void big_buffers(int fd) {
 static int open_listen(relay *r) {
   struct sockaddr_storage ss;
   socklen_t len;
-  if (resolve(r->o.listen_host, r->o.listen_port, &ss, &len) != 0) {
+  if (!addr_from_ip(r->o.listen_host, (uint16_t)r->o.listen_port, &ss, &len)) {
     fprintf(stderr, "h3q-relay: --listen: '%s' is not an IP address\n",
             r->o.listen_host);
     return -1;
@@ -232,7 +214,7 @@ static int open_upstream(relay *r, const char *bind_ip) {
   big_buffers(fd);
   struct sockaddr_storage local;
   socklen_t local_len;
-  if (bind_ip && (resolve(bind_ip, 0, &local, &local_len) != 0 ||
+  if (bind_ip && (!addr_from_ip(bind_ip, 0, &local, &local_len) ||
                   bind(fd, (struct sockaddr *)&local, local_len) != 0)) {
     close(fd);
     return -1;
@@ -557,29 +539,18 @@ static void usage(FILE *f) {
       MAX_REBINDS);
 }
 
+/* HOST:PORT or [V6]:PORT; host points into one of two static buffers
+ * (--listen and --server each take one). */
 static int parse_hostport(const char *s, const char **host, unsigned *port) {
-  const char *colon = strrchr(s, ':');
-  if (!colon)
-    return -1;
   static char hosts[2][128];
   static int slot;
   char *h = hosts[slot++ % 2];
-  const char *b = s, *e = colon;
-  if (*b == '[' && e > b && e[-1] == ']') {
-    b++;
-    e--;
-  }
-  size_t n = (size_t)(e - b);
-  if (n == 0 || n >= sizeof hosts[0])
-    return -1;
-  memcpy(h, b, n);
-  h[n] = 0;
-  char *end;
-  unsigned long p = strtoul(colon + 1, &end, 10);
-  if (*end || p > 65535)
+  uint16_t p;
+  bool bracketed;
+  if (!addr_split_hostport(s, h, sizeof hosts[0], &p, &bracketed))
     return -1;
   *host = h;
-  *port = (unsigned)p;
+  *port = p;
   return 0;
 }
 
@@ -766,8 +737,8 @@ int main(int argc, char **argv) {
   if (parse_options(&r.o, argc, argv) != 0)
     return 2;
   r.rng = r.o.seed;
-  if (resolve(r.o.server_host, r.o.server_port, &r.server, &r.server_len) !=
-      0) {
+  if (!addr_from_ip(r.o.server_host, (uint16_t)r.o.server_port, &r.server,
+                    &r.server_len)) {
     fprintf(stderr, "h3q-relay: --server: '%s' is not an IP address\n",
             r.o.server_host);
     return 2;
