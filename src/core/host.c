@@ -963,10 +963,13 @@ static int host_wt_handler(h3q_request *req, h3q_wt_session *session,
 static void cmd_wt_open(h3q_host *host, host_cmd *c) {
   host_wt *w = u64map_get(&host->sessions, c->num);
   h3q_wt_stream *stream = NULL;
-  int rc = !w ? H3Q_ECLOSED
-           : id_in_use(host, c->id)
-               ? H3Q_EEXIST
-               : h3q_wt_session_open_stream(w->session, c->flags != 0, &stream);
+  int rc;
+  if (!w)
+    rc = H3Q_ECLOSED;
+  else if (id_in_use(host, c->id))
+    rc = H3Q_EEXIST; /* the host's ids wrapped around onto a live one */
+  else
+    rc = h3q_wt_session_open_stream(w->session, c->flags != 0, &stream);
   if (rc == H3Q_OK) {
     rc = wts_adopt(host, w->id, c->id, stream);
     if (rc != H3Q_OK)

@@ -759,8 +759,8 @@ class HostServer implements Server {
         start: (c) => void (w.incomingUni = c),
       }),
       createBidirectionalStream: () =>
-        this.openWtStream(w, true).then((st) => ({ readable: this.wtReadable(st), writable: this.wtWritable(st) })),
-      createUnidirectionalStream: () => this.openWtStream(w, false).then((st) => this.wtWritable(st)),
+        this.openWtStream(w, true, (st) => ({ readable: this.wtReadable(st), writable: this.wtWritable(st) })),
+      createUnidirectionalStream: () => this.openWtStream(w, false, (st) => this.wtWritable(st)),
       datagrams: {
         readable: new ReadableStream<Uint8Array>(
           { start: (c) => void (w.readable = c) },
@@ -835,14 +835,17 @@ class HostServer implements Server {
     }
   }
 
-  private openWtStream(w: WtState, bidi: boolean): Promise<Stream> {
+  // Asks for a stream of ours; its JS sides are made at once (make), so
+  // that no byte of the client's finds the stream without a reader.
+  private openWtStream<T>(w: WtState, bidi: boolean, make: (st: Stream) => T): Promise<T> {
     if (w.closed || this.freed) return Promise.reject(new Error("h3q: WebTransport session closed"));
     const out = new Uint32Array(1);
     const rc = this.cmd().h3q_host_wt_open_stream(this.host, w.id, bidi, out);
     if (rc !== 0) return Promise.reject(new Error(`h3q: cannot open a WebTransport stream: ${this.L.h3q_strerror(rc)}`));
     const st = new Stream(out[0]);
     this.streams.set(st.id, st);
-    return new Promise((resolve, reject) => this.opening.set(st.id, { resolve: () => resolve(st), reject }));
+    const sides = make(st);
+    return new Promise((resolve, reject) => this.opening.set(st.id, { resolve: () => resolve(sides), reject }));
   }
 
   private wtReadable(st: Stream): ReadableStream<Uint8Array> {
