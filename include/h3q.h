@@ -1436,32 +1436,48 @@ typedef enum h3q_host_event_kind {
    * value is 1 when the request has no body (no BODY events follow), else
    * 0. */
   H3Q_HOST_REQUEST = 1,
-  /* A request body chunk: data/len. The host returns the credit with
-   * h3q_host_consume once it has used the bytes. */
+  /* A request body chunk, or bytes of a WebTransport stream: data/len.
+   * The host returns the credit with h3q_host_consume once it has used
+   * the bytes. */
   H3Q_HOST_BODY = 2,
   /* The request body is complete; data holds the request trailers in the
-   * same name\0value\0 form (len 0 when none). */
+   * same name\0value\0 form (len 0 when none); value 0. For a
+   * WebTransport stream: the client ended its side (FIN: value 0) or reset
+   * it (value 2^32 + its WebTransport code, 0 when it sent none); len 0.
+   * Our side of the stream is not affected. */
   H3Q_HOST_BODY_END = 3,
-  /* value response body bytes written by the host have left the library's
-   * queue for the stream (sent only while the response is not ended). */
+  /* value body bytes written by the host (a response's, or a
+   * WebTransport stream's) have left the library's queue for the stream
+   * (sent only while the stream is not ended). */
   H3Q_HOST_WRITTEN = 4,
-  /* The stream is finished and its id is dead: value is 0 when the
-   * response was sent completely, else the peer's HTTP/3 error code, or
-   * 0x102 (H3_INTERNAL_ERROR) when it was cut short without one. */
+  /* The stream is finished and its id is dead. For a request: value is 0
+   * when the response was sent completely, else the peer's HTTP/3 error
+   * code, or 0x102 (H3_INTERNAL_ERROR) when it was cut short without one.
+   * For a WebTransport stream: 0 when both directions ended cleanly,
+   * 2^32 + the WebTransport code when either side reset or stopped it
+   * (the client's code, 0 when it sent none), or a negative H3Q_E* code
+   * when h3q_host_wt_open_stream's stream could not be opened (H3Q_EAGAIN:
+   * the client's stream limit; H3Q_ECLOSED: the session is gone). */
   H3Q_HOST_CLOSED = 5,
   /* The server loop has ended (value: 0, or a negative H3Q_E* code); no
    * events follow. Free the host now. */
   H3Q_HOST_STOPPED = 6,
   /* A WebTransport session was accepted (h3q_host_webtransport): data is
    * its CONNECT request's head as for H3Q_HOST_REQUEST; the id names the
-   * session. Streams the client opens in it are refused (reset); the host
-   * API carries the session and its datagrams. */
+   * session. */
   H3Q_HOST_WT_SESSION = 7,
   /* A datagram of session id: data/len. Dropped when max_events wait. */
   H3Q_HOST_WT_DATAGRAM = 8,
   /* Session id ended: value is the close code, data/len the reason (from
    * the client's CLOSE_WEBTRANSPORT_SESSION, ours, or 0 and empty). */
   H3Q_HOST_WT_CLOSED = 9,
+  /* A WebTransport stream: one the client opened (a new id), or one the
+   * host asked for with h3q_host_wt_open_stream (that id), now open.
+   * value: the session id + 2^32 when the stream is bidirectional. Its
+   * bytes come as BODY and BODY_END events (none for a stream the host
+   * opened one-way), WRITTEN reports what the host wrote, CLOSED ends
+   * it. Streams beyond max_events waiting are refused (reset). */
+  H3Q_HOST_WT_STREAM = 10,
 } h3q_host_event_kind;
 
 /* h3q_host_respond / h3q_host_write flag: end the response after this. */
@@ -1636,12 +1652,26 @@ H3Q_EXTERN int h3q_host_cork(h3q_host *host, bool on);
  * wt_close closes the session with a code and a reason (at most 1024
  * bytes); H3Q_HOST_WT_CLOSED follows. Errors as for the other commands;
  * h3q_host_webtransport: H3Q_EINVAL, H3Q_ESTATE (started, or WebTransport
- * off), H3Q_EEXIST, H3Q_ENOMEM. */
+ * off), H3Q_EEXIST, H3Q_ENOMEM.
+ *
+ * WebTransport streams (H3Q_HOST_WT_STREAM) take the request streams'
+ * commands by their id: h3q_host_write sends bytes (H3Q_HOST_END: then
+ * FIN), h3q_host_consume returns credit for their bytes (backpressure as
+ * for request bodies), h3q_host_reset resets the send side with a
+ * WebTransport code (0..2^32-1). wt_open_stream asks for a new stream to
+ * the client in session, bidirectional or one-way; *id names it at once,
+ * and commands for it may follow at once (they run after the opening;
+ * when it fails they are dropped and H3Q_HOST_CLOSED with a negative code
+ * says so). wt_stop asks the client to stop sending on stream id
+ * (STOP_SENDING) with a WebTransport code. */
 H3Q_EXTERN int h3q_host_webtransport(h3q_host *host, const char *pattern);
 H3Q_EXTERN int h3q_host_wt_send_datagram(h3q_host *host, uint32_t id,
                                          const uint8_t *data, size_t len);
 H3Q_EXTERN int h3q_host_wt_close(h3q_host *host, uint32_t id, uint32_t code,
                                  const uint8_t *reason, size_t len);
+H3Q_EXTERN int h3q_host_wt_open_stream(h3q_host *host, uint32_t session,
+                                       bool bidi, uint32_t *id);
+H3Q_EXTERN int h3q_host_wt_stop(h3q_host *host, uint32_t id, uint32_t code);
 
 #ifdef __cplusplus
 }

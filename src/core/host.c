@@ -64,6 +64,8 @@ typedef enum cmd_kind {
   CMD_CONSUME,
   CMD_WT_DATAGRAM,
   CMD_WT_CLOSE,
+  CMD_WT_OPEN,
+  CMD_WT_STOP,
 } cmd_kind;
 
 /* One command; a RESPOND or WRITE then waits in its stream's output queue
@@ -82,19 +84,37 @@ typedef struct host_cmd {
   uint8_t bytes[];
 } host_cmd;
 
+/* Body bytes the host wrote, waiting for room on a request or
+ * WebTransport stream. */
+typedef struct out_queue {
+  host_cmd *head;
+  host_cmd *tail;
+  bool end_queued; /* the host asked to end the stream after them */
+  bool ended;      /* the stream's send side was ended */
+} out_queue;
+
 typedef struct host_stream {
   h3q_host *host;
   uint32_t id;
   h3q_request *req;
   h3q_response *res;
-  host_cmd *out_head; /* body waiting for room on the stream */
-  host_cmd *out_tail;
+  out_queue out;
   host_file *file;   /* the body being sent from a file (respond_file) */
   size_t unconsumed; /* request body delivered, not yet consumed */
   bool paused;       /* request body paused for backpressure */
-  bool end_queued;   /* the host asked to end the response */
-  bool ended;        /* h3q_response_end called */
 } host_stream;
+
+/* A WebTransport stream the host knows by id: opened by the client, or by
+ * the host (h3q_host_wt_open_stream). */
+typedef struct host_wt_stream {
+  h3q_host *host;
+  uint32_t id;
+  h3q_wt_stream *stream;
+  out_queue out;
+  size_t unconsumed; /* bytes delivered, not yet consumed */
+  bool read_waiting; /* stopped at body_window until the host consumes */
+  bool read_done;    /* the end, a reset, or no receive side */
+} host_wt_stream;
 
 struct h3q_host {
   h3q_server *srv;
@@ -125,10 +145,16 @@ struct h3q_host {
   host_file_cache *files; /* descriptors of respond_file bodies */
   uint8_t *scratch;       /* heads and trailers being built; loop thread only */
   size_t scratch_cap;
-  u64map streams;  /* id -> host_stream; loop thread only */
-  u64map sessions; /* id -> host_wt (WebTransport); loop thread only */
-  uint32_t next_id;
+  u64map streams;    /* id -> host_stream; loop thread only */
+  u64map sessions;   /* id -> host_wt (WebTransport); loop thread only */
+  u64map wt_streams; /* id -> host_wt_stream; loop thread only */
+  uint32_t next_id;  /* ids the loop thread gives: below HOST_OPENED_ID */
+  atomic_uint next_host_id; /* ids of streams the host opens */
 };
+
+/* Ids of streams the host opens carry this bit, so that the host can name
+ * them at once, without asking the loop thread. */
+#define HOST_OPENED_ID 0x80000000u
 
 /* ------------------------------------------------------------- events */
 
@@ -240,7 +266,7 @@ static int queue_event(h3q_host *host, int type, uint32_t id, int64_t value,
   /* New work (requests, sessions, datagrams) waits only up to max_events;
    * the rest is bounded by flow control and must not be lost. */
   bool limited = type == H3Q_HOST_REQUEST || type == H3Q_HOST_WT_SESSION ||
-                 type == H3Q_HOST_WT_DATAGRAM;
+                 type == H3Q_HOST_WT_DATAGRAM || type == H3Q_HOST_WT_STREAM;
   size_t off = 0;
   int rc = H3Q_OK;
   if (limited && q->len >= host->max_events)
@@ -558,9 +584,58 @@ static void free_cmds(host_cmd *c) {
   }
 }
 
+static void out_clear(out_queue *q) {
+  free_cmds(q->head);
+  q->head = q->tail = NULL;
+}
+
+static void out_push(out_queue *q, host_cmd *c) {
+  c->next = NULL;
+  if (q->tail)
+    q->tail->next = c;
+  else
+    q->head = c;
+  q->tail = c;
+  if (c->flags & H3Q_HOST_END)
+    q->end_queued = true;
+}
+
+typedef ssize_t (*write_fn)(void *target, const void *data, size_t len);
+
+/* Writes queued body bytes while target takes them (a short write or
+ * H3Q_EAGAIN: its writable callback comes back); *sent counts them.
+ * Returns false when a write failed. */
+static bool out_write(out_queue *q, write_fn write, void *target,
+                      size_t *sent) {
+  *sent = 0;
+  /* Bounded: each round frees a command or writes bytes of it, or stops. */
+  while (q->head) {
+    host_cmd *c = q->head;
+    size_t left = c->body_len - c->off;
+    if (left == 0) {
+      q->head = c->next;
+      if (!q->head)
+        q->tail = NULL;
+      free(c);
+      continue;
+    }
+    ssize_t n = write(target, c->bytes + c->head_len + c->off, left);
+    if (n == H3Q_EAGAIN || n == 0)
+      return true;
+    if (n < 0)
+      return false;
+    c->off += (size_t)n;
+    *sent += (size_t)n;
+  }
+  return true;
+}
+
+static ssize_t write_response(void *res, const void *data, size_t len) {
+  return h3q_response_write(res, data, len);
+}
+
 static void stream_reset(host_stream *st) {
-  free_cmds(st->out_head);
-  st->out_head = st->out_tail = NULL;
+  out_clear(&st->out);
   host_file_free(st->file);
   st->file = NULL;
   h3q_response_reset(st->res, H3_INTERNAL_ERROR);
@@ -578,7 +653,7 @@ static void file_flush(host_stream *st) {
     stream_reset(st);
     return;
   }
-  st->ended = true;
+  st->out.ended = true;
   if (h3q_response_end(st->res) != H3Q_OK)
     stream_reset(st);
 }
@@ -590,35 +665,18 @@ static void stream_flush(host_stream *st) {
     file_flush(st);
     return;
   }
-  size_t sent = 0;
-  while (st->out_head) {
-    host_cmd *c = st->out_head;
-    size_t left = c->body_len - c->off;
-    if (left == 0) {
-      st->out_head = c->next;
-      if (!st->out_head)
-        st->out_tail = NULL;
-      free(c);
-      continue;
-    }
-    ssize_t n =
-        h3q_response_write(st->res, c->bytes + c->head_len + c->off, left);
-    if (n == H3Q_EAGAIN || n == 0)
-      break; /* the writable callback calls us again */
-    if (n < 0) {
-      stream_reset(st);
-      return;
-    }
-    c->off += (size_t)n;
-    sent += (size_t)n;
+  size_t sent;
+  if (!out_write(&st->out, write_response, st->res, &sent)) {
+    stream_reset(st);
+    return;
   }
-  if (!st->out_head && st->end_queued && !st->ended) {
-    st->ended = true;
+  if (!st->out.head && st->out.end_queued && !st->out.ended) {
+    st->out.ended = true;
     if (h3q_response_end(st->res) != H3Q_OK)
       stream_reset(st);
     return;
   }
-  if (sent && !st->end_queued)
+  if (sent && !st->out.end_queued)
     push_event(st->host, H3Q_HOST_WRITTEN, st->id, (int64_t)sent, NULL, 0);
 }
 
@@ -666,18 +724,22 @@ static void on_stream_close(h3q_response *res, bool aborted, void *user) {
   }
   push_event(st->host, H3Q_HOST_CLOSED, st->id, (int64_t)code, NULL, 0);
   u64map_del(&st->host->streams, st->id);
-  free_cmds(st->out_head);
+  out_clear(&st->out);
   host_file_free(st->file);
   free(st);
 }
 
+static bool id_in_use(const h3q_host *host, uint32_t id) {
+  return u64map_get(&host->streams, id) != NULL ||
+         u64map_get(&host->sessions, id) != NULL ||
+         u64map_get(&host->wt_streams, id) != NULL;
+}
+
 static uint32_t new_stream_id(h3q_host *host) {
-  /* Bounded: the maps hold far fewer than 2^32 live ids. */
+  /* Bounded: the maps hold far fewer than 2^31 live ids. */
   do {
-    host->next_id++;
-  } while (host->next_id == 0 ||
-           u64map_get(&host->streams, host->next_id) != NULL ||
-           u64map_get(&host->sessions, host->next_id) != NULL);
+    host->next_id = (host->next_id + 1) & (HOST_OPENED_ID - 1);
+  } while (host->next_id == 0 || id_in_use(host, host->next_id));
   return host->next_id;
 }
 
@@ -727,13 +789,137 @@ static void on_wt_datagram(h3q_wt_session *session, const uint8_t *data,
   push_event(w->host, H3Q_HOST_WT_DATAGRAM, w->id, 0, data, len);
 }
 
+/* Bytes of a WebTransport stream go to the host in reads of this size
+ * (merged per stream up to BODY_MERGE_MAX while the host has not polled). */
+#define WT_READ_CHUNK (16u * 1024u)
+
+/* The client's side of the stream ended: FIN (n 0), or a reset, which the
+ * host hears at once since our side may go on (BODY_END's value: 2^32 +
+ * the client's code). The session's end says nothing: CLOSED follows. */
+static void wts_read_ended(host_wt_stream *s, ssize_t n) {
+  s->read_done = true;
+  int64_t code = n == 0 ? -1 : h3q_wt_stream_reset_code(s->stream);
+  if (n != 0 && code == -1)
+    return;
+  int64_t value = n == 0 ? 0 : ((int64_t)1 << 32) + (code < 0 ? 0 : code);
+  if (push_event(s->host, H3Q_HOST_BODY_END, s->id, value, NULL, 0) != H3Q_OK)
+    h3q_wt_stream_reset(s->stream, 0);
+}
+
+/* Delivers the stream's bytes (H3Q_HOST_BODY) and its end
+ * (H3Q_HOST_BODY_END) up to body_window ahead of what the host consumed. */
+static void wts_read(host_wt_stream *s) {
+  uint8_t buf[WT_READ_CHUNK];
+  /* Bounded: each round adds bytes to unconsumed, capped by the window. */
+  while (!s->read_done && s->unconsumed < s->host->body_window) {
+    ssize_t n = h3q_wt_stream_read(s->stream, buf, sizeof buf);
+    if (n == H3Q_EAGAIN)
+      return; /* on_readable follows */
+    if (n <= 0) {
+      wts_read_ended(s, n);
+      return;
+    }
+    if (push_body(s->host, s->id, buf, (size_t)n) != H3Q_OK) {
+      s->read_done = true;
+      h3q_wt_stream_stop(s->stream, 0);
+      h3q_wt_stream_reset(s->stream, 0);
+      return;
+    }
+    s->unconsumed += (size_t)n;
+  }
+  s->read_waiting = !s->read_done;
+}
+
+static ssize_t write_wt(void *stream, const void *data, size_t len) {
+  return h3q_wt_stream_write(stream, data, len);
+}
+
+/* As stream_flush, for a WebTransport stream's send side. */
+static void wts_flush(host_wt_stream *s) {
+  size_t sent;
+  if (!out_write(&s->out, write_wt, s->stream, &sent)) {
+    out_clear(&s->out); /* reset or stopped: CLOSED follows */
+    s->out.ended = true;
+    return;
+  }
+  if (!s->out.head && s->out.end_queued && !s->out.ended) {
+    s->out.ended = true;
+    if (h3q_wt_stream_end(s->stream) != H3Q_OK)
+      h3q_wt_stream_reset(s->stream, 0);
+    return;
+  }
+  if (sent && !s->out.end_queued)
+    push_event(s->host, H3Q_HOST_WRITTEN, s->id, (int64_t)sent, NULL, 0);
+}
+
+static void on_wts_readable(h3q_wt_stream *stream, void *user) {
+  (void)stream;
+  host_wt_stream *s = user;
+  if (!s->read_waiting)
+    wts_read(s);
+}
+
+static void on_wts_writable(h3q_wt_stream *stream, void *user) {
+  (void)stream;
+  wts_flush(user);
+}
+
+/* CLOSED's value for a WebTransport stream: 0 when both directions ended
+ * cleanly, else 2^32 + the client's WebTransport code (0 without one). */
+static int64_t wts_close_value(const h3q_wt_stream *stream, bool aborted) {
+  if (!aborted)
+    return 0;
+  int64_t code = h3q_wt_stream_reset_code(stream);
+  if (code < 0)
+    code = h3q_wt_stream_stop_code(stream);
+  return ((int64_t)1 << 32) + (code < 0 ? 0 : code);
+}
+
+static void on_wts_close(h3q_wt_stream *stream, bool aborted, void *user) {
+  host_wt_stream *s = user;
+  push_event(s->host, H3Q_HOST_CLOSED, s->id, wts_close_value(stream, aborted),
+             NULL, 0);
+  u64map_del(&s->host->wt_streams, s->id);
+  out_clear(&s->out);
+  free(s);
+}
+
+/* Takes stream as id and tells the host (H3Q_HOST_WT_STREAM). Returns
+ * H3Q_OK, or an error after which the stream is the caller's again. */
+static int wts_adopt(h3q_host *host, uint32_t session_id, uint32_t id,
+                     h3q_wt_stream *stream) {
+  host_wt_stream *s = calloc(1, sizeof *s);
+  if (!s)
+    return H3Q_ENOMEM;
+  bool bidi = h3q_wt_stream_is_bidi(stream);
+  *s = (host_wt_stream){.host = host, .id = id, .stream = stream};
+  /* A stream we opened one-way has no receive side. */
+  s->read_done = !bidi && h3q_wt_stream_is_local(stream);
+  int64_t value = (int64_t)session_id + (bidi ? (int64_t)1 << 32 : 0);
+  int rc = u64map_put(&host->wt_streams, id, s);
+  if (rc == H3Q_OK)
+    rc = push_event(host, H3Q_HOST_WT_STREAM, id, value, NULL, 0);
+  if (rc != H3Q_OK) {
+    u64map_del(&host->wt_streams, id);
+    free(s);
+    return rc;
+  }
+  h3q_wt_stream_on_readable(stream, on_wts_readable, s);
+  h3q_wt_stream_on_writable(stream, on_wts_writable, s);
+  h3q_wt_stream_on_close(stream, on_wts_close, s);
+  wts_read(s); /* bytes may be there already */
+  return H3Q_OK;
+}
+
 static void on_wt_stream(h3q_wt_session *session, h3q_wt_stream *stream,
                          void *user) {
   (void)session;
-  (void)user;
-  /* The host API carries sessions and datagrams only: refuse streams. */
-  h3q_wt_stream_stop(stream, 0);
-  h3q_wt_stream_reset(stream, 0);
+  host_wt *w = user;
+  if (wts_adopt(w->host, w->id, new_stream_id(w->host), stream) != H3Q_OK) {
+    /* Out of memory, or max_events behind: refuse the stream. */
+    h3q_wt_stream_stop(stream, 0);
+    h3q_wt_stream_reset(stream, 0);
+  }
 }
 
 static void on_wt_close(h3q_wt_session *session, uint32_t code,
@@ -770,6 +956,52 @@ static int host_wt_handler(h3q_request *req, h3q_wt_session *session,
   h3q_wt_session_on_stream(session, on_wt_stream, w);
   h3q_wt_session_on_close(session, on_wt_close, w);
   return 200;
+}
+
+/* Opens the stream the host named c->id in session c->num; the host
+ * hears H3Q_HOST_WT_STREAM, or H3Q_HOST_CLOSED with a negative code. */
+static void cmd_wt_open(h3q_host *host, host_cmd *c) {
+  host_wt *w = u64map_get(&host->sessions, c->num);
+  h3q_wt_stream *stream = NULL;
+  int rc;
+  if (!w)
+    rc = H3Q_ECLOSED;
+  else if (id_in_use(host, c->id))
+    rc = H3Q_EEXIST; /* the host's ids wrapped around onto a live one */
+  else
+    rc = h3q_wt_session_open_stream(w->session, c->flags != 0, &stream);
+  if (rc == H3Q_OK) {
+    rc = wts_adopt(host, w->id, c->id, stream);
+    if (rc != H3Q_OK)
+      h3q_wt_stream_reset(stream, 0);
+  }
+  if (rc != H3Q_OK)
+    push_event(host, H3Q_HOST_CLOSED, c->id, rc, NULL, 0);
+  free(c);
+}
+
+static void cmd_wts_consume(host_wt_stream *s, size_t n) {
+  s->unconsumed -= n < s->unconsumed ? n : s->unconsumed;
+  if (s->read_waiting && s->unconsumed < s->host->body_window / 2) {
+    s->read_waiting = false;
+    wts_read(s);
+  }
+}
+
+/* A command for a WebTransport stream (write, reset, stop, consume). */
+static void run_wts_cmd(host_wt_stream *s, host_cmd *c) {
+  if (c->kind == CMD_WRITE && !s->out.ended) {
+    out_push(&s->out, c);
+    wts_flush(s);
+    return;
+  }
+  if (c->kind == CMD_RESET)
+    h3q_wt_stream_reset(s->stream, (uint32_t)c->num);
+  else if (c->kind == CMD_WT_STOP)
+    h3q_wt_stream_stop(s->stream, (uint32_t)c->num);
+  else if (c->kind == CMD_CONSUME)
+    cmd_wts_consume(s, (size_t)c->num);
+  free_cmd(c); /* errors: the stream is closing, and CLOSED tells */
 }
 
 static void run_wt_cmd(h3q_host *host, host_cmd *c) {
@@ -813,17 +1045,6 @@ static int add_fields(h3q_response *res, const uint8_t *p, size_t len,
   return H3Q_OK;
 }
 
-static void queue_body(host_stream *st, host_cmd *c) {
-  c->next = NULL;
-  if (st->out_tail)
-    st->out_tail->next = c;
-  else
-    st->out_head = c;
-  st->out_tail = c;
-  if (c->flags & H3Q_HOST_END)
-    st->end_queued = true;
-}
-
 static void cmd_respond(host_stream *st, host_cmd *c) {
   if (h3q_response_set_status(st->res, c->status) != H3Q_OK ||
       add_fields(st->res, c->bytes, c->head_len, h3q_response_header) !=
@@ -833,7 +1054,7 @@ static void cmd_respond(host_stream *st, host_cmd *c) {
     return;
   }
   bool stream_on = c->body_len == 0 && !(c->flags & H3Q_HOST_END);
-  queue_body(st, c);
+  out_push(&st->out, c);
   /* A streamed response sends its header section now, not with the first
    * body bytes, so that clients see the status at once. */
   if (stream_on)
@@ -875,7 +1096,7 @@ static void cmd_file(host_stream *st, host_cmd *c) {
     return;
   }
   const char *method = h3q_request_method(st->req);
-  st->end_queued = true;
+  st->out.end_queued = true;
   if (bodiless || host_file_size(f) == 0 ||
       (method && strcmp(method, "HEAD") == 0))
     host_file_free(f); /* stream_flush ends the response at once */
@@ -891,7 +1112,7 @@ static void cmd_trailers(host_stream *st, host_cmd *c) {
     stream_reset(st);
     return;
   }
-  st->end_queued = true;
+  st->out.end_queued = true;
   stream_flush(st);
 }
 
@@ -909,8 +1130,17 @@ static void run_cmd(h3q_host *host, host_cmd *c) {
     run_wt_cmd(host, c);
     return;
   }
+  if (c->kind == CMD_WT_OPEN) {
+    cmd_wt_open(host, c);
+    return;
+  }
+  host_wt_stream *ws = u64map_get(&host->wt_streams, c->id);
+  if (ws) {
+    run_wts_cmd(ws, c);
+    return;
+  }
   host_stream *st = u64map_get(&host->streams, c->id);
-  if (!st || st->ended) {
+  if (!st || st->out.ended) {
     free_cmd(c); /* the stream is gone; its CLOSED event tells the host */
     return;
   }
@@ -922,7 +1152,7 @@ static void run_cmd(h3q_host *host, host_cmd *c) {
     cmd_file(st, c);
     break;
   case CMD_WRITE:
-    queue_body(st, c);
+    out_push(&st->out, c);
     stream_flush(st);
     break;
   case CMD_TRAILERS:
@@ -937,7 +1167,9 @@ static void run_cmd(h3q_host *host, host_cmd *c) {
     break;
   case CMD_WT_DATAGRAM:
   case CMD_WT_CLOSE:
-    free(c); /* handled above */
+  case CMD_WT_OPEN:
+  case CMD_WT_STOP:
+    free(c); /* WebTransport only */
     break;
   }
 }
@@ -1120,6 +1352,34 @@ int h3q_host_wt_close(h3q_host *host, uint32_t id, uint32_t code,
   return submit(host, c);
 }
 
+int h3q_host_wt_open_stream(h3q_host *host, uint32_t session, bool bidi,
+                            uint32_t *id) {
+  if (!args_ok(host, session, NULL, 0, NULL, 0) || !id)
+    return H3Q_EINVAL;
+  host_cmd *c = new_cmd(CMD_WT_OPEN, 0, NULL, 0, NULL, 0);
+  if (!c)
+    return H3Q_ENOMEM;
+  uint32_t n = atomic_fetch_add(&host->next_host_id, 1) % HOST_OPENED_ID;
+  c->id = HOST_OPENED_ID | (n ? n : 1);
+  c->num = session;
+  c->flags = bidi;
+  uint32_t named = c->id;
+  int rc = submit(host, c);
+  if (rc == H3Q_OK)
+    *id = named;
+  return rc;
+}
+
+int h3q_host_wt_stop(h3q_host *host, uint32_t id, uint32_t code) {
+  if (!args_ok(host, id, NULL, 0, NULL, 0))
+    return H3Q_EINVAL;
+  host_cmd *c = new_cmd(CMD_WT_STOP, id, NULL, 0, NULL, 0);
+  if (!c)
+    return H3Q_ENOMEM;
+  c->num = code;
+  return submit(host, c);
+}
+
 /* ----------------------------------------------------------- lifecycle */
 
 static void free_fds(h3q_host *host) {
@@ -1170,6 +1430,7 @@ int h3q_host_new(const h3q_config *cfg, size_t body_window, size_t max_events,
   host->armed = true;
   atomic_init(&host->stopped, false);
   atomic_init(&host->fd_used, false);
+  atomic_init(&host->next_host_id, 1);
   pthread_mutex_init(&host->ev_lock, NULL);
   pthread_cond_init(&host->ev_cond, NULL);
   pthread_mutex_init(&host->cmd_lock, NULL);
@@ -1285,7 +1546,7 @@ void h3q_host_free(h3q_host *host) {
   for (size_t i = 0; i < host->streams.cap; i++) {
     host_stream *st = host->streams.slots[i].value;
     if (st) {
-      free_cmds(st->out_head);
+      out_clear(&st->out);
       host_file_free(st->file);
       free(st);
     }
@@ -1294,6 +1555,14 @@ void h3q_host_free(h3q_host *host) {
   for (size_t i = 0; i < host->sessions.cap; i++)
     free(host->sessions.slots[i].value);
   u64map_free(&host->sessions);
+  for (size_t i = 0; i < host->wt_streams.cap; i++) {
+    host_wt_stream *s = host->wt_streams.slots[i].value;
+    if (s) {
+      out_clear(&s->out);
+      free(s);
+    }
+  }
+  u64map_free(&host->wt_streams);
   free_cmds(host->cmd_head);
   queue_free(&host->pending);
   queue_free(&host->batch);

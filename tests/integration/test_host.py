@@ -226,10 +226,6 @@ def test_webtransport_datagrams(host):
                 c.send_h3_datagram(sid, d)
             await c.wait_until(lambda: len(c.h3_datagrams) >= len(sent), scaled(10))
             got = sorted(d for s, d in c.h3_datagrams if s == sid)
-            # A stream inside the session is refused (the host API carries
-            # sessions and datagrams).
-            uni = c.wt_open(sid, uni=True)
-            c.wt_send(uni, b"ignored", end=True)
             value = (3).to_bytes(4, "big") + b"done"
             c.send_data(sid, encode_uint_var(CLOSE_SESSION) + encode_uint_var(len(value)) + value,
                         end_stream=True)
@@ -239,4 +235,51 @@ def test_webtransport_datagrams(host):
     sent, got, closed = run(go(), scaled(40))
     assert got == sent
     assert closed
+    stop(proc)
+
+
+def wt_code_to_h3(code: int) -> int:
+    """A WebTransport stream error code as an HTTP/3 code (draft mapping)."""
+    return 0x52E4A40FA8DB + code + code // 0x1E
+
+
+@pytest.mark.timeout(scaled(90))
+def test_webtransport_streams(host):
+    """Streams in a session through the host API: a 2 MB bidirectional
+    echo (past the 256 KiB body window, so consume paces it), a one-way
+    stream forwarded to one of the host's, and a reset answered with a
+    reset of the same WebTransport code."""
+    proc, port = host()
+    payload = os.urandom(2_000_000)
+
+    async def go():
+        async with H3Client.connect("127.0.0.1", port, webtransport=True,
+                                    timeout=scaled(10)) as c:
+            sid = c.wt_connect("/wt/echo", headers=DRAFT02)
+            head = await c.wait_headers(sid, scaled(10))
+            assert head.status == 200, head
+            echo = c.wt_open(sid, uni=False)
+            for off in range(0, len(payload), 32768):
+                c.wt_send(echo, payload[off:off + 32768])
+            c.wt_send(echo, b"", end=True)
+            uni = c.wt_open(sid, uni=True)
+            c.wt_send(uni, b"one way", end=True)
+            doomed = c.wt_open(sid, uni=False)
+            c.wt_send(doomed, b"x" * 100)
+            await c.wait_until(lambda: len(c.wt_streams[doomed].data) > 0, scaled(10))
+            c.reset_stream(doomed, wt_code_to_h3(7))
+
+            def forwarded():
+                return [w for w in c.wt_streams.values()
+                        if w.session_id == sid and w.stream_id % 4 == 3 and w.ended]
+
+            await c.wait_until(lambda: c.wt_streams[echo].ended and forwarded()
+                               and c.wt_streams[doomed].reset_code is not None, scaled(30))
+            return (bytes(c.wt_streams[echo].data), [bytes(w.data) for w in forwarded()],
+                    c.wt_streams[doomed].reset_code)
+
+    echoed, forwarded, reset = run(go(), scaled(60))
+    assert len(echoed) == len(payload) and echoed == payload
+    assert forwarded == [b"one way"]
+    assert reset == wt_code_to_h3(7)
     stop(proc)

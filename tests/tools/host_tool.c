@@ -12,7 +12,10 @@
  * queued, then trailers. GET or HEAD /file/ABSOLUTE-PATH answers with that
  * file (h3q_host_respond_file; x-file: 1), 404 when it is missing.
  * WebTransport sessions on /wt/echo get their
- * datagrams back. SIGTERM stops gracefully; exit 0 after STOPPED. */
+ * datagrams back, every bidirectional stream echoed on itself (a reset
+ * answered with a reset of the same code), and the bytes of every one-way
+ * stream on a one-way stream of the tool's. SIGTERM stops gracefully;
+ * exit 0 after STOPPED. */
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,7 +38,10 @@ typedef struct tool_stream {
   bool stream;
   int sent_chunks;
   long inflight;
+  uint32_t forward; /* a client's one-way stream: the tool's stream */
 } tool_stream;
+
+#define WT_CODE ((int64_t)1 << 32) /* BODY_END values at and above: reset */
 
 static tool_stream streams[MAX_STREAMS];
 
@@ -108,6 +114,21 @@ static void on_request(h3q_host *host, const tool_event *e) {
   }
 }
 
+/* A WebTransport stream the client opened: bidirectional ones are echoed,
+ * one-way ones forwarded to a one-way stream of ours. */
+static void on_wt_stream(h3q_host *host, const tool_event *e) {
+  if (e->id & 0x80000000u)
+    return; /* one of ours, now open */
+  tool_stream *s = &streams[e->id % MAX_STREAMS];
+  *s = (tool_stream){.id = e->id};
+  bool bidi = e->value >= WT_CODE;
+  uint32_t session = (uint32_t)(e->value & 0xffffffff);
+  if (bidi)
+    s->echo = true;
+  else if (h3q_host_wt_open_stream(host, session, false, &s->forward) != H3Q_OK)
+    s->forward = 0;
+}
+
 /* Returns false once the STOPPED event has been seen. */
 static bool on_event(h3q_host *host, const tool_event *e) {
   uint32_t id = e->id;
@@ -121,10 +142,20 @@ static bool on_event(h3q_host *host, const tool_event *e) {
      * reader of the echo slows the upload down. */
     if (s->id == id && s->echo)
       h3q_host_write(host, id, e->data, e->len, 0);
+    if (s->id == id && s->forward) {
+      h3q_host_write(host, s->forward, e->data, e->len, 0);
+      h3q_host_consume(host, id, e->len);
+    }
     break;
   case H3Q_HOST_BODY_END:
-    if (s->id == id && s->echo)
-      h3q_host_write(host, id, NULL, 0, H3Q_HOST_END);
+    if (s->id == id && (s->echo || s->forward) && e->value >= WT_CODE)
+      h3q_host_reset(host, s->echo ? id : s->forward,
+                     (uint64_t)(e->value - WT_CODE));
+    else if (s->id == id && (s->echo || s->forward))
+      h3q_host_write(host, s->echo ? id : s->forward, NULL, 0, H3Q_HOST_END);
+    break;
+  case H3Q_HOST_WT_STREAM:
+    on_wt_stream(host, e);
     break;
   case H3Q_HOST_WRITTEN:
     if (s->id == id && s->echo)

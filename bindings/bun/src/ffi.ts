@@ -46,6 +46,8 @@ const symbols = {
   h3q_host_webtransport: { args: [ptr, ptr], returns: i32 },
   h3q_host_wt_send_datagram: { args: [ptr, u32, ptr, usize], returns: i32 },
   h3q_host_wt_close: { args: [ptr, u32, u32, ptr, usize], returns: i32 },
+  h3q_host_wt_open_stream: { args: [ptr, u32, bool, ptr], returns: i32 },
+  h3q_host_wt_stop: { args: [ptr, u32, u32], returns: i32 },
 } as const;
 
 export type H3qLib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -93,6 +95,7 @@ export const EVENT = {
   WT_SESSION: 7,
   WT_DATAGRAM: 8,
   WT_CLOSED: 9,
+  WT_STREAM: 10,
 } as const;
 
 export const END = 1;

@@ -31,12 +31,29 @@ export interface WebTransportCloseInfo {
   reason?: string;
 }
 
+/** A bidirectional WebTransport stream, as in the browser's API. */
+export interface WebTransportBidirectionalStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+}
+
 /** A WebTransport session, shaped like the browser's WebTransport object:
- * datagrams as a readable and a writable stream, closed, close(). Streams
- * inside sessions are not carried yet (the library refuses them). */
+ * datagrams as a readable and a writable stream, the streams the client
+ * opens as streams of streams, streams of our own, closed, close().
+ * Stream bytes have backpressure (bodyWindow, writeWindow). Cancelling a
+ * readable asks the client to stop sending, aborting a writable resets
+ * it; either takes the WebTransport code from reason.streamErrorCode
+ * (default 0). A stream the client resets errors with an Error whose
+ * streamErrorCode is the client's code. */
 export interface WebTransportSession {
   readonly request: H3qRequest;
   readonly datagrams: { readonly readable: ReadableStream<Uint8Array>; readonly writable: WritableStream<Uint8Array> };
+  readonly incomingBidirectionalStreams: ReadableStream<WebTransportBidirectionalStream>;
+  readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>;
+  /** Opens a stream to the client; rejects when the session is gone or
+   * the client's stream limit is reached. */
+  createBidirectionalStream(): Promise<WebTransportBidirectionalStream>;
+  createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>;
   readonly closed: Promise<WebTransportCloseInfo>;
   close(info?: WebTransportCloseInfo): void;
 }
@@ -146,6 +163,23 @@ function toBytes(chunk: unknown): Uint8Array {
 }
 
 const ignore = () => {};
+const WT_CODE = 0x100000000; // CLOSED values at and above: a WebTransport code
+
+// The error of a WebTransport stream the client reset or stopped (value:
+// 2^32 + its code), shaped like the browser's WebTransportError.
+function wtStreamError(value: number): Error {
+  const code = value - WT_CODE;
+  return Object.assign(new Error(`h3q: WebTransport stream reset by the client (code ${code})`), {
+    source: "stream",
+    streamErrorCode: code,
+  });
+}
+
+// A WebTransport code from a cancel or abort reason (WebTransportError-like).
+function streamErrorCode(reason: unknown): number {
+  const code = (reason as { streamErrorCode?: unknown } | null)?.streamErrorCode;
+  return typeof code === "number" && code >= 0 ? code >>> 0 : 0;
+}
 // Content types for which Response.formData() reads the body.
 const FORM_TYPE = /form/i;
 
@@ -357,6 +391,8 @@ function addFileRoutes(L: H3qLib, host: number, files: Record<string, string>): 
 /** JS state of one WebTransport session. */
 class WtState {
   readable: ReadableStreamDefaultController<Uint8Array> | null = null;
+  incomingBidi: ReadableStreamDefaultController<WebTransportBidirectionalStream> | null = null;
+  incomingUni: ReadableStreamDefaultController<ReadableStream<Uint8Array>> | null = null;
   resolveClosed!: (info: WebTransportCloseInfo) => void;
   closed = false;
   constructor(readonly id: number) {}
@@ -367,6 +403,8 @@ class HostServer implements Server {
   readonly hostname: string;
   private streams = new Map<number, Stream>();
   private sessions = new Map<number, WtState>();
+  // WebTransport streams we asked for and the library has not opened yet.
+  private opening = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private wtRoute: ReturnType<typeof compileRoutes>;
   private route: ReturnType<typeof compileRoutes>;
   private notify: JSCallback;
@@ -532,6 +570,9 @@ class HostServer implements Server {
       case EVENT.WT_CLOSED:
         this.onSessionClosed(id, this.value(r), this.text(r));
         break;
+      case EVENT.WT_STREAM:
+        this.onWtStream(id, this.value(r));
+        break;
       case EVENT.STOPPED:
         for (const st of this.streams.values()) this.onClosed(st.id, 0x102);
         for (const ws of this.sessions.values()) this.onSessionClosed(ws.id, 0, "");
@@ -593,6 +634,12 @@ class HostServer implements Server {
   }
 
   private requestBody(st: Stream): ReadableStream<Uint8Array> {
+    // H3_REQUEST_CANCELLED when the handler cancels the body.
+    return this.bodyStream(st, () => this.cmd().h3q_host_reset(this.host, st.id, 0x10c));
+  }
+
+  // Bytes of a stream (a request body, a WebTransport stream) as they come.
+  private bodyStream(st: Stream, onCancel: (reason: unknown) => void): ReadableStream<Uint8Array> {
     return new ReadableStream<Uint8Array>(
       {
         start: (c) => {
@@ -608,9 +655,9 @@ class HostServer implements Server {
             this.cmd().h3q_host_consume(this.host, st.id, taken);
           }
         },
-        cancel: () => {
+        cancel: (reason) => {
           st.body = null;
-          if (!st.closed) this.cmd().h3q_host_reset(this.host, st.id, 0x10c); // H3_REQUEST_CANCELLED
+          if (!st.closed && !this.freed) onCancel(reason);
         },
       },
       { highWaterMark: this.bodyHighWater, size: (chunk) => chunk.byteLength },
@@ -645,6 +692,15 @@ class HostServer implements Server {
   private onBodyEnd(id: number, r: number): void {
     const st = this.streams.get(id);
     if (!st) return;
+    const code = this.value(r);
+    if (code >= WT_CODE) {
+      // The client reset its side of a WebTransport stream.
+      try {
+        st.body?.error(wtStreamError(code));
+      } catch {}
+      st.body = null;
+      return;
+    }
     const parts = this.text(r).split("\0");
     st.trailers?.(new Headers(parseFields(parts, 0)));
     st.trailers = null;
@@ -655,14 +711,21 @@ class HostServer implements Server {
   }
 
   private onClosed(id: number, code: number): void {
+    const opening = this.opening.get(id);
+    if (opening) {
+      this.opening.delete(id);
+      const why = code < 0 ? this.L.h3q_strerror(code) : "closed";
+      opening.reject(new Error(`h3q: cannot open a WebTransport stream: ${why}`));
+    }
     const st = this.streams.get(id);
     if (!st) return;
     this.streams.delete(id);
     st.closed = true;
     st.closeCode = code;
     if (st.body && code !== 0) {
+      const e = code >= WT_CODE ? wtStreamError(code) : new Error(`h3q: stream reset (0x${code.toString(16)})`);
       try {
-        st.body.error(new Error(`h3q: stream reset (0x${code.toString(16)})`));
+        st.body.error(e);
       } catch {}
     }
     st.body = null;
@@ -689,6 +752,15 @@ class HostServer implements Server {
     };
     const session: WebTransportSession = {
       request,
+      incomingBidirectionalStreams: new ReadableStream<WebTransportBidirectionalStream>({
+        start: (c) => void (w.incomingBidi = c),
+      }),
+      incomingUnidirectionalStreams: new ReadableStream<ReadableStream<Uint8Array>>({
+        start: (c) => void (w.incomingUni = c),
+      }),
+      createBidirectionalStream: () =>
+        this.openWtStream(w, true, (st) => ({ readable: this.wtReadable(st), writable: this.wtWritable(st) })),
+      createUnidirectionalStream: () => this.openWtStream(w, false, (st) => this.wtWritable(st)),
       datagrams: {
         readable: new ReadableStream<Uint8Array>(
           { start: (c) => void (w.readable = c) },
@@ -723,11 +795,84 @@ class HostServer implements Server {
     if (!w) return;
     this.sessions.delete(id);
     w.closed = true;
-    try {
-      w.readable?.close();
-    } catch {}
-    w.readable = null;
+    for (const c of [w.readable, w.incomingBidi, w.incomingUni]) {
+      try {
+        c?.close();
+      } catch {}
+    }
+    w.readable = w.incomingBidi = w.incomingUni = null;
     w.resolveClosed({ closeCode: code, reason });
+  }
+
+  // A stream of a session: one the client opened (given to the session's
+  // incoming streams), or one of ours now open.
+  private onWtStream(id: number, value: number): void {
+    const opening = this.opening.get(id);
+    if (opening) {
+      this.opening.delete(id);
+      opening.resolve();
+      return;
+    }
+    const bidi = value >= WT_CODE;
+    const w = this.sessions.get(bidi ? value - WT_CODE : value);
+    const incoming = bidi ? w?.incomingBidi : w?.incomingUni;
+    if (!incoming) {
+      // The session is ending: refuse the stream.
+      this.cmd().h3q_host_wt_stop(this.host, id, 0);
+      this.cmd().h3q_host_reset(this.host, id, 0);
+      return;
+    }
+    const st = new Stream(id);
+    this.streams.set(id, st);
+    const readable = this.wtReadable(st);
+    try {
+      if (bidi) w!.incomingBidi!.enqueue({ readable, writable: this.wtWritable(st) });
+      else w!.incomingUni!.enqueue(readable);
+    } catch {
+      // The handler cancelled the session's incoming streams: refuse it.
+      this.cmd().h3q_host_wt_stop(this.host, id, 0);
+      if (bidi) this.cmd().h3q_host_reset(this.host, id, 0);
+    }
+  }
+
+  // Asks for a stream of ours; its JS sides are made at once (make), so
+  // that no byte of the client's finds the stream without a reader.
+  private openWtStream<T>(w: WtState, bidi: boolean, make: (st: Stream) => T): Promise<T> {
+    if (w.closed || this.freed) return Promise.reject(new Error("h3q: WebTransport session closed"));
+    const out = new Uint32Array(1);
+    const rc = this.cmd().h3q_host_wt_open_stream(this.host, w.id, bidi, out);
+    if (rc !== 0) return Promise.reject(new Error(`h3q: cannot open a WebTransport stream: ${this.L.h3q_strerror(rc)}`));
+    const st = new Stream(out[0]);
+    this.streams.set(st.id, st);
+    const sides = make(st);
+    return new Promise((resolve, reject) => this.opening.set(st.id, { resolve: () => resolve(sides), reject }));
+  }
+
+  private wtReadable(st: Stream): ReadableStream<Uint8Array> {
+    return this.bodyStream(st, (reason) => this.cmd().h3q_host_wt_stop(this.host, st.id, streamErrorCode(reason)));
+  }
+
+  // The sending side of a WebTransport stream: a write waits while more
+  // than writeWindow bytes are queued in the library.
+  private wtWritable(st: Stream): WritableStream<Uint8Array> {
+    const gone = () => st.closed || this.freed;
+    return new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (gone()) throw new Error("h3q: WebTransport stream closed");
+        const b = toBytes(chunk);
+        if (b.length) {
+          this.cmd().h3q_host_write(this.host, st.id, b, b.length, 0);
+          st.inflight += b.length;
+        }
+        if (st.inflight > this.writeWindow) await new Promise<void>((wake) => (st.waiter = wake));
+      },
+      close: () => {
+        if (!gone()) this.cmd().h3q_host_write(this.host, st.id, null, 0, END);
+      },
+      abort: (reason) => {
+        if (!gone()) this.cmd().h3q_host_reset(this.host, st.id, streamErrorCode(reason));
+      },
+    });
   }
 
   // ------------------------------------------------------------ handler

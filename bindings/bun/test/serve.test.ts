@@ -499,6 +499,73 @@ describe("webtransport", () => {
   }, 60_000);
 });
 
+describe("webtransport streams", () => {
+  test("echo, one-way answers, the server's own stream and a client reset (aioquic)", async () => {
+    const enc = new TextEncoder();
+    const s = serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      cert,
+      key,
+      fetch: () => new Response("no"),
+      webtransport: {
+        "/wt/streams": (session) => {
+          const dgrams = session.datagrams.writable.getWriter();
+          // Each bidirectional stream of the client's is echoed on itself;
+          // one the client resets is reported as a datagram.
+          (async () => {
+            for await (const bs of session.incomingBidirectionalStreams) {
+              bs.readable.pipeTo(bs.writable).catch((e) => dgrams.write(enc.encode(`reset ${e?.streamErrorCode}`)));
+            }
+          })();
+          // Each one-way stream is answered on a one-way stream of ours.
+          (async () => {
+            for await (const rs of session.incomingUnidirectionalStreams) {
+              const text = await new Response(rs).text();
+              const w = (await session.createUnidirectionalStream()).getWriter();
+              await w.write(enc.encode(`echo: ${text}`));
+              await w.close();
+            }
+          })();
+          // A bidirectional stream of ours: "ping", then what came back.
+          (async () => {
+            const bs = await session.createBidirectionalStream();
+            const w = bs.writable.getWriter();
+            await w.write(enc.encode("ping"));
+            const reply = await new Response(bs.readable).text();
+            await w.write(enc.encode(` got ${reply}`));
+            await w.close();
+          })();
+        },
+      },
+    });
+    try {
+      const p = Bun.spawn([PYTHON, join(import.meta.dir, "aioquic_peer.py"), String(s.port), "wtstreams", "/wt/streams"], {
+        env: { ...process.env, PYTHONPATH: join(ROOT, "tests", "integration") },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      expect(err).toBe("");
+      expect(code).toBe(0);
+      const res = JSON.parse(out);
+      expect(res.status).toBe(200);
+      expect(res.echo_len).toBe(MiB);
+      expect(res.echo_ok).toBe(true);
+      expect(res.uni).toEqual(["echo: uni hello"]);
+      expect(res.server_bidi_first).toBe("ping");
+      expect(res.server_bidi).toBe("ping got pong");
+      expect(res.datagrams).toEqual(["reset 7"]);
+      expect(res.closed).toBe(true);
+      // The server lives on.
+      const after = await client([`https://127.0.0.1:${s.port}/`]);
+      expect(after.results[0]?.status).toBe(200);
+    } finally {
+      await s.stop(false);
+    }
+  }, 90_000);
+});
+
 describe("example", () => {
   test("examples/serve.ts serves /hello and streams /echo back", async () => {
     const port = 20000 + Math.floor(Math.random() * 20000);
