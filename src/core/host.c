@@ -1311,24 +1311,24 @@ int h3q_host_trailers(h3q_host *host, uint32_t id, const uint8_t *fields,
   return c ? submit(host, c) : H3Q_ENOMEM;
 }
 
-int h3q_host_reset(h3q_host *host, uint32_t id, uint64_t h3_error) {
+/* Queues a command that carries one number (a code, a byte count). */
+static int submit_num(h3q_host *host, cmd_kind kind, uint32_t id,
+                      uint64_t num) {
   if (!args_ok(host, id, NULL, 0, NULL, 0))
     return H3Q_EINVAL;
-  host_cmd *c = new_cmd(CMD_RESET, id, NULL, 0, NULL, 0);
+  host_cmd *c = new_cmd(kind, id, NULL, 0, NULL, 0);
   if (!c)
     return H3Q_ENOMEM;
-  c->num = h3_error;
+  c->num = num;
   return submit(host, c);
 }
 
+int h3q_host_reset(h3q_host *host, uint32_t id, uint64_t h3_error) {
+  return submit_num(host, CMD_RESET, id, h3_error);
+}
+
 int h3q_host_consume(h3q_host *host, uint32_t id, size_t n) {
-  if (!args_ok(host, id, NULL, 0, NULL, 0))
-    return H3Q_EINVAL;
-  host_cmd *c = new_cmd(CMD_CONSUME, id, NULL, 0, NULL, 0);
-  if (!c)
-    return H3Q_ENOMEM;
-  c->num = n;
-  return submit(host, c);
+  return submit_num(host, CMD_CONSUME, id, n);
 }
 
 int h3q_host_wt_send_datagram(h3q_host *host, uint32_t id, const uint8_t *data,
@@ -1371,13 +1371,7 @@ int h3q_host_wt_open_stream(h3q_host *host, uint32_t session, bool bidi,
 }
 
 int h3q_host_wt_stop(h3q_host *host, uint32_t id, uint32_t code) {
-  if (!args_ok(host, id, NULL, 0, NULL, 0))
-    return H3Q_EINVAL;
-  host_cmd *c = new_cmd(CMD_WT_STOP, id, NULL, 0, NULL, 0);
-  if (!c)
-    return H3Q_ENOMEM;
-  c->num = code;
-  return submit(host, c);
+  return submit_num(host, CMD_WT_STOP, id, code);
 }
 
 /* ----------------------------------------------------------- lifecycle */

@@ -56,11 +56,7 @@ async def webtransport(port: int, path: str) -> dict:
 
         await c.wait_until(lambda: len(echoes()) >= len(sent), 10)
         out["echoes"] = sorted(echoes())
-        reason = b"bye"
-        value = (7).to_bytes(4, "big") + reason
-        c.send_data(sid, encode_uint_var(CLOSE_SESSION) + encode_uint_var(len(value)) + value,
-                    end_stream=True)
-        out["closed"] = await c.wait_until(lambda: c.stream_done(sid), 10)
+        out["closed"] = await close_session(c, sid, 7, b"bye")
         return out
 
 
@@ -70,8 +66,10 @@ def wt_code_to_h3(code: int) -> int:
     return 0x52E4A40FA8DB + code + code // 0x1E
 
 
-async def close_session(c, sid: int) -> bool:
-    value = (0).to_bytes(4, "big")
+async def close_session(c, sid: int, code: int = 0, reason: bytes = b"") -> bool:
+    """CLOSE_WEBTRANSPORT_SESSION with code and reason, then FIN; whether
+    the server ended the CONNECT stream too."""
+    value = code.to_bytes(4, "big") + reason
     c.send_data(sid, encode_uint_var(CLOSE_SESSION) + encode_uint_var(len(value)) + value,
                 end_stream=True)
     return await c.wait_until(lambda: c.stream_done(sid), 10)

@@ -44,6 +44,20 @@ async function client(args: string[], timeoutMs = 60_000): Promise<ClientResult>
   return { code, results, stderr: err };
 }
 
+/** Runs aioquic_peer.py (an HTTP/3 client we did not write) and returns
+ * the JSON it prints; it must exit 0 without a word on stderr. */
+async function aioquicPeer(port: number, what: string, path: string) {
+  const p = Bun.spawn([PYTHON, join(import.meta.dir, "aioquic_peer.py"), String(port), what, path], {
+    env: { ...process.env, PYTHONPATH: join(ROOT, "tests", "integration") },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  expect(err).toBe("");
+  expect(code).toBe(0);
+  return JSON.parse(out);
+}
+
 function sha256(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
@@ -333,15 +347,7 @@ describe("bodies", () => {
   });
 
   test("request trailers (aioquic)", async () => {
-    const p = Bun.spawn([PYTHON, join(import.meta.dir, "aioquic_peer.py"), String(server.port), "trailers", "/reqtrailers"], {
-      env: { ...process.env, PYTHONPATH: join(ROOT, "tests", "integration") },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-    expect(err).toBe("");
-    expect(code).toBe(0);
-    const res = JSON.parse(out);
+    const res = await aioquicPeer(server.port, "trailers", "/reqtrailers");
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toEqual({ text: "body bytes", checksum: "abc123" });
   }, 60_000);
@@ -478,15 +484,7 @@ describe("webtransport", () => {
       },
     });
     try {
-      const p = Bun.spawn([PYTHON, join(import.meta.dir, "aioquic_peer.py"), String(s.port), "wt", "/wt/lobby"], {
-        env: { ...process.env, PYTHONPATH: join(ROOT, "tests", "integration") },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-      expect(err).toBe("");
-      expect(code).toBe(0);
-      const res = JSON.parse(out);
+      const res = await aioquicPeer(s.port, "wt", "/wt/lobby");
       expect(res.status).toBe(200);
       expect(res.echoes).toEqual(Array.from({ length: 20 }, (_, i) => `dgram-${i}`).sort());
       expect(res.closed).toBe(true);
@@ -540,15 +538,7 @@ describe("webtransport streams", () => {
       },
     });
     try {
-      const p = Bun.spawn([PYTHON, join(import.meta.dir, "aioquic_peer.py"), String(s.port), "wtstreams", "/wt/streams"], {
-        env: { ...process.env, PYTHONPATH: join(ROOT, "tests", "integration") },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-      expect(err).toBe("");
-      expect(code).toBe(0);
-      const res = JSON.parse(out);
+      const res = await aioquicPeer(s.port, "wtstreams", "/wt/streams");
       expect(res.status).toBe(200);
       expect(res.echo_len).toBe(MiB);
       expect(res.echo_ok).toBe(true);
