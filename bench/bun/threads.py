@@ -12,7 +12,10 @@ other thread (Bun's file thread pool, JIT and GC helpers). CPU time per
 request is the steady number on a shared machine; request rates are not.
 
   bench/bun/threads.py [--build build] [--servers bun,h3q-bun] [--runs 5]
-      [--duration 4] [--conns 1] [--streams 100]
+      [--duration 4] [--conns 1] [--streams 100] [--rate N]
+
+It also counts the server's context switches per request (its live
+threads', from /proc/PID/task/*/status).
 
 Uses bench/results/work (htdocs, certificate) as bench.py leaves it, and
 creates what is missing.
@@ -62,6 +65,22 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
+def switches(pid: int) -> int:
+    """Context switches (voluntary and not) of pid's live threads: each one
+    hands the CPU over, and with the server pinned to one CPU every wakeup
+    of another of its threads costs two."""
+    n = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended
+        for line in status.splitlines():
+            if "ctxt_switches:" in line:
+                n += int(line.split()[1])
+    return n
+
+
 def prepare() -> tuple[Path, Path, Path]:
     htdocs = WORK / "htdocs"
     htdocs.mkdir(parents=True, exist_ok=True)
@@ -80,16 +99,17 @@ def one_run(srv: peers.Server, t: Tools, a) -> dict:
     base = [str(t.h3q_bench), url, "-k", "--max-payload", str(peers.PAYLOAD)]
     subprocess.run(["taskset", "-c", "1", *base, "-c", "1", "-s", "10", "-n", "200"],
                    capture_output=True, timeout=60)  # warm-up
-    before = thread_cpu(srv.proc.pid)
+    rate = ["--rate", str(a.rate)] if a.rate else []
+    before, sw0 = thread_cpu(srv.proc.pid), switches(srv.proc.pid)
     p = subprocess.run(["taskset", "-c", "1", *base, "-c", str(a.conns), "-s", str(a.streams),
-                        "--json", "-D", str(a.duration)],
+                        "--json", "-D", str(a.duration), *rate],
                        capture_output=True, text=True, timeout=a.duration + 60)
-    after = thread_cpu(srv.proc.pid)
+    after, sw1 = thread_cpu(srv.proc.pid), switches(srv.proc.pid)
     res = json.loads(p.stdout[p.stdout.index("{"):])
     n = max(res.get("ok", 0), 1)
     split = {k: (after[k] - before[k]) * 1e6 / n for k in after}
     return {"rps": res.get("req_per_s", 0.0), "failed": res.get("failed", 0),
-            "total": sum(split.values()), **split}
+            "total": sum(split.values()), "switches": (sw1 - sw0) / n, **split}
 
 
 def main() -> int:
@@ -100,6 +120,8 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=4)
     ap.add_argument("--conns", type=int, default=1)
     ap.add_argument("--streams", type=int, default=100)
+    ap.add_argument("--rate", type=int, default=0,
+                    help="open loop: requests/s offered (h3q-bench --rate); 0: closed loop")
     a = ap.parse_args()
     names = [s for s in a.servers.split(",") if s]
     if any(s not in BUN_SERVERS for s in names):
@@ -124,18 +146,19 @@ def main() -> int:
     except (PeerError, subprocess.SubprocessError, ValueError) as e:
         print(f"threads.py: {e}", file=sys.stderr)
         return 1
-    print(f"1 KB GETs, {a.conns} x {a.streams}, {a.duration} s, {a.runs} runs (medians); "
+    load = f", {a.rate:,} req/s offered" if a.rate else ""
+    print(f"1 KB GETs, {a.conns} x {a.streams}{load}, {a.duration} s, {a.runs} runs (medians); "
           "CPU µs per request")
-    print("| server | req/s | total | JS thread | h3q-host | other threads |")
-    print("|---|---|---|---|---|---|")
+    print("| server | req/s | total | JS thread | h3q-host | other threads | switches/req |")
+    print("|---|---|---|---|---|---|---|")
     for name in names:
         rs = [x for x in runs[name] if not x["failed"]]
         if not rs:
-            print(f"| {name} | failed | | | | |")
+            print(f"| {name} | failed | | | | | |")
             continue
         med = {k: statistics.median(x[k] for x in rs) for k in rs[0]}
         print(f"| {name} | {med['rps']:,.0f} | {med['total']:.1f} | {med['main']:.1f} "
-              f"| {med['h3q-host']:.1f} | {med['other']:.1f} |")
+              f"| {med['h3q-host']:.1f} | {med['other']:.1f} | {med['switches']:.2f} |")
     return 0
 
 

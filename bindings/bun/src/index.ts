@@ -108,6 +108,8 @@ export interface Server {
 // ----------------------------------------------------------- trailers
 
 const responseTrailers = new WeakMap<Response, TrailerSource>();
+// Until withTrailers is first called, responses skip the WeakMap lookup.
+let anyTrailers = false;
 const requestTrailerMap = new WeakMap<Request, Promise<Headers>>();
 type TrailerSource = HeadersInit | (() => MaybePromise<HeadersInit>);
 
@@ -115,6 +117,7 @@ type TrailerSource = HeadersInit | (() => MaybePromise<HeadersInit>);
  * (sync or async) to compute them once the body has been sent. Returns the
  * same Response. */
 export function withTrailers(res: Response, trailers: TrailerSource): Response {
+  anyTrailers = true;
   responseTrailers.set(res, trailers);
   return res;
 }
@@ -138,10 +141,52 @@ const RECORD_WORDS = RECORD_SIZE / 4;
 const MAX_RECORDS = 1024;
 const EVENT_BYTES = 256 * 1024;
 
+// Encoded strings by their text, for what most responses repeat (header
+// sections, file paths). Commands copy what they are given, so one
+// encoding serves every response. Cleared when full: a server with ever
+// new values pays the encoding as it would without the cache.
+const ENCODED_MAX = 256;
+const ENCODED_LEN_MAX = 1024;
+const encodedCache = new Map<string, Uint8Array>();
+
+function encodeCached(s: string): Uint8Array {
+  if (s.length === 0) return EMPTY;
+  let bytes = encodedCache.get(s);
+  if (bytes !== undefined) return bytes;
+  bytes = encoder.encode(s);
+  if (s.length <= ENCODED_LEN_MAX) {
+    if (encodedCache.size >= ENCODED_MAX) encodedCache.clear();
+    encodedCache.set(s, bytes);
+  }
+  return bytes;
+}
+
 function fieldsBlob(fields: Iterable<[string, string]>): Uint8Array {
   let s = "";
   for (const [n, v] of fields) s += n + "\0" + v + "\0";
   return s.length ? encoder.encode(s) : EMPTY;
+}
+
+// The content-type the last headersBlob call saw (null: none), so that
+// ownBlob need not look it up again.
+let lastContentType: string | null = null;
+
+// A Response's header section as name\0value\0 pairs. toJSON (Bun's) is
+// the cheapest walk over Headers (measured on Bun 1.4.4: 0.2 µs against
+// 0.5 for iterating): values combined as iteration combines them,
+// set-cookie as an array of its own lines.
+function headersBlob(headers: Headers): Uint8Array {
+  const json = (headers as Headers & { toJSON(): Record<string, string | string[]> }).toJSON();
+  let s = "";
+  lastContentType = null;
+  for (const n in json) {
+    const v = json[n];
+    if (typeof v === "string") {
+      s += n + "\0" + v + "\0";
+      if (n === "content-type") lastContentType = v;
+    } else for (const line of v) s += n + "\0" + line + "\0";
+  }
+  return encodeCached(s);
 }
 
 function parseFields(parts: string[], from: number): [string, string][] {
@@ -150,8 +195,24 @@ function parseFields(parts: string[], from: number): [string, string][] {
   return out;
 }
 
+// A request's fields as a Headers init: a record (cheaper for Bun to take
+// than pairs) unless a name repeats or is one a record cannot hold.
+function fieldsInit(parts: string[], from: number): HeadersInit {
+  const out: Record<string, string> = {};
+  for (let i = from; i + 1 < parts.length; i += 2) {
+    const n = parts[i];
+    if (n === "__proto__" || Object.hasOwn(out, n)) return parseFields(parts, from);
+    out[n] = parts[i + 1];
+  }
+  return out;
+}
+
 function cstr(s: string): Uint8Array {
   return encoder.encode(s + "\0");
+}
+
+function cstrCached(s: string): Uint8Array {
+  return encodeCached(s + "\0");
 }
 
 function toBytes(chunk: unknown): Uint8Array {
@@ -194,9 +255,8 @@ const FORM_TYPE = /form/i;
  * (a file's has its path in name). Measured on Bun 1.4.4: about 1.5 µs
  * of CPU against 15 µs for reading a file body through its stream;
  * bun.package's tests check each kind of body. */
-function ownBlob(res: Response, body: ReadableStream): Blob | Promise<Blob> | null {
+function ownBlob(res: Response, body: ReadableStream, type: string | null): Blob | Promise<Blob> | null {
   if (body.locked) return null;
-  const type = res.headers.get("content-type");
   if (type !== null && FORM_TYPE.test(type)) return null; // formData() would read it
   // The refusal is an Error: without a stack trace it costs half as much.
   const limit = Error.stackTraceLimit;
@@ -615,14 +675,9 @@ class HostServer implements Server {
     const st = new Stream(id);
     this.streams.set(id, st);
     const url = `${scheme || "https"}://${authority}${path}${query ? "?" + query : ""}`;
-    const init: RequestInit & { duplex?: string } = { method, headers: parseFields(parts, 5) };
-    if (!noBody && method !== "GET" && method !== "HEAD") {
-      init.body = this.requestBody(st);
-      init.duplex = "half";
-    }
     let req: H3qRequest;
     try {
-      req = new Request(url, init) as H3qRequest;
+      req = new Request(url, this.requestInit(st, method, parts, noBody)) as H3qRequest;
     } catch {
       this.cmd().h3q_host_respond(this.host, id, 400, null, 0, null, 0, END);
       return;
@@ -631,6 +686,15 @@ class HostServer implements Server {
       requestTrailerMap.set(req, new Promise((r) => (st.trailers = r)));
     }
     this.handle(st, req, path);
+  }
+
+  private requestInit(st: Stream, method: string, parts: string[], noBody: boolean) {
+    const init: RequestInit & { duplex?: string } = { method, headers: fieldsInit(parts, 5) };
+    if (!noBody && method !== "GET" && method !== "HEAD") {
+      init.body = this.requestBody(st);
+      init.duplex = "half";
+    }
+    return init;
   }
 
   private requestBody(st: Stream): ReadableStream<Uint8Array> {
@@ -955,11 +1019,12 @@ class HostServer implements Server {
   // Synchronous as long as the body's reads are (strings, buffers): most
   // responses leave without a trip through the microtask queue.
   private sendResponse(st: Stream, res: Response): Promise<void> | void {
-    const head = fieldsBlob(res.headers as unknown as Iterable<[string, string]>);
-    const trailers = responseTrailers.get(res);
+    const head = headersBlob(res.headers);
+    const type = lastContentType;
+    const trailers = anyTrailers ? responseTrailers.get(res) : undefined;
     const body = res.body;
     if (!body) return this.sendEmpty(st, res.status, head, trailers);
-    const blob = trailers === undefined ? ownBlob(res, body) : null;
+    const blob = trailers === undefined ? ownBlob(res, body, type) : null;
     if (blob instanceof Promise) return blob.then((b) => this.sendBlob(st, res.status, head, b));
     if (blob) return this.sendBlob(st, res.status, head, blob);
     const reader = body.getReader();
@@ -979,7 +1044,7 @@ class HostServer implements Server {
     if (typeof path === "string" && path !== "" && !("presign" in blob)) {
       // blob.size is the whole file's size unless the Blob is a slice,
       // which then fails the size check and is read by Bun below.
-      const rc = this.cmd().h3q_host_respond_file(this.host, st.id, status, head, head.length, cstr(path), blob.size);
+      const rc = this.cmd().h3q_host_respond_file(this.host, st.id, status, head, head.length, cstrCached(path), blob.size);
       if (rc === 0 || rc === ERR.STATE) return;
       if (rc === ERR.NOTFOUND) return this.sendStatus(st, 404);
       if (rc === ERR.FORBIDDEN) return this.sendStatus(st, 403);

@@ -151,6 +151,15 @@ beforeAll(() => {
         ),
       "/file": () => new Response(Bun.file(bigFile)),
       "/bytes": () => new Response(new Uint8Array([1, 2, 3, 4])),
+      // Repeated fields both ways: the request's combined, set-cookie kept apart.
+      "/fields": (req) =>
+        new Response("fields", {
+          headers: [
+            ["set-cookie", "a=1"],
+            ["set-cookie", "b=2"],
+            ["x-seen", `${req.headers.get("x-dup")}|${req.headers.get("x-one")}`],
+          ],
+        }),
       "/huge": async () => {
         const f = Bun.file(hugeFile);
         if (!(await f.exists())) return new Response(null, { status: 404 });
@@ -244,6 +253,15 @@ describe("routes", () => {
     expect(bytes.sha256).toBe(sha256(new Uint8Array([1, 2, 3, 4])));
     const post = await client(["-X", "POST", "-d", bigFile, `${base}/hello`]);
     expect(post.results[0].status).toBe(405);
+  });
+
+  test("repeated request fields are combined; set-cookie lines stay apart", async () => {
+    const r = await client([`${base}/fields`, "-H", "x-dup: a", "-H", "x-dup: b", "-H", "x-one: 1"]);
+    expect(r.code).toBe(0);
+    const [x] = r.results as Array<ClientResult["results"][0] & { headers?: [string, string][] }>;
+    expect(x.status).toBe(200);
+    expect(header(x, "x-seen")).toBe("a, b|1");
+    expect(x.headers?.filter(([n]) => n === "set-cookie").map(([, v]) => v)).toEqual(["a=1", "b=2"]);
   });
 
   test("files: a directory served by libh3q", async () => {
