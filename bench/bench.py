@@ -445,7 +445,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--rt", type=int, default=None, metavar="PRIO",
                     help="run servers and clients at SCHED_FIFO priority PRIO (chrt), so "
                          "other work on the machine cannot delay them; 0: normal scheduling "
-                         "(default: 10 when root and chrt exists, else 0)")
+                         "(default: 10 when root and chrt exists and no Bun server is "
+                         "measured, else 0)")
     ap.add_argument("--client-threads", type=int, default=0,
                     help="h3q-bench --threads for scenarios with several connections "
                          "(default: the CPUs the client may run on: 1 when pinned)")
@@ -464,7 +465,12 @@ def parse_args() -> argparse.Namespace:
     if a.smoke:
         a.runs, a.duration, a.size, a.idle_conns = 1, 1, 1 << 20, 50
     if a.rt is None:
-        a.rt = 10 if os.geteuid() == 0 and shutil.which("chrt") else 0
+        # Bun needs its background threads (collector, finalizers) to run
+        # beside the JS thread: under SCHED_FIFO on one CPU they starve, and
+        # Bun.serve ran out of descriptors (EMFILE) at 20 x 10. Bun's servers
+        # are therefore measured at normal priority unless asked otherwise.
+        bun = any(s.startswith(("bun", "h3q-bun")) for s in a.servers.split(","))
+        a.rt = 10 if os.geteuid() == 0 and shutil.which("chrt") and not bun else 0
     a.out = a.out or str(RESULTS / ("smoke.md" if a.smoke else "latest.md"))
     return a
 
