@@ -483,7 +483,7 @@ int endpoint_read_batch(quic_endpoint *ep, int fd, bool admits) {
 void endpoint_on_readable(void *arg) {
   quic_endpoint *ep = arg;
   if (ep->long_fd >= 0)
-    rx_split_read_short(ep); /* the long-header socket has its own */
+    rx_split_on_short_readable(ep);
   else
     endpoint_read_batch(ep, ep->fd, true);
 }
@@ -530,6 +530,7 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->qcfg = qcfg;
   ep->fd = -1;
   ep->long_fd = -1;
+  ep->rx_long_busy = false;
   ep->rx_split_ways = rx_split_ways(cfg);
   handoff_reset(&ep->handoff);
   ep->accepting = true;

@@ -29,6 +29,7 @@ typedef struct quic_endpoint {
    * rx_split_ways: the eBPF program's split_ways (0: split off). */
   int long_fd;
   size_t rx_split_ways;
+  bool rx_long_busy; /* its last read took a full batch */
   struct sockaddr_storage local;
   socklen_t local_len;
   /* Bound to a wildcard address (0.0.0.0, ::): each datagram's own

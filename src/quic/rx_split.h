@@ -2,12 +2,15 @@
  * with the eBPF steering program in place, long-header packets (new
  * clients' Initials, handshakes, 0-RTT) arrive on a second socket with a
  * small queue, and short-header packets of established connections on the
- * endpoint's own socket. Every loop iteration reads the short-header
- * socket first, up to RX_SPLIT_SHORT_BATCHES batches (until it is empty),
- * then one batch of the long-header socket, so a flood of Initials never
- * queues ahead of established connections' packets, and handshakes still
- * get a batch every iteration (never starved). Without eBPF (refused, or
- * steering = handoff, or H3Q_HEADER_SPLIT=0) there is one socket, as
+ * endpoint's own socket. While the long-header socket is busy (its last
+ * read took a full batch: a flood), every loop iteration reads the
+ * short-header socket first, up to RX_SPLIT_SHORT_BATCHES batches (until
+ * it is empty), then one batch of the long-header socket, so a flood of
+ * Initials never queues ahead of established connections' packets, and
+ * handshakes still get a batch every iteration (never starved). Otherwise
+ * the long-header socket is read first, which keeps a client's last
+ * handshake packet ahead of its first 1-RTT ones. Without eBPF (refused,
+ * or steering = handoff, or H3Q_HEADER_SPLIT=0) there is one socket, as
  * before. */
 #ifndef H3Q_QUIC_RX_SPLIT_H
 #define H3Q_QUIC_RX_SPLIT_H
@@ -38,9 +41,10 @@ void rx_split_open(struct quic_endpoint *ep, const h3q_config *cfg);
  * one). Returns 0, or -1 when the loop refused. */
 int rx_split_watch(struct quic_endpoint *ep);
 
-/* Reads the short-header socket until it is empty (bounded); for the
- * endpoint's own socket's readable callback while the split is on. */
-void rx_split_read_short(struct quic_endpoint *ep);
+/* The endpoint's own socket's readable callback while the split is on:
+ * reads it until it is empty (bounded), and before that one batch of the
+ * long-header socket unless that one is busy. */
+void rx_split_on_short_readable(struct quic_endpoint *ep);
 
 /* Stops watching and closes the long-header socket (nothing without
  * one). */
