@@ -11,6 +11,7 @@
 #include "quic/conn.h"
 #include "quic/endpoint.h"
 #include "quic/qconfig.h"
+#include "quic/rx_split.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -120,7 +121,8 @@ static int worker_init_loop(server_worker *w, char *err, size_t errlen) {
   ep->loop = ep->lo->create();
   if (!ep->loop ||
       ep->lo->watch_readable(ep->loop, ep->fd, endpoint_on_readable, ep) ||
-      handoff_watch(ep) || ep->lo->set_wakeup(ep->loop, on_wakeup, w) ||
+      rx_split_watch(ep) || handoff_watch(ep) ||
+      ep->lo->set_wakeup(ep->loop, on_wakeup, w) ||
       ep->lo->set_before_block(ep->loop, process_dirty, w) ||
       !(w->tick = ep->lo->timer_new(ep->loop, on_tick, w))) {
     snprintf(err, errlen, "event loop: cannot initialize");

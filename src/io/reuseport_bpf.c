@@ -1,6 +1,7 @@
 #include "io/reuseport_bpf.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #ifdef __linux__
@@ -113,27 +114,112 @@ static void select_socket(prog *p, int map_fd) {
   emit(p, call(BPF_FUNC_sk_select_reuseport));
 }
 
-size_t reuseport_bpf_build(void *out, int map_fd, size_t cid_offset) {
-  prog p = {out, 0};
+/* Short header: the socket at the steering byte (whether one is there or
+ * not, the exit follows). */
+static void steer_short(prog *p, int32_t off, int map_fd, size_t *fails,
+                        size_t *nfails) {
+  emit(p, mov_imm(BPF_REG_8, UDP_HEADER + 1 + off));
+  load_byte_at_r8(p, fails, nfails); /* r7 = the steering byte */
+  select_socket(p, map_fd);
+}
+
+/* r7 = the long header's steering byte; jumps to the index appended to
+ * misses when the DCID is too short to hold it or unreadable. */
+static void load_long_byte(prog *p, int32_t off, size_t *misses,
+                           size_t *nmisses) {
+  emit(p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_LEN_AT));
+  load_byte_at_r8(p, misses, nmisses);
+  misses[(*nmisses)++] = emit_jump(p, BPF_JLE, BPF_REG_7, off);
+  emit(p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_AT + off));
+  load_byte_at_r8(p, misses, nmisses);
+}
+
+/* The program without the split: long headers are steered like short
+ * ones. */
+static void build_plain(prog *p, int map_fd, int32_t off) {
   size_t fails[4], nfails = 0;
-  int32_t off = (int32_t)(cid_offset & 0xff);
-  emit(&p, mov_reg(BPF_REG_6, BPF_REG_1)); /* ctx, kept across calls */
-  emit(&p, mov_imm(BPF_REG_8, UDP_HEADER));
-  load_byte_at_r8(&p, fails, &nfails); /* r7 = the first byte */
-  emit(&p, mov_imm(BPF_REG_8, UDP_HEADER + 1 + off));
-  size_t to_long = emit_jump(&p, BPF_JSET, BPF_REG_7, 0x80);
-  size_t to_id = emit_jump(&p, BPF_JA, 0, 0);
-  patch_to_here(&p, to_long); /* long header: is the DCID long enough? */
-  emit(&p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_LEN_AT));
-  load_byte_at_r8(&p, fails, &nfails);
-  fails[nfails++] = emit_jump(&p, BPF_JLE, BPF_REG_7, off);
-  emit(&p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_AT + off));
-  patch_to_here(&p, to_id);
-  load_byte_at_r8(&p, fails, &nfails); /* r7 = the steering byte */
-  select_socket(&p, map_fd);
+  emit(p, mov_reg(BPF_REG_6, BPF_REG_1)); /* ctx, kept across calls */
+  emit(p, mov_imm(BPF_REG_8, UDP_HEADER));
+  load_byte_at_r8(p, fails, &nfails); /* r7 = the first byte */
+  emit(p, mov_imm(BPF_REG_8, UDP_HEADER + 1 + off));
+  size_t to_long = emit_jump(p, BPF_JSET, BPF_REG_7, 0x80);
+  size_t to_id = emit_jump(p, BPF_JA, 0, 0);
+  patch_to_here(p, to_long); /* long header: is the DCID long enough? */
+  emit(p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_LEN_AT));
+  load_byte_at_r8(p, fails, &nfails);
+  fails[nfails++] = emit_jump(p, BPF_JLE, BPF_REG_7, off);
+  emit(p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_AT + off));
+  patch_to_here(p, to_id);
+  load_byte_at_r8(p, fails, &nfails); /* r7 = the steering byte */
+  select_socket(p, map_fd);
   /* Selected or not, SK_PASS: without a selection the kernel hashes. */
   for (size_t k = 0; k < nfails; k++)
-    patch_to_here(&p, fails[k]);
+    patch_to_here(p, fails[k]);
+}
+
+/* r7 = the kernel's 4-tuple hash % ways. */
+static void load_hash_way(prog *p, int32_t ways) {
+  emit(p, insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_7, BPF_REG_6,
+               (int16_t)offsetof(struct sk_reuseport_md, hash), 0));
+  emit(p, insn(BPF_ALU64 | BPF_MOD | BPF_K, BPF_REG_7, 0, 0, ways));
+}
+
+/* The program with the split (see reuseport_bpf_prog_load): a long header
+ * tries the second socket of the DCID's owner, then its only socket (an
+ * owner without the split), then a second socket by the 4-tuple hash. */
+static void build_split(prog *p, int map_fd, int32_t off, int32_t ways,
+                        int32_t first) {
+  size_t exits[8], nexits = 0, misses[4], nmisses = 0;
+  emit(p, mov_reg(BPF_REG_6, BPF_REG_1)); /* ctx, kept across calls */
+  emit(p, mov_imm(BPF_REG_8, UDP_HEADER));
+  load_byte_at_r8(p, exits, &nexits); /* r7 = the first byte */
+  size_t to_long = emit_jump(p, BPF_JSET, BPF_REG_7, 0x80);
+  steer_short(p, off, map_fd, exits, &nexits);
+  exits[nexits++] = emit_jump(p, BPF_JA, 0, 0);
+  patch_to_here(p, to_long);
+  load_long_byte(p, off, misses, &nmisses);
+  emit(p, mov_reg(BPF_REG_9, BPF_REG_7)); /* the byte, kept across calls */
+  emit(p, add_imm(BPF_REG_7, REUSEPORT_BPF_LONG_BASE));
+  select_socket(p, map_fd);
+  exits[nexits++] = emit_jump(p, BPF_JEQ, BPF_REG_0, 0);
+  emit(p, mov_reg(BPF_REG_7, BPF_REG_9));
+  select_socket(p, map_fd);
+  exits[nexits++] = emit_jump(p, BPF_JEQ, BPF_REG_0, 0);
+  for (size_t k = 0; k < nmisses; k++)
+    patch_to_here(p, misses[k]);
+  /* Named no one: a way by hash, first in a generation picked by other
+   * bits of the hash (so live servers of several generations share new
+   * clients), then, where that one has no such socket, in the newest. */
+  load_hash_way(p, ways);
+  emit(p, mov_reg(BPF_REG_9, BPF_REG_7));
+  emit(p, insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_8, BPF_REG_6,
+               (int16_t)offsetof(struct sk_reuseport_md, hash), 0));
+  emit(p, insn(BPF_ALU64 | BPF_RSH | BPF_K, BPF_REG_8, 0, 0, 16));
+  emit(p, insn(BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_8, 0, 0, 7));
+  emit(p, insn(BPF_ALU64 | BPF_LSH | BPF_K, BPF_REG_8, 0, 0, 5));
+  emit(p, insn(BPF_ALU64 | BPF_ADD | BPF_X, BPF_REG_7, BPF_REG_8, 0, 0));
+  emit(p, add_imm(BPF_REG_7, REUSEPORT_BPF_LONG_BASE));
+  select_socket(p, map_fd);
+  exits[nexits++] = emit_jump(p, BPF_JEQ, BPF_REG_0, 0);
+  emit(p, mov_reg(BPF_REG_7, BPF_REG_9));
+  emit(p, add_imm(BPF_REG_7, first));
+  select_socket(p, map_fd);
+  /* Selected or not, SK_PASS: without a selection the kernel hashes. */
+  for (size_t k = 0; k < nexits; k++)
+    patch_to_here(p, exits[k]);
+}
+
+size_t reuseport_bpf_build(void *out, int map_fd, size_t cid_offset,
+                           size_t split_ways, uint32_t split_first) {
+  prog p = {out, 0};
+  int32_t off = (int32_t)(cid_offset & 0xff);
+  if (split_ways > REUSEPORT_BPF_SPLIT_WAYS_MAX)
+    split_ways = REUSEPORT_BPF_SPLIT_WAYS_MAX;
+  if (split_ways)
+    build_split(&p, map_fd, off, (int32_t)split_ways,
+                (int32_t)(split_first % REUSEPORT_BPF_MAP_ENTRIES));
+  else
+    build_plain(&p, map_fd, off);
   emit(&p, mov_imm(BPF_REG_0, SK_PASS_VERDICT));
   emit(&p, insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
   return p.n;
@@ -145,14 +231,15 @@ int reuseport_bpf_map_create(void) {
   a.map_type = BPF_MAP_TYPE_REUSEPORT_SOCKARRAY;
   a.key_size = sizeof(uint32_t);
   a.value_size = sizeof(uint32_t); /* the socket's fd on update */
-  a.max_entries = REUSEPORT_BPF_SLOTS;
+  a.max_entries = REUSEPORT_BPF_MAP_ENTRIES;
   return (int)sys_bpf(BPF_MAP_CREATE, &a);
 }
 
-int reuseport_bpf_prog_load(int map_fd, size_t cid_offset, char *log,
-                            size_t log_len) {
+int reuseport_bpf_prog_load(int map_fd, size_t cid_offset, size_t split_ways,
+                            uint32_t split_first, char *log, size_t log_len) {
   struct bpf_insn code[REUSEPORT_BPF_MAX_INSNS];
-  size_t n = reuseport_bpf_build(code, map_fd, cid_offset);
+  size_t n =
+      reuseport_bpf_build(code, map_fd, cid_offset, split_ways, split_first);
   if (n > REUSEPORT_BPF_MAX_INSNS) {
     errno = E2BIG;
     return -1;
@@ -205,8 +292,8 @@ int reuseport_bpf_map_create(void) {
   return -1;
 }
 
-int reuseport_bpf_prog_load(int map_fd, size_t cid_offset, char *log,
-                            size_t log_len) {
+int reuseport_bpf_prog_load(int map_fd, size_t cid_offset, size_t split_ways,
+                            uint32_t split_first, char *log, size_t log_len) {
   if (log && log_len)
     log[0] = '\0';
   errno = ENOSYS;
@@ -223,7 +310,8 @@ int reuseport_bpf_attach(int udp_fd, int prog_fd) {
   return -1;
 }
 
-size_t reuseport_bpf_build(void *out, int map_fd, size_t cid_offset) {
+size_t reuseport_bpf_build(void *out, int map_fd, size_t cid_offset,
+                           size_t split_ways, uint32_t split_first) {
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "quic/rx_shed.h"
+#include "quic/rx_split.h"
 #include "quic/token.h"
 #include "util/clock.h"
 #include "util/io_epoch.h"
@@ -453,29 +454,38 @@ static void handle_message(quic_endpoint *ep, size_t i) {
       endpoint_handle_datagram(ep, data, len, m->msg_name, m->msg_namelen);
 }
 
-/* Whether the socket's receive queue still holds a backlog after a read
+/* Whether socket fd's receive queue still holds a backlog after a read
  * of n messages (see quic/admission.h). Asked only after a full batch;
  * where the kernel cannot tell, a full batch is taken as the sign. */
-static bool rx_backlog(const quic_endpoint *ep, size_t n) {
+static bool rx_backlog(const quic_endpoint *ep, int fd, size_t n) {
   if (n < ep->rx.cap || !admission_watches_backlog(&ep->admission))
     return false;
   size_t queued = 0;
-  return !udp_rx_queued(ep->fd, &queued) || queued >= RX_BACKLOG_BYTES;
+  return !udp_rx_queued(fd, &queued) || queued >= RX_BACKLOG_BYTES;
+}
+
+int endpoint_read_batch(quic_endpoint *ep, int fd, bool admits) {
+  int n = udp_recv_batch(fd, &ep->rx);
+  if (n < 0) {
+    LOG_WARN("recvmmsg failed");
+    return -1;
+  }
+  if (n > 0)
+    io_epoch_advance();
+  if (admits)
+    admission_batch_read(&ep->admission, rx_backlog(ep, fd, (size_t)n),
+                         RETRIES_PER_BACKLOG_BATCH(ep->rx.cap), clock_now_ns());
+  for (int i = 0; i < n; i++)
+    handle_message(ep, (size_t)i);
+  return n;
 }
 
 void endpoint_on_readable(void *arg) {
   quic_endpoint *ep = arg;
-  int n = udp_recv_batch(ep->fd, &ep->rx);
-  if (n < 0) {
-    LOG_WARN("recvmmsg failed");
-    return;
-  }
-  if (n > 0)
-    io_epoch_advance();
-  admission_batch_read(&ep->admission, rx_backlog(ep, (size_t)n),
-                       RETRIES_PER_BACKLOG_BATCH(ep->rx.cap), clock_now_ns());
-  for (int i = 0; i < n; i++)
-    handle_message(ep, (size_t)i);
+  if (ep->long_fd >= 0)
+    rx_split_on_short_readable(ep);
+  else
+    endpoint_read_batch(ep, ep->fd, true);
 }
 
 /* Socket buffer sizes (recv_buffer_size, send_buffer_size) and the
@@ -519,6 +529,9 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
                   const quic_secrets *secrets, char *err, size_t errlen) {
   ep->qcfg = qcfg;
   ep->fd = -1;
+  ep->long_fd = -1;
+  ep->rx_long_busy = false;
+  ep->rx_split_ways = rx_split_ways(cfg);
   handoff_reset(&ep->handoff);
   ep->accepting = true;
   ep->max_connections = cfg->max_connections;
@@ -565,10 +578,12 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
       !udp_batch_enable_pktinfo(&ep->rx, ep->fd, ep->local.ss_family))
     LOG_WARN("udp: no IP_PKTINFO: answers from a wildcard bind may leave "
              "from another address than the client wrote to");
+  rx_split_open(ep, cfg);
   return H3Q_OK;
 }
 
 void endpoint_stop_receiving(quic_endpoint *ep) {
+  rx_split_close(ep);
   if (ep->fd < 0)
     return;
   if (ep->loop)
@@ -586,6 +601,7 @@ void endpoint_free(quic_endpoint *ep) {
     ep->lo->unwatch_writable(ep->loop, ep->fd);
   ep->tx_blocked = false;
   conn_table_free(&ep->conns);
+  rx_split_close(ep);
   udp_batch_free(&ep->rx);
   udp_batch_free(&ep->tx);
   if (ep->fd >= 0)

@@ -25,6 +25,11 @@ typedef struct quic_endpoint {
   const loop_ops *lo;
   loop *loop;
   int fd;
+  /* The header split's long-header socket (quic/rx_split.h), -1 without;
+   * rx_split_ways: the eBPF program's split_ways (0: split off). */
+  int long_fd;
+  size_t rx_split_ways;
+  bool rx_long_busy; /* its last read took a full batch */
   struct sockaddr_storage local;
   socklen_t local_len;
   /* Bound to a wildcard address (0.0.0.0, ::): each datagram's own
@@ -143,6 +148,12 @@ void endpoint_free(quic_endpoint *ep);
 
 /* Loop callback for the readable socket (arg is the endpoint). */
 void endpoint_on_readable(void *arg);
+
+/* Reads one batch from fd (the endpoint's socket or its long-header
+ * socket) and handles its datagrams; admits: this socket carries new
+ * clients' Initials, so its backlog feeds admission (quic/admission.h).
+ * Returns the messages read, or -1 (logged). */
+int endpoint_read_batch(quic_endpoint *ep, int fd, bool admits);
 
 /* Processes one datagram (buf is modified in place), addressed to
  * ep->rx_to. */

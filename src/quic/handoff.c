@@ -434,8 +434,10 @@ static int setup_ebpf(quic_endpoint *ep, const char **why) {
   bool shared = h->map_fd >= 0;
   if (!shared && (h->map_fd = reuseport_bpf_map_create()) < 0)
     return *why = "map", -1;
-  h->prog_fd = reuseport_bpf_prog_load(h->map_fd, ep->cid_identity_offset, log,
-                                       sizeof log);
+  h->prog_fd = reuseport_bpf_prog_load(
+      h->map_fd, ep->cid_identity_offset, ep->rx_split_ways,
+      REUSEPORT_BPF_LONG_BASE + handoff_identity(ep->generation, 0), log,
+      sizeof log);
   if (h->prog_fd < 0) {
     int e = errno;
     LOG_DEBUG("steering: the verifier said: %s", log);

@@ -126,6 +126,60 @@ static void check_steering(group *g) {
   CHECK(a + b == SENDERS);
 }
 
+/* The header split: a third socket (long) takes SLOT_A's long headers
+ * and, as the one hash way, long headers whose DCID names no one; b has
+ * no long-header socket, so its long headers still reach it. */
+static void check_split(group *g, int map) {
+  char err[128];
+  struct sockaddr_storage l_addr;
+  socklen_t l_len;
+  uint16_t port = ntohs(((struct sockaddr_in *)&g->addr)->sin_port);
+  int l = udp_open("127.0.0.1", port, &l_addr, &l_len, err, sizeof err);
+  CHECK(l >= 0);
+  if (l < 0)
+    return;
+  CHECK(reuseport_bpf_map_set(map, REUSEPORT_BPF_LONG_BASE + SLOT_A, l) == 0);
+  uint8_t p[PACKET];
+  int a, b;
+  send_all(g, p, short_packet(p, SLOT_A), &a, &b);
+  CHECK(a == SENDERS && b == 0 && drain(l) == 0);
+  send_all(g, p, long_packet(p, SLOT_A, 8), &a, &b);
+  CHECK(a == 0 && b == 0 && drain(l) == SENDERS);
+  send_all(g, p, long_packet(p, SLOT_B, 8), &a, &b);
+  CHECK(a == 0 && b == SENDERS && drain(l) == 0);
+  /* names no one: an empty slot, a DCID too short for the byte */
+  send_all(g, p, long_packet(p, 200, 8), &a, &b);
+  CHECK(a == 0 && b == 0 && drain(l) == SENDERS);
+  send_all(g, p, long_packet(p, SLOT_B, CID_OFFSET), &a, &b);
+  CHECK(a == 0 && b == 0 && drain(l) == SENDERS);
+  /* a short header that names no one: the kernel's hash, somewhere */
+  send_all(g, p, short_packet(p, 200), &a, &b);
+  CHECK(a + b + drain(l) == SENDERS);
+  close(l);
+  /* the long-header socket gone: long headers go to the first socket */
+  send_all(g, p, long_packet(p, SLOT_A, 8), &a, &b);
+  CHECK(a == SENDERS && b == 0);
+}
+
+static void check_split_program(int map) {
+  group g;
+  char log[4096];
+  if (!open_group(&g))
+    return;
+  int prog = reuseport_bpf_prog_load(
+      map, CID_OFFSET, 1, REUSEPORT_BPF_LONG_BASE + SLOT_A, log, sizeof log);
+  if (prog < 0)
+    fprintf(stderr, "split prog load: %s\n%s\n", strerror(errno), log);
+  CHECK(prog >= 0);
+  CHECK(reuseport_bpf_map_set(map, SLOT_A, g.a) == 0);
+  CHECK(reuseport_bpf_map_set(map, SLOT_B, g.b) == 0);
+  CHECK(reuseport_bpf_attach(g.b, prog) == 0);
+  check_split(&g, map);
+  if (prog >= 0)
+    close(prog);
+  close_group(&g);
+}
+
 /* Without the program, the hash spreads the senders (both sockets get
  * some): the check above is not passing by luck of one hash bucket. */
 static void check_hash_spreads(void) {
@@ -158,7 +212,7 @@ int main(void) {
   group g;
   char log[4096];
   if (open_group(&g)) {
-    int prog = reuseport_bpf_prog_load(map, CID_OFFSET, log, sizeof log);
+    int prog = reuseport_bpf_prog_load(map, CID_OFFSET, 0, 0, log, sizeof log);
     if (prog < 0)
       fprintf(stderr, "prog load: %s\n%s\n", strerror(errno), log);
     CHECK(prog >= 0);
@@ -169,6 +223,10 @@ int main(void) {
     close(prog);
     close_group(&g);
   }
+  close(map);
+  map = reuseport_bpf_map_create();
+  CHECK(map >= 0);
+  check_split_program(map);
   close(map);
   check_hash_spreads();
   return check_report("test_reuseport_bpf");
