@@ -11,7 +11,8 @@
 #                (tests/interop/run.py; INTEROP_ARGS="--cases a,b --clients x")
 #   make soak    SOAK_SECONDS (600) of mixed load on the ASan build: RSS, fds flat, no leaks
 #   make abuse-long  tests/integration/test_abuse.py at full size (1,000 slowloris,
-#                10,000 idle connections, 20,000 Initials); make test runs it smaller
+#                10,000 idle connections, 20,000 Initials), server and attacker on
+#                CPUs of their own (H3Q_ABUSE_PLACE=0: not); make test runs it smaller
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
@@ -83,8 +84,8 @@ soak: setup
 # The abuse suite at the sizes the reliability goals name (about 15 minutes).
 abuse-long: build
 	@scripts/setup.sh test
-	H3Q_ABUSE_LONG=1 H3Q_BUILD_DIR=$(abspath $(BUILD)) H3Q_SOURCE_DIR=$(CURDIR) \
-	  .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/integration/test_abuse.py
+	H3Q_ABUSE_LONG=1 H3Q_ABUSE_PLACE=$${H3Q_ABUSE_PLACE-1} H3Q_BUILD_DIR=$(abspath $(BUILD)) \
+	  H3Q_SOURCE_DIR=$(CURDIR) .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/integration/test_abuse.py
 
 bench-smoke: build
 	@scripts/setup.sh bench

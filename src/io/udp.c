@@ -73,9 +73,9 @@ static bool mmsg_missing(udp_batch *b, int err) {
 
 /* recvmmsg's contract with recvmsg: messages received, or -1 (errno)
  * when the first one failed. */
-static int recv_single(int fd, udp_batch *b) {
+static int recv_single(int fd, udp_batch *b, size_t max) {
   size_t i = 0;
-  for (; i < b->cap; i++) {
+  for (; i < max; i++) {
     ssize_t n = recvmsg(fd, &b->msgs[i].msg_hdr, 0);
     if (n < 0)
       return i ? (int)i : -1; /* a later error recurs on the next call */
@@ -227,8 +227,8 @@ void udp_batch_free(udp_batch *b) {
   memset(b, 0, sizeof *b);
 }
 
-static void prepare_recv(udp_batch *b) {
-  for (size_t i = 0; i < b->cap; i++) {
+static void prepare_recv(udp_batch *b, size_t max) {
+  for (size_t i = 0; i < max; i++) {
     struct msghdr *h = &b->msgs[i].msg_hdr;
     b->iov[i].iov_base = udp_batch_buf(b, i);
     b->iov[i].iov_len = b->buf_size;
@@ -360,11 +360,13 @@ static bool is_icmp_error(int e) {
 }
 
 /* With icmp_errno NULL, ICMP errors are socket errors like any other. */
-static int recv_batch(int fd, udp_batch *b, int *icmp_errno) {
-  prepare_recv(b);
+static int recv_batch(int fd, udp_batch *b, size_t max, int *icmp_errno) {
+  if (max == 0 || max > b->cap)
+    max = b->cap;
+  prepare_recv(b, max);
   for (;;) {
-    int n = b->single ? recv_single(fd, b)
-                      : recvmmsg(fd, b->msgs, (unsigned)b->cap, 0, NULL);
+    int n = b->single ? recv_single(fd, b, max)
+                      : recvmmsg(fd, b->msgs, (unsigned)max, 0, NULL);
     if (n >= 0)
       return n;
     if (errno == EINTR || mmsg_missing(b, errno))
@@ -380,11 +382,15 @@ static int recv_batch(int fd, udp_batch *b, int *icmp_errno) {
 }
 
 int udp_recv_batch(int fd, udp_batch *b) {
-  return recv_batch(fd, b, NULL);
+  return recv_batch(fd, b, b->cap, NULL);
+}
+
+int udp_recv_batch_upto(int fd, udp_batch *b, size_t max) {
+  return recv_batch(fd, b, max, NULL);
 }
 
 int udp_recv_batch_connected(int fd, udp_batch *b, int *icmp_errno) {
-  return recv_batch(fd, b, icmp_errno);
+  return recv_batch(fd, b, b->cap, icmp_errno);
 }
 
 bool udp_rx_queued(int fd, size_t *bytes) {

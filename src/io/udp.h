@@ -135,6 +135,10 @@ static inline uint8_t *udp_batch_buf(udp_batch *b, size_t i) {
  * waiting) or -1 on a socket error. Lengths are in msgs[i].msg_len. */
 int udp_recv_batch(int fd, udp_batch *b);
 
+/* Like udp_recv_batch, reading at most max datagrams (1..b->cap; 0 or
+ * more than b->cap mean b->cap): a caller that bounds the work per read. */
+int udp_recv_batch_upto(int fd, udp_batch *b, size_t max);
+
 /* Like udp_recv_batch, for a socket opened with udp_open_connected, where
  * the kernel reports ICMP errors of earlier sends (port or host
  * unreachable, EMSGSIZE) on receive. Those are skipped, as they are

@@ -28,7 +28,7 @@
  * Retry, within a budget of a quarter of the read batch (see
  * quic/admission.h). */
 #define RX_BACKLOG_BYTES (512u * 1024u)
-#define RETRIES_PER_BACKLOG_BATCH(cap) ((cap) / 4 > 0 ? (cap) / 4 : 1)
+#define RETRIES_PER_BACKLOG_BATCH(n) ((n) / 4 > 0 ? (n) / 4 : 1)
 
 /* RFC 9000 section 14.1: a server must discard an Initial in a datagram
  * smaller than this; it also bounds what version negotiation answers. */
@@ -455,17 +455,20 @@ static void handle_message(quic_endpoint *ep, size_t i) {
 }
 
 /* Whether socket fd's receive queue still holds a backlog after a read
- * of n messages (see quic/admission.h). Asked only after a full batch;
- * where the kernel cannot tell, a full batch is taken as the sign. */
-static bool rx_backlog(const quic_endpoint *ep, int fd, size_t n) {
-  if (n < ep->rx.cap || !admission_watches_backlog(&ep->admission))
+ * of n messages of the want asked for (see quic/admission.h). Asked only
+ * after a full read; where the kernel cannot tell, a full read is taken
+ * as the sign. */
+static bool rx_backlog(const quic_endpoint *ep, int fd, size_t n, size_t want) {
+  if (n < want || !admission_watches_backlog(&ep->admission))
     return false;
   size_t queued = 0;
   return !udp_rx_queued(fd, &queued) || queued >= RX_BACKLOG_BYTES;
 }
 
-int endpoint_read_batch(quic_endpoint *ep, int fd, bool admits) {
-  int n = udp_recv_batch(fd, &ep->rx);
+int endpoint_read_batch(quic_endpoint *ep, int fd, size_t want, bool admits) {
+  if (want == 0 || want > ep->rx.cap)
+    want = ep->rx.cap;
+  int n = udp_recv_batch_upto(fd, &ep->rx, want);
   if (n < 0) {
     LOG_WARN("recvmmsg failed");
     return -1;
@@ -473,8 +476,8 @@ int endpoint_read_batch(quic_endpoint *ep, int fd, bool admits) {
   if (n > 0)
     io_epoch_advance();
   if (admits)
-    admission_batch_read(&ep->admission, rx_backlog(ep, fd, (size_t)n),
-                         RETRIES_PER_BACKLOG_BATCH(ep->rx.cap), clock_now_ns());
+    admission_batch_read(&ep->admission, rx_backlog(ep, fd, (size_t)n, want),
+                         RETRIES_PER_BACKLOG_BATCH(want), clock_now_ns());
   for (int i = 0; i < n; i++)
     handle_message(ep, (size_t)i);
   return n;
@@ -485,7 +488,7 @@ void endpoint_on_readable(void *arg) {
   if (ep->long_fd >= 0)
     rx_split_on_short_readable(ep);
   else
-    endpoint_read_batch(ep, ep->fd, true);
+    endpoint_read_batch(ep, ep->fd, ep->rx.cap, true);
 }
 
 /* Socket buffer sizes (recv_buffer_size, send_buffer_size) and the
@@ -531,6 +534,7 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->fd = -1;
   ep->long_fd = -1;
   ep->rx_long_busy = false;
+  ep->rx_long_cost_ns = 0;
   ep->rx_split_ways = rx_split_ways(cfg);
   handoff_reset(&ep->handoff);
   ep->accepting = true;

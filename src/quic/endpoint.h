@@ -29,7 +29,8 @@ typedef struct quic_endpoint {
    * rx_split_ways: the eBPF program's split_ways (0: split off). */
   int long_fd;
   size_t rx_split_ways;
-  bool rx_long_busy; /* its last read took a full batch */
+  bool rx_long_busy;        /* its last read was full, and more waited */
+  uint64_t rx_long_cost_ns; /* recent cost of one of its datagrams */
   struct sockaddr_storage local;
   socklen_t local_len;
   /* Bound to a wildcard address (0.0.0.0, ::): each datagram's own
@@ -149,11 +150,12 @@ void endpoint_free(quic_endpoint *ep);
 /* Loop callback for the readable socket (arg is the endpoint). */
 void endpoint_on_readable(void *arg);
 
-/* Reads one batch from fd (the endpoint's socket or its long-header
- * socket) and handles its datagrams; admits: this socket carries new
- * clients' Initials, so its backlog feeds admission (quic/admission.h).
- * Returns the messages read, or -1 (logged). */
-int endpoint_read_batch(quic_endpoint *ep, int fd, bool admits);
+/* Reads one batch of at most want datagrams (1..rx.cap; 0: rx.cap) from
+ * fd (the endpoint's socket or its long-header socket) and handles them;
+ * admits: this socket carries new clients' Initials, so its backlog feeds
+ * admission (quic/admission.h). Returns the messages read, or -1
+ * (logged). */
+int endpoint_read_batch(quic_endpoint *ep, int fd, size_t want, bool admits);
 
 /* Processes one datagram (buf is modified in place), addressed to
  * ep->rx_to. */

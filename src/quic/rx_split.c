@@ -8,6 +8,7 @@
 #include "io/header_split.h"
 #include "io/reuseport_bpf.h"
 #include "quic/endpoint.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 size_t rx_split_ways(const h3q_config *cfg) {
@@ -64,15 +65,44 @@ void rx_split_open(quic_endpoint *ep, const h3q_config *cfg) {
             rcvbuf);
 }
 
+size_t rx_split_long_quota(uint64_t cost_ns, size_t cap) {
+  if (cost_ns == 0)
+    return cap;
+  uint64_t q = RX_SPLIT_LONG_BUDGET_NS / cost_ns;
+  return q < 1 ? 1 : q > cap ? cap : (size_t)q;
+}
+
+uint64_t rx_split_cost_update(uint64_t avg_ns, uint64_t spent_ns, size_t n) {
+  uint64_t one = spent_ns / n;
+  if (one == 0)
+    one = 1;
+  if (one >= avg_ns)
+    return one; /* at once: a read must not overrun twice */
+  return avg_ns - avg_ns / 8 + one / 8;
+}
+
 static void read_short_fully(quic_endpoint *ep) {
   for (int i = 0; i < RX_SPLIT_SHORT_BATCHES; i++)
-    if (endpoint_read_batch(ep, ep->fd, false) < (int)ep->rx.cap)
+    if (endpoint_read_batch(ep, ep->fd, ep->rx.cap, false) < (int)ep->rx.cap)
       return; /* empty now (or an error, logged) */
 }
 
+/* One read of the long-header socket, as many datagrams as fit the time
+ * budget at their recent cost. Busy: the read was full and more is
+ * queued (a flood, or a burst of costly handshakes). */
 static void read_long(quic_endpoint *ep) {
-  int n = endpoint_read_batch(ep, ep->long_fd, true);
-  ep->rx_long_busy = n >= (int)ep->rx.cap;
+  size_t want = rx_split_long_quota(ep->rx_long_cost_ns, ep->rx.cap);
+  uint64_t t0 = clock_now_ns();
+  int n = endpoint_read_batch(ep, ep->long_fd, want, true);
+  if (n <= 0) {
+    ep->rx_long_busy = false;
+    return;
+  }
+  ep->rx_long_cost_ns =
+      rx_split_cost_update(ep->rx_long_cost_ns, clock_now_ns() - t0, (size_t)n);
+  size_t queued = 0;
+  ep->rx_long_busy =
+      (size_t)n >= want && (!udp_rx_queued(ep->long_fd, &queued) || queued > 0);
 }
 
 /* Unless the long-header socket is busy, it is read first: a client's

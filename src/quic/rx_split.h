@@ -2,12 +2,16 @@
  * with the eBPF steering program in place, long-header packets (new
  * clients' Initials, handshakes, 0-RTT) arrive on a second socket with a
  * small queue, and short-header packets of established connections on the
- * endpoint's own socket. While the long-header socket is busy (its last
- * read took a full batch: a flood), every loop iteration reads the
- * short-header socket first, up to RX_SPLIT_SHORT_BATCHES batches (until
- * it is empty), then one batch of the long-header socket, so a flood of
- * Initials never queues ahead of established connections' packets, and
- * handshakes still get a batch every iteration (never starved). Otherwise
+ * endpoint's own socket. A read of the long-header socket takes only as
+ * many datagrams as fit a time budget at their recent cost (a few
+ * handshakes, or a batch of Initials that get a Retry). While it is busy
+ * (its last read was full and more waited: a flood), every loop
+ * iteration reads the short-header socket first, up to
+ * RX_SPLIT_SHORT_BATCHES batches (until it is empty), then one read of
+ * the long-header socket, so a flood of Initials never queues ahead of
+ * established connections' packets, nor holds them up for longer than the
+ * budget, and handshakes still get a read every iteration (never
+ * starved). Otherwise
  * the long-header socket is read first, which keeps a client's last
  * handshake packet ahead of its first 1-RTT ones. Without eBPF (refused,
  * or steering = handoff, or H3Q_HEADER_SPLIT=0) there is one socket, as
@@ -16,6 +20,7 @@
 #define H3Q_QUIC_RX_SPLIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "h3q.h"
 
@@ -25,6 +30,27 @@ struct quic_endpoint;
  * a bound, so that a stream of short-header packets cannot starve
  * handshakes either. */
 #define RX_SPLIT_SHORT_BATCHES 4
+
+/* Time one read of the long-header socket may take (its datagrams
+ * handled): what an established connection's packet may wait behind it.
+ * Initials answered with a Retry or dropped cost microseconds each, a
+ * full handshake (with Retry off) a quarter of a millisecond: a whole
+ * batch of those held established connections up for ~10 ms. 100 µs
+ * keeps a normal client's p99 under an Initial flood within 2x of idle
+ * (0.25-0.4 ms idle, README Reliability); 250 µs did not quite. */
+#define RX_SPLIT_LONG_BUDGET_NS 100000u
+
+/* How many long-header datagrams to read next, given the recent cost of
+ * one (ns, including its share of the read): RX_SPLIT_LONG_BUDGET_NS
+ * worth, at least 1 and at most cap. An unknown cost (0) means cap. */
+size_t rx_split_long_quota(uint64_t cost_ns, size_t cap);
+
+/* The recent cost of one long-header datagram, after a read that spent
+ * spent_ns on n datagrams (n > 0): this read's cost when it is higher
+ * than avg_ns (the cost so far, 0: none yet), else avg_ns moved an eighth
+ * of the way down to it. Up at once, down slowly: one costly read makes
+ * the next ones short. */
+uint64_t rx_split_cost_update(uint64_t avg_ns, uint64_t spent_ns, size_t n);
 
 /* How many of the port's newest endpoints share new clients' Initials by
  * the kernel's 4-tuple hash (the eBPF program's split_ways): the
