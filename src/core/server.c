@@ -18,6 +18,10 @@
 /* Housekeeping period, and how long closing connections get to send their
  * CONNECTION_CLOSE after the drain deadline before run() returns. */
 #define TICK_NS (250u * 1000000u)
+/* A sweep over the connections goes TICK_SLICE at a time, TICK_STEP_NS
+ * apart (about 0.1 ms of work per step; 10,000 connections in 40 ms). */
+#define TICK_SLICE 256
+#define TICK_STEP_NS (1u * 1000000u)
 /* Most finished request streams kept for reuse (h3_stream_pool_init). */
 #define STREAM_POOL_MAX 256
 #define CLOSE_GRACE_NS (1000u * 1000000u)
@@ -34,11 +38,12 @@ static void process_dirty(void *arg) {
 static void on_tick(void *arg) {
   server_worker *w = arg;
   uint64_t now = clock_now_ns();
-  endpoint_tick(&w->ep, now);
-  server_flush_access_log(w->srv);
+  bool swept = endpoint_tick(&w->ep, now, TICK_SLICE);
+  if (swept)
+    server_flush_access_log(w->srv);
   if (w->draining && now >= w->drain_deadline_ns + CLOSE_GRACE_NS)
     w->ep.lo->break_loop(w->ep.loop);
-  w->ep.lo->timer_arm(w->tick, TICK_NS);
+  w->ep.lo->timer_arm(w->tick, swept ? TICK_NS : TICK_STEP_NS);
 }
 
 /* Graceful stop: GOAWAY everywhere; the loop ends once every connection

@@ -349,6 +349,7 @@ void conn_destroy(conn *c) {
     unlink_dirty(c);
   uncount_handshake(c);
   endpoint_forget(ep, c);
+  endpoint_tick_forget(ep, c);
   conn_table_del(&ep->conns, c->scid, ep->cids.len);
   conn_forget_scids(c);
   if (c->prev)

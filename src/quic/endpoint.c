@@ -533,6 +533,8 @@ int endpoint_init(quic_endpoint *ep, const h3q_config *cfg, quiche_config *qcfg,
   ep->qcfg = qcfg;
   ep->fd = -1;
   ep->long_fd = -1;
+  ep->tick_next = NULL;
+  ep->tick_midway = false;
   ep->rx_long_busy = false;
   ep->rx_long_cost_ns = 0;
   ep->rx_split_ways = rx_split_ways(cfg);
@@ -736,12 +738,24 @@ bool endpoint_process(quic_endpoint *ep) {
   return ep->dirty != NULL;
 }
 
-void endpoint_tick(quic_endpoint *ep, uint64_t now_ns) {
-  for (conn *c = ep->all, *next; c; c = next) {
-    next = c->next;
+bool endpoint_tick(quic_endpoint *ep, uint64_t now_ns, size_t max) {
+  conn *c = ep->tick_midway ? ep->tick_next : ep->all;
+  for (size_t n = 0; c && n < max; n++) {
+    /* Set first: freeing the next connection meanwhile moves it on
+     * (endpoint_tick_forget). */
+    ep->tick_next = c->next;
     if (c->app)
       ep->app->tick(c->app, now_ns);
+    c = ep->tick_next;
   }
+  ep->tick_next = c;
+  ep->tick_midway = c != NULL;
+  return !ep->tick_midway;
+}
+
+void endpoint_tick_forget(quic_endpoint *ep, conn *c) {
+  if (ep->tick_next == c)
+    ep->tick_next = c->next;
 }
 
 conn *endpoint_find(quic_endpoint *ep, uint64_t number) {

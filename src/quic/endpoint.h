@@ -29,6 +29,10 @@ typedef struct quic_endpoint {
    * rx_split_ways: the eBPF program's split_ways (0: split off). */
   int long_fd;
   size_t rx_split_ways;
+  /* The housekeeping sweep (endpoint_tick): the next connection, while
+   * one is under way. */
+  conn *tick_next;
+  bool tick_midway;
   bool rx_long_busy;        /* its last read was full, and more waited */
   uint64_t rx_long_cost_ns; /* recent cost of one of its datagrams */
   struct sockaddr_storage local;
@@ -194,8 +198,17 @@ void endpoint_wait_writable(quic_endpoint *ep, conn *c);
 /* Forgets c (about to be freed) in the list of endpoint_wait_writable. */
 void endpoint_forget(quic_endpoint *ep, conn *c);
 
-/* Housekeeping for every connection. */
-void endpoint_tick(quic_endpoint *ep, uint64_t now_ns);
+/* Housekeeping (the application's tick) for the next at most max
+ * connections of the current sweep: one pass over every connection,
+ * resumed where the last call stopped, so that 10,000 connections are not
+ * swept in one go while established ones wait (a whole sweep of 10,000
+ * idle connections held requests up for about 3 ms). Connections opened
+ * during a sweep wait for the next one. Returns true when this call
+ * finished the sweep (the next call starts a new one). */
+bool endpoint_tick(quic_endpoint *ep, uint64_t now_ns, size_t max);
+
+/* Keeps the sweep's place when c (about to be freed) is its next. */
+void endpoint_tick_forget(quic_endpoint *ep, conn *c);
 
 /* The open connection with this number, or NULL. */
 conn *endpoint_find(quic_endpoint *ep, uint64_t number);
