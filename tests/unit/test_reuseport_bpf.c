@@ -161,19 +161,28 @@ static void check_split(group *g, int map) {
   CHECK(a == SENDERS && b == 0);
 }
 
+/* Loads the program (split_ways and long_base as reuseport_bpf_prog_load
+ * takes them), puts g's sockets at SLOT_A and SLOT_B and attaches it to
+ * the group. Returns the program's fd (checked), or -1. */
+static int load_and_attach(group *g, int map, size_t split_ways,
+                           uint32_t long_base) {
+  char log[4096];
+  int prog = reuseport_bpf_prog_load(map, CID_OFFSET, split_ways, long_base,
+                                     log, sizeof log);
+  if (prog < 0)
+    fprintf(stderr, "prog load: %s\n%s\n", strerror(errno), log);
+  CHECK(prog >= 0);
+  CHECK(reuseport_bpf_map_set(map, SLOT_A, g->a) == 0);
+  CHECK(reuseport_bpf_map_set(map, SLOT_B, g->b) == 0);
+  CHECK(reuseport_bpf_attach(g->b, prog) == 0);
+  return prog;
+}
+
 static void check_split_program(int map) {
   group g;
-  char log[4096];
   if (!open_group(&g))
     return;
-  int prog = reuseport_bpf_prog_load(
-      map, CID_OFFSET, 1, REUSEPORT_BPF_LONG_BASE + SLOT_A, log, sizeof log);
-  if (prog < 0)
-    fprintf(stderr, "split prog load: %s\n%s\n", strerror(errno), log);
-  CHECK(prog >= 0);
-  CHECK(reuseport_bpf_map_set(map, SLOT_A, g.a) == 0);
-  CHECK(reuseport_bpf_map_set(map, SLOT_B, g.b) == 0);
-  CHECK(reuseport_bpf_attach(g.b, prog) == 0);
+  int prog = load_and_attach(&g, map, 1, REUSEPORT_BPF_LONG_BASE + SLOT_A);
   check_split(&g, map);
   if (prog >= 0)
     close(prog);
@@ -210,17 +219,11 @@ int main(void) {
     return 0;
   }
   group g;
-  char log[4096];
   if (open_group(&g)) {
-    int prog = reuseport_bpf_prog_load(map, CID_OFFSET, 0, 0, log, sizeof log);
-    if (prog < 0)
-      fprintf(stderr, "prog load: %s\n%s\n", strerror(errno), log);
-    CHECK(prog >= 0);
-    CHECK(reuseport_bpf_map_set(map, SLOT_A, g.a) == 0);
-    CHECK(reuseport_bpf_map_set(map, SLOT_B, g.b) == 0);
-    CHECK(reuseport_bpf_attach(g.b, prog) == 0);
+    int prog = load_and_attach(&g, map, 0, 0);
     check_steering(&g);
-    close(prog);
+    if (prog >= 0)
+      close(prog);
     close_group(&g);
   }
   close(map);
