@@ -175,6 +175,39 @@ static void test_nowait_keeps_the_rest(void) {
   pair_close(&p);
 }
 
+/* udp_recv_batch_upto reads no more than asked (both the recvmmsg and
+ * the one-call-per-message paths), the rest stays queued in order, and 0
+ * or more than the batch holds mean the whole batch. */
+static void test_recv_upto(void) {
+  for (int single = 0; single < 2; single++) {
+    int fds[2];
+    udp_batch rx;
+    CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, fds) == 0);
+    CHECK(udp_batch_init(&rx, 4, DGRAM) == 0);
+    if (single)
+      udp_batch_single(&rx);
+    uint8_t d[16];
+    for (uint8_t i = 0; i < 9; i++) {
+      memset(d, i, sizeof d);
+      CHECK(send(fds[0], d, sizeof d, 0) == (ssize_t)sizeof d);
+    }
+    const size_t asks[] = {2, 1, 0, 99};
+    const int want[] = {2, 1, 4, 2};
+    uint8_t next = 0;
+    for (size_t k = 0; k < 4; k++) {
+      int n = udp_recv_batch_upto(fds[1], &rx, asks[k]);
+      CHECK(n == want[k]);
+      for (int i = 0; i < n; i++, next++)
+        CHECK(udp_batch_buf(&rx, (size_t)i)[0] == next);
+    }
+    CHECK(next == 9);
+    CHECK(udp_recv_batch_upto(fds[1], &rx, 2) == 0); /* empty */
+    udp_batch_free(&rx);
+    close(fds[0]);
+    close(fds[1]);
+  }
+}
+
 static void test_open_connected_errors(void) {
   char err[128] = "";
   struct sockaddr_storage local;
@@ -588,6 +621,7 @@ int main(void) {
   test_connected_roundtrip();
   test_icmp_errors();
   test_nowait_keeps_the_rest();
+  test_recv_upto();
   test_open_connected_errors();
   return check_report("test_udp");
 }
