@@ -134,27 +134,31 @@ static void load_long_byte(prog *p, int32_t off, size_t *misses,
   load_byte_at_r8(p, misses, nmisses);
 }
 
+/* What both programs start with: the first byte; a short header is
+ * steered by the socket at its steering byte, then jumps to the exit
+ * (indexes appended to exits). Returns the jump to patch where the long
+ * header's steering begins. */
+static size_t steer_short_or_branch(prog *p, int32_t off, int map_fd,
+                                    size_t *exits, size_t *nexits) {
+  emit(p, mov_reg(BPF_REG_6, BPF_REG_1)); /* ctx, kept across calls */
+  emit(p, mov_imm(BPF_REG_8, UDP_HEADER));
+  load_byte_at_r8(p, exits, nexits); /* r7 = the first byte */
+  size_t to_long = emit_jump(p, BPF_JSET, BPF_REG_7, 0x80);
+  steer_short(p, off, map_fd, exits, nexits);
+  exits[(*nexits)++] = emit_jump(p, BPF_JA, 0, 0);
+  return to_long;
+}
+
 /* The program without the split: long headers are steered like short
  * ones. */
 static void build_plain(prog *p, int map_fd, int32_t off) {
-  size_t fails[4], nfails = 0;
-  emit(p, mov_reg(BPF_REG_6, BPF_REG_1)); /* ctx, kept across calls */
-  emit(p, mov_imm(BPF_REG_8, UDP_HEADER));
-  load_byte_at_r8(p, fails, &nfails); /* r7 = the first byte */
-  emit(p, mov_imm(BPF_REG_8, UDP_HEADER + 1 + off));
-  size_t to_long = emit_jump(p, BPF_JSET, BPF_REG_7, 0x80);
-  size_t to_id = emit_jump(p, BPF_JA, 0, 0);
-  patch_to_here(p, to_long); /* long header: is the DCID long enough? */
-  emit(p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_LEN_AT));
-  load_byte_at_r8(p, fails, &nfails);
-  fails[nfails++] = emit_jump(p, BPF_JLE, BPF_REG_7, off);
-  emit(p, mov_imm(BPF_REG_8, UDP_HEADER + LONG_DCID_AT + off));
-  patch_to_here(p, to_id);
-  load_byte_at_r8(p, fails, &nfails); /* r7 = the steering byte */
+  size_t exits[8], nexits = 0;
+  patch_to_here(p, steer_short_or_branch(p, off, map_fd, exits, &nexits));
+  load_long_byte(p, off, exits, &nexits);
   select_socket(p, map_fd);
   /* Selected or not, SK_PASS: without a selection the kernel hashes. */
-  for (size_t k = 0; k < nfails; k++)
-    patch_to_here(p, fails[k]);
+  for (size_t k = 0; k < nexits; k++)
+    patch_to_here(p, exits[k]);
 }
 
 /* r7 = the kernel's 4-tuple hash % ways. */
@@ -170,13 +174,7 @@ static void load_hash_way(prog *p, int32_t ways) {
 static void build_split(prog *p, int map_fd, int32_t off, int32_t ways,
                         int32_t first) {
   size_t exits[8], nexits = 0, misses[4], nmisses = 0;
-  emit(p, mov_reg(BPF_REG_6, BPF_REG_1)); /* ctx, kept across calls */
-  emit(p, mov_imm(BPF_REG_8, UDP_HEADER));
-  load_byte_at_r8(p, exits, &nexits); /* r7 = the first byte */
-  size_t to_long = emit_jump(p, BPF_JSET, BPF_REG_7, 0x80);
-  steer_short(p, off, map_fd, exits, &nexits);
-  exits[nexits++] = emit_jump(p, BPF_JA, 0, 0);
-  patch_to_here(p, to_long);
+  patch_to_here(p, steer_short_or_branch(p, off, map_fd, exits, &nexits));
   load_long_byte(p, off, misses, &nmisses);
   emit(p, mov_reg(BPF_REG_9, BPF_REG_7)); /* the byte, kept across calls */
   emit(p, add_imm(BPF_REG_7, REUSEPORT_BPF_LONG_BASE));
