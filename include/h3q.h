@@ -1433,8 +1433,10 @@ typedef struct h3q_host h3q_host;
 typedef enum h3q_host_event_kind {
   /* A request: data is its head, NUL-separated: method, path, query,
    * authority, scheme, then name and value of each header field.
-   * value is 1 when the request has no body (no BODY events follow), else
-   * 0. */
+   * value's bit 0 is 1 when the request has no body (no BODY events
+   * follow), else 0; value >> 1 is the number of its connection
+   * (h3q_request_connection_id), the same for every request of that
+   * connection. */
   H3Q_HOST_REQUEST = 1,
   /* A request body chunk, or bytes of a WebTransport stream: data/len.
    * The host returns the credit with h3q_host_consume once it has used
@@ -1604,7 +1606,11 @@ H3Q_EXTERN int h3q_host_fd(const h3q_host *host);
  * then on; cork(false) wakes it once when commands wait. A host that
  * answers a batch of events with many commands corks around the batch, so
  * that the loop thread (on the same core, it would preempt the host for
- * each command) runs them all in one go. Errors: H3Q_EINVAL (NULL). */
+ * each command) runs them all in one go. flush wakes the loop thread for
+ * the commands queued so far even while corked: a host answering many
+ * requests of one connection sends the first answers while it makes the
+ * rest, so that the client is not left waiting for the whole batch.
+ * Errors: H3Q_EINVAL (NULL). */
 H3Q_EXTERN int h3q_host_respond(h3q_host *host, uint32_t id, int status,
                                 const uint8_t *head, size_t head_len,
                                 const uint8_t *body, size_t body_len,
@@ -1643,6 +1649,7 @@ H3Q_EXTERN int h3q_host_trailers(h3q_host *host, uint32_t id,
 H3Q_EXTERN int h3q_host_reset(h3q_host *host, uint32_t id, uint64_t h3_error);
 H3Q_EXTERN int h3q_host_consume(h3q_host *host, uint32_t id, size_t n);
 H3Q_EXTERN int h3q_host_cork(h3q_host *host, bool on);
+H3Q_EXTERN int h3q_host_flush(h3q_host *host);
 
 /* WebTransport through the host API (needs enable_webtransport): sessions
  * for pattern (as for h3q_server_webtransport) are accepted with 200 and

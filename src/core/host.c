@@ -755,9 +755,12 @@ static int host_handler(h3q_request *req, h3q_response *res, void *user) {
   *st = (host_stream){.host = host, .req = req, .res = res};
   st->id = new_stream_id(host);
   bool no_body = h3q_request_body_done(req);
+  /* See H3Q_HOST_REQUEST: the connection's number above the no-body bit. */
+  int64_t value =
+      (int64_t)((h3q_request_connection_id(req) << 1) | (no_body ? 1 : 0));
   int rc = u64map_put(&host->streams, st->id, st);
   if (rc == H3Q_OK)
-    rc = push_event(host, H3Q_HOST_REQUEST, st->id, no_body, head, head_len);
+    rc = push_event(host, H3Q_HOST_REQUEST, st->id, value, head, head_len);
   if (rc != H3Q_OK) {
     u64map_del(&host->streams, st->id);
     free(st);
@@ -1228,6 +1231,19 @@ int h3q_host_cork(h3q_host *host, bool on) {
   pthread_mutex_lock(&host->cmd_lock);
   host->corked = on;
   bool wake = need_wake(host);
+  pthread_mutex_unlock(&host->cmd_lock);
+  if (wake)
+    signal_fd(host->cmd_fd);
+  return H3Q_OK;
+}
+
+int h3q_host_flush(h3q_host *host) {
+  if (!host)
+    return H3Q_EINVAL;
+  pthread_mutex_lock(&host->cmd_lock);
+  bool wake = host->cmd_head && !host->wake_pending;
+  if (wake)
+    host->wake_pending = true;
   pthread_mutex_unlock(&host->cmd_lock);
   if (wake)
     signal_fd(host->cmd_fd);

@@ -85,6 +85,25 @@ def test_routes_echo_stream_trailers(host, tmp_path):
     stop(proc)
 
 
+@pytest.mark.timeout(scaled(60))
+def test_request_connection_numbers(host):
+    """A REQUEST event's value carries its connection's number above the
+    no-body bit: one number for all requests of a connection, another for
+    each other connection."""
+    proc, port = host()
+    res = run_client("--connections", "3", "--repeat", "12", f"https://127.0.0.1:{port}/conn")
+    assert res.returncode == 0, res.describe()
+    assert len(res.records) == 12
+    numbers: dict[int, set[str]] = {}
+    for r in res.records:
+        assert r["status"] == 200
+        numbers.setdefault(r["conn"], set()).update(v for k, v in r["headers"] if k == "x-conn")
+    assert len(numbers) == 3
+    assert all(len(n) == 1 for n in numbers.values()), numbers
+    assert len(set.union(*numbers.values())) == 3, numbers
+    stop(proc)
+
+
 @pytest.mark.timeout(scaled(120))
 def test_file_responses(host, tmp_path):
     """h3q_host_respond_file: the file whole (content-length from the

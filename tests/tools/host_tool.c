@@ -11,6 +11,8 @@
  * chunks of 16 KiB, waiting for WRITTEN events to keep at most 256 KiB
  * queued, then trailers. GET or HEAD /file/ABSOLUTE-PATH answers with that
  * file (h3q_host_respond_file; x-file: 1), 404 when it is missing.
+ * GET /conn answers with the request's connection number (the REQUEST
+ * event's value >> 1) in x-conn.
  * WebTransport sessions on /wt/echo get their
  * datagrams back, every bidirectional stream echoed on itself (a reset
  * answered with a reset of the same code), and the bytes of every one-way
@@ -100,7 +102,7 @@ static void on_request(h3q_host *host, const tool_event *e) {
   } else if (strcmp(method, "POST") == 0 && strcmp(path, "/echo") == 0) {
     s->echo = true;
     h3q_host_respond(host, id, 200, NULL, 0, NULL, 0, 0);
-    if (e->value == 1) /* no body */
+    if (e->value & 1) /* no body */
       h3q_host_write(host, id, NULL, 0, H3Q_HOST_END);
   } else if (strcmp(method, "GET") == 0 && strcmp(path, "/stream") == 0) {
     s->stream = true;
@@ -109,6 +111,12 @@ static void on_request(h3q_host *host, const tool_event *e) {
   } else if ((strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
              strncmp(path, "/file/", 6) == 0) {
     respond_file(host, id, path + 5);
+  } else if (strcmp(method, "GET") == 0 && strcmp(path, "/conn") == 0) {
+    char head[48];
+    int n = snprintf(head, sizeof head, "x-conn%c%llu%c", 0,
+                     (unsigned long long)(e->value >> 1), 0);
+    h3q_host_respond(host, id, 200, (const uint8_t *)head, (size_t)n, NULL, 0,
+                     H3Q_HOST_END);
   } else {
     h3q_host_respond(host, id, 404, NULL, 0, NULL, 0, H3Q_HOST_END);
   }

@@ -30,6 +30,7 @@ const symbols = {
   h3q_host_poll_into: { args: [ptr, ptr, usize, ptr, usize], returns: u64_fast },
   h3q_host_record_size: { args: [], returns: u64_fast },
   h3q_host_cork: { args: [ptr, bool], returns: i32 },
+  h3q_host_flush: { args: [ptr], returns: i32 },
   h3q_host_event_type: { args: [ptr, usize], returns: i32 },
   h3q_host_event_id: { args: [ptr, usize], returns: u32 },
   h3q_host_event_value: { args: [ptr, usize], returns: i64_fast },
