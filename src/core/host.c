@@ -1196,10 +1196,11 @@ static bool drain_cmds(h3q_host *host) {
 }
 
 /* Wakes the loop thread for the queued commands unless a wakeup is pending
- * or the host holds them back (h3q_host_cork); cmd_lock held. Returns
- * whether the caller must signal cmd_fd (after unlocking). */
-static bool need_wake(h3q_host *host) {
-  if (host->wake_pending || host->corked || !host->cmd_head)
+ * or the host holds them back (h3q_host_cork; even_corked: h3q_host_flush
+ * overrides that); cmd_lock held. Returns whether the caller must signal
+ * cmd_fd (after unlocking). */
+static bool need_wake(h3q_host *host, bool even_corked) {
+  if (host->wake_pending || (host->corked && !even_corked) || !host->cmd_head)
     return false;
   host->wake_pending = true;
   return true;
@@ -1218,7 +1219,21 @@ static int submit(h3q_host *host, host_cmd *c) {
     host->cmd_head = c;
   host->cmd_tail = c;
   /* One wakeup per batch: later commands ride on the pending drain. */
-  bool wake = need_wake(host);
+  bool wake = need_wake(host, false);
+  pthread_mutex_unlock(&host->cmd_lock);
+  if (wake)
+    signal_fd(host->cmd_fd);
+  return H3Q_OK;
+}
+
+/* h3q_host_cork (on: cork set to on) and h3q_host_flush (on: NULL). */
+static int cork_or_flush(h3q_host *host, const bool *on) {
+  if (!host)
+    return H3Q_EINVAL;
+  pthread_mutex_lock(&host->cmd_lock);
+  if (on)
+    host->corked = *on;
+  bool wake = need_wake(host, on == NULL);
   pthread_mutex_unlock(&host->cmd_lock);
   if (wake)
     signal_fd(host->cmd_fd);
@@ -1226,28 +1241,11 @@ static int submit(h3q_host *host, host_cmd *c) {
 }
 
 int h3q_host_cork(h3q_host *host, bool on) {
-  if (!host)
-    return H3Q_EINVAL;
-  pthread_mutex_lock(&host->cmd_lock);
-  host->corked = on;
-  bool wake = need_wake(host);
-  pthread_mutex_unlock(&host->cmd_lock);
-  if (wake)
-    signal_fd(host->cmd_fd);
-  return H3Q_OK;
+  return cork_or_flush(host, &on);
 }
 
 int h3q_host_flush(h3q_host *host) {
-  if (!host)
-    return H3Q_EINVAL;
-  pthread_mutex_lock(&host->cmd_lock);
-  bool wake = host->cmd_head && !host->wake_pending;
-  if (wake)
-    host->wake_pending = true;
-  pthread_mutex_unlock(&host->cmd_lock);
-  if (wake)
-    signal_fd(host->cmd_fd);
-  return H3Q_OK;
+  return cork_or_flush(host, NULL);
 }
 
 static host_cmd *new_cmd(cmd_kind kind, uint32_t id, const uint8_t *head,

@@ -11,8 +11,9 @@
 // reactions it started have run, so that the loop thread wakes once per
 // batch (and once per EARLY_FLUSH answers to one connection in a row, so
 // that a client with many requests in one batch gets the first answers
-// while the rest are made). Nothing crosses the boundary but numbers and pointers, and no
-// pointer to JS memory outlives a call (commands copy what they are given).
+// while the rest are made). Nothing crosses the boundary but numbers and
+// pointers, and no pointer to JS memory outlives a call (commands copy
+// what they are given).
 import { JSCallback, toArrayBuffer } from "bun:ffi";
 import { END, ERR, EVENT, lib, type H3qLib } from "./ffi.ts";
 
