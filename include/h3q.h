@@ -1502,6 +1502,36 @@ H3Q_EXTERN int h3q_host_new(const h3q_config *cfg, size_t body_window,
  * (no thread). */
 H3Q_EXTERN int h3q_host_start(h3q_host *host, void (*notify)(void));
 
+/* Starts the host inline instead: the calling thread drives the server
+ * (h3q_host_pump) and polls its events, with no loop thread, so that a
+ * host on one core does not switch threads per batch. A watcher thread
+ * (named "h3q-watch" on Linux) does no HTTP/3 work: once armed
+ * (h3q_host_arm) it waits for a datagram or the server's next timer and
+ * then calls notify, on its own thread, once. Commands queue as usual and
+ * run at the next h3q_host_pump; h3q_host_flush pumps at once and
+ * h3q_host_cork has no effect. h3q_host_stop only asks: the server ends
+ * in the host's next pumps, the last of which queues H3Q_HOST_STOPPED.
+ * h3q_host_pump, h3q_host_arm, h3q_host_stop and h3q_host_free belong to
+ * the thread that called this; the watcher is armed on return. notify is
+ * required. Errors: H3Q_EINVAL, H3Q_ESTATE (started before), the errors
+ * of h3q_server_start, H3Q_EIO (no watcher thread). */
+H3Q_EXTERN int h3q_host_start_inline(h3q_host *host, void (*notify)(void));
+
+/* Inline host: receives what has arrived, runs due timers and the queued
+ * commands, and sends, a few rounds at most; the events this queued are
+ * then ready for h3q_host_poll / h3q_host_poll_into. Returns how many
+ * events wait for the host (>= 0; at least 1 when the server just ended
+ * and H3Q_HOST_STOPPED was queued), the server's error (H3Q_HOST_STOPPED
+ * queued with it), H3Q_EINVAL, or H3Q_ESTATE (not inline, not started,
+ * or stopped before). */
+H3Q_EXTERN int h3q_host_pump(h3q_host *host);
+
+/* Inline host: arms the watcher, to call notify once a datagram has
+ * arrived or the server's next timer is due. Call it when a pump left no
+ * events, before going idle; arming an armed watcher updates its
+ * deadline. Errors: H3Q_EINVAL, H3Q_ESTATE (not inline or not started). */
+H3Q_EXTERN int h3q_host_arm(h3q_host *host);
+
 /* The bound UDP port. */
 H3Q_EXTERN uint16_t h3q_host_port(const h3q_host *host);
 

@@ -150,6 +150,16 @@ struct h3q_host {
   u64map wt_streams; /* id -> host_wt_stream; loop thread only */
   uint32_t next_id;  /* ids the loop thread gives: below HOST_OPENED_ID */
   atomic_uint next_host_id; /* ids of streams the host opens */
+
+  /* Inline mode (h3q_host_start_inline): the host's own thread drives the
+   * server through h3q_host_pump; a watcher thread only waits for the
+   * socket or the next timer and calls notify. */
+  bool inline_mode;
+  pthread_t watcher;
+  pthread_cond_t watch_cond; /* with ev_lock: watch_armed, watch_quit */
+  bool watch_armed;          /* the watcher waits for the socket or timer */
+  bool watch_quit;           /* h3q_host_free: the watcher ends */
+  int watch_timeout;         /* ms, -1 none; read when armed */
 };
 
 /* Ids of streams the host opens carry this bit, so that the host can name
@@ -311,7 +321,8 @@ static int push_body(h3q_host *host, uint32_t id, const uint8_t *data,
 static void publish_events(h3q_host *host) {
   pthread_mutex_lock(&host->ev_lock);
   bool any = host->pending.len > 0;
-  bool wake = any && host->armed;
+  /* Inline, the host pumps and polls on one thread: no notify needed. */
+  bool wake = any && host->armed && !host->inline_mode;
   if (wake)
     host->armed = false;
   if (any) {
@@ -1200,6 +1211,8 @@ static bool drain_cmds(h3q_host *host) {
  * overrides that); cmd_lock held. Returns whether the caller must signal
  * cmd_fd (after unlocking). */
 static bool need_wake(h3q_host *host, bool even_corked) {
+  if (host->inline_mode) /* the next h3q_host_pump runs them */
+    return false;
   if (host->wake_pending || (host->corked && !even_corked) || !host->cmd_head)
     return false;
   host->wake_pending = true;
@@ -1245,6 +1258,8 @@ int h3q_host_cork(h3q_host *host, bool on) {
 }
 
 int h3q_host_flush(h3q_host *host) {
+  if (host && host->inline_mode)
+    return h3q_host_pump(host);
   return cork_or_flush(host, NULL);
 }
 
@@ -1441,6 +1456,7 @@ int h3q_host_new(const h3q_config *cfg, size_t body_window, size_t max_events,
   atomic_init(&host->next_host_id, 1);
   pthread_mutex_init(&host->ev_lock, NULL);
   pthread_cond_init(&host->ev_cond, NULL);
+  pthread_cond_init(&host->watch_cond, NULL);
   pthread_mutex_init(&host->cmd_lock, NULL);
   h3q_server_set_fallback(host->srv, host_handler, host);
   *out = host;
@@ -1503,6 +1519,140 @@ int h3q_host_start(h3q_host *host, void (*notify)(void)) {
   return H3Q_OK;
 }
 
+/* ------------------------------------------------------------ inline */
+
+/* The watcher of an inline host: once armed, waits for the server's fd or
+ * its next timer, then disarms and calls notify. cmd_fd (unused by an
+ * inline host's commands) restarts the wait when the host re-arms with a
+ * new deadline, and ends it at h3q_host_free. Bounded by the host's life
+ * (watch_quit). */
+static void *watch_main(void *arg) {
+  h3q_host *host = arg;
+  struct pollfd fds[2] = {{h3q_server_fd(host->srv), POLLIN, 0},
+                          {host->cmd_fd, POLLIN, 0}};
+  for (;;) {
+    pthread_mutex_lock(&host->ev_lock);
+    while (!host->watch_armed && !host->watch_quit)
+      pthread_cond_wait(&host->watch_cond, &host->ev_lock);
+    bool quit = host->watch_quit;
+    int wait = host->watch_timeout;
+    pthread_mutex_unlock(&host->ev_lock);
+    if (quit)
+      return NULL;
+    int n = poll(fds, 2, wait);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n > 0 && fds[1].revents) {
+      clear_fd(host->cmd_fd);
+      if (!fds[0].revents)
+        continue; /* re-armed with a new deadline, or quitting */
+    }
+    pthread_mutex_lock(&host->ev_lock);
+    quit = host->watch_quit;
+    host->watch_armed = false;
+    pthread_mutex_unlock(&host->ev_lock);
+    if (quit)
+      return NULL;
+    host->notify();
+  }
+}
+
+int h3q_host_start_inline(h3q_host *host, void (*notify)(void)) {
+  if (!host || !notify)
+    return H3Q_EINVAL;
+  if (host->started)
+    return H3Q_ESTATE;
+  host->notify = notify;
+  host->inline_mode = true;
+  int rc = h3q_server_start(host->srv);
+  if (rc == H3Q_OK &&
+      pthread_create(&host->watcher, NULL, watch_main, host) != 0) {
+    h3q_server_stop(host->srv);
+    /* Bounded: a stopped server with no connections ends at once. */
+    for (int i = 0; i < 100 && h3q_server_process(host->srv) == H3Q_OK; i++)
+      ;
+    rc = H3Q_EIO;
+  }
+  if (rc != H3Q_OK) {
+    host->inline_mode = false;
+    return rc;
+  }
+#ifdef __linux__
+  pthread_setname_np(host->watcher, "h3q-watch");
+#endif
+  host->started = true;
+  return h3q_host_arm(host);
+}
+
+int h3q_host_pump(h3q_host *host) {
+  if (!host)
+    return H3Q_EINVAL;
+  if (!host->inline_mode || !host->started || atomic_load(&host->stopped))
+    return H3Q_ESTATE;
+  int rc = H3Q_OK;
+  /* Bounded: a few rounds of receive, commands, send; what is left waits
+   * for the next pump (the watcher sees the fd or a 0 deadline). */
+  for (int round = 0; round < 8; round++) {
+    rc = h3q_server_process(host->srv);
+    publish_events(host);
+    if (rc != H3Q_OK)
+      break;
+    if (!drain_cmds(host) && h3q_server_next_timeout_ms(host->srv) != 0)
+      break;
+  }
+  if (rc == H3Q_OK) {
+    pthread_mutex_lock(&host->ev_lock);
+    size_t ready = host->pending.len + (host->batch.len - host->batch_next);
+    pthread_mutex_unlock(&host->ev_lock);
+    return ready > INT_MAX ? INT_MAX : (int)ready;
+  }
+  atomic_store(&host->stopped, true);
+  push_event(host, H3Q_HOST_STOPPED, 0, rc == H3Q_SERVER_STOPPED ? H3Q_OK : rc,
+             NULL, 0);
+  publish_events(host);
+  return rc == H3Q_SERVER_STOPPED ? 1 : rc;
+}
+
+int h3q_host_arm(h3q_host *host) {
+  if (!host)
+    return H3Q_EINVAL;
+  if (!host->inline_mode || !host->started)
+    return H3Q_ESTATE;
+  int64_t wait = h3q_server_next_timeout_ms(host->srv);
+  pthread_mutex_lock(&host->ev_lock);
+  bool waiting = host->watch_armed;
+  host->watch_timeout = wait < 0 || wait > INT_MAX ? -1 : (int)wait;
+  host->watch_armed = true;
+  pthread_cond_broadcast(&host->watch_cond);
+  pthread_mutex_unlock(&host->ev_lock);
+  if (waiting) /* its poll has the old deadline: restart it */
+    signal_fd(host->cmd_fd);
+  return H3Q_OK;
+}
+
+static void stop_now(void *user);
+
+/* h3q_host_free of an inline host: ends the watcher, then (unless the
+ * server already stopped) resets what is open and drives the server to
+ * its end here, for at most about two seconds. */
+static void end_inline(h3q_host *host) {
+  pthread_mutex_lock(&host->ev_lock);
+  host->watch_quit = true;
+  pthread_cond_broadcast(&host->watch_cond);
+  pthread_mutex_unlock(&host->ev_lock);
+  signal_fd(host->cmd_fd);
+  pthread_join(host->watcher, NULL);
+  if (atomic_load(&host->stopped))
+    return;
+  stop_now(host);
+  struct pollfd fd = {h3q_server_fd(host->srv), POLLIN, 0};
+  for (int i = 0; i < 200 && h3q_server_process(host->srv) == H3Q_OK; i++) {
+    int64_t wait = h3q_server_next_timeout_ms(host->srv);
+    (void)poll(&fd, 1, wait < 0 || wait > 10 ? 10 : (int)wait);
+  }
+  atomic_store(&host->stopped, true);
+}
+
 uint16_t h3q_host_port(const h3q_host *host) {
   return host ? h3q_server_port(host->srv) : 0;
 }
@@ -1535,6 +1685,16 @@ int h3q_host_stop(h3q_host *host, bool graceful) {
     return H3Q_EINVAL;
   if (!host->started)
     return H3Q_ESTATE;
+  if (host->inline_mode) {
+    /* On the driving thread already; the host's next pumps finish it. */
+    if (!atomic_load(&host->stopped)) {
+      if (graceful)
+        h3q_server_stop(host->srv);
+      else
+        stop_now(host);
+    }
+    return H3Q_OK;
+  }
   if (graceful || h3q_server_post(host->srv, stop_now, host) != H3Q_OK)
     h3q_server_stop(host->srv);
   return H3Q_OK;
@@ -1543,7 +1703,9 @@ int h3q_host_stop(h3q_host *host, bool graceful) {
 void h3q_host_free(h3q_host *host) {
   if (!host)
     return;
-  if (host->started) {
+  if (host->started && host->inline_mode)
+    end_inline(host);
+  else if (host->started) {
     h3q_host_stop(host, false);
     pthread_join(host->thread, NULL);
   }
@@ -1578,6 +1740,7 @@ void h3q_host_free(h3q_host *host) {
   free(host->scratch);
   pthread_mutex_destroy(&host->ev_lock);
   pthread_cond_destroy(&host->ev_cond);
+  pthread_cond_destroy(&host->watch_cond);
   pthread_mutex_destroy(&host->cmd_lock);
   free_fds(host);
   free(host);

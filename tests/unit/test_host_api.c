@@ -1,7 +1,8 @@
 /* The host API's edges without a client: argument checks, empty polls,
  * stop before start, the STOPPED event (through the getters and through
  * h3q_host_poll_into), notify and the event fd, corking and flushing, commands
- * after the loop ended, respond_file's checks, and free in every state.
+ * after the loop ended, respond_file's checks, free in every state, and
+ * inline mode (pump, arm, the watcher's notify, stop and free).
  * Requests are covered by tests/integration/test_host.py (host_tool) and the
  * Bun package. */
 #include <fcntl.h>
@@ -246,6 +247,64 @@ static void test_free_while_running(const char *cert, const char *key) {
   h3q_host_free(host); /* stops, joins, frees the STOPPED event */
 }
 
+/* Inline mode: the calling thread pumps. The pump and arm calls belong to
+ * inline hosts; the armed watcher calls notify for the server's timer
+ * without any traffic; a stop ends in pumps with the STOPPED event; and a
+ * running inline host can be freed (watcher joined, server driven to its
+ * end). */
+static void test_inline(const char *cert, const char *key, bool graceful) {
+  h3q_host *threaded = make_host(cert, key);
+  CHECK(h3q_host_pump(threaded) == H3Q_ESTATE); /* not started */
+  CHECK(h3q_host_arm(threaded) == H3Q_ESTATE);
+  CHECK(h3q_host_start(threaded, NULL) == H3Q_OK);
+  CHECK(h3q_host_pump(threaded) == H3Q_ESTATE); /* not inline */
+  CHECK(h3q_host_start_inline(threaded, on_notify) == H3Q_ESTATE);
+  h3q_host_free(threaded);
+  CHECK(h3q_host_pump(NULL) == H3Q_EINVAL);
+  CHECK(h3q_host_arm(NULL) == H3Q_EINVAL);
+
+  h3q_host *host = make_host(cert, key);
+  CHECK(h3q_host_start_inline(host, NULL) == H3Q_EINVAL);
+  atomic_store(&notified, 0);
+  CHECK(h3q_host_start_inline(host, on_notify) == H3Q_OK);
+  CHECK(h3q_host_start_inline(host, on_notify) == H3Q_ESTATE);
+  CHECK(h3q_host_port(host) != 0);
+  CHECK(h3q_host_pump(host) == 0); /* nothing arrived */
+  /* Armed at start: the housekeeping timer (a few hundred ms at most)
+   * makes the watcher call notify, once. */
+  for (int i = 0; i < 300 && atomic_load(&notified) == 0; i++)
+    usleep(10000);
+  CHECK(atomic_load(&notified) == 1);
+  usleep(50000);
+  CHECK(atomic_load(&notified) == 1); /* disarmed until armed again */
+  CHECK(h3q_host_arm(host) == H3Q_OK);
+  CHECK(h3q_host_arm(host) == H3Q_OK); /* re-arming updates the deadline */
+  /* Commands queue for the next pump; flush pumps at once. */
+  CHECK(h3q_host_cork(host, true) == H3Q_OK);
+  CHECK(h3q_host_flush(host) >= 0);
+  CHECK(h3q_host_stop(host, graceful) == H3Q_OK);
+  int waiting = 0;
+  /* Bounded: drain_timeout_ms is 200 and nothing is open. */
+  for (int i = 0; i < 300 && waiting == 0; i++) {
+    waiting = h3q_host_pump(host);
+    if (waiting == 0)
+      usleep(10000);
+  }
+  CHECK(waiting == 1);
+  CHECK(h3q_host_poll(host) == 1);
+  CHECK(h3q_host_event_type(host, 0) == H3Q_HOST_STOPPED);
+  CHECK(h3q_host_event_value(host, 0) == H3Q_OK);
+  CHECK(h3q_host_pump(host) == H3Q_ESTATE); /* stopped */
+  CHECK(h3q_host_respond(host, 1, 200, NULL, 0, NULL, 0, H3Q_HOST_END) ==
+        H3Q_ESTATE);
+  h3q_host_free(host);
+
+  host = make_host(cert, key);
+  CHECK(h3q_host_start_inline(host, on_notify) == H3Q_OK);
+  CHECK(h3q_host_pump(host) == 0);
+  h3q_host_free(host); /* running: the watcher ends, the server stops */
+}
+
 int main(void) {
   char dir[] = "/tmp/h3q-host-XXXXXX";
   CHECK(mkdtemp(dir) != NULL);
@@ -261,6 +320,8 @@ int main(void) {
   test_records(cert, key);
   test_flush(dir, cert, key);
   test_free_while_running(cert, key);
+  test_inline(cert, key, true);
+  test_inline(cert, key, false);
   unlink(cert);
   unlink(key);
   rmdir(dir);

@@ -1,5 +1,11 @@
 // h3q for Bun: an HTTP/3 server with Bun.serve's shape, on libh3q.
 //
+// The HTTP/3 loop runs where ServeOptions.loop says. Inline (the default
+// on one CPU) the JS thread drives it with h3q_host_pump, before a batch
+// and again at the uncork, and a watcher thread of libh3q's only calls
+// notify when a datagram or a timer is due; the rest of this comment
+// describes the threaded mode, whose queues inline mode shares.
+//
 // The server loop runs on a thread of libh3q's own. It queues events
 // (request, body chunk, body end, bytes written, stream closed) and calls a
 // threadsafe JSCallback, without arguments, once per loop iteration that
@@ -15,6 +21,7 @@
 // pointers, and no pointer to JS memory outlives a call (commands copy
 // what they are given).
 import { JSCallback, toArrayBuffer } from "bun:ffi";
+import { availableParallelism } from "node:os";
 import { END, ERR, EVENT, lib, type H3qLib } from "./ffi.ts";
 
 export { libraryCandidates } from "./ffi.ts";
@@ -88,6 +95,14 @@ export interface ServeOptions {
   maxEvents?: number;
   /** Any h3q_config field by name, e.g. { idle_timeout_ms: 10000 }. */
   config?: Record<string, string | number | boolean>;
+  /** Where the HTTP/3 loop runs. "thread": a thread of libh3q's own,
+   * beside the JS thread (the HTTP/3 work runs in parallel with
+   * JavaScript). "inline": on the JS thread, between handlers, with a
+   * watcher thread that only wakes it; on one core this saves the thread
+   * switches (measured in bench/README.md). Default: "inline" when the
+   * process may use one CPU only (os.availableParallelism()), else
+   * "thread"; the H3Q_LOOP environment variable overrides the default. */
+  loop?: "thread" | "inline";
   /** Shorthands for common h3q_config limits. */
   maxRequestBodySize?: number;
   idleTimeoutMs?: number;
@@ -144,6 +159,12 @@ const SMALL_BODY = 64 * 1024;
 // at the uncork, where each connection's go out together (measured in
 // bench/README.md).
 const EARLY_FLUSH = 32;
+function loopMode(o: ServeOptions): "thread" | "inline" {
+  const mode = o.loop ?? process.env.H3Q_LOOP ?? (availableParallelism() > 1 ? "thread" : "inline");
+  if (mode !== "thread" && mode !== "inline") throw new TypeError(`h3q: loop must be "thread" or "inline", not ${mode}`);
+  return mode;
+}
+
 // h3q_host_record: u32 type, u32 id, i64 value, owned pointer, u64 offset,
 // u64 len (include/h3q.h), read as little-endian 32-bit words.
 const RECORD_SIZE = 40;
@@ -492,11 +513,23 @@ class HostServer implements Server {
   private signedRecords = new Int32Array(this.records.buffer);
   private eventBytes = new Uint8Array(EVENT_BYTES);
   private corked = false;
+  private drainLater = () => this.drain();
+  private inline: boolean; // the loop runs on this thread (ServeOptions.loop)
   private runConn = -1; // the connection of the last answers, and their count
   private runLength = 0;
   private uncork = () => {
     this.corked = false;
-    if (!this.freed) this.L.h3q_host_cork(this.host, false);
+    if (this.freed) return;
+    if (!this.inline) {
+      this.L.h3q_host_cork(this.host, false);
+      return;
+    }
+    // Inline, the held commands run (and the answers leave) in a pump.
+    // Events it brings are handled in a macrotask of their own, so that
+    // a steady load cannot keep timers and I/O waiting behind microtasks.
+    const waiting = this.L.h3q_host_pump(this.host);
+    if (waiting > 0) setImmediate(this.drainLater);
+    else if (waiting === 0 && !this.freed) this.L.h3q_host_arm(this.host);
   };
 
   constructor(
@@ -509,6 +542,7 @@ class HostServer implements Server {
     this.hostname = o.hostname ?? "0.0.0.0";
     this.route = compileRoutes(o.routes);
     this.wtRoute = compileRoutes(o.webtransport);
+    this.inline = loopMode(o) === "inline";
     this.writeWindow = o.writeWindow ?? 1 << 20;
     this.bodyHighWater = 64 * 1024;
     this.freeData = (L.h3q_host_data_free as unknown as { ptr: number }).ptr;
@@ -520,7 +554,7 @@ class HostServer implements Server {
     this.notify = new JSCallback(() => this.drain(), { args: [], returns: "void", threadsafe: true });
     // The threadsafe callback alone does not keep the process alive.
     this.keepAlive = setInterval(() => {}, 1 << 30);
-    const rc = L.h3q_host_start(host, this.notify.ptr);
+    const rc = this.inline ? L.h3q_host_start_inline(host, this.notify.ptr) : L.h3q_host_start(host, this.notify.ptr);
     if (rc !== 0) {
       this.release();
       throw new Error(`h3q: cannot start the server thread: ${L.h3q_strerror(rc)}`);
@@ -539,6 +573,8 @@ class HostServer implements Server {
     if (!this.freed && !this.draining) {
       this.draining = true;
       this.L.h3q_host_stop(this.host, graceful);
+      // Inline, the stop proceeds in pumps: start them.
+      if (this.inline) setImmediate(() => this.drain());
     }
     return this.stopped;
   }
@@ -572,7 +608,7 @@ class HostServer implements Server {
   private hold(): void {
     if (this.corked || this.freed) return;
     this.corked = true;
-    this.L.h3q_host_cork(this.host, true);
+    if (!this.inline) this.L.h3q_host_cork(this.host, true);
     queueMicrotask(this.uncork);
   }
 
@@ -587,11 +623,19 @@ class HostServer implements Server {
     // Bounded per turn so that promises and timers run in between; a
     // batch left over continues in a later macrotask.
     for (let round = 0; round < 64 && !this.freed; round++) {
-      this.hold();
+      // Inline: receive and send first; commands held in this turn run at
+      // the uncork's pump. Threaded: hold the loop thread's wakeup.
+      if (this.inline) this.L.h3q_host_pump(this.host);
+      else this.hold();
       const n = Number(
         this.L.h3q_host_poll_into(this.host, this.records, MAX_RECORDS, this.eventBytes, EVENT_BYTES),
       );
-      if (n === 0) return;
+      if (n === 0) {
+        // Idle until the watcher sees a datagram or a timer.
+        if (this.inline && !this.freed) this.L.h3q_host_arm(this.host);
+        return;
+      }
+      if (this.inline) this.hold();
       for (let i = 0; i < n && !this.freed; i++) {
         try {
           this.dispatch(i * RECORD_WORDS);
