@@ -159,6 +159,8 @@ const SMALL_BODY = 64 * 1024;
 // at the uncork, where each connection's go out together (measured in
 // bench/README.md).
 const EARLY_FLUSH = 32;
+
+// Where the HTTP/3 loop runs (ServeOptions.loop).
 function loopMode(o: ServeOptions): "thread" | "inline" {
   const mode = o.loop ?? process.env.H3Q_LOOP ?? (availableParallelism() > 1 ? "thread" : "inline");
   if (mode !== "thread" && mode !== "inline") throw new TypeError(`h3q: loop must be "thread" or "inline", not ${mode}`);
@@ -527,9 +529,10 @@ class HostServer implements Server {
     // Inline, the held commands run (and the answers leave) in a pump.
     // Events it brings are handled in a macrotask of their own, so that
     // a steady load cannot keep timers and I/O waiting behind microtasks.
+    // (An error comes with the STOPPED event queued: drain takes it too.)
     const waiting = this.L.h3q_host_pump(this.host);
-    if (waiting > 0) setImmediate(this.drainLater);
-    else if (waiting === 0 && !this.freed) this.L.h3q_host_arm(this.host);
+    if (waiting !== 0) setImmediate(this.drainLater);
+    else if (!this.freed) this.L.h3q_host_arm(this.host);
   };
 
   constructor(
