@@ -1557,6 +1557,16 @@ static void *watch_main(void *arg) {
   }
 }
 
+/* Drives an inline host's stopping server on this thread until it ends,
+ * for at most about two seconds (200 waits of up to 10 ms). */
+static void run_to_end(h3q_host *host) {
+  struct pollfd fd = {h3q_server_fd(host->srv), POLLIN, 0};
+  for (int i = 0; i < 200 && h3q_server_process(host->srv) == H3Q_OK; i++) {
+    int64_t wait = h3q_server_next_timeout_ms(host->srv);
+    (void)poll(&fd, 1, wait < 0 || wait > 10 ? 10 : (int)wait);
+  }
+}
+
 int h3q_host_start_inline(h3q_host *host, void (*notify)(void)) {
   if (!host || !notify)
     return H3Q_EINVAL;
@@ -1568,9 +1578,7 @@ int h3q_host_start_inline(h3q_host *host, void (*notify)(void)) {
   if (rc == H3Q_OK &&
       pthread_create(&host->watcher, NULL, watch_main, host) != 0) {
     h3q_server_stop(host->srv);
-    /* Bounded: a stopped server with no connections ends at once. */
-    for (int i = 0; i < 100 && h3q_server_process(host->srv) == H3Q_OK; i++)
-      ;
+    run_to_end(host);
     rc = H3Q_EIO;
   }
   if (rc != H3Q_OK) {
@@ -1645,11 +1653,7 @@ static void end_inline(h3q_host *host) {
   if (atomic_load(&host->stopped))
     return;
   stop_now(host);
-  struct pollfd fd = {h3q_server_fd(host->srv), POLLIN, 0};
-  for (int i = 0; i < 200 && h3q_server_process(host->srv) == H3Q_OK; i++) {
-    int64_t wait = h3q_server_next_timeout_ms(host->srv);
-    (void)poll(&fd, 1, wait < 0 || wait > 10 ? 10 : (int)wait);
-  }
+  run_to_end(host);
   atomic_store(&host->stopped, true);
 }
 

@@ -577,7 +577,7 @@ class HostServer implements Server {
       this.draining = true;
       this.L.h3q_host_stop(this.host, graceful);
       // Inline, the stop proceeds in pumps: start them.
-      if (this.inline) setImmediate(() => this.drain());
+      if (this.inline) setImmediate(this.drainLater);
     }
     return this.stopped;
   }
