@@ -267,15 +267,16 @@ static void setup(client *cl) {
 
 static void teardown(client *cl) {
   cl->stopping = true;
+  h3c_conn **conns = h3c_xcalloc(cl->nslots + 1, sizeof(*conns));
+  for (size_t i = 0; i < cl->nslots; i++)
+    conns[i] = cl->slots[i].conn;
+  h3c_conns_close(conns, cl->nslots, "client finished", H3C_CLOSE_WAIT_S);
+  free(conns);
   for (size_t i = 0; i < cl->nretired; i++)
     h3c_conn_free(cl->retired[i]);
   free(cl->retired);
-  for (size_t i = 0; i < cl->nslots; i++) {
-    if (cl->slots[i].conn) {
-      h3c_conn_close(cl->slots[i].conn, "client finished");
-      h3c_conn_free(cl->slots[i].conn);
-    }
-  }
+  for (size_t i = 0; i < cl->nslots; i++)
+    h3c_conn_free(cl->slots[i].conn);
   for (size_t i = 0; i < cl->norigins; i++)
     free(cl->origins[i].tmpls);
   for (size_t i = 0; i < cl->opt.nurls; i++)

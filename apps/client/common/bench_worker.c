@@ -351,12 +351,10 @@ static int connect_all(bench_worker *w) {
 
 static void close_all(bench_worker *w) {
   w->phase = BENCH_STOPPED;
+  h3c_conns_close(w->conns, w->nconns, "benchmark finished", H3C_CLOSE_WAIT_S);
   for (size_t i = 0; i < w->nconns; i++) {
-    if (w->conns[i]) {
-      h3c_conn_close(w->conns[i], "benchmark finished");
-      h3c_conn_free(w->conns[i]);
-      w->conns[i] = NULL;
-    }
+    h3c_conn_free(w->conns[i]);
+    w->conns[i] = NULL;
   }
   for (size_t i = 0; i < w->nretired; i++)
     h3c_conn_free(w->retired[i]);

@@ -187,6 +187,16 @@ static void set_tx_blocked(h3c_conn *c, bool blocked) {
   ev_io_start(c->x->loop, &c->io);
 }
 
+/* quiche_conn_close was called: from then on quiche writes nothing but
+ * the CONNECTION_CLOSE. */
+static bool close_asked(const h3c_conn *c) {
+  bool app;
+  uint64_t code;
+  const uint8_t *reason;
+  size_t reason_len;
+  return quiche_conn_local_error(c->q, &app, &code, &reason, &reason_len);
+}
+
 /* Fills the tx queue from quiche and hands it to the kernel in batches.
  * Stops early when the socket buffer is full (resumed on EV_WRITE). */
 void h3c_conn_flush(h3c_conn *c) {
@@ -205,6 +215,8 @@ void h3c_conn_flush(h3c_conn *c) {
         break;
       }
       udp_batch_push(&c->tx, (size_t)n, NULL, 0); /* connected socket */
+      if (c->state == H3C_CONN_CLOSING && !c->close_built)
+        c->close_built = close_asked(c);
     }
     if (udp_flush_nowait(c->fd, &c->tx) != 0) {
       set_tx_blocked(c, true);
@@ -380,6 +392,45 @@ void h3c_conn_close_with(h3c_conn *c, bool app, uint64_t code,
 
 void h3c_conn_close(h3c_conn *c, const char *why) {
   h3c_conn_close_with(c, true, H3Q_H3_NO_ERROR, why);
+}
+
+/* The CONNECTION_CLOSE has not reached the socket yet (and quiche still
+ * holds the connection). */
+static bool close_pending(const h3c_conn *c) {
+  return c->state == H3C_CONN_CLOSING && !quiche_conn_is_closed(c->q) &&
+         (!c->close_built || c->tx.count > 0);
+}
+
+static void close_wait_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)w;
+  (void)revents; /* only wakes ev_run up at the deadline */
+}
+
+void h3c_conns_close(h3c_conn *const *conns, size_t n, const char *why,
+                     double max_wait_s) {
+  struct ev_loop *loop = NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (conns[i]) {
+      h3c_conn_close(conns[i], why);
+      loop = conns[i]->x->loop;
+    }
+  }
+  if (loop == NULL)
+    return;
+  ev_timer deadline;
+  ev_timer_init(&deadline, close_wait_cb, max_wait_s, 0.);
+  ev_timer_start(loop, &deadline);
+  uint64_t end = clock_now_ns() + (uint64_t)(max_wait_s * 1e9);
+  for (;;) {
+    bool pending = false;
+    for (size_t i = 0; i < n && !pending; i++)
+      pending = conns[i] && close_pending(conns[i]);
+    if (!pending || clock_now_ns() >= end)
+      break;
+    ev_run(loop, EVRUN_ONCE);
+  }
+  ev_timer_stop(loop, &deadline);
 }
 
 void h3c_conn_free(h3c_conn *c) {

@@ -32,6 +32,7 @@ struct h3c_conn {
   bool unread;          /* a body read ended with data still queued */
   bool in_process;      /* guards against re-entry from hooks */
   bool closed_notified; /* the closed hook ran */
+  bool close_built;     /* quiche wrote the CONNECTION_CLOSE into tx */
   udp_batch tx;         /* datagrams for the socket; held while tx_blocked */
   uint64_t t_connect, t_established;
   char err[192];
