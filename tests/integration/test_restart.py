@@ -32,6 +32,7 @@ from test_steering import MODES, counters, logs, start
 
 DOWNLOAD = 12_000_000  # 6 s at 16 Mbit/s
 BENCH_SECONDS = 8
+CONNS_PER_RUN = 16  # new connections per client run while the old server drains
 
 
 def active(srv) -> float:
@@ -93,9 +94,10 @@ def test_restart_under_load(servers, mode):
         for _ in range(20):
             if not old.alive():
                 break
-            res = run_client("-c", "4", "-n", "4", old.url("/hello"), timeout=scaled(30))
+            res = run_client("-c", str(CONNS_PER_RUN), "-n", str(CONNS_PER_RUN), old.url("/hello"),
+                             timeout=scaled(30))
             assert res.returncode == 0, res.describe() + logs(old, new)
-            assert [r["status"] for r in res.records] == [200] * 4, res.describe()
+            assert [r["status"] for r in res.records] == [200] * CONNS_PER_RUN, res.describe()
             while_draining += 1
         handed = counters(new)["handed_in"]
 
@@ -116,12 +118,15 @@ def test_restart_under_load(servers, mode):
     assert summary["failed"] == 0 and summary["ok"] == summary["requests"] > 0, summary
 
     # The old server drained while the download ran, and new connections
-    # that reached it were handed to the new server (each of the 4 x
-    # while_draining connections reached the old one with probability 1/2).
+    # that reached it were handed to the new server. With handoff steering
+    # the kernel gives the old server half of them; with eBPF the program
+    # gives it those whose hash picks its generation (1 in 8; 1 in 12 to
+    # 1 in 20 measured, from 4-14 handed packets for 80 connections), so
+    # the check waits for enough of them: 0 in 160 at 1 in 12 is 1e-6.
     print(f"{mode}: {while_draining} client runs while the old server drained; "
           f"new server: {counters(new)}; bench: {summary}")
     assert while_draining >= 1, "the old server exited before any new connection: " + logs(old)
-    if while_draining >= 4:
+    if while_draining * CONNS_PER_RUN >= 160:
         assert handed > 0, (while_draining, counters(new), logs(old, new))
 
     # Everything after goes to the new server.
