@@ -81,6 +81,10 @@ void h3c_conn_close(h3c_conn *c, const char *why);
 
 void h3c_conn_free(h3c_conn *c);
 
+/* What the programs give h3c_conns_close: a few PTOs on an established
+ * path. */
+#define H3C_CLOSE_WAIT_S 0.5
+
 /* Closes every open connection of conns (NULL entries skipped) like
  * h3c_conn_close, then runs their loop until each CONNECTION_CLOSE has
  * reached the socket, for max_wait_s at most. quiche sends a close only
@@ -88,9 +92,6 @@ void h3c_conn_free(h3c_conn *c);
  * body waits for the peer's ACKs; a program that exits before it leaves
  * the server holding the connection until its idle or drain timeout.
  * All of conns share one loop; they are not freed. */
-/* What the programs give h3c_conns_close: a few PTOs on an established
- * path. */
-#define H3C_CLOSE_WAIT_S 0.5
 void h3c_conns_close(h3c_conn *const *conns, size_t n, const char *why,
                      double max_wait_s);
 
