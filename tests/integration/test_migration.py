@@ -181,6 +181,42 @@ def test_address_change_mid_download(servers):
     assert stranded > 0, "no packet was ever sent to the old address: the test proves nothing"
 
 
+def test_address_change_lost_path_challenge(servers, tmp_path):
+    """A new IP address whose first packet from the server (the one with
+    its PATH_CHALLENGE) is lost, mid-echo. quiche found that loss by
+    acknowledgement but resent a challenge only when a loss timer fired,
+    which nothing armed while the peer acknowledged the later packets: the
+    path was never validated, and the server stayed held to 3x the bytes
+    the client sent on it (quic-go's active migration can drop that packet
+    as a duplicate, and its downloads then crawled until the client gave
+    up). deps/quiche/patches/20-path-migration.patch sends another
+    challenge, so each run's new path is validated (log). An upload keeps
+    the client sending: in a download, losing the server's only packet on
+    a new IP can leave both sides silent (the server may not send more
+    than 3x what it received there), however quiche handles the loss."""
+    from harness import file_sha256, make_data_file
+
+    up = tmp_path / "up.bin"
+    sha = make_data_file(up, 3_000_000, seed=5)
+    s = servers.start("--log-level", "info")
+    for seed in range(1, PEER_RUNS + 1):
+        out = tmp_path / f"echo{seed}.bin"
+        with Relay(s, "--seed", seed, "--rebind-after-bytes", 500_000, "--rebind-addr",
+                   "127.0.0.2", "--drop-after-rebind", 1, duration=60) as relay:
+            res = run_client("-X", "POST", "--data-file", str(up), "-o", str(out),
+                             relay.url("/echo"), timeout=scaled(30))
+            counters = relay.stop()
+        desc = res.describe() + "\n" + relay.describe() + s.stderr_text()[-2000:]
+        assert counters["flows"]["rebinds"] == 1, desc
+        assert counters["flows"]["rebind_dropped"] == 1, desc
+        assert res.returncode == 0 and res.records[0]["status"] == 200, desc
+        assert file_sha256(out) == sha, desc
+        new_paths = NEW_PATH_RE.findall(s.stderr_text())
+        assert len(new_paths) == seed, desc
+        assert f"path to {new_paths[-1]} validated" in s.stderr_text(), desc
+        assert f"peer migrated to {new_paths[-1]}" in s.stderr_text(), desc
+
+
 def test_address_change_aioquic(servers):
     """aioquic across two address changes mid-download."""
     from aioquic_client import fetch, run

@@ -3,7 +3,8 @@
  * server and, seeded and bounded in time, loses, duplicates, reorders,
  * delays (with jitter), corrupts, rate-limits and blackholes datagrams
  * above a size (PMTU), and can change the source port it uses toward the
- * server mid-transfer (NAT rebinding). Counters are printed at exit.
+ * server mid-transfer (NAT rebinding), losing the server's first
+ * datagrams to the new mapping if asked. Counters are printed at exit.
  *
  * Each client address is a flow with its own socket toward the server (as
  * a NAT has one mapping per client). Every forwarded datagram goes through
@@ -55,7 +56,8 @@ typedef struct options {
   size_t n_rebind_bytes;
   double rebind_ms[MAX_REBINDS]; /* since the flow's first datagram */
   size_t n_rebind_ms;
-  const char *rebind_addr; /* NULL: a rebinding changes only the port */
+  const char *rebind_addr;    /* NULL: a rebinding changes only the port */
+  uint64_t drop_after_rebind; /* server datagrams lost on each new mapping */
   double duration_s;
   uint64_t seed;
   const char *listen_host;
@@ -70,6 +72,7 @@ typedef struct flow {
   socklen_t client_len;
   int up_fd;    /* current socket toward the server */
   int stale_fd; /* the one before the last rebinding: read and dropped */
+  uint64_t rebind_drops_left; /* of the server's first datagrams to up_fd */
   uint64_t down_bytes;
   double start_ms;
   size_t rebinds;
@@ -95,7 +98,7 @@ typedef struct relay {
   uint64_t next_order;
   double link_free_ms[2]; /* rate limit: when each direction is idle */
   counters c[2];
-  uint64_t stale_dropped, rebinds, flows_opened, flows_refused;
+  uint64_t stale_dropped, rebind_dropped, rebinds, flows_opened, flows_refused;
   uint64_t rng;
 } relay;
 
@@ -281,6 +284,7 @@ static void rebind(relay *r, flow *f) {
     close(f->stale_fd);
   f->stale_fd = f->up_fd;
   f->up_fd = fd;
+  f->rebind_drops_left = r->o.drop_after_rebind;
   f->rebinds++;
   r->rebinds++;
 }
@@ -411,6 +415,12 @@ static void read_server(relay *r, flow *f, double now) {
     ssize_t n = recv(f->up_fd, rx_buf, sizeof rx_buf, 0);
     if (n < 0)
       return;
+    if (f->rebind_drops_left > 0) {
+      /* the server's first datagrams to a new mapping: its path probe */
+      f->rebind_drops_left--;
+      r->rebind_dropped++;
+      continue;
+    }
     on_datagram(r, DOWN, f, rx_buf, (size_t)n, now, false);
   }
 }
@@ -487,10 +497,11 @@ static void print_counters(const relay *r) {
   }
   fprintf(out,
           "flows: opened=%llu refused=%llu rebinds=%llu stale_dropped=%llu "
-          "queued_at_exit=%zu\n",
+          "rebind_dropped=%llu queued_at_exit=%zu\n",
           (unsigned long long)r->flows_opened,
           (unsigned long long)r->flows_refused, (unsigned long long)r->rebinds,
-          (unsigned long long)r->stale_dropped, r->heap_len);
+          (unsigned long long)r->stale_dropped,
+          (unsigned long long)r->rebind_dropped, r->heap_len);
   fflush(out);
 }
 
@@ -532,6 +543,9 @@ static void usage(FILE *f) {
       "times, ascending);\n"
       "                       the datagram that moves it is never lost\n"
       "  --rebind-after-ms MS same, MS after the client's first datagram\n"
+      "  --drop-after-rebind N  drop the server's first N datagrams to each "
+      "new mapping\n"
+      "                       (its PATH_CHALLENGE: a lost path probe)\n"
       "  --rebind-addr IP     rebindings also move to this local IP (an "
       "address change,\n"
       "                       e.g. 127.0.0.2)\n"
@@ -587,6 +601,7 @@ enum {
   OPT_REBIND_BYTES,
   OPT_REBIND_MS,
   OPT_REBIND_ADDR,
+  OPT_DROP_AFTER_REBIND,
 };
 
 static const struct option long_opts[] = {
@@ -609,6 +624,7 @@ static const struct option long_opts[] = {
     {"rebind-after-bytes", required_argument, 0, OPT_REBIND_BYTES},
     {"rebind-after-ms", required_argument, 0, OPT_REBIND_MS},
     {"rebind-addr", required_argument, 0, OPT_REBIND_ADDR},
+    {"drop-after-rebind", required_argument, 0, OPT_DROP_AFTER_REBIND},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -695,6 +711,11 @@ static int apply_option(options *o, int opt, const char *arg) {
                       &o->n_rebind_ms);
   case OPT_REBIND_ADDR:
     o->rebind_addr = arg;
+    return 0;
+  case OPT_DROP_AFTER_REBIND:
+    if (parse_number("--drop-after-rebind", arg, 1e6, &v) != 0)
+      return -1;
+    o->drop_after_rebind = (uint64_t)v;
     return 0;
   default:
     return -1;
