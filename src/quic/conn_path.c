@@ -9,10 +9,12 @@
  *
  * quiche 0.30 alone stranded the packets it had sent on the old path
  * (never declared lost, never resent: a download stalled) and refused a
- * third 4-tuple. deps/quiche/patches/20-path-migration.patch fixes both;
- * before it, h3q hid port changes from quiche and skipped their path
- * validation. tests/integration/test_migration.py covers 1, 2 and 16
- * rebindings and address changes with data in flight.
+ * third 4-tuple, and it resent a lost PATH_CHALLENGE only when a loss
+ * timer fired (a new path could stay unvalidated for good).
+ * deps/quiche/patches/20-path-migration.patch fixes these; before it, h3q
+ * hid port changes from quiche and skipped their path validation.
+ * tests/integration/test_migration.py covers 1, 2 and 16 rebindings,
+ * address changes with data in flight, and a lost PATH_CHALLENGE.
  *
  * This file only follows quiche's path events: c->peer is where quiche
  * last moved the connection (for logs); sends go where quiche says. */
@@ -97,8 +99,9 @@ void conn_path_events(conn *c) {
       conn_path_init(c, (struct sockaddr *)&peer, len);
       c->migrations++;
     } else if (t == QUICHE_PATH_EVENT_FAILED_VALIDATION) {
-      LOG_DEBUG("conn %llu: path validation failed",
-                (unsigned long long)c->number);
+      /* quiche then falls back to a validated path, if it has one */
+      log_path_event(c, ev, quiche_path_event_failed_validation, "path to ",
+                     " failed validation", &peer);
     }
     quiche_path_event_free(ev);
   }
